@@ -1,0 +1,70 @@
+# Everything runs in virtual environments made here, so a fresh machine needs only
+# python3 (with venv and pip).  `make test` is what CI and the README use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TF_VENV := .venv-tf
+PROTOBUF_OLDEST := 4.25.*
+PYTEST_FLAGS ?= -q
+
+.PHONY: help venv test check lint typecheck demo proto test-tf test-protobuf bench clean
+
+help:
+	@echo "make demo           install, write the demo dataset to demo-out/ and check it"
+	@echo "make test           install and run the test suite"
+	@echo "make check          ruff + mypy + tests"
+	@echo "make test-tf        TensorFlow interoperability tests (own venv, ~1.3 GB)"
+	@echo "make test-protobuf  proto tests under the oldest and newest protobuf runtimes"
+	@echo "make proto          regenerate tfrecord_lite/proto from proto/ (needs protoc 3.21)"
+	@echo "make bench          benchmarks against TensorFlow (uses the test-tf venv)"
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+test: venv
+	$(PY) -m pytest $(PYTEST_FLAGS) -m "not tensorflow"
+
+lint: venv
+	$(PY) -m ruff check tfrecord_lite tests benchmarks proto
+
+typecheck: venv
+	$(PY) -m mypy
+
+check: lint typecheck test
+
+demo: venv
+	rm -rf demo-out
+	$(PY) -m tfrecord_lite --dataset_path tests/data/demo/dataset.json --prefix train \
+	    --output_dir demo-out --shards 2 --threads 2 --shuffle --seed 7 --store_images
+	$(PY) tests/data/demo/check.py tests/data/demo/dataset.json demo-out train
+
+proto:
+	$(PY) proto/generate.py
+
+$(TF_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(TF_VENV)
+	$(TF_VENV)/bin/python -m pip install -q --disable-pip-version-check tensorflow-cpu
+	$(TF_VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	touch $@
+
+test-tf: $(TF_VENV)/.installed
+	$(TF_VENV)/bin/python -m pytest $(PYTEST_FLAGS) -m tensorflow tests
+
+test-protobuf:
+	$(PYTHON) -m venv .venv-pb-oldest
+	.venv-pb-oldest/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' 'protobuf==$(PROTOBUF_OLDEST)'
+	.venv-pb-oldest/bin/python -m pytest $(PYTEST_FLAGS) tests/test_proto.py tests/test_example.py
+	$(PYTHON) -m venv .venv-pb-newest
+	.venv-pb-newest/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' --upgrade protobuf
+	.venv-pb-newest/bin/python -m pytest $(PYTEST_FLAGS) tests/test_proto.py tests/test_example.py
+
+bench: venv $(TF_VENV)/.installed
+	$(TF_VENV)/bin/python benchmarks/bench_write.py
+	$(TF_VENV)/bin/python benchmarks/bench_create.py
+
+clean:
+	rm -rf $(VENV) $(TF_VENV) .venv-pb-* demo-out bench-out *.egg-info

@@ -1,0 +1,216 @@
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tfrecord_lite import ExampleDecodeError, ExampleError, decode_example, encode_example
+from tfrecord_lite.example import FIELDS, RECORD_FIELDS, SCALAR_KEYS, ImageFields, parse_example
+from tfrecord_lite.proto import example_pb2
+
+IMAGE = ImageFields(b"\xff\xd8fake-jpeg", 48, 64)
+
+
+def _full_item() -> dict[str, Any]:
+    from conftest import detection_item
+
+    return detection_item("/data/birds/0001.jpg", 7)
+
+
+def _features(data: bytes) -> Any:
+    return example_pb2.Example.FromString(data).features.feature
+
+
+def test_every_key_of_the_spec_is_written() -> None:
+    feats = _features(encode_example(_full_item(), IMAGE))
+    expected = {f.key for f in FIELDS} | {"image/source_id", "image/key/sha256",
+                                          "image/object/class/label", "image/object/class/text"}
+    assert set(feats) == expected
+    assert set(RECORD_FIELDS) == expected
+
+
+def test_values_and_kinds() -> None:
+    feats = _features(encode_example(_full_item(), IMAGE))
+    assert feats["image/id"].bytes_list.value == [b"7"]
+    assert feats["image/source_id"].bytes_list.value == [b"7"]
+    assert feats["image/encoded"].bytes_list.value == [IMAGE.encoded]
+    assert feats["image/key/sha256"].bytes_list.value == [
+        hashlib.sha256(IMAGE.encoded).hexdigest().encode()]  # type: ignore[arg-type]
+    assert feats["image/height"].int64_list.value == [48]
+    assert feats["image/width"].int64_list.value == [64]
+    assert feats["image/format"].bytes_list.value == [b"JPEG"]
+    assert feats["image/colorspace"].bytes_list.value == [b"RGB"]
+    assert feats["image/channels"].int64_list.value == [3]
+    assert feats["image/extra"].bytes_list.value == [b'{"split": "test"}']
+    assert feats["image/class/label"].int64_list.value == [1]
+    assert list(feats["image/class/conf"].float_list.value) == pytest.approx([0.9])
+    assert list(feats["image/object/bbox/xmin"].float_list.value) == pytest.approx([0.1, 0.5])
+    assert feats["image/object/bbox/label"].int64_list.value == [1, 2]
+    assert feats["image/object/class/label"].int64_list.value == [1, 2]
+    assert feats["image/object/class/text"].bytes_list.value == [b"bird", b"cat"]
+    assert feats["image/object/is_crowd"].int64_list.value == [0, 1]
+    assert feats["image/object/parts/v"].int64_list.value == [2, 1]
+    assert feats["image/object/id"].bytes_list.value == [b"a", b"b"]
+
+
+def test_minimal_item_has_every_scalar_and_empty_lists() -> None:
+    item = {"filename": "x.jpg", "id": "0", "class": {"label": "1"}}
+    feats = _features(encode_example(item, IMAGE))
+    for key in SCALAR_KEYS:
+        assert key in feats, key
+    assert feats["image/class/label"].int64_list.value == [1]  # the string "1" -> int 1
+    assert feats["image/object/count"].int64_list.value == [0]
+    assert feats["image/class/text"].bytes_list.value == [b""]
+    assert feats["image/extra"].bytes_list.value == [b""]
+    for key in ("image/object/bbox/xmin", "image/object/parts/v", "image/object/id"):
+        assert key in feats and feats[key].WhichOneof("kind") is not None
+    assert list(feats["image/object/bbox/xmin"].float_list.value) == []
+
+
+def test_missing_class_label_is_minus_one_not_zero() -> None:
+    feats = _features(encode_example({"filename": "x", "id": 1}, IMAGE))
+    assert feats["image/class/label"].int64_list.value == [-1]
+
+
+def test_count_defaults_to_number_of_boxes() -> None:
+    item = _full_item()
+    del item["object"]["count"]
+    assert _features(encode_example(item, IMAGE))["image/object/count"].int64_list.value == [2]
+
+
+def test_extra_is_read_from_the_item_not_the_class() -> None:
+    item = {"filename": "x", "id": 1, "extra": "top", "class": {"label": 0, "extra": "wrong"}}
+    assert _features(encode_example(item, IMAGE))["image/extra"].bytes_list.value == [b"top"]
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("class/label", "one", "class/label: not an integer"),
+    ("class/label", 1.5, "class/label: expected an integer"),
+    ("class/label", [1, 2], "class/label: expected a single value"),
+    ("object/bbox/xmin", [0.1, "left"], "object/bbox/xmin[1]"),
+    ("object/bbox/label", [1, None], "object/bbox/label[1]"),
+    ("object/parts/v", [2, 1.5], "object/parts/v[1]"),
+    ("class/conf", {"a": 1}, "class/conf"),
+    ("object/bbox/text", [["nested"]], "object/bbox/text"),
+])
+def test_wrong_types_name_item_and_key_path(path: str, value: Any, message: str) -> None:
+    item = _full_item()
+    node = item
+    parts = path.split("/")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    with pytest.raises(ExampleError) as info:
+        encode_example(item, IMAGE)
+    assert "id '7'" in str(info.value)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("missing", ["filename", "id"])
+def test_required_fields(missing: str) -> None:
+    item = _full_item()
+    del item[missing]
+    with pytest.raises(ExampleError, match=f"{missing}: missing"):
+        encode_example(item, IMAGE)
+
+
+def test_lenient_numbers() -> None:
+    import numpy as np
+
+    item = {"filename": "x", "id": np.int64(3), "class": {"label": np.int32(2), "conf": "0.5"},
+            "object": {"bbox": {"xmin": np.array([0.25], dtype=np.float32), "label": ["4"]},
+                       "is_crowd": [True]}}
+    decoded = decode_example(encode_example(item, IMAGE))
+    assert decoded["id"] == "3"
+    assert decoded["class"]["label"] == 2 and decoded["class"]["conf"] == 0.5
+    assert decoded["object"]["bbox"]["xmin"] == [0.25]
+    assert decoded["object"]["bbox"]["label"] == [4]
+    assert decoded["object"]["is_crowd"] == [1]
+
+
+def test_int64_range() -> None:
+    with pytest.raises(ExampleError, match="int64"):
+        encode_example({"filename": "x", "id": 1, "class": {"label": 1 << 63}}, IMAGE)
+
+
+def test_image_fields_from_the_item() -> None:
+    item = {"filename": "x", "id": 1, "encoded": b"PNGDATA", "height": 2, "width": 3,
+            "format": "PNG", "colorspace": "RGB", "channels": 3}
+    decoded = decode_example(encode_example(item))
+    assert decoded["encoded"] == b"PNGDATA" and decoded["format"] == "PNG"
+    assert (decoded["height"], decoded["width"]) == (2, 3)
+
+
+def test_no_encoded_when_not_stored() -> None:
+    feats = _features(encode_example({"filename": "x", "id": 1}, ImageFields(None, 5, 6)))
+    assert "image/encoded" not in feats
+    assert feats["image/key/sha256"].bytes_list.value == [b""]
+
+
+def test_decode_round_trip_shape() -> None:
+    item = _full_item()
+    decoded = decode_example(encode_example(item, IMAGE))
+    assert decoded["filename"] == item["filename"] and decoded["id"] == "7"
+    assert decoded["class"]["text"] == "bird"
+    assert decoded["object"]["bbox"]["text"] == ["bird", "cat"]
+    assert decoded["object"]["parts"]["v"] == [2, 1]
+    assert decoded["object"]["count"] == 2
+    assert decoded["key"]["sha256"] == hashlib.sha256(IMAGE.encoded).hexdigest()  # type: ignore[arg-type]
+    for got, want in zip(decoded["object"]["bbox"]["ymax"], item["object"]["bbox"]["ymax"]):
+        assert math.isclose(got, want, rel_tol=1e-6)
+
+
+def test_deterministic_and_sorted() -> None:
+    item = _full_item()
+    a = encode_example(item, IMAGE)
+    shuffled = dict(reversed(list(item.items())))
+    assert encode_example(shuffled, IMAGE) == a
+    keys = list(example_pb2.Example.FromString(a).features.feature)
+    parsed = example_pb2.Example.FromString(a)
+    assert parsed.SerializeToString(deterministic=True) == a
+    assert len(keys) == len(set(keys))
+
+
+def test_decode_garbage() -> None:
+    with pytest.raises(ExampleDecodeError):
+        decode_example(b"\xff\xff\xff\xff")
+    with pytest.raises(ExampleError):  # the parent class catches it too
+        parse_example(b"\x0a\x05abc")
+
+
+_floats = st.floats(width=32, allow_nan=False)
+_texts = st.text(max_size=10)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    ident=st.one_of(st.integers(), _texts),
+    label=st.integers(min_value=-(1 << 63), max_value=(1 << 63) - 1),
+    text=_texts,
+    boxes=st.lists(st.tuples(_floats, _floats, st.integers(0, 1000), _texts), max_size=5),
+    parts=st.lists(st.tuples(_floats, st.integers(0, 2)), max_size=6),
+)
+def test_round_trip_property(ident: Any, label: int, text: str,
+                             boxes: list[tuple[float, float, int, str]],
+                             parts: list[tuple[float, int]]) -> None:
+    item = {
+        "filename": "f.jpg", "id": ident, "class": {"label": label, "text": text},
+        "object": {"bbox": {"xmin": [b[0] for b in boxes], "ymax": [b[1] for b in boxes],
+                            "label": [b[2] for b in boxes], "text": [b[3] for b in boxes]},
+                   "parts": {"x": [p[0] for p in parts], "v": [p[1] for p in parts]}},
+    }
+    data = encode_example(item, IMAGE)
+    back = decode_example(data)
+    assert back["id"] == str(ident)
+    assert back["class"] == {"label": label, "text": text, "conf": 1.0}
+    assert back["object"]["count"] == len(boxes)
+    assert back["object"]["bbox"]["xmin"] == [b[0] for b in boxes]
+    assert back["object"]["bbox"]["label"] == [b[2] for b in boxes]
+    assert back["object"]["bbox"]["text"] == [b[3] for b in boxes]
+    assert back["object"]["parts"]["v"] == [p[1] for p in parts]
+    # Re-encoding the decoded item gives the same bytes.
+    assert encode_example(back) == data

@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tfrecord_lite import (
+    CorruptRecordError,
+    RecordError,
+    TFRecordWriter,
+    TruncatedRecordError,
+    read_records,
+)
+from tfrecord_lite.compression import detect
+from tfrecord_lite.framing import RecordFramer, encode_record, iter_records
+
+FOO_RECORD = base64.b64decode("AwAAAAAAAACwmUkOZm9vYYq+/g==")
+
+
+def test_known_record() -> None:
+    assert encode_record(b"foo") == FOO_RECORD
+
+
+def test_writer_known_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "foo.tfrecord"
+    with TFRecordWriter(path) as w:
+        w.write(b"foo")
+    assert path.read_bytes() == FOO_RECORD
+    assert list(read_records(path)) == [b"foo"]
+
+
+def test_framer_caches_headers_correctly() -> None:
+    buf = io.BytesIO()
+    framer = RecordFramer(buf)
+    records = [b"abc", b"xyz", b"", b"q" * 70000, b"abc", b"long" * 20000]
+    for r in records:
+        framer.write(r)
+    assert buf.getvalue() == b"".join(encode_record(r) for r in records)
+    buf.seek(0)
+    assert list(iter_records(buf)) == records
+
+
+@pytest.mark.parametrize("compression", [None, "gzip", "zlib", "GZIP", "ZLIB", ""])
+def test_round_trip_compressions(tmp_path: Path, compression: str | None) -> None:
+    path = tmp_path / "r.tfrecord"
+    records = [b"", b"a", bytes(range(256)) * 50, b"z" * 3_000_000]
+    with TFRecordWriter(path, compression=compression) as w:
+        for r in records:
+            w.write(r)
+    expected = (compression or "none").lower() or "none"
+    assert detect(path) == expected
+    assert list(read_records(path)) == records  # detected
+    assert list(read_records(path, compression=compression or "none")) == records
+
+
+def test_gzip_output_is_deterministic(tmp_path: Path) -> None:
+    outs = []
+    for name in ("a", "b"):
+        path = tmp_path / name
+        with TFRecordWriter(path, compression="gzip") as w:
+            w.write(b"same")
+        outs.append(path.read_bytes())
+    assert outs[0] == outs[1]
+
+
+def test_unknown_compression(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown compression"):
+        TFRecordWriter(tmp_path / "x", compression="bz2")
+
+
+def _file(tmp_path: Path, records: list[bytes]) -> Path:
+    path = tmp_path / "f.tfrecord"
+    path.write_bytes(b"".join(encode_record(r) for r in records))
+    return path
+
+
+def test_every_single_byte_corruption_is_reported(tmp_path: Path) -> None:
+    records = [b"first", b"second record", b"3"]
+    good = b"".join(encode_record(r) for r in records)
+    path = tmp_path / "c.tfrecord"
+    for pos in range(len(good)):
+        damaged = bytearray(good)
+        damaged[pos] ^= 0x41
+        path.write_bytes(bytes(damaged))
+        with pytest.raises(RecordError) as info:
+            list(read_records(path, compression="none"))
+        assert str(path) in str(info.value)
+        assert "record" in str(info.value) and "byte offset" in str(info.value)
+
+
+def test_corruption_names_index_and_offset(tmp_path: Path) -> None:
+    path = _file(tmp_path, [b"aaaa", b"bbbb", b"cccc"])
+    data = bytearray(path.read_bytes())
+    second = len(encode_record(b"aaaa"))
+    data[second + 12] ^= 1  # first data byte of record 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptRecordError) as info:
+        list(read_records(path))
+    assert info.value.index == 1 and info.value.offset == second
+    assert "data CRC" in str(info.value)
+    assert isinstance(info.value, ValueError)
+    # Without verification the damaged bytes come through.
+    assert list(read_records(path, verify=False))[1] == b"cbbb"
+
+
+def test_every_truncation_is_reported(tmp_path: Path) -> None:
+    good = b"".join(encode_record(r) for r in [b"first", b"second"])
+    boundary = len(encode_record(b"first"))
+    path = tmp_path / "t.tfrecord"
+    for cut in range(1, len(good)):
+        path.write_bytes(good[:cut])
+        if cut == boundary:
+            assert list(read_records(path, compression="none")) == [b"first"]
+            continue
+        with pytest.raises(TruncatedRecordError) as info:
+            list(read_records(path, compression="none"))
+        assert isinstance(info.value, EOFError)
+        assert info.value.index == (0 if cut < boundary else 1)
+
+
+def test_huge_bogus_length_without_verify_does_not_allocate(tmp_path: Path) -> None:
+    path = tmp_path / "bogus"
+    path.write_bytes(b"\xff" * 8 + b"\x00" * 4 + b"tiny")
+    with pytest.raises(TruncatedRecordError):
+        list(read_records(path, compression="none", verify=False))
+    with pytest.raises(CorruptRecordError, match="length CRC"):
+        list(read_records(path, compression="none"))
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zlib"])
+def test_cut_compressed_file_is_reported(tmp_path: Path, compression: str) -> None:
+    path = tmp_path / "c"
+    with TFRecordWriter(path, compression=compression) as w:
+        for i in range(200):
+            w.write(bytes([i]) * 500)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(TruncatedRecordError):
+        list(read_records(path, compression=compression))
+
+
+def test_missing_file() -> None:
+    with pytest.raises(FileNotFoundError):
+        list(read_records("/nonexistent/file.tfrecord"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(max_size=2000), max_size=20),
+       st.sampled_from(["none", "gzip", "zlib"]))
+def test_round_trip_property(tmp_path_factory: pytest.TempPathFactory, records: list[bytes],
+                             compression: str) -> None:
+    path = tmp_path_factory.mktemp("rt") / "p.tfrecord"
+    with TFRecordWriter(path, compression=compression) as w:
+        for r in records:
+            w.write(r)
+    assert list(read_records(path, compression=compression)) == records

@@ -1,0 +1,47 @@
+"""tfrecord_lite: write and read TFRecord files of image Examples, without TensorFlow.
+
+Heavy modules (Pillow, numpy, tqdm) are imported only when a job needs them, so
+``import tfrecord_lite`` stays fast.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .crc32c import BACKEND as CRC_BACKEND
+from .crc32c import masked_crc32c
+from .errors import (
+    CorruptRecordError,
+    ExampleDecodeError,
+    ExampleError,
+    ImageError,
+    RecordError,
+    TFRecordLiteError,
+    TruncatedRecordError,
+    WriteError,
+)
+from .example import decode_example, encode_example
+from .reader import read_examples, read_records
+from .writer import JobSummary, TFRecordWriter, create, write_dataset
+
+__all__ = [
+    "CRC_BACKEND",
+    "CorruptRecordError",
+    "ExampleDecodeError",
+    "ExampleError",
+    "ImageError",
+    "JobSummary",
+    "RecordError",
+    "TFRecordLiteError",
+    "TFRecordWriter",
+    "TruncatedRecordError",
+    "WriteError",
+    "__version__",
+    "create",
+    "decode_example",
+    "encode_example",
+    "masked_crc32c",
+    "read_examples",
+    "read_records",
+    "write_dataset",
+]

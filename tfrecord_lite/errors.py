@@ -1,0 +1,71 @@
+"""The exceptions raised by tfrecord_lite.
+
+Every exception the library raises on purpose derives from :class:`TFRecordLiteError`;
+each leaf also inherits the builtin it resembles, so ``except ValueError`` keeps
+working for callers who do not know this package::
+
+    TFRecordLiteError
+    ├── RecordError                      (problems in a TFRecord file)
+    │   ├── CorruptRecordError           + ValueError   a CRC does not match
+    │   └── TruncatedRecordError         + EOFError     the file ends inside a record
+    ├── ExampleError                     + ValueError   an item cannot become an Example
+    │   └── ExampleDecodeError                          bytes that are not an Example
+    ├── ImageError                       + ValueError   missing, empty, cut or undecodable image
+    └── WriteError                       + OSError      shards could not be written (disk full, ...)
+"""
+
+from __future__ import annotations
+
+
+class TFRecordLiteError(Exception):
+    """Root of every error raised by tfrecord_lite."""
+
+
+class RecordError(TFRecordLiteError):
+    """A problem with the TFRecord container: names the file, record index and offset."""
+
+    def __init__(self, message: str, *, path: str | None = None, index: int | None = None,
+                 offset: int | None = None) -> None:
+        where = []
+        if path is not None:
+            where.append(str(path))
+        if index is not None:
+            where.append(f"record {index}")
+        if offset is not None:
+            where.append(f"byte offset {offset}")
+        super().__init__(f"{', '.join(where)}: {message}" if where else message)
+        self.path = path
+        self.index = index
+        self.offset = offset
+
+
+class CorruptRecordError(RecordError, ValueError):
+    """A length or data CRC does not match: the file is damaged."""
+
+
+class TruncatedRecordError(RecordError, EOFError):
+    """The file ends in the middle of a record."""
+
+
+class ExampleError(TFRecordLiteError, ValueError):
+    """An item cannot be encoded as an Example (or an Example decoded): names item and key."""
+
+
+class ExampleDecodeError(ExampleError):
+    """Bytes that do not parse as a ``tf.train.Example``."""
+
+
+class ImageError(TFRecordLiteError, ValueError):
+    """An image is missing, empty, truncated, not an image or does not decode.
+
+    ``reason`` is a short category for summaries: "missing", "unreadable", "empty",
+    "not an image", "truncated", "corrupt", "too large".
+    """
+
+    def __init__(self, message: str, reason: str = "corrupt") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class WriteError(TFRecordLiteError, OSError):
+    """The output could not be written; no file under a final shard name was left partial."""
