@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT, detection_item
+
+from tfrecord_lite import __version__, read_records
+from tfrecord_lite.cli import main
+
+
+def _write_dataset(tmp_path: Path, items: list[dict[str, Any]]) -> str:
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps(items))
+    return str(path)
+
+
+def test_original_flags(tmp_path: Path, image_file: Any) -> None:
+    items = [detection_item(image_file("jpeg-rgb"), i) for i in range(6)]
+    out = tmp_path / "out"
+    status = main(["--dataset_path", _write_dataset(tmp_path, items), "--prefix", "train",
+                   "--output_dir", str(out), "--shards", "4", "--threads", "3", "--shuffle",
+                   "--store_images", "--quiet"])
+    assert status == 0
+    shards = sorted(p.name for p in out.glob("train-0*"))
+    assert shards == [f"train-{i:05d}-of-00004" for i in range(4)]
+    assert sum(len(list(read_records(out / s))) for s in shards) == 6
+    assert json.loads((out / "train-failures.json").read_text()) == []
+
+
+def test_create_subcommand_and_new_options(tmp_path: Path, image_file: Any) -> None:
+    items = [detection_item(image_file("png-rgb", width=300, height=200), i) for i in range(3)]
+    out = tmp_path / "out"
+    status = main(["create", "--dataset-path", _write_dataset(tmp_path, items), "--prefix", "v",
+                   "--output-dir", str(out), "--compression", "gzip", "--seed", "5",
+                   "--quality", "80", "--max-side", "150", "--no-decode-check", "--quiet"])
+    assert status == 0
+    manifest = json.loads((out / "v-manifest.json").read_text())
+    assert manifest["options"] == {"shuffle": False, "seed": None, "store_images": True,
+                                   "compression": "gzip", "quality": 80, "max_side": 150,
+                                   "decode_check": False}
+    assert len(list(read_records(out / "v-00000-of-00001", compression="gzip"))) == 3
+
+
+def test_no_store_images(tmp_path: Path, image_file: Any) -> None:
+    items = [detection_item(image_file("jpeg-rgb"), 0)]
+    out = tmp_path / "o"
+    assert main(["--dataset_path", _write_dataset(tmp_path, items), "--prefix", "t",
+                 "--output_dir", str(out), "--no-store_images", "-q"]) == 0
+    from tfrecord_lite import read_examples
+
+    (record,) = read_examples(out / "t-00000-of-00001")
+    assert "encoded" not in record and record["width"] == 64
+
+
+def test_failed_items_exit_1_and_failures_file(tmp_path: Path, image_file: Any,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    items = [detection_item(image_file("jpeg-rgb"), "ok"),
+             detection_item(str(tmp_path / "missing.jpg"), "gone")]
+    out = tmp_path / "out"
+    status = main(["--dataset_path", _write_dataset(tmp_path, items), "--prefix", "train",
+                   "--output_dir", str(out), "-q"])
+    assert status == 1
+    failures = json.loads((out / "train-failures.json").read_text())
+    assert [f["id"] for f in failures] == ["gone"]
+    assert "file not found" in failures[0]["error_msg"]
+    err = capsys.readouterr().err
+    assert "1 of 2 items failed" in err and "missing.jpg: file not found" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--prefix", "x", "--output_dir", "o"], "--dataset_path"),
+    (["--dataset_path", "d.json", "--prefix", "x", "--output_dir", "o", "--shards", "0"],
+     "must be at least 1"),
+    (["--dataset_path", "d.json", "--prefix", "x", "--output_dir", "o", "--threads", "two"],
+     "expected a whole number"),
+    (["--dataset_path", "d.json", "--prefix", "x", "--output_dir", "o", "--compression", "lz4"],
+     "invalid choice"),
+    (["--dataset_path", "d.json", "--prefix", "x", "--output_dir", "o", "--quality", "101"],
+     "between 1 and 100"),
+])
+def test_usage_errors_exit_2(argv: list[str], message: str,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "cannot read dataset file"),
+    ("[{\"id\": 1,}", "not valid JSON"),
+    ("{\"id\": 1}", "expected a JSON list of items"),
+])
+def test_bad_dataset_file_exit_2_without_traceback(tmp_path: Path, content: str | None,
+                                                   message: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "d.json"
+    if content is not None:
+        path.write_text(content)
+    assert main(["--dataset_path", str(path), "--prefix", "x", "--output_dir",
+                 str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_unwritable_output_exit_3(tmp_path: Path, image_file: Any,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    items = [detection_item(image_file("jpeg-rgb"), 0)]
+    assert main(["--dataset_path", _write_dataset(tmp_path, items), "--prefix", "x",
+                 "--output_dir", str(blocker / "sub"), "-q"]) == 3
+    assert "cannot create output directory" in capsys.readouterr().err
+
+
+def test_jsonl_dataset(tmp_path: Path, image_file: Any) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n".join(json.dumps(detection_item(image_file("jpeg-rgb"), i))
+                              for i in range(3)) + "\n")
+    assert main(["--dataset_path", str(path), "--prefix", "j", "--output_dir",
+                 str(tmp_path / "o"), "-q"]) == 0
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    out = capsys.readouterr().out
+    assert __version__ in out and "CRC32C: google-crc32c (C)" in out
+
+
+def test_help_lists_original_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["create", "--help"]) == 0
+    out = capsys.readouterr().out
+    for flag in ("--dataset_path", "--prefix", "--output_dir", "--shards", "--threads",
+                 "--shuffle", "--store_images", "--compression", "--seed", "--quality",
+                 "--max-side", "--no-decode-check", "--quiet", "exit status"):
+        assert flag in out
+
+
+def test_python_dash_m_entry_point(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "tfrecord_lite", "--version"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0 and __version__ in result.stdout
+
+
+def test_progress_logs_summary(tmp_path: Path, image_file: Any) -> None:
+    items = [detection_item(image_file("jpeg-rgb"), i) for i in range(2)]
+    result = subprocess.run(
+        [sys.executable, "-m", "tfrecord_lite", "--dataset_path", _write_dataset(tmp_path, items),
+         "--prefix", "s", "--output_dir", str(tmp_path / "o")],
+        capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "wrote 2 of 2 items to 1 shards" in result.stderr

@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from conftest import DEMO, KINDS, encode, make_image_bytes
+from PIL import Image
+
+from tfrecord_lite import ImageError
+from tfrecord_lite.images import ImageOptions, jpeg_info, prepare, read_size_from_file, sniff
+
+CONVERTED = [k for k in KINDS if k not in ("jpeg-rgb", "jpeg-progressive")]
+
+
+def _decode(data: bytes) -> Image.Image:
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    return im
+
+
+@pytest.mark.parametrize("kind", ["jpeg-rgb", "jpeg-progressive"])
+def test_three_channel_jpeg_is_stored_byte_for_byte(kind: str) -> None:
+    data = make_image_bytes(kind)
+    stored = prepare(data)
+    assert stored.data == data
+    assert (stored.width, stored.height, stored.format, stored.channels) == (64, 48, "JPEG", 3)
+
+
+def test_real_photo_passthrough() -> None:
+    data = (DEMO / "images" / "rocket.jpg").read_bytes()
+    stored = prepare(data)
+    assert stored.data is data or stored.data == data
+    assert (stored.width, stored.height) == (640, 427)
+
+
+@pytest.mark.parametrize("kind", CONVERTED)
+def test_everything_else_becomes_rgb_jpeg(kind: str) -> None:
+    data = make_image_bytes(kind)
+    stored = prepare(data)
+    assert stored.data != data
+    im = _decode(stored.data)
+    assert im.format == "JPEG" and im.mode == "RGB"
+    assert (im.width, im.height) == (stored.width, stored.height) == (64, 48)
+    original = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=float)
+    if kind == "png-16bit":  # 16-bit values scaled to 8 bits, not clipped
+        original = np.asarray(Image.open(io.BytesIO(data)), dtype=float)[..., None] / 257
+    assert np.abs(np.asarray(im, dtype=float) - original).mean() < 6
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped() -> None:
+    arr = np.full((8, 8), 65535, dtype=np.uint16)
+    arr[:4] = 32896  # 128 * 257
+    stored = prepare(encode(Image.fromarray(arr), "PNG"))
+    pixels = np.asarray(_decode(stored.data))
+    assert abs(int(pixels[0, 0, 0]) - 128) <= 2 and pixels[7, 7, 0] >= 253
+
+
+def test_gif_first_frame() -> None:
+    frames = [Image.new("RGB", (16, 16), color) for color in ((255, 0, 0), (0, 0, 255))]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    pixels = np.asarray(_decode(prepare(buf.getvalue()).data))
+    assert pixels[8, 8, 0] > 200 and pixels[8, 8, 2] < 60
+
+
+def test_exif_orientation_is_not_applied() -> None:
+    im = Image.fromarray(np.zeros((20, 40, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 on display
+    data = encode(im, "JPEG", exif=exif.tobytes())
+    stored = prepare(data)
+    assert (stored.width, stored.height) == (40, 20) and stored.data == data
+
+
+def test_quality_option() -> None:
+    data = make_image_bytes("png-rgb", width=200, height=150)
+    low, high = prepare(data, ImageOptions(quality=20)), prepare(data, ImageOptions(quality=98))
+    assert len(low.data) < len(high.data)
+
+
+@pytest.mark.parametrize("kind", ["jpeg-rgb", "png-rgb"])
+def test_max_side_downscales(kind: str) -> None:
+    data = make_image_bytes(kind, width=400, height=100)
+    stored = prepare(data, ImageOptions(max_side=100))
+    assert (stored.width, stored.height) == (100, 25)
+    assert _decode(stored.data).size == (100, 25)
+    small = make_image_bytes(kind, width=50, height=40)
+    assert prepare(small, ImageOptions(max_side=100)).width == 50
+
+
+def test_sniff_reads_content_not_names() -> None:
+    assert sniff(make_image_bytes("png-rgb")) == "PNG"
+    assert sniff(make_image_bytes("jpeg-rgb")) == "JPEG"
+    assert sniff(make_image_bytes("webp")) == "WEBP"
+    assert sniff(b"RIFF....WAVEfmt ") is None
+    assert sniff(b"plain text") is None
+
+
+def test_jpeg_info() -> None:
+    info = jpeg_info(make_image_bytes("jpeg-cmyk"))
+    assert info is not None and info.components == 4 and (info.width, info.height) == (64, 48)
+    assert jpeg_info(b"\xff\xd8\xff\xe0\x00") is None
+
+
+@pytest.mark.parametrize("data, reason", [
+    (b"", "empty"),
+    (b"just some text, not an image", "not an image"),
+    (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00garbage", "corrupt"),
+])
+def test_bad_bytes_fail_with_a_reason(data: bytes, reason: str) -> None:
+    with pytest.raises(ImageError) as info:
+        prepare(data, where="/x/img.jpg")
+    assert info.value.reason == reason
+    assert "/x/img.jpg" in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["jpeg-rgb", "png-rgb", "jpeg-gray"])
+@pytest.mark.parametrize("keep", [0.3, 0.6, 0.9])
+def test_truncated_images_fail(kind: str, keep: float) -> None:
+    data = make_image_bytes(kind, width=120, height=90)
+    with pytest.raises(ImageError) as info:
+        prepare(data[: int(len(data) * keep)])
+    assert info.value.reason in ("truncated", "corrupt")
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.6, 0.99])
+def test_truncated_jpeg_caught_even_without_decode_check(keep: float) -> None:
+    data = (DEMO / "images" / "astronaut.jpg").read_bytes()
+    with pytest.raises(ImageError, match="truncated"):
+        prepare(data[: int(len(data) * keep)], ImageOptions(decode_check=False))
+
+
+def test_decompression_bomb_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    for kind in ("jpeg-rgb", "png-rgb"):  # 64x48 = 3072 > 2 * 1000
+        with pytest.raises(ImageError) as info:
+            prepare(make_image_bytes(kind))
+        assert info.value.reason == "too large"
+
+
+def test_read_size_from_file(image_file) -> None:  # type: ignore[no-untyped-def]
+    assert read_size_from_file(image_file("jpeg-rgb")) == (64, 48, "JPEG")
+    assert read_size_from_file(image_file("png-gray")) == (64, 48, "PNG")
+    with pytest.raises(ImageError):
+        read_size_from_file(image_file(b"nope"))

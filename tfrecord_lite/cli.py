@@ -1,0 +1,213 @@
+"""The command line: ``python -m tfrecord_lite`` / ``tfrecord-lite``.
+
+The only module that prints or picks exit statuses:
+
+* 0: every item was written;
+* 1: some items failed (they are listed in ``{output_dir}/{prefix}-failures.json``);
+* 2: usage error (bad flag, unreadable or malformed dataset file);
+* 3: the output could not be written (nothing partial is left under a shard name).
+
+The original tool's flags work unchanged, with or without the ``create`` word::
+
+    python -m tfrecord_lite --dataset_path train.json --prefix train --output_dir out \\
+        --shards 10 --threads 5 --shuffle --store_images
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from . import __version__
+from .errors import TFRecordLiteError, WriteError
+
+EXIT_OK, EXIT_FAILED_ITEMS, EXIT_USAGE, EXIT_WRITE = 0, 1, 2, 3
+COMMANDS = ("create",)
+_SHOWN_FAILURES = 10
+
+
+class UsageError(Exception):
+    """A mistake in the command line or the dataset file: exit status 2, no traceback."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _quality(text: str) -> int:
+    value = _positive_int(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 100, got {value}")
+    return value
+
+
+def _add_create(sub: Any) -> None:
+    p = sub.add_parser(
+        "create",
+        help="write a dataset (JSON list of items) as sharded TFRecord files",
+        description="Write the items of a JSON (or JSON Lines) dataset file as sharded "
+                    "TFRecord files of tf.train.Example records.",
+        epilog="exit status: 0 all written, 1 some items failed (see "
+               "{output_dir}/{prefix}-failures.json), 2 usage error, 3 output not writable",
+    )
+    io = p.add_argument_group("input and output (the original tool's flags)")
+    io.add_argument("--dataset_path", "--dataset-path", required=True, metavar="FILE",
+                    help="JSON file holding a list of item dicts (.jsonl: one item per line)")
+    io.add_argument("--prefix", required=True, metavar="NAME",
+                    help="shard name prefix, e.g. train -> train-00000-of-00010")
+    io.add_argument("--output_dir", "--output-dir", required=True, metavar="DIR",
+                    help="directory for the shards (created when missing)")
+    io.add_argument("--shards", type=_positive_int, default=1, metavar="N",
+                    help="number of shard files (default: 1)")
+    io.add_argument("--threads", type=_positive_int, default=min(4, os.cpu_count() or 1),
+                    metavar="N", help="worker threads (default: min(4, CPUs))")
+    io.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=False,
+                    help="write the items in a seeded random order (default: input order)")
+    io.add_argument("--store_images", "--store-images", action=argparse.BooleanOptionalAction,
+                    default=True, help="store the image bytes in image/encoded (default: yes)")
+    more = p.add_argument_group("options")
+    more.add_argument("--compression", choices=("none", "gzip", "zlib"), default="none",
+                      help="compress each shard as a whole, as TFRecordOptions does")
+    more.add_argument("--seed", type=int, default=None, metavar="N",
+                      help="shuffle seed: equal input and seed give identical shards "
+                           "(default: a random seed, recorded in the manifest)")
+    more.add_argument("--quality", type=_quality, default=95, metavar="Q",
+                      help="JPEG quality for converted images (default: 95)")
+    more.add_argument("--max-side", "--max_side", type=_positive_int, default=None,
+                      metavar="PX", help="downscale images whose longer side exceeds PX")
+    more.add_argument("--no-decode-check", dest="decode_check", action="store_false",
+                      help="do not decode each stored image to prove it decodes (faster)")
+    more.add_argument("-q", "--quiet", action="store_true",
+                      help="no progress and no summary; errors only")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tfrecord-lite",
+        description="Turn image datasets into TFRecord files of tf.train.Example records, "
+                    "without TensorFlow.",
+        epilog="Without a command, the arguments are those of 'create' (the original "
+               "create_tfrecords.py command line).",
+    )
+    parser.add_argument("--version", action="store_true",
+                        help="print the version and the CRC32C backend, then exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_create(sub)
+    return parser
+
+
+def _load_dataset(path: str) -> list[Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            if path.endswith(".jsonl"):
+                items = []
+                for number, line in enumerate(f, 1):
+                    if line.strip():
+                        try:
+                            items.append(json.loads(line))
+                        except json.JSONDecodeError as exc:
+                            raise UsageError(f"{path}, line {number}: not JSON: {exc.msg}") from exc
+                return items
+            data = json.load(f)
+    except OSError as exc:
+        raise UsageError(f"cannot read dataset file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}, line {exc.lineno} column {exc.colno}: not valid JSON: "
+                         f"{exc.msg}") from exc
+    if not isinstance(data, list):
+        raise UsageError(f"{path}: expected a JSON list of items, found a "
+                         f"{type(data).__name__}")
+    return data
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return f"<{len(value)} bytes>"
+    return repr(value)
+
+
+def _write_failures(path: str, failures: list[dict[str, Any]]) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(failures, f, indent=2, default=_jsonable)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _run_create(args: argparse.Namespace) -> int:
+    from .writer import write_dataset
+
+    dataset = _load_dataset(args.dataset_path)
+    summary = write_dataset(
+        dataset, args.prefix, args.output_dir, args.shards, args.threads,
+        shuffle=args.shuffle, store_images=args.store_images, seed=args.seed,
+        compression=args.compression, quality=args.quality, max_side=args.max_side,
+        decode_check=args.decode_check, progress=not args.quiet,
+    )
+    failures_path = os.path.join(args.output_dir, f"{args.prefix}-failures.json")
+    try:
+        _write_failures(failures_path, summary.failures)
+    except OSError as exc:
+        raise WriteError(f"cannot write {failures_path}: {exc.strerror or exc}") from exc
+    if summary.failures:
+        print(f"{summary.failed} of {summary.total} items failed and were not written; "
+              f"they are listed in {failures_path}:", file=sys.stderr)
+        for failed in summary.failures[:_SHOWN_FAILURES]:
+            print(f"  {failed['error_msg']}", file=sys.stderr)
+        if summary.failed > _SHOWN_FAILURES:
+            print(f"  ... and {summary.failed - _SHOWN_FAILURES} more", file=sys.stderr)
+        return EXIT_FAILED_ITEMS
+    return EXIT_OK
+
+
+RUNNERS = {"create": _run_create}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0].startswith("-") and args_list[0] not in (
+            "-h", "--help", "--version"):
+        args_list.insert(0, "create")  # the original tool's command line
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exc:  # argparse has printed the problem (or the help)
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    if args.version:
+        from .crc32c import BACKEND
+
+        print(f"tfrecord-lite {__version__} (CRC32C: {BACKEND})")
+        return EXIT_OK
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+                        format="%(message)s", stream=sys.stderr)
+    try:
+        return RUNNERS[args.command](args)
+    except UsageError as exc:
+        print(f"tfrecord-lite: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except WriteError as exc:
+        print(f"tfrecord-lite: error: {exc}", file=sys.stderr)
+        return EXIT_WRITE
+    except (TFRecordLiteError, ValueError) as exc:
+        print(f"tfrecord-lite: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("tfrecord-lite: interrupted; no partial shard was left", file=sys.stderr)
+        return 130

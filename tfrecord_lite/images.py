@@ -1,0 +1,266 @@
+"""Images, read by content: sniff, pass 3-channel JPEG through, convert the rest.
+
+* A baseline or progressive JPEG with 3 components is stored byte for byte.
+* Anything else Pillow reads (PNG of any mode, gray or CMYK JPEG, GIF's first frame,
+  BMP, WebP, TIFF, ...) is converted to RGB and re-encoded as JPEG.
+* With ``decode_check`` every stored image is decoded once, so a truncated or corrupt
+  file fails its item instead of failing a training job later.
+
+EXIF orientation is not applied: TensorFlow's decoders ignore it, and boxes are
+relative to the stored pixels. Pillow's decompression-bomb limit stays on.
+
+Pillow and numpy are imported when this module is, so ``import tfrecord_lite``
+does not import this module.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from .errors import ImageError
+
+# Magic bytes -> format name, checked in order.
+MAGIC: tuple[tuple[bytes, int, str], ...] = (
+    (b"\xff\xd8\xff", 0, "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", 0, "PNG"),
+    (b"GIF87a", 0, "GIF"),
+    (b"GIF89a", 0, "GIF"),
+    (b"BM", 0, "BMP"),
+    (b"WEBP", 8, "WEBP"),
+    (b"II*\x00", 0, "TIFF"),
+    (b"MM\x00*", 0, "TIFF"),
+)
+# JPEG start-of-frame markers TensorFlow and browsers decode: baseline, extended, progressive.
+_PASSTHROUGH_SOF = {0xC0, 0xC1, 0xC2}
+_ALL_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+_NO_LENGTH = {0x01, 0xD0, 0xD1, 0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8}
+_U16 = struct.Struct(">H")
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """How images are stored.
+
+    Attributes:
+        quality: JPEG quality for re-encoded images (1-100).
+        max_side: downscale so that the longer side is at most this many pixels.
+        decode_check: decode every stored image once to prove it decodes.
+    """
+
+    quality: int = 95
+    max_side: int | None = None
+    decode_check: bool = True
+
+
+@dataclass(frozen=True)
+class JpegInfo:
+    width: int
+    height: int
+    components: int
+    precision: int
+    sof: int
+    adobe_transform: int | None
+    frame_end: int  # offset just past the frame header: scan data and EOI come after
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """The bytes to store and what they are."""
+
+    data: bytes
+    width: int
+    height: int
+    format: str = "JPEG"
+    colorspace: str = "RGB"
+    channels: int = 3
+
+
+def sniff(data: bytes) -> str | None:
+    """The image format from the first bytes, or None."""
+    for magic, offset, name in MAGIC:
+        if data[offset:offset + len(magic)] == magic:
+            if name == "WEBP" and data[:4] != b"RIFF":
+                continue
+            return name
+    return None
+
+
+def jpeg_info(data: bytes) -> JpegInfo | None:
+    """Parse a JPEG's markers up to its start-of-frame; None when none is found."""
+    n = len(data)
+    pos = 2
+    adobe: int | None = None
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in _NO_LENGTH:
+            pos += 2
+            continue
+        (length,) = _U16.unpack_from(data, pos + 2)
+        if length < 2:
+            return None
+        segment = pos + 4
+        if marker == 0xEE and data[segment:segment + 5] == b"Adobe" and length >= 12:
+            adobe = data[segment + 11]
+        elif marker in _ALL_SOF:
+            if segment + 6 > n:
+                return None
+            precision = data[segment]
+            height, width = struct.unpack_from(">HH", data, segment + 1)
+            return JpegInfo(width, height, data[segment + 5], precision, marker, adobe,
+                            segment + length - 2)
+        elif marker == 0xDA:  # scan data before any frame header
+            return None
+        pos = segment + length - 2
+    return None
+
+
+def _check_pixels(width: int, height: int, where: str) -> None:
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and width * height > 2 * limit:
+        raise ImageError(
+            f"{where}: {width}x{height} pixels exceeds the decompression-bomb limit "
+            f"of {2 * limit} pixels", "too large")
+    if width <= 0 or height <= 0:
+        raise ImageError(f"{where}: image claims an empty size {width}x{height}", "corrupt")
+
+
+def _open(data: bytes, where: str) -> Any:
+    if not data:
+        raise ImageError(f"{where}: empty file", "empty")
+    fmt = sniff(data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"{where}: {exc}", "too large") from exc
+    except Exception as exc:  # Pillow raises many kinds for a bad header
+        if fmt is None:
+            raise ImageError(
+                f"{where}: not an image (Pillow cannot identify it; starts with {data[:8]!r})",
+                "not an image") from exc
+        raise ImageError(f"{where}: corrupt {fmt} header: {exc}") from exc
+
+
+def _load(im: Any, where: str) -> None:
+    try:
+        im.load()
+    except Exception as exc:  # truncated data, broken chunks, decoder errors
+        message = str(exc) or type(exc).__name__
+        if "truncated" in message:
+            raise ImageError(f"{where}: truncated {im.format} file ({message})",
+                             "truncated") from exc
+        raise ImageError(f"{where}: {im.format} does not decode: {message}") from exc
+
+
+def _to_rgb(im: Any) -> Any:
+    if im.mode == "RGB":
+        return im
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        import numpy as np
+
+        arr = np.asarray(im, dtype=np.float64)
+        if arr.size and arr.max() > 255:
+            arr = arr / 257.0
+        gray = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "L")
+        return gray.convert("RGB")
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")  # alpha is dropped, as tf.io.decode_png(channels=3) does
+    return im.convert("RGB")
+
+
+def _fit(width: int, height: int, max_side: int | None) -> tuple[int, int] | None:
+    if not max_side or max(width, height) <= max_side:
+        return None
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _encode_jpeg(im: Any, quality: int) -> StoredImage:
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=quality)
+    return StoredImage(buf.getvalue(), im.width, im.height)
+
+
+def prepare(data: bytes, options: ImageOptions = ImageOptions(),
+            where: str = "image") -> StoredImage:
+    """Turn the bytes of an image file into the JPEG bytes to store.
+
+    Args:
+        data: the file's bytes.
+        options: quality, downscaling and the decode check.
+        where: how to name the image in errors (its path).
+    Raises:
+        ImageError: empty, not an image, truncated, corrupt or too large.
+    """
+    if not data:
+        raise ImageError(f"{where}: empty file", "empty")
+    info = jpeg_info(data) if data[:3] == b"\xff\xd8\xff" else None
+    if (info is not None and info.components == 3 and info.precision == 8
+            and info.sof in _PASSTHROUGH_SOF):
+        _check_pixels(info.width, info.height, where)
+        target = _fit(info.width, info.height, options.max_side)
+        if target is None:
+            if options.decode_check:
+                im = _open(data, where)
+                im.draft("RGB", (max(1, info.width // 8), max(1, info.height // 8)))
+                _load(im, where)
+            elif data.rfind(b"\xff\xd9") < info.frame_end:
+                # Even unchecked, a cut file is caught: it lacks the end-of-image marker
+                # (which cannot occur inside entropy-coded data).
+                raise ImageError(f"{where}: truncated JPEG file (no end-of-image marker)",
+                                 "truncated")
+            return StoredImage(data, info.width, info.height)
+        im = _open(data, where)
+        im.draft("RGB", target)
+        _load(im, where)
+        return _encode_jpeg(_to_rgb(im).resize(target, Image.Resampling.LANCZOS), options.quality)
+
+    im = _open(data, where)
+    _check_pixels(im.width, im.height, where)
+    target = _fit(im.width, im.height, options.max_side)
+    if target is not None and im.format == "JPEG":
+        im.draft("RGB", target)
+    _load(im, where)  # always: converting needs the pixels
+    rgb = _to_rgb(im)
+    if target is not None:
+        rgb = rgb.resize(target, Image.Resampling.LANCZOS)
+    return _encode_jpeg(rgb, options.quality)
+
+
+def read_size(data: bytes, where: str = "image") -> tuple[int, int, str]:
+    """``(width, height, format)`` from an image's header, without decoding pixels."""
+    if data[:3] == b"\xff\xd8\xff":
+        info = jpeg_info(data)
+        if info is not None:
+            return info.width, info.height, "JPEG"
+    im = _open(data, where)
+    return im.width, im.height, im.format or (sniff(data) or "")
+
+
+def read_size_from_file(path: str) -> tuple[int, int, str]:
+    """``(width, height, format)`` of an image file, reading only its header."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 18)
+    if not head:
+        raise ImageError(f"{path}: empty file", "empty")
+    if head[:3] == b"\xff\xd8\xff":
+        info = jpeg_info(head)
+        if info is not None:
+            return info.width, info.height, "JPEG"
+    try:
+        with Image.open(path) as im:
+            return im.width, im.height, im.format or ""
+    except Exception as exc:
+        raise ImageError(f"{path}: not an image Pillow can read ({exc})", "not an image") from exc
