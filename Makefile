@@ -52,6 +52,7 @@ $(TF_VENV)/.installed: pyproject.toml
 	touch $@
 
 test-tf: $(TF_VENV)/.installed
+	$(TF_VENV)/bin/python -c "import tensorflow as tf; print('TensorFlow', tf.__version__)"
 	$(TF_VENV)/bin/python -m pytest $(PYTEST_FLAGS) -m tensorflow tests
 
 test-protobuf:

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, detection_item
 
 from tfrecord_lite import __version__, read_records
 from tfrecord_lite.cli import main
+
+from conftest import ROOT, detection_item
 
 
 def _write_dataset(tmp_path: Path, items: list[dict[str, Any]]) -> str:

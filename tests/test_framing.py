@@ -39,9 +39,35 @@ def test_framer_caches_headers_correctly() -> None:
     records = [b"abc", b"xyz", b"", b"q" * 70000, b"abc", b"long" * 20000]
     for r in records:
         framer.write(r)
+    framer.flush()
     assert buf.getvalue() == b"".join(encode_record(r) for r in records)
     buf.seek(0)
     assert list(iter_records(buf)) == records
+
+
+def test_small_records_are_batched_and_masked_together(tmp_path: Path) -> None:
+    records = [bytes([i % 256]) * (i % 300) for i in range(5000)]
+    buf = io.BytesIO()
+    framer = RecordFramer(buf, batch_bytes=10_000)
+    for r in records:
+        framer.write(r)
+    framer.flush()
+    assert buf.getvalue() == b"".join(encode_record(r) for r in records)
+
+
+def test_partial_writes_are_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    real_writev, real_write = os.writev, os.write
+    monkeypatch.setattr(os, "writev", lambda fd, bufs: real_writev(fd, [bufs[0][:5]]))
+    monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, bytes(data[:7])))
+    path = tmp_path / "p.tfrecord"
+    records = [b"a" * 20000, b"small", b"b" * 30000]
+    with TFRecordWriter(path) as w:
+        for r in records:
+            w.write(r)
+    monkeypatch.undo()
+    assert list(read_records(path)) == records
 
 
 @pytest.mark.parametrize("compression", [None, "gzip", "zlib", "GZIP", "ZLIB", ""])

@@ -4,11 +4,12 @@ import io
 
 import numpy as np
 import pytest
-from conftest import DEMO, KINDS, encode, make_image_bytes
 from PIL import Image
 
 from tfrecord_lite import ImageError
 from tfrecord_lite.images import ImageOptions, jpeg_info, prepare, read_size_from_file, sniff
+
+from conftest import DEMO, KINDS, encode, make_image_bytes
 
 CONVERTED = [k for k in KINDS if k not in ("jpeg-rgb", "jpeg-progressive")]
 

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import KINDS, detection_item, make_image_bytes
 from PIL import Image
 
 import tfrecord_lite
 from tfrecord_lite import WriteError, create, read_examples, read_records, write_dataset
 from tfrecord_lite.sharding import shard_name
+
+from conftest import KINDS, detection_item, make_image_bytes
 
 
 def _dataset(image_file: Any, n: int, kinds: tuple[str, ...] = ("jpeg-rgb", "png-rgb")
@@ -181,23 +182,22 @@ def test_max_side_keeps_normalized_boxes(tmp_path: Path, image_file: Any) -> Non
 
 def test_injected_write_failure_leaves_no_partial_shard(tmp_path: Path, image_file: Any,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from tfrecord_lite import framing
-
     items = _dataset(image_file, 10)
     calls = [0]
-    real_write = framing.RecordFramer.write
+    real_writev = os.writev
 
-    def failing_write(self: Any, data: bytes) -> int:
+    def failing_writev(fd: int, buffers: Any) -> int:
         calls[0] += 1
-        if calls[0] == 6:
+        if calls[0] == 2:  # the second shard's write: the disk is full
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_write(self, data)
+        return real_writev(fd, buffers)
 
-    monkeypatch.setattr(framing.RecordFramer, "write", failing_write)
-    # TFRecordWriter binds the framer's method at construction, so patch before.
+    monkeypatch.setattr(os, "writev", failing_writev)
     out = tmp_path / "out"
     with pytest.raises(WriteError, match="disk full"):
         create(items, "w", out, 3, 2, progress=False)
+    monkeypatch.undo()
+    assert calls[0] == 2
     names = sorted(p.name for p in out.iterdir())
     # Shard 0 (4 records) was complete and renamed; shard 1 failed: nothing else is left,
     # neither a partial shard nor a temporary file, nor a manifest.

@@ -87,7 +87,9 @@ class _InflateReader(io.RawIOBase):
 
 
 def _open_plain(path: PathLike, mode: str) -> IO[bytes]:
-    return open(path, mode + "b", buffering=_BUFFER)  # noqa: SIM115
+    # Writing: a raw io.FileIO; the record framer batches small records itself and
+    # hands large ones straight to the kernel.
+    return open(path, mode + "b", buffering=0 if mode == "w" else _BUFFER)  # noqa: SIM115
 
 
 def _deflate_opener(name: str) -> Callable[[PathLike, str], IO[bytes]]:

@@ -56,11 +56,17 @@ class TFRecordWriter:
         self.write = self._framer.write
 
     def flush(self) -> None:
+        """Push every record written so far to the operating system."""
+        self._framer.flush()
         self._file.flush()
 
     def close(self) -> None:
         """Flush and close; idempotent."""
-        self._file.close()
+        if not self._file.closed:
+            try:
+                self._framer.flush()
+            finally:
+                self._file.close()
 
     def __enter__(self) -> TFRecordWriter:
         return self

@@ -1,0 +1,144 @@
+"""Interoperability with real TensorFlow (run by `make test-tf`, in its own venv)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tfrecord_lite import TFRecordWriter, encode_example, read_records, write_dataset
+from tfrecord_lite.example import RECORD_FIELDS, ImageFields
+
+from conftest import KINDS, ROOT, detection_item
+
+pytestmark = pytest.mark.tensorflow
+
+# Skipped where TensorFlow is absent; `make test-tf` imports it first, so there a
+# missing TensorFlow fails instead.
+tf = pytest.importorskip("tensorflow")
+
+COMPRESSIONS = [("none", ""), ("gzip", "GZIP"), ("zlib", "ZLIB")]
+RECORDS = [b"", b"foo", bytes(range(256)) * 40, b"x" * 200_000]
+
+
+def _tf_records(path: Path, compression_type: str) -> list[bytes]:
+    ds = tf.data.TFRecordDataset([str(path)], compression_type=compression_type)
+    return [r.numpy() for r in ds]
+
+
+@pytest.mark.parametrize("ours, theirs", COMPRESSIONS)
+def test_tensorflow_reads_our_files(tmp_path: Path, ours: str, theirs: str) -> None:
+    path = tmp_path / "ours.tfrecord"
+    with TFRecordWriter(path, compression=ours) as w:
+        for r in RECORDS:
+            w.write(r)
+    assert _tf_records(path, theirs) == RECORDS
+
+
+@pytest.mark.parametrize("ours, theirs", COMPRESSIONS)
+def test_we_read_tensorflow_files(tmp_path: Path, ours: str, theirs: str) -> None:
+    path = tmp_path / "theirs.tfrecord"
+    with tf.io.TFRecordWriter(str(path), options=tf.io.TFRecordOptions(theirs or None)) as w:
+        for r in RECORDS:
+            w.write(r)
+    assert list(read_records(path)) == RECORDS  # compression detected
+    assert list(read_records(path, compression=ours)) == RECORDS
+
+
+def test_plain_bytes_identical_to_tensorflow(tmp_path: Path) -> None:
+    ours, theirs = tmp_path / "a", tmp_path / "b"
+    with TFRecordWriter(ours) as w, tf.io.TFRecordWriter(str(theirs)) as t:
+        for r in RECORDS:
+            w.write(r)
+            t.write(r)
+    assert ours.read_bytes() == theirs.read_bytes()
+
+
+def _tf_feature(kind: str, values: list[Any]) -> Any:
+    if kind == "bytes":
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+    if kind == "float":
+        return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+
+
+def test_example_bytes_equal_what_tensorflow_serializes() -> None:
+    from tfrecord_lite.example import feature_values, parse_example
+
+    data = encode_example(detection_item("/x.jpg", 3), ImageFields(b"jpegbytes", 48, 64))
+    parsed = parse_example(data)
+    rebuilt = tf.train.Example(features=tf.train.Features(feature={
+        key: _tf_feature(*feature_values(parsed.features.feature[key]))
+        for key in parsed.features.feature}))
+    assert rebuilt.SerializeToString(deterministic=True) == data
+    assert tf.train.Example.FromString(data) == rebuilt
+
+
+def _parse_spec() -> dict[str, Any]:
+    dtypes = {"bytes": tf.string, "float": tf.float32, "int64": tf.int64}
+    return {key: (tf.io.VarLenFeature(dtypes[f.kind]) if f.is_list
+                  else tf.io.FixedLenFeature([], dtypes[f.kind]))
+            for key, f in RECORD_FIELDS.items()}
+
+
+def _lookup(item: dict[str, Any], path: str) -> Any:
+    node: Any = item
+    for part in path.split("/"):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def test_tensorflow_reads_create_output_field_for_field(tmp_path: Path, image_file: Any) -> None:
+    items = [detection_item(image_file(kind), f"id-{i}") for i, kind in enumerate(KINDS)]
+    items.append({"filename": image_file("jpeg-rgb"), "id": "minimal", "class": {"label": "1"}})
+    summary = write_dataset(items, "train", tmp_path, 3, 2, seed=1, compression="gzip",
+                            progress=False)
+    assert summary.failed == 0
+    by_id = {str(i["id"]): i for i in items}
+    files = sorted(str(p) for p in tmp_path.glob("train-*-of-00003"))
+    spec = _parse_spec()
+    seen = 0
+    for raw in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+        parsed = tf.io.parse_single_example(raw, spec)
+        item = by_id[parsed["image/id"].numpy().decode()]
+        seen += 1
+        image = tf.io.decode_jpeg(parsed["image/encoded"])
+        assert image.shape == (parsed["image/height"].numpy(), parsed["image/width"].numpy(), 3)
+        assert parsed["image/filename"].numpy().decode() == item["filename"]
+        label = _lookup(item, "class/label")
+        assert parsed["image/class/label"].numpy() == (int(label) if label is not None else -1)
+        for key, field in RECORD_FIELDS.items():
+            if not field.is_list:
+                continue
+            source = {"object/class/label": "object/bbox/label",
+                      "object/class/text": "object/bbox/text"}.get(field.path, field.path)
+            expected = _lookup(item, source) or []
+            got = tf.sparse.to_dense(parsed[key]).numpy().tolist()
+            if field.kind == "bytes":
+                assert [g.decode() for g in got] == [str(e) for e in expected], key
+            elif field.kind == "float":
+                assert got == pytest.approx(expected, rel=1e-6), key
+            else:
+                assert got == expected, key
+    assert seen == len(items)
+
+
+def test_import_order_with_tensorflow() -> None:
+    code = """
+import sys
+first, second = sys.argv[1:]
+__import__(first); __import__(second)
+import tensorflow as tf
+from tfrecord_lite import encode_example, decode_example
+data = encode_example({"filename": "f", "id": 1, "height": 2, "width": 3})
+assert tf.train.Example.FromString(data).features.feature["image/width"].int64_list.value == [3]
+assert decode_example(tf.train.Example.FromString(data).SerializeToString(deterministic=True)) \
+    == decode_example(data)
+"""
+    for order in (["tensorflow", "tfrecord_lite"], ["tfrecord_lite", "tensorflow"]):
+        result = subprocess.run([sys.executable, "-c", code, *order], capture_output=True,
+                                text=True, cwd=ROOT)
+        assert result.returncode == 0, result.stderr[-2000:]
