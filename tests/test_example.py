@@ -214,3 +214,73 @@ def test_round_trip_property(ident: Any, label: int, text: str,
     assert back["object"]["parts"]["v"] == [p[1] for p in parts]
     # Re-encoding the decoded item gives the same bytes.
     assert encode_example(back) == data
+
+
+_any_float = st.one_of(st.floats(), st.integers(-(10**6), 10**6))
+_any_int = st.integers(min_value=-(1 << 63), max_value=(1 << 63) - 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ident=st.one_of(st.integers(), st.text(max_size=30)),
+    extra=st.text(max_size=300),
+    conf=_any_float,
+    floats=st.lists(_any_float, max_size=40),
+    ints=st.lists(_any_int, max_size=40),
+    texts=st.lists(st.text(max_size=20), max_size=10),
+    encoded=st.one_of(st.none(), st.binary(max_size=3000)),
+    count=st.one_of(st.none(), _any_int),
+)
+def test_bytes_equal_protobuf_deterministic_serialization(
+        ident: Any, extra: str, conf: float, floats: list[float], ints: list[int],
+        texts: list[str], encoded: bytes | None, count: int | None) -> None:
+    """The direct wire encoder against protobuf's own canonical serialization."""
+    item: dict[str, Any] = {
+        "filename": "f", "id": ident, "extra": extra, "class": {"conf": conf},
+        "object": {"area": floats, "bbox": {"label": ints, "text": texts}},
+    }
+    if count is not None:
+        item["object"]["count"] = count
+    image = ImageFields(encoded, 1, 2)
+    data = encode_example(item, image)
+    assert parse_example(data).SerializeToString(deterministic=True) == data
+
+    # And the same features built with the protobuf API give the same bytes.
+    ex = example_pb2.Example()
+    f = ex.features.feature
+    for key, field in RECORD_FIELDS.items():
+        if key == "image/encoded" and encoded is None:
+            continue
+        f[key].SetInParent()
+        getattr(f[key], {"bytes": "bytes_list", "float": "float_list",
+                         "int64": "int64_list"}[field.kind]).SetInParent()
+    parsed = parse_example(data).features.feature
+    for key in parsed:
+        kind = parsed[key].WhichOneof("kind")
+        getattr(f[key], kind).value.extend(getattr(parsed[key], kind).value)
+    assert ex.SerializeToString(deterministic=True) == data
+    import numpy as np
+
+    with np.errstate(over="ignore"):
+        expected = np.array(floats, dtype=np.float64).astype(np.float32)
+    got = np.array(parsed["image/object/area"].float_list.value, dtype=np.float32)
+    np.testing.assert_array_equal(got, expected)  # NaN == NaN here
+    assert list(parsed["image/object/bbox/label"].int64_list.value) == ints
+    assert list(parsed["image/object/bbox/text"].bytes_list.value) == [
+        t.encode() for t in texts]
+
+
+def test_float32_overflow_becomes_infinity_as_in_protobuf() -> None:
+    item = {"filename": "f", "id": 1, "object": {"area": [1e39, -1e39, 3.4028235e38]}}
+    area = _features(encode_example(item, IMAGE))["image/object/area"].float_list.value
+    ref = example_pb2.Example()
+    ref.features.feature["x"].float_list.value.extend([1e39, -1e39, 3.4028235e38])
+    assert list(area) == list(ref.features.feature["x"].float_list.value)
+    assert area[0] == math.inf and area[1] == -math.inf
+
+
+def test_wrong_container_types() -> None:
+    with pytest.raises(ExampleError, match="class: expected a dict, got int"):
+        encode_example({"filename": "f", "id": 1, "class": 3}, IMAGE)
+    with pytest.raises(ExampleError, match="object/area: expected a list of values"):
+        encode_example({"filename": "f", "id": 1, "object": {"area": {"a": 1}}}, IMAGE)

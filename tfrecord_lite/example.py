@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import numbers
-from collections.abc import Iterable, Iterator, Mapping
+import struct
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -124,19 +126,8 @@ class ImageFields(NamedTuple):
     channels: int = 3
 
 
-def _lookup(item: Mapping[str, Any], path: str) -> Any:
-    node: Any = item
-    for part in path.split("/"):
-        if not isinstance(node, Mapping):
-            return None
-        node = node.get(part)
-        if node is None:
-            return None
-    return node
-
-
 def item_label(item: Any) -> str:
-    """How an item is named in messages: its id, else its filename, else its position."""
+    """How an item is named in messages: its id, else its filename."""
     if isinstance(item, Mapping):
         for key in ("id", "filename"):
             if item.get(key) is not None:
@@ -144,7 +135,7 @@ def item_label(item: Any) -> str:
     return "item"
 
 
-# -- value conversion -------------------------------------------------------------------
+# -- value conversion (the slow path, taken only for values that are not plain) ----------
 
 def _as_int(value: Any) -> int:
     if isinstance(value, bool):
@@ -152,7 +143,10 @@ def _as_int(value: Any) -> int:
     if isinstance(value, numbers.Integral):
         result = int(value)
     elif isinstance(value, str):
-        result = int(value.strip())  # "1" -> 1; "1.5" raises ValueError
+        try:
+            result = int(value.strip())  # "1" -> 1
+        except ValueError:
+            raise ValueError(f"not an integer: {value!r}") from None
     elif isinstance(value, numbers.Real) and float(value).is_integer():
         result = int(float(value))
     else:
@@ -164,7 +158,10 @@ def _as_int(value: Any) -> int:
 
 def _as_float(value: Any) -> float:
     if isinstance(value, (numbers.Real, str)) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"not a number: {value!r}") from None
     raise TypeError(f"expected a number, got {value!r} ({type(value).__name__})")
 
 
@@ -178,66 +175,191 @@ def _as_bytes(value: Any) -> bytes:
     return str(value).encode("utf-8")
 
 
+# -- the protobuf wire format, written directly --------------------------------------------
+#
+# Example { Features features = 1 }, Features { map<string, Feature> feature = 1 },
+# Feature { oneof { BytesList = 1; FloatList = 2; Int64List = 3 } }, each list a
+# repeated field 1 (floats and ints packed). Map entries are sorted by key, as
+# protobuf's deterministic serialization does; tests compare every byte with it.
+
+_M64 = (1 << 64) - 1
+_SMALL = [bytes([i]) for i in range(128)]
+_KIND_TAG = {BYTES: b"\x0a", FLOAT: b"\x12", INT64: b"\x1a"}
+_FLOAT32_CACHE: dict[int, struct.Struct] = {}
+
+
+def _varint(n: int) -> bytes:
+    """Unsigned varint of 0 <= n < 2**64."""
+    if n < 128:
+        return _SMALL[n]
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _int64_varint(v: int) -> bytes:
+    if 0 <= v < 128:
+        return _SMALL[v]
+    if not _INT64_MIN <= v <= _INT64_MAX:
+        raise ValueError(f"{v} does not fit in int64")
+    return _varint(v & _M64)
+
+
+def _pack_float32(values: list[Any]) -> bytes:
+    n = len(values)
+    packer = _FLOAT32_CACHE.get(n)
+    if packer is None:
+        packer = struct.Struct(f"<{n}f")
+        if n <= 64:
+            _FLOAT32_CACHE[n] = packer
+    try:
+        return packer.pack(*values)
+    except OverflowError:  # beyond float32: +-inf, as protobuf's C conversion gives
+        return b"".join(_pack_one_float32(v) for v in values)
+
+
+_F32 = struct.Struct("<f")
+
+
+def _pack_one_float32(v: float) -> bytes:
+    try:
+        return _F32.pack(v)
+    except OverflowError:
+        return _F32.pack(math.copysign(math.inf, v))
+
+
+def _fail(item: Any, path: str, message: str) -> ExampleError:
+    return ExampleError(f"{item_label(item)}: {path}: {message}")
+
+
 _CONVERT = {INT64: _as_int, FLOAT: _as_float, BYTES: _as_bytes}
 
 
-def _values(value: Any) -> list[Any]:
-    if isinstance(value, (str, bytes, bytearray, Mapping)):
-        return [value]
-    if isinstance(value, Iterable):
-        return list(value)
-    return [value]
-
-
-class _Builder:
-    """Fills one Example; errors name the item and the key path."""
-
-    def __init__(self, item: Mapping[str, Any]) -> None:
-        self.item = item
-        self.example = example_pb2.Example()
-        self.features = self.example.features.feature
-
-    def fail(self, path: str, message: str) -> ExampleError:
-        return ExampleError(f"{item_label(self.item)}: {path}: {message}")
-
-    def put(self, key: str, path: str, kind: str, values: list[Any]) -> None:
-        feature = self.features[key]
-        target: Any = (feature.bytes_list if kind == BYTES
-                  else feature.float_list if kind == FLOAT else feature.int64_list)
-        target.SetInParent()
-        if kind == BYTES:
-            try:
-                target.value.extend([_as_bytes(v) for v in values])
-            except TypeError as exc:
-                raise self.fail(path, str(exc)) from exc
-            return
+def _convert_each(item: Any, field: Field, values: list[Any]) -> list[Any]:
+    """The slow path: convert value by value, naming the first bad one."""
+    convert = _CONVERT[field.kind]
+    out = []
+    for i, v in enumerate(values):
         try:
-            target.value.extend(values)  # fast path: protobuf takes plain ints / floats
-            return
+            out.append(convert(v))
+        except (TypeError, ValueError) as exc:
+            raise _fail(item, f"{field.path}[{i}]" if field.is_list else field.path,
+                        str(exc)) from exc
+    return out
+
+
+def _feature_bytes(item: Any, field: Field, values: list[Any]) -> bytes:
+    """The serialized Feature message holding ``values``."""
+    kind = field.kind
+    if kind == BYTES:
+        pieces = []
+        for v in values:
+            if type(v) is not bytes:
+                v = v.encode("utf-8") if type(v) is str else _convert_each(item, field, [v])[0]
+            pieces.append(b"\x0a" + _varint(len(v)) + v)
+        payload = b"".join(pieces)
+        return b"\x0a" + _varint(len(payload)) + payload
+    if kind == INT64:
+        try:
+            packed = b"".join([_int64_varint(v) for v in values])
         except (TypeError, ValueError):
-            del target.value[:]
-        convert = _CONVERT[kind]
-        converted = []
-        for i, v in enumerate(values):
-            try:
-                converted.append(convert(v))
-            except (TypeError, ValueError) as exc:
-                where = f"{path}[{i}]" if len(values) > 1 or path in _LIST_PATHS else path
-                raise self.fail(where, str(exc).replace("invalid literal for int() with base 10",
-                                                        "not an integer")) from exc
-        target.value.extend(converted)
+            packed = b"".join([_int64_varint(v) for v in _convert_each(item, field, values)])
+    else:
+        try:
+            packed = _pack_float32(values)
+        except (struct.error, TypeError):
+            packed = _pack_float32(_convert_each(item, field, values))
+    inner = b"\x0a" + _varint(len(packed)) + packed if packed else b""
+    return _KIND_TAG[kind] + _varint(len(inner)) + inner
 
 
-_LIST_PATHS = frozenset(f.path for f in FIELDS if f.is_list)
+def _bytes_entry_head(prefix: bytes, n: int) -> bytes:
+    """Everything of an entry holding one ``n``-byte value, up to that value."""
+    value_head = b"\x0a" + _varint(n)
+    list_len = len(value_head) + n
+    list_head = b"\x0a" + _varint(list_len)
+    feature_len = len(list_head) + list_len
+    fsize = _varint(feature_len)
+    return (b"\x0a" + _varint(len(prefix) + len(fsize) + feature_len) + prefix + fsize
+            + list_head + value_head)
 
 
-def _object_count(item: Mapping[str, Any]) -> int:
-    longest = 0
-    for path in _OBJECT_LISTS:
-        value = _lookup(item, path)
-        if value is not None:
-            longest = max(longest, len(_values(value)))
-    return longest
+def _entry(prefix: bytes, feature: bytes) -> bytes:
+    """One map entry of Features, with its own tag and length."""
+    fsize = _varint(len(feature))
+    return b"\x0a" + _varint(len(prefix) + len(fsize) + len(feature)) + prefix + fsize + feature
+
+
+_SORTED_KEYS = sorted(RECORD_FIELDS)
+_KEY_PREFIX = {key: b"\x0a" + _varint(len(key)) + key.encode() + b"\x12" for key in _SORTED_KEYS}
+# Where each field's value lives: 0 the item, 1 class, 2 object, 3 object/bbox, 4 object/parts.
+_CONTAINERS = {(): 0, ("class",): 1, ("object",): 2, ("object", "bbox"): 3,
+               ("object", "parts"): 4}
+_CACHEABLE = (int, str)
+_UNIQUE = frozenset({"id", "filename", "extra"})
+_feature_cache: dict[tuple[Any, ...], bytes] = {}
+_EMPTY: list[Any] = []
+
+
+class _Step(NamedTuple):
+    """One record key, in sorted order: where its value comes from and how it is written."""
+
+    key: str
+    prefix: bytes
+    field: Field
+    where: int  # container index, see _CONTAINERS; -1: a copy of another key; -2: sha256
+    name: str
+    source: str | None  # for copies: the key whose feature is copied
+
+
+def _plan() -> list[_Step]:
+    steps = []
+    by_key = {f.key: f for f in FIELDS}
+    copies = {"image/" + alias: "image/" + src for alias, src in ALIASES.items()}
+    for key in _SORTED_KEYS:
+        if key in by_key:
+            field = by_key[key]
+            parts = tuple(field.path.split("/"))
+            steps.append(_Step(key, _KEY_PREFIX[key], field, _CONTAINERS[parts[:-1]],
+                               parts[-1], None))
+        elif key in copies:
+            steps.append(_Step(key, _KEY_PREFIX[key], by_key[copies[key]], -1, "",
+                               copies[key]))
+        else:
+            steps.append(_Step(key, _KEY_PREFIX[key], SHA256, -2, "sha256", None))
+    return steps
+
+
+_PLAN = _plan()
+assert all(s.source is None or s.source < s.key for s in _PLAN)  # sources come first
+_COPIED = frozenset(s.source for s in _PLAN if s.source)
+_OBJECT_NAMES = tuple((f.path.split("/")[-2] == "bbox", f.path.rsplit("/", 1)[-1])
+                      for f in FIELDS if f.path in _OBJECT_LISTS)
+
+
+def _sub(item: Mapping[str, Any], parent: Any, name: str, where: str) -> Any:
+    if parent is None:
+        return None
+    try:
+        return parent.get(name)
+    except AttributeError:
+        raise _fail(item, where, f"expected a dict, got {type(parent).__name__}") from None
+
+
+def _as_list(item: Any, field: Field, value: Any) -> list[Any]:
+    if type(value) is list:
+        return value
+    if isinstance(value, (str, bytes, bytearray)):
+        return [value]
+    if isinstance(value, Mapping):
+        raise _fail(item, field.path, "expected a list of values, got a dict")
+    try:
+        return list(value)
+    except TypeError:
+        return [value]  # a single value where a list is expected: the original's way
 
 
 def _warn_unknown(item: Mapping[str, Any]) -> None:
@@ -246,6 +368,16 @@ def _warn_unknown(item: Mapping[str, Any]) -> None:
             _warned_unknown.add(key)
             logger.warning("ignoring unknown item field %r (first seen in %s)",
                            key, item_label(item))
+
+
+def _object_count(item: Any, obj: Any, bbox: Any) -> int:
+    longest = 0
+    for in_bbox, name in _OBJECT_NAMES:
+        container = bbox if in_bbox else obj
+        value = container.get(name) if container is not None else None
+        if value is not None:
+            longest = max(longest, len(_as_list(item, _BY_PATH["object/area"], value)))
+    return longest
 
 
 def encode_example(item: Mapping[str, Any], image: ImageFields | None = None) -> bytes:
@@ -257,52 +389,88 @@ def encode_example(item: Mapping[str, Any], image: ImageFields | None = None) ->
             ``encoded``, ``height``, ``width``, ``format``, ``colorspace``, ``channels``
             (or, with ``encoded`` absent, at least ``height`` and ``width``).
     Returns:
-        The deterministic serialization of the Example.
+        The deterministic serialization of the Example: exactly the bytes of
+        ``tf.train.Example.SerializeToString(deterministic=True)`` for the same features.
     Raises:
         ExampleError: a required field is missing or a value has the wrong type; the
             message names the item id and the key path (``object/bbox/xmin[2]``).
     """
     if not isinstance(item, Mapping):
         raise ExampleError(f"an item must be a dict, got {type(item).__name__}")
-    b = _Builder(item)
     for path in REQUIRED:
         if item.get(path) is None:
-            raise b.fail(path, "missing (every item needs 'filename' and 'id')")
+            raise _fail(item, path, "missing (every item needs 'filename' and 'id')")
     _warn_unknown(item)
-    image_values: dict[str, Any] = image._asdict() if image is not None else {}
-    for field in FIELDS:
-        path = field.path
-        if path in IMAGE_FIELDS and image is not None:
-            value = image_values[path]
-            if value is None:  # image not stored
-                continue
-        else:
-            value = _lookup(item, path)
-        if value is None:
-            if field.is_list:
-                value = []
-            elif path == "object/count":
-                value = _object_count(item)
-            elif path == "encoded":
-                continue
-            elif field.default is None:
-                raise b.fail(path, "missing (give it in the item, or let the image be read)")
+    obj = _sub(item, item, "object", "object")
+    bbox = _sub(item, obj, "bbox", "object")
+    containers = (item, _sub(item, item, "class", "class"), obj, bbox,
+                  _sub(item, obj, "parts", "object"))
+    overrides = image._asdict() if image is not None else None
+    cache = _feature_cache
+    copied: dict[str, bytes] = {}
+    body: list[bytes] = []
+    size = 0
+    for key, prefix, field, where, name, source in _PLAN:
+        if where >= 0:
+            if where == 0 and overrides is not None and name in overrides:
+                value = overrides[name]
+                if value is None:  # the image is not stored
+                    continue
+                if name == "encoded" and type(value) is bytes:
+                    head = _bytes_entry_head(prefix, len(value))  # no copy of the image
+                    body += (head, value)
+                    size += len(head) + len(value)
+                    continue
             else:
-                value = field.default
-        if field.is_list:
-            values = _values(value)
+                container = containers[where]
+                value = None if container is None else _sub(
+                    item, container, name, field.path.rsplit("/", 1)[0])
+            if field.is_list:
+                values = _EMPTY if value is None else _as_list(item, field, value)
+            elif value is None:
+                if name == "encoded":
+                    continue
+                if name == "count":
+                    value = _object_count(item, obj, bbox)
+                elif field.default is None:
+                    raise _fail(item, field.path,
+                                "missing (give it in the item, or let the image be read)")
+                else:
+                    value = field.default
+                values = [value]
+            elif isinstance(value, (list, tuple, dict, set, Mapping)):
+                raise _fail(item, field.path,
+                            f"expected a single value, got {type(value).__name__}")
+            else:
+                values = [value]
+            if not values or (len(values) == 1 and type(values[0]) in _CACHEABLE
+                              and name not in _UNIQUE):
+                # Defaults, empty lists and small repeated scalars: serialized once.
+                ckey = (prefix, type(values[0]), values[0]) if values else (prefix,)
+                entry = cache.get(ckey)
+                if entry is None:
+                    if len(cache) > 20000:
+                        cache.clear()
+                    entry = cache[ckey] = _entry(prefix, _feature_bytes(item, field, values))
+                if key in _COPIED:
+                    copied[key] = _feature_bytes(item, field, values)
+            else:
+                feature = _feature_bytes(item, field, values)
+                entry = _entry(prefix, feature)
+                if key in _COPIED:
+                    copied[key] = feature
+        elif where == -1:
+            assert source is not None
+            entry = _entry(prefix, copied[source])
         else:
-            if isinstance(value, Iterable) and not isinstance(value, (str, bytes, bytearray)):
-                raise b.fail(path, f"expected a single value, got {type(value).__name__}")
-            values = [value]
-        b.put(field.key, path, field.kind, values)
-    features = b.features
-    for alias, source in ALIASES.items():
-        features["image/" + alias].CopyFrom(features["image/" + source])
-    encoded = features["image/encoded"].bytes_list.value if "image/encoded" in features else ()
-    digest = hashlib.sha256(encoded[0]).hexdigest() if encoded else ""
-    features[SHA256.key].bytes_list.value.append(digest.encode("ascii"))
-    return b.example.SerializeToString(deterministic=True)
+            stored = image.encoded if image is not None else item.get("encoded")
+            digest = hashlib.sha256(_as_bytes(stored)).hexdigest() if stored is not None else ""
+            entry = _entry(prefix, _feature_bytes(item, field, [digest]))
+        body.append(entry)
+        size += len(entry)
+    return b"".join([b"\x0a", _varint(size), *body])
+
+
 
 
 # -- decoding ---------------------------------------------------------------------------

@@ -213,8 +213,10 @@ def prepare(data: bytes, options: ImageOptions = ImageOptions(),
         target = _fit(info.width, info.height, options.max_side)
         if target is None:
             if options.decode_check:
+                # Decoding at 1/8 scale, luma only, still reads every byte of every
+                # scan (so a cut or broken stream fails) at half the cost of a full decode.
                 im = _open(data, where)
-                im.draft("RGB", (max(1, info.width // 8), max(1, info.height // 8)))
+                im.draft("L", (max(1, info.width // 8), max(1, info.height // 8)))
                 _load(im, where)
             elif data.rfind(b"\xff\xd9") < info.frame_end:
                 # Even unchecked, a cut file is caught: it lacks the end-of-image marker

@@ -160,15 +160,20 @@ def _encode_one(encode: Callable[[Mapping[str, Any]], bytes], item: Any
 
 
 def _in_order(pool: concurrent.futures.Executor, fn: Callable[[Any], Any],
-              args: Iterable[Any], window: int) -> Iterator[Any]:
-    """``pool.map`` with at most ``window`` tasks in flight, results in input order."""
+              args: Sequence[Any], window: int, chunk: int) -> Iterator[Any]:
+    """``pool.map`` over chunks of ``args``: at most ``window`` chunks in flight,
+    results one by one in input order (chunking keeps the per-task overhead small)."""
     pending: collections.deque[concurrent.futures.Future[Any]] = collections.deque()
-    for arg in args:
-        pending.append(pool.submit(fn, arg))
+
+    def run(part: Sequence[Any]) -> list[Any]:
+        return [fn(a) for a in part]
+
+    for start in range(0, len(args), chunk):
+        pending.append(pool.submit(run, args[start:start + chunk]))
         if len(pending) >= window:
-            yield pending.popleft().result()
+            yield from pending.popleft().result()
     while pending:
-        yield pending.popleft().result()
+        yield from pending.popleft().result()
 
 
 def _write_atomically(path: str, data: bytes) -> None:
@@ -256,8 +261,9 @@ def write_dataset(
 
     pool = concurrent.futures.ThreadPoolExecutor(num_threads, thread_name_prefix="tfrecord-lite")
     results = _in_order(pool, lambda i: _encode_one(encode, items[i]), order,
-                        window=4 * num_threads)
+                        window=3 * num_threads, chunk=8)
     tmp: str | None = None
+    digests: list[concurrent.futures.Future[str]] = []
     try:
         for index, (start, stop) in enumerate(ranges):
             name = sharding.shard_name(dataset_name, index, num_shards)
@@ -286,9 +292,13 @@ def write_dataset(
                     "no partial shard was left under a final name") from exc
             tmp = None
             size = os.path.getsize(final)
-            summary.shards.append(ShardInfo(name, records, size, _sha256_file(final)))
+            # Hash the finished shard on the pool, beside the encoding of the next ones.
+            digests.append(pool.submit(_sha256_file, final))
+            summary.shards.append(ShardInfo(name, records, size, ""))
             summary.written += records
             summary.bytes += size
+        for shard, digest in zip(summary.shards, digests):
+            shard.sha256 = digest.result()
         summary.failed_by_reason = dict(reasons)
         summary.seconds = time.perf_counter() - started
         try:
