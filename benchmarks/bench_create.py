@@ -53,7 +53,7 @@ def tf_pipeline(items: list[dict], out_dir: Path, png: bool) -> None:
         return tf.train.Feature(float_list=tf.train.FloatList(value=vs))
 
     def example(item: dict, data: bytes, height: int, width: int) -> bytes:
-        obj, box, parts = item["object"], item["object"]["bbox"], item["object"]["parts"]
+        box, parts = item["object"]["bbox"], item["object"]["parts"]
         feats = {
             "image/id": b(item["id"]), "image/source_id": b(item["id"]),
             "image/filename": b(item["filename"]), "image/encoded": b(data),
@@ -116,7 +116,7 @@ def timed(fn, *args) -> float:  # type: ignore[no-untyped-def]
 
 def peak_rss_mb(count: int, fmt: str) -> float:
     code = f"""
-import resource, sys, shutil
+import sys, shutil
 sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
 from pathlib import Path
 from photos import make_photos
@@ -124,7 +124,8 @@ from tfrecord_lite import write_dataset
 items = make_photos(Path({str(OUT / 'photos')!r}), {count}, {fmt!r})
 shutil.rmtree({str(OUT / 'mem')!r}, ignore_errors=True)
 write_dataset(items, "m", {str(OUT / 'mem')!r}, {SHARDS}, {THREADS}, progress=False)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+# VmHWM, not ru_maxrss: ru_maxrss keeps the forking parent's (TensorFlow's) peak.
+print([int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")][0] / 1024)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])

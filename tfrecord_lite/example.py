@@ -313,6 +313,9 @@ class _Step(NamedTuple):
     where: int  # container index, see _CONTAINERS; -1: a copy of another key; -2: sha256
     name: str
     source: str | None  # for copies: the key whose feature is copied
+    image_index: int  # position in ImageFields, or -1
+    is_list: bool
+    copied: bool  # another key copies this one's feature
 
 
 def _plan() -> list[_Step]:
@@ -323,19 +326,23 @@ def _plan() -> list[_Step]:
         if key in by_key:
             field = by_key[key]
             parts = tuple(field.path.split("/"))
-            steps.append(_Step(key, _KEY_PREFIX[key], field, _CONTAINERS[parts[:-1]],
-                               parts[-1], None))
+            where = _CONTAINERS[parts[:-1]]
+            image_index = ImageFields._fields.index(parts[-1]) if (
+                where == 0 and parts[-1] in ImageFields._fields) else -1
+            steps.append(_Step(key, _KEY_PREFIX[key], field, where, parts[-1], None,
+                               image_index, field.is_list, key in copies.values()))
         elif key in copies:
             steps.append(_Step(key, _KEY_PREFIX[key], by_key[copies[key]], -1, "",
-                               copies[key]))
+                               copies[key], -1, False, False))
         else:
-            steps.append(_Step(key, _KEY_PREFIX[key], SHA256, -2, "sha256", None))
+            steps.append(_Step(key, _KEY_PREFIX[key], SHA256, -2, "sha256", None, -1, False,
+                               False))
     return steps
 
 
 _PLAN = _plan()
 assert all(s.source is None or s.source < s.key for s in _PLAN)  # sources come first
-_COPIED = frozenset(s.source for s in _PLAN if s.source)
+_SCALAR_TYPES = frozenset({str, int, float, bytes, bool})
 _OBJECT_NAMES = tuple((f.path.split("/")[-2] == "bbox", f.path.rsplit("/", 1)[-1])
                       for f in FIELDS if f.path in _OBJECT_LISTS)
 
@@ -400,32 +407,38 @@ def encode_example(item: Mapping[str, Any], image: ImageFields | None = None) ->
     for path in REQUIRED:
         if item.get(path) is None:
             raise _fail(item, path, "missing (every item needs 'filename' and 'id')")
-    _warn_unknown(item)
+    if not item.keys() <= _KNOWN_TOP:
+        _warn_unknown(item)
     obj = _sub(item, item, "object", "object")
     bbox = _sub(item, obj, "bbox", "object")
     containers = (item, _sub(item, item, "class", "class"), obj, bbox,
                   _sub(item, obj, "parts", "object"))
-    overrides = image._asdict() if image is not None else None
     cache = _feature_cache
     copied: dict[str, bytes] = {}
     body: list[bytes] = []
     size = 0
-    for key, prefix, field, where, name, source in _PLAN:
+    for key, prefix, field, where, name, source, image_index, is_list, is_copied in _PLAN:
         if where >= 0:
-            if where == 0 and overrides is not None and name in overrides:
-                value = overrides[name]
+            if image_index >= 0 and image is not None:
+                value = image[image_index]
                 if value is None:  # the image is not stored
                     continue
-                if name == "encoded" and type(value) is bytes:
+                if image_index == 0 and type(value) is bytes:
                     head = _bytes_entry_head(prefix, len(value))  # no copy of the image
                     body += (head, value)
                     size += len(head) + len(value)
                     continue
             else:
                 container = containers[where]
-                value = None if container is None else _sub(
-                    item, container, name, field.path.rsplit("/", 1)[0])
-            if field.is_list:
+                if container is None:
+                    value = None
+                else:
+                    try:
+                        value = container.get(name)
+                    except AttributeError:
+                        raise _fail(item, field.path.rsplit("/", 1)[0], "expected a dict, got "
+                                    f"{type(container).__name__}") from None
+            if is_list:
                 values = _EMPTY if value is None else _as_list(item, field, value)
             elif value is None:
                 if name == "encoded":
@@ -438,11 +451,12 @@ def encode_example(item: Mapping[str, Any], image: ImageFields | None = None) ->
                 else:
                     value = field.default
                 values = [value]
-            elif isinstance(value, (list, tuple, dict, set, Mapping)):
+            elif type(value) in _SCALAR_TYPES or not isinstance(
+                    value, (list, tuple, dict, set, Mapping)):
+                values = [value]
+            else:
                 raise _fail(item, field.path,
                             f"expected a single value, got {type(value).__name__}")
-            else:
-                values = [value]
             if not values or (len(values) == 1 and type(values[0]) in _CACHEABLE
                               and name not in _UNIQUE):
                 # Defaults, empty lists and small repeated scalars: serialized once.
@@ -452,12 +466,12 @@ def encode_example(item: Mapping[str, Any], image: ImageFields | None = None) ->
                     if len(cache) > 20000:
                         cache.clear()
                     entry = cache[ckey] = _entry(prefix, _feature_bytes(item, field, values))
-                if key in _COPIED:
+                if is_copied:
                     copied[key] = _feature_bytes(item, field, values)
             else:
                 feature = _feature_bytes(item, field, values)
                 entry = _entry(prefix, feature)
-                if key in _COPIED:
+                if is_copied:
                     copied[key] = feature
         elif where == -1:
             assert source is not None

@@ -13,6 +13,7 @@ The policy, per item:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,14 +35,27 @@ class ItemOptions:
 
 def _read_file(path: str) -> bytes:
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError as exc:
         raise ImageError(f"{path}: file not found", "missing") from exc
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read: {exc.strerror or exc}", "unreadable") from exc
+    try:
+        size = os.fstat(fd).st_size
+        chunks = []
+        while True:  # one read for a regular file; more if it grows or is a pipe
+            chunk = os.read(fd, max(size, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size = 1 << 20
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
     except IsADirectoryError as exc:
         raise ImageError(f"{path}: is a directory, not an image file", "unreadable") from exc
     except OSError as exc:
         raise ImageError(f"{path}: cannot read: {exc.strerror or exc}", "unreadable") from exc
+    finally:
+        os.close(fd)
 
 
 def _image_fields(item: Mapping[str, Any], options: ItemOptions) -> ImageFields:
