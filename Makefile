@@ -58,9 +58,11 @@ test-tf: $(TF_VENV)/.installed
 test-protobuf:
 	$(PYTHON) -m venv .venv-pb-oldest
 	.venv-pb-oldest/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' 'protobuf==$(PROTOBUF_OLDEST)'
+	.venv-pb-oldest/bin/python -c "import google.protobuf as p; print('protobuf', p.__version__)"
 	.venv-pb-oldest/bin/python -m pytest $(PYTEST_FLAGS) tests/test_proto.py tests/test_example.py
 	$(PYTHON) -m venv .venv-pb-newest
 	.venv-pb-newest/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' --upgrade protobuf
+	.venv-pb-newest/bin/python -c "import google.protobuf as p; print('protobuf', p.__version__)"
 	.venv-pb-newest/bin/python -m pytest $(PYTEST_FLAGS) tests/test_proto.py tests/test_example.py
 
 bench: venv $(TF_VENV)/.installed

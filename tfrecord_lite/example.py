@@ -343,7 +343,7 @@ def _plan() -> list[_Step]:
 _PLAN = _plan()
 assert all(s.source is None or s.source < s.key for s in _PLAN)  # sources come first
 _SCALAR_TYPES = frozenset({str, int, float, bytes, bool})
-_OBJECT_NAMES = tuple((f.path.split("/")[-2] == "bbox", f.path.rsplit("/", 1)[-1])
+_OBJECT_NAMES = tuple((f.path.split("/")[-2] == "bbox", f.path.rsplit("/", 1)[-1], f)
                       for f in FIELDS if f.path in _OBJECT_LISTS)
 
 
@@ -379,11 +379,11 @@ def _warn_unknown(item: Mapping[str, Any]) -> None:
 
 def _object_count(item: Any, obj: Any, bbox: Any) -> int:
     longest = 0
-    for in_bbox, name in _OBJECT_NAMES:
+    for in_bbox, name, field in _OBJECT_NAMES:
         container = bbox if in_bbox else obj
         value = container.get(name) if container is not None else None
         if value is not None:
-            longest = max(longest, len(_as_list(item, _BY_PATH["object/area"], value)))
+            longest = max(longest, len(_as_list(item, field, value)))
     return longest
 
 

@@ -241,16 +241,6 @@ def prepare(data: bytes, options: ImageOptions = ImageOptions(),
     return _encode_jpeg(rgb, options.quality)
 
 
-def read_size(data: bytes, where: str = "image") -> tuple[int, int, str]:
-    """``(width, height, format)`` from an image's header, without decoding pixels."""
-    if data[:3] == b"\xff\xd8\xff":
-        info = jpeg_info(data)
-        if info is not None:
-            return info.width, info.height, "JPEG"
-    im = _open(data, where)
-    return im.width, im.height, im.format or (sniff(data) or "")
-
-
 def read_size_from_file(path: str) -> tuple[int, int, str]:
     """``(width, height, format)`` of an image file, reading only its header."""
     with open(path, "rb") as f:
