@@ -68,6 +68,7 @@ test-protobuf:
 bench: venv $(TF_VENV)/.installed
 	$(TF_VENV)/bin/python benchmarks/bench_write.py
 	$(TF_VENV)/bin/python benchmarks/bench_create.py
+	$(TF_VENV)/bin/python benchmarks/bench_read.py
 
 clean:
 	rm -rf $(VENV) $(TF_VENV) .venv-pb-* demo-out bench-out *.egg-info

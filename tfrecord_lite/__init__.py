@@ -21,7 +21,8 @@ from .errors import (
     WriteError,
 )
 from .example import decode_example, encode_example
-from .reader import read_examples, read_records
+from .reader import iterate, read_examples, read_index, read_record_at, read_records, write_index
+from .verify import stats, verify_files
 from .writer import JobSummary, TFRecordWriter, create, write_dataset
 
 __all__ = [
@@ -40,8 +41,15 @@ __all__ = [
     "create",
     "decode_example",
     "encode_example",
+    "iterate",
     "masked_crc32c",
     "read_examples",
+    "read_index",
+    "read_record_at",
     "read_records",
+    "stats",
+    "verify_files",
     "write_dataset",
+    "write_index",
 ]
+

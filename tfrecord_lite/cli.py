@@ -16,6 +16,7 @@ The original tool's flags work unchanged, with or without the ``create`` word::
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -24,10 +25,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
-from .errors import TFRecordLiteError, WriteError
+from .errors import RecordError, TFRecordLiteError, WriteError
 
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_USAGE, EXIT_WRITE = 0, 1, 2, 3
-COMMANDS = ("create",)
+COMMANDS = ("create", "verify", "inspect", "stats", "show", "index")
 _SHOWN_FAILURES = 10
 
 
@@ -104,7 +105,52 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print the version and the CRC32C backend, then exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_create(sub)
+    _add_readers(sub)
     return parser
+
+
+def _add_readers(sub: Any) -> None:
+    compression = {"choices": ("none", "gzip", "zlib"), "default": None,
+                   "help": "the files' compression (default: detected per file)"}
+    p = sub.add_parser("verify", help="check CRCs, Examples, images and the manifest",
+                       description="Check every record of the files: both CRCs, that it "
+                       "parses as an Example, that every scalar key is there with its type, "
+                       "that the image decodes to image/width x image/height, and, when a "
+                       "manifest lies beside the shards, the record counts and sha256.",
+                       epilog="exit status: 0 all well, 1 problems found (each named with "
+                       "file, record index and byte offset), 2 usage error")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--threads", type=_positive_int, default=min(4, os.cpu_count() or 1),
+                   metavar="N", help="threads decoding images (default: min(4, CPUs))")
+    p.add_argument("--no-decode", dest="decode", action="store_false",
+                   help="skip decoding the images (CRCs and fields only; much faster)")
+    p.add_argument("--compression", **compression)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    p = sub.add_parser("inspect", help="print the first records, every key and value")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("-n", type=int, default=1, metavar="N", help="records to show (default 1)")
+    p.add_argument("--compression", **compression)
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("stats", help="class histogram, box checks, keypoint counts")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--compression", **compression)
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("show", help="draw a record's boxes and keypoints on its image")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--index", type=int, default=0, metavar="I", help="record number (default 0)")
+    p.add_argument("--grid", type=_positive_int, default=None, metavar="N",
+                   help="draw the first N records as one contact sheet instead")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.png", help="image to write")
+    p.add_argument("--compression", **compression)
+
+    p = sub.add_parser("index", help="write FILE.idx (offset length per record) for each file",
+                       description="Write FILE.idx beside each plain TFRecord file: one "
+                       "'offset length' line per record (length: the whole framed record), "
+                       "the format of the tfrecord package and NVIDIA DALI.")
+    p.add_argument("files", nargs="+", metavar="FILE")
 
 
 def _load_dataset(path: str) -> list[Any]:
@@ -173,7 +219,126 @@ def _run_create(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-RUNNERS = {"create": _run_create}
+def _run_verify(args: argparse.Namespace) -> int:
+    from .verify import report_dict, verify_files
+
+    report = verify_files(args.files, args.threads, args.decode, args.compression)
+    if args.json:
+        print(json.dumps(report_dict(report), indent=2))
+    else:
+        for problem in report.problems:
+            print(f"PROBLEM {problem}")
+        print(f"{'OK' if report.ok else 'FAILED'}: {report.files} files, {report.records} "
+              f"records, {report.images} images decoded, {len(report.problems)} problems")
+    return EXIT_OK if report.ok else EXIT_FAILED_ITEMS
+
+
+def _summarize(key: str, values: list[Any]) -> Any:
+    if key == "image/encoded" and values:
+        from PIL import Image
+
+        data = values[0]
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                return f"<{len(data):,} bytes, {im.format} {im.width}x{im.height} {im.mode}>"
+        except Exception:
+            return f"<{len(data):,} bytes, not an image Pillow reads>"
+    from .example import RECORD_FIELDS
+
+    out = [v.decode("utf-8", "replace") if isinstance(v, bytes)
+           else float(f"{v:.7g}") if isinstance(v, float) else v for v in values]
+    field = RECORD_FIELDS.get(key)
+    return out[0] if field is not None and not field.is_list and len(out) == 1 else out
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from .example import feature_values, parse_example
+    from .reader import read_records
+
+    shown = []
+    for n, data in enumerate(read_records(args.file, args.compression)):
+        if n >= args.n:
+            break
+        feats = parse_example(data).features.feature
+        shown.append({key: _summarize(key, feature_values(feats[key])[1])
+                      for key in sorted(feats)})
+    if args.json:
+        print(json.dumps(shown, indent=2))
+    else:
+        for n, record in enumerate(shown):
+            print(f"--- record {n} ({args.file})")
+            width = max(map(len, record), default=0)
+            for key, value in record.items():
+                print(f"{key:<{width}}  {value}")
+    return EXIT_OK
+
+
+def _run_stats(args: argparse.Namespace) -> int:
+    from .verify import stats
+
+    result = stats(args.files, args.compression)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return EXIT_OK
+    print(f"images: {result['images']}, boxes: {result['boxes']}")
+    print("classes: " + (", ".join(f"{k}: {v}" for k, v in result["classes"].items())
+                         or "(no class labels)"))
+    if result["missing_classes"]:
+        print(f"classes missing in [0, max]: {result['missing_classes']}")
+    for name, check in result["box_checks"].items():
+        examples = f" (e.g. ids {', '.join(check['examples'])})" if check["examples"] else ""
+        print(f"images with {name} boxes: {check['images']}{examples}")
+    for name in ("box_width", "box_height"):
+        s = result[name]
+        if s:
+            print(f"{name.replace('_', ' ')} (normalized): min {s['min']:.3f}, "
+                  f"mean {s['mean']:.3f}, max {s['max']:.3f}")
+    vis = result["keypoint_visibility"]
+    if vis:
+        print("keypoints by visibility: " + ", ".join(f"v={k}: {n}" for k, n in vis.items()))
+    return EXIT_OK
+
+
+def _run_show(args: argparse.Namespace) -> int:
+    from .preview import contact_sheet, draw
+    from .reader import iterate
+
+    if args.grid:
+        items = []
+        for item in iterate(args.file, args.compression):
+            items.append(item)
+            if len(items) >= args.grid:
+                break
+        image = contact_sheet(items)
+    else:
+        if args.index < 0:
+            raise UsageError("--index must be >= 0")
+        seen = 0
+        for seen, item in enumerate(iterate(args.file, args.compression), 1):  # noqa: B007
+            if seen - 1 == args.index:
+                image = draw(item)
+                break
+        else:
+            raise UsageError(f"{args.file} has no record {args.index} (it holds {seen})")
+    try:
+        image.save(args.output)
+    except (OSError, ValueError) as exc:
+        raise WriteError(f"cannot write {args.output}: {exc}") from exc
+    print(f"wrote {args.output}")
+    return EXIT_OK
+
+
+def _run_index(args: argparse.Namespace) -> int:
+    from .reader import write_index
+
+    for path in args.files:
+        target = write_index(path)
+        print(f"wrote {target}")
+    return EXIT_OK
+
+
+RUNNERS = {"create": _run_create, "verify": _run_verify, "inspect": _run_inspect,
+           "stats": _run_stats, "show": _run_show, "index": _run_index}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -202,6 +367,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"tfrecord-lite: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except FileNotFoundError as exc:
+        print(f"tfrecord-lite: error: no such file: {exc.filename}", file=sys.stderr)
+        return EXIT_USAGE
+    except RecordError as exc:
+        print(f"tfrecord-lite: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED_ITEMS
     except WriteError as exc:
         print(f"tfrecord-lite: error: {exc}", file=sys.stderr)
         return EXIT_WRITE

@@ -34,6 +34,7 @@ class RecordError(TFRecordLiteError):
         if offset is not None:
             where.append(f"byte offset {offset}")
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
+        self.reason = message
         self.path = path
         self.index = index
         self.offset = offset

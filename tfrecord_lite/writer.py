@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any, Callable
 
@@ -24,6 +24,7 @@ from . import compression as _compression
 from .crc32c import CrcFn, crc32c
 from .errors import TFRecordLiteError, WriteError
 from .framing import RecordFramer
+from .parallel import in_order
 from .progress import make_progress
 
 logger = logging.getLogger(__name__)
@@ -159,23 +160,6 @@ def _encode_one(encode: Callable[[Mapping[str, Any]], bytes], item: Any
         return None, exc
 
 
-def _in_order(pool: concurrent.futures.Executor, fn: Callable[[Any], Any],
-              args: Sequence[Any], window: int, chunk: int) -> Iterator[Any]:
-    """``pool.map`` over chunks of ``args``: at most ``window`` chunks in flight,
-    results one by one in input order (chunking keeps the per-task overhead small)."""
-    pending: collections.deque[concurrent.futures.Future[Any]] = collections.deque()
-
-    def run(part: Sequence[Any]) -> list[Any]:
-        return [fn(a) for a in part]
-
-    for start in range(0, len(args), chunk):
-        pending.append(pool.submit(run, args[start:start + chunk]))
-        if len(pending) >= window:
-            yield from pending.popleft().result()
-    while pending:
-        yield from pending.popleft().result()
-
-
 def _write_atomically(path: str, data: bytes) -> None:
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp-{os.getpid()}")
     try:
@@ -260,7 +244,7 @@ def write_dataset(
         return encode_item(item, options)
 
     pool = concurrent.futures.ThreadPoolExecutor(num_threads, thread_name_prefix="tfrecord-lite")
-    results = _in_order(pool, lambda i: _encode_one(encode, items[i]), order,
+    results = in_order(pool, lambda i: _encode_one(encode, items[i]), order,
                         window=3 * num_threads, chunk=8)
     tmp: str | None = None
     digests: list[concurrent.futures.Future[str]] = []

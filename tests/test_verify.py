@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from tfrecord_lite import TFRecordWriter, encode_example, write_dataset
+from tfrecord_lite.cli import main
+from tfrecord_lite.example import ImageFields
+from tfrecord_lite.framing import encode_record
+from tfrecord_lite.reader import read_records
+from tfrecord_lite.sharding import shard_name
+from tfrecord_lite.verify import stats, verify_files
+
+from conftest import detection_item, make_image_bytes
+
+
+@pytest.fixture
+def dataset(tmp_path: Path, image_file: Any) -> list[Path]:
+    items = [detection_item(image_file("jpeg-rgb"), f"i{i}") for i in range(6)]
+    write_dataset(items, "v", tmp_path / "out", 2, 2, shuffle=False, progress=False)
+    return [tmp_path / "out" / shard_name("v", i, 2) for i in range(2)]
+
+
+def test_good_files_verify(dataset: list[Path]) -> None:
+    report = verify_files(dataset, threads=2)
+    assert report.ok, report.problems
+    assert (report.files, report.records, report.images) == (2, 6, 6)
+    assert verify_files(dataset, decode_images=False).images == 0
+
+
+def _rewrite(path: Path, records: list[bytes]) -> None:
+    path.write_bytes(b"".join(encode_record(r) for r in records))
+
+
+def test_flipped_byte_is_reported_with_place(dataset: list[Path]) -> None:
+    data = bytearray(dataset[1].read_bytes())
+    first = len(encode_record(next(read_records(dataset[1]))))
+    data[first + 500] ^= 0xFF
+    dataset[1].write_bytes(bytes(data))
+    report = verify_files(dataset)
+    messages = [str(p) for p in report.problems]
+    assert any(f"{dataset[1]}, record 1, byte offset {first}: data CRC" in m for m in messages)
+    assert any("sha256 differs from the manifest" in m for m in messages)
+
+
+def test_cut_file_is_reported(dataset: list[Path]) -> None:
+    data = dataset[0].read_bytes()
+    dataset[0].write_bytes(data[: len(data) - 100])
+    report = verify_files(dataset)
+    assert any("file ends inside a record" in p.message and p.index == 2
+               for p in report.problems)
+
+
+def test_record_problems(tmp_path: Path) -> None:
+    good = make_image_bytes("jpeg-rgb")
+    item = {"filename": "f", "id": 1}
+    records = [
+        encode_example(item, ImageFields(good, 48, 64)),
+        encode_example(item, ImageFields(good, 99, 64)),                 # wrong height
+        encode_example(item, ImageFields(good[:300], 48, 64)),          # cut image
+        b"\xff\xff\xff garbage",                                        # not an Example
+        _without(encode_example(item, ImageFields(good, 48, 64)), "image/class/label"),
+    ]
+    path = tmp_path / "p.tfrecord"
+    _rewrite(path, records)
+    problems = {p.index: p.message for p in verify_files([path]).problems}
+    assert set(problems) == {1, 2, 3, 4}
+    assert "image is 64x48 but image/width x image/height say 64x99" in problems[1]
+    assert "does not decode" in problems[2]
+    assert "not a tf.train.Example" in problems[3]
+    assert "image/class/label is missing" in problems[4]
+
+
+def _without(data: bytes, key: str) -> bytes:
+    from tfrecord_lite.proto import example_pb2
+
+    ex = example_pb2.Example.FromString(data)
+    del ex.features.feature[key]
+    return ex.SerializeToString(deterministic=True)
+
+
+def test_manifest_count_mismatch(dataset: list[Path]) -> None:
+    manifest_path = dataset[0].parent / "v-manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["shards"][0]["records"] = 99
+    manifest_path.write_text(json.dumps(manifest))
+    report = verify_files(dataset)
+    assert any("holds 3 records, the manifest says 99" in str(p) for p in report.problems)
+
+
+def test_gzip_cut_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "g"
+    with TFRecordWriter(path, compression="gzip") as w:
+        for i in range(100):
+            w.write(bytes([i]) * 1000)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    report = verify_files([path])
+    assert any("gzip stream is damaged or cut short" in p.message for p in report.problems)
+
+
+def test_stats_checks(tmp_path: Path) -> None:
+    def item(i: int, **bbox: Any) -> dict[str, Any]:
+        box = {"xmin": [0.1], "xmax": [0.5], "ymin": [0.1], "ymax": [0.5], "label": [1]}
+        box.update(bbox)
+        return {"filename": "f", "id": f"r{i}", "class": {"label": i % 4 * 2},
+                "object": {"bbox": box, "parts": {"x": [0.1, 0.2], "y": [0.1, 0.2],
+                                                  "v": [2, 1]}}}
+
+    items = [item(0), item(1, xmin=[0.6]), item(2, xmax=[1.2]), item(3, xmax=[0.1001]),
+             dict(item(4), object={"count": 3, "bbox": {"xmin": [0.1], "xmax": [0.2],
+                                                        "ymin": [0.1], "ymax": [0.2]}})]
+    path = tmp_path / "s.tfrecord"
+    _rewrite(path, [encode_example(i, ImageFields(b"x", 100, 100)) for i in items])
+    result = stats([path])
+    assert result["images"] == 5 and result["boxes"] == 5
+    assert result["classes"] == {"0": 2, "2": 1, "4": 1, "6": 1}
+    assert result["missing_classes"] == [1, 3, 5]
+    checks = result["box_checks"]
+    assert checks["reversed"]["examples"] == ["r1"]
+    assert checks["outside [0, 1]"]["examples"] == ["r2"]
+    assert checks["tiny (< 10 px²)"]["examples"] == ["r3"]
+    assert checks["count mismatch"]["examples"] == ["r4"]
+    assert result["keypoint_visibility"] == {"1": 4, "2": 4}
+    assert result["box_width"]["max"] == pytest.approx(1.1)
+
+
+def test_cli_verify_exit_codes(dataset: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["verify", *map(str, dataset)]) == 0
+    assert "OK: 2 files, 6 records" in capsys.readouterr().out
+    data = dataset[0].read_bytes()
+    dataset[0].write_bytes(data[:-3])
+    assert main(["verify", "--json", *map(str, dataset)]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["ok"] is False and out["problems"][0]["index"] == 2
+    assert main(["verify", "/nonexistent"]) == 1
+
+
+def test_cli_inspect_stats_show_index(dataset: list[Path], tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    shard = str(dataset[0])
+    assert main(["inspect", shard, "-n", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "--- record 1" in out and "image/object/bbox/xmin" in out
+    assert "bytes, JPEG 64x48 RGB>" in out
+    assert main(["inspect", shard, "--json"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["image/id"] == "i0" and record["image/object/bbox/label"] == [1, 2]
+    assert main(["stats", "--json", *map(str, dataset)]) == 0
+    assert json.loads(capsys.readouterr().out)["images"] == 6
+    assert main(["stats", shard]) == 0
+    assert "classes: 1: 3" in capsys.readouterr().out
+    out_png = tmp_path / "one.png"
+    assert main(["show", shard, "--index", "1", "-o", str(out_png)]) == 0
+    assert Image.open(out_png).size == (64, 48)
+    assert main(["show", shard, "--grid", "3", "-o", str(tmp_path / "grid.png")]) == 0
+    assert Image.open(tmp_path / "grid.png").size == (512, 512)
+    assert main(["show", shard, "--index", "7", "-o", str(out_png)]) == 2
+    assert "has no record 7 (it holds 3)" in capsys.readouterr().err
+    assert main(["index", shard]) == 0
+    assert len(Path(shard + ".idx").read_text().splitlines()) == 3
+
+
+def test_drawing_marks_boxes_and_keypoints(tmp_path: Path) -> None:
+    from tfrecord_lite.preview import draw
+
+    white = Image.new("RGB", (100, 100), "white")
+    import io
+
+    buf = io.BytesIO()
+    white.save(buf, "PNG")
+    item = {"encoded": buf.getvalue(), "object": {
+        "bbox": {"xmin": [0.1], "xmax": [0.9], "ymin": [0.2], "ymax": [0.8], "label": [0],
+                 "text": ["x"]},
+        "parts": {"x": [0.5, 0.3], "y": [0.5, 0.3], "v": [2, 1]}}}
+    image = draw(item)
+    assert image.getpixel((50, 50)) == (0, 255, 0)        # visible: filled dot
+    assert image.getpixel((30, 30)) == (255, 255, 255)    # occluded: a ring, hollow centre
+    assert image.getpixel((10, 60)) != (255, 255, 255)    # box edge
+    assert image.getpixel((70, 60)) == (255, 255, 255)

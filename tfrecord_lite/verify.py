@@ -1,0 +1,311 @@
+"""Checking shards: ``verify`` (is every byte and every field right?) and ``stats``.
+
+Both read plain, GZIP and ZLIB files. Problems are collected, never raised, and each
+names the file, the record index and the byte offset (in the uncompressed stream).
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import hashlib
+import io
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import compression as _compression
+from .errors import ExampleDecodeError, RecordError
+from .example import (
+    BYTES,
+    FLOAT,
+    INT64,
+    RECORD_FIELDS,
+    SCALAR_KEYS,
+    decode_example,
+    parse_example,
+)
+from .framing import iter_records
+from .parallel import in_order
+
+MANIFEST_SUFFIX = "-manifest.json"
+
+
+@dataclass
+class Problem:
+    file: str
+    index: int | None
+    offset: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = [self.file]
+        if self.index is not None:
+            where.append(f"record {self.index}")
+        if self.offset is not None:
+            where.append(f"byte offset {self.offset}")
+        return f"{', '.join(where)}: {self.message}"
+
+
+@dataclass
+class VerifyReport:
+    files: int = 0
+    records: int = 0
+    bytes: int = 0
+    images: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _find_manifest(path: str, cache: dict[str, dict[str, Any] | None]) -> dict[str, Any] | None:
+    """The manifest of the dataset ``path`` belongs to, if one lies beside it."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if directory not in cache:
+        cache[directory] = None
+        found: dict[str, Any] = {}
+        for name in sorted(os.listdir(directory)):
+            if name.endswith(MANIFEST_SUFFIX):
+                try:
+                    with open(os.path.join(directory, name), encoding="utf-8") as f:
+                        manifest = json.load(f)
+                    for shard in manifest.get("shards", []):
+                        found[shard["file"]] = shard
+                except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                    continue
+        cache[directory] = found
+    shards = cache[directory]
+    return None if shards is None else shards.get(os.path.basename(path))
+
+
+_ONEOF = {BYTES: "bytes_list", FLOAT: "float_list", INT64: "int64_list"}
+_EXPECTED = [(key, _ONEOF[RECORD_FIELDS[key].kind]) for key in SCALAR_KEYS]
+
+
+def _check_scalars(example: Any) -> list[str]:
+    problems = []
+    features = example.features.feature
+    for key, oneof in _EXPECTED:
+        if key not in features:
+            if key != "image/encoded":  # absent when written with store_images=False
+                problems.append(f"{key} is missing")
+            continue
+        feature = features[key]
+        kind = feature.WhichOneof("kind")
+        if kind != oneof:
+            problems.append(f"{key} is {kind or 'empty'}, expected {oneof}")
+        else:
+            n = len(getattr(feature, oneof).value)
+            if n != 1:
+                problems.append(f"{key} holds {n} values, expected 1")
+    return problems
+
+
+def _check_image(job: tuple[bytes, int, int]) -> str | None:
+    from PIL import Image
+
+    data, height, width = job
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            size = im.size
+            if im.format == "JPEG":
+                im.draft("L", (max(1, size[0] // 8), max(1, size[1] // 8)))
+            im.load()
+    except Exception as exc:  # any decoder failure is the finding itself
+        return f"image/encoded does not decode: {exc}"
+    if size != (width, height):
+        return (f"image is {size[0]}x{size[1]} but image/width x image/height say "
+                f"{width}x{height}")
+    return None
+
+
+def _records_with_offsets(path: str, compression: str | None
+                          ) -> Iterator[tuple[int, int, bytes]]:
+    """(index, offset, data) of each record."""
+    comp = _compression.detect(path) if compression is None else _compression.normalize(
+        compression)
+    with _compression.open_file(path, "r", comp) as f:
+        offset = 0
+        try:
+            for index, data in enumerate(iter_records(f, verify=True, path=path)):
+                yield index, offset, data
+                offset += len(data) + 16
+        except RecordError:
+            raise
+        except (EOFError, OSError, ValueError) as exc:  # a damaged compressed stream
+            raise RecordError(f"{comp} stream is damaged or cut short: {exc}", path=path,
+                              offset=offset) from exc
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_files(paths: Iterable[str | os.PathLike[str]], threads: int = 1,
+                 decode_images: bool = True, compression: str | None = None) -> VerifyReport:
+    """Check every record of every file; returns the problems found, never raises for them.
+
+    Checks: both CRCs of every record; every record parses as an Example; every scalar
+    key is present once with its type; with ``decode_images`` every image decodes to
+    ``image/width`` x ``image/height`` (on ``threads`` threads); when a manifest lies
+    beside a shard, its record count and sha256 match.
+    """
+    report = VerifyReport()
+    manifests: dict[str, dict[str, Any] | None] = {}
+    # The manifest's sha256 is computed on a thread of its own, beside the record checks
+    # (hashing releases the GIL; the second read comes from the page cache).
+    with concurrent.futures.ThreadPoolExecutor(max(1, threads)) as pool, \
+            concurrent.futures.ThreadPoolExecutor(1) as hasher:
+        for raw_path in paths:
+            path = os.fspath(raw_path)
+            report.files += 1
+            try:
+                report.bytes += os.path.getsize(path)
+            except OSError as exc:
+                report.problems.append(Problem(path, None, None, f"cannot read: {exc.strerror}"))
+                continue
+            shard = _find_manifest(path, manifests)
+            digest = (hasher.submit(_sha256, path) if shard is not None and shard.get("sha256")
+                      else None)
+            count = _verify_one(path, pool, threads, decode_images, compression, report)
+            if shard is not None:
+                if count is not None and shard.get("records") != count:
+                    report.problems.append(Problem(path, None, None,
+                        f"holds {count} records, the manifest says {shard.get('records')}"))
+                if digest is not None and shard["sha256"] != digest.result():
+                    report.problems.append(Problem(path, None, None,
+                        "sha256 differs from the manifest's (the file changed since it was "
+                        "written)"))
+    return report
+
+
+def _verify_one(path: str, pool: concurrent.futures.Executor, threads: int,
+                decode_images: bool, compression: str | None, report: VerifyReport
+                ) -> int | None:
+    """Verify one file; returns its record count, or None when it could not be read whole."""
+    count = 0
+
+    def records() -> Iterator[tuple[int, int, tuple[bytes, int, int]] | None]:
+        nonlocal count
+        for index, offset, data in _records_with_offsets(path, compression):
+            count += 1
+            try:
+                example = parse_example(data)
+            except ExampleDecodeError as exc:
+                report.problems.append(Problem(path, index, offset, str(exc)))
+                continue
+            for message in _check_scalars(example):
+                report.problems.append(Problem(path, index, offset, message))
+            feats = example.features.feature
+            if decode_images and "image/encoded" in feats:
+                encoded = feats["image/encoded"].bytes_list.value
+                h = feats["image/height"].int64_list.value if "image/height" in feats else []
+                w = feats["image/width"].int64_list.value if "image/width" in feats else []
+                if encoded and h and w:
+                    yield index, offset, (encoded[0], h[0], w[0])
+
+    def check(job: tuple[int, int, tuple[bytes, int, int]]) -> tuple[int, int, str | None]:
+        return job[0], job[1], _check_image(job[2])
+
+    try:
+        for index, offset, message in in_order(pool, check, records(), window=4 * threads,
+                                               chunk=4):
+            report.images += 1
+            if message:
+                report.problems.append(Problem(path, index, offset, message))
+    except RecordError as exc:
+        report.problems.append(Problem(path, exc.index, exc.offset, exc.reason))
+        report.records += count
+        return None
+    except OSError as exc:
+        report.problems.append(Problem(path, None, None, f"cannot read: {exc.strerror or exc}"))
+        return None
+    report.records += count
+    return count
+
+
+# -- stats ---------------------------------------------------------------------------------
+
+def _summary(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {"min": min(values), "mean": sum(values) / len(values), "max": max(values)}
+
+
+def stats(paths: Iterable[str | os.PathLike[str]], compression: str | None = None,
+          examples: int = 5) -> dict[str, Any]:
+    """Class histogram, box sanity checks and keypoint counts over shards.
+
+    Box checks (as the original ``stat_tfrecords.py``, plus the range check): reversed
+    coordinates, boxes under 10 square pixels, ``object/count`` not matching the number
+    of boxes, coordinates outside [0, 1]. For each, the count and the first ``examples``
+    record ids.
+    """
+    classes: collections.Counter[int] = collections.Counter()
+    visibility: collections.Counter[int] = collections.Counter()
+    checks: dict[str, list[str]] = {"reversed": [], "tiny (< 10 px²)": [],
+                                    "count mismatch": [], "outside [0, 1]": []}
+    counts = dict.fromkeys(checks, 0)
+    widths: list[float] = []
+    heights: list[float] = []
+    images = boxes = 0
+    for raw_path in paths:
+        for _, _, data in _records_with_offsets(os.fspath(raw_path), compression):
+            item = decode_example(data)
+            images += 1
+            label = (item.get("class") or {}).get("label")
+            if isinstance(label, int) and label >= 0:
+                classes[label] += 1
+            obj = item.get("object") or {}
+            bbox = obj.get("bbox") or {}
+            xmin, xmax = bbox.get("xmin") or [], bbox.get("xmax") or []
+            ymin, ymax = bbox.get("ymin") or [], bbox.get("ymax") or []
+            n = min(len(xmin), len(xmax), len(ymin), len(ymax))
+            boxes += n
+            ident = str(item.get("id"))
+            found: set[str] = set()
+            if obj.get("count") is not None and obj["count"] != len(xmin):
+                found.add("count mismatch")
+            W, H = item.get("width") or 0, item.get("height") or 0  # noqa: N806
+            for x0, x1, y0, y1 in zip(xmin, xmax, ymin, ymax):
+                if x0 > x1 or y0 > y1:
+                    found.add("reversed")
+                if any(v < 0 or v > 1 for v in (x0, x1, y0, y1)):
+                    found.add("outside [0, 1]")
+                if W and H and abs(x1 - x0) * W * abs(y1 - y0) * H < 10:
+                    found.add("tiny (< 10 px²)")
+                widths.append(x1 - x0)
+                heights.append(y1 - y0)
+            for name in found:
+                counts[name] += 1
+                if len(checks[name]) < examples:
+                    checks[name].append(ident)
+            for v in (obj.get("parts") or {}).get("v") or []:
+                visibility[v] += 1
+    top = max(classes) if classes else -1
+    return {
+        "images": images,
+        "boxes": boxes,
+        "classes": {str(k): classes[k] for k in sorted(classes)},
+        "missing_classes": [c for c in range(top + 1) if c not in classes],
+        "box_checks": {name: {"images": counts[name], "examples": checks[name]}
+                       for name in checks},
+        "box_width": _summary(widths),
+        "box_height": _summary(heights),
+        "keypoint_visibility": {str(k): visibility[k] for k in sorted(visibility)},
+    }
+
+
+def report_dict(report: VerifyReport) -> dict[str, Any]:
+    return {"ok": report.ok, "files": report.files, "records": report.records,
+            "bytes": report.bytes, "images_decoded": report.images,
+            "problems": [asdict(p) for p in report.problems]}
+
