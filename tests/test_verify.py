@@ -182,3 +182,14 @@ def test_drawing_marks_boxes_and_keypoints(tmp_path: Path) -> None:
     assert image.getpixel((30, 30)) == (255, 255, 255)    # occluded: a ring, hollow centre
     assert image.getpixel((10, 60)) != (255, 255, 255)    # box edge
     assert image.getpixel((70, 60)) == (255, 255, 255)
+
+
+def test_cli_inspect_damaged_file_no_traceback(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.tfrecord"
+    path.write_bytes(b"this is not a tfrecord file at all")
+    assert main(["inspect", str(path)]) == 1
+    assert main(["stats", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "length CRC mismatch" in err and "Traceback" not in err
+    assert main(["index", str(tmp_path / "missing")]) == 2
