@@ -142,3 +142,30 @@ assert decode_example(tf.train.Example.FromString(data).SerializeToString(determ
         result = subprocess.run([sys.executable, "-c", code, *order], capture_output=True,
                                 text=True, cwd=ROOT)
         assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_tensorflow_reads_converter_output(tmp_path: Path) -> None:
+    """Each converter's shards, read by TensorFlow: boxes and labels as converted."""
+    import test_converters as tc
+
+    from tfrecord_lite.cli import main
+
+    coco_json, coco_images = tc.make_coco(tmp_path / "coco")
+    voc_root = tmp_path / "voc"
+    tc.make_voc(voc_root)
+    runs = {
+        "coco": ["from-coco", str(coco_json), "--images", str(coco_images), "--drop-empty"],
+        "voc": ["from-voc", str(voc_root)],
+    }
+    expected = {"coco": ([0.1, 0.75], [0, 2]), "voc": ([0.1, 0.5], [1, 0])}
+    spec = {"image/object/bbox/xmin": tf.io.VarLenFeature(tf.float32),
+            "image/object/bbox/label": tf.io.VarLenFeature(tf.int64),
+            "image/object/difficult": tf.io.VarLenFeature(tf.int64)}
+    for name, argv in runs.items():
+        out = tmp_path / f"out-{name}"
+        main([*argv, "--prefix", "t", "--output_dir", str(out), "-q"])
+        raw = next(iter(tf.data.TFRecordDataset([str(out / "t-00000-of-00001")])))
+        parsed = tf.io.parse_single_example(raw, spec)
+        xmin = tf.sparse.to_dense(parsed["image/object/bbox/xmin"]).numpy().tolist()
+        labels = tf.sparse.to_dense(parsed["image/object/bbox/label"]).numpy().tolist()
+        assert xmin == pytest.approx(expected[name][0]) and labels == expected[name][1]

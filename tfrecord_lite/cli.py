@@ -28,7 +28,6 @@ from . import __version__
 from .errors import RecordError, TFRecordLiteError, WriteError
 
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_USAGE, EXIT_WRITE = 0, 1, 2, 3
-COMMANDS = ("create", "verify", "inspect", "stats", "show", "index")
 _SHOWN_FAILURES = 10
 
 
@@ -65,6 +64,11 @@ def _add_create(sub: Any) -> None:
     io = p.add_argument_group("input and output (the original tool's flags)")
     io.add_argument("--dataset_path", "--dataset-path", required=True, metavar="FILE",
                     help="JSON file holding a list of item dicts (.jsonl: one item per line)")
+    _add_output_options(p, io)
+
+
+def _add_output_options(p: Any, io: Any) -> None:
+    """The shard-writing options shared by create and the from-* converters."""
     io.add_argument("--prefix", required=True, metavar="NAME",
                     help="shard name prefix, e.g. train -> train-00000-of-00010")
     io.add_argument("--output_dir", "--output-dir", required=True, metavar="DIR",
@@ -106,7 +110,54 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_create(sub)
     _add_readers(sub)
+    _add_converters(sub)
     return parser
+
+
+def _add_converters(sub: Any) -> None:
+    def converter(name: str, help_text: str) -> Any:
+        p = sub.add_parser(name, help=help_text, description=help_text + ". Writes shards "
+                           "(with the create options) and the label map beside them, or, "
+                           "with --to-json, the item list for editing.",
+                           epilog="exit status: 0 all written, 1 some items or annotations "
+                           "failed, 2 usage error, 3 output not writable")
+        return p
+
+    p = converter("from-coco", "convert a COCO instances JSON file")
+    p.add_argument("annotations", metavar="INSTANCES.json")
+    p.add_argument("--images", required=True, metavar="DIR", help="folder of the image files")
+    p.add_argument("--drop-empty", action="store_true",
+                   help="leave out images without annotations")
+    _converter_options(p)
+    p = converter("from-voc", "convert a Pascal VOC split")
+    p.add_argument("root", metavar="ROOT", help="folder with Annotations/, JPEGImages/, "
+                   "ImageSets/Main/ (e.g. VOCdevkit/VOC2012)")
+    p.add_argument("--split", default="train", help="ImageSets/Main/SPLIT.txt (default: train)")
+    p.add_argument("--label-map", metavar="FILE", help="JSON list of class names in label "
+                   "order, or a {label: name} object (default: sorted names found)")
+    _converter_options(p)
+    p = converter("from-folder", "convert image folders, one class per sub-folder")
+    p.add_argument("root", metavar="ROOT")
+    _converter_options(p)
+    p = converter("from-caltech", "convert Caltech-style bbGt text annotations")
+    p.add_argument("images", metavar="IMAGES", help="folder of the image files")
+    p.add_argument("annotations", metavar="ANNOTATIONS",
+                   help="folder of the .txt files, one per image, same name")
+    _converter_options(p)
+
+
+def _converter_options(p: Any) -> None:
+    conv = p.add_argument_group("conversion")
+    conv.add_argument("--to-json", metavar="FILE", help="write the items to FILE as JSON "
+                      "instead of writing shards (then: create --dataset_path FILE)")
+    conv.add_argument("--label-offset", type=int, default=0, metavar="K",
+                      help="store labels from K (default 0; 1 for the Object Detection API, "
+                           "which reserves 0)")
+    io = p.add_argument_group("output (as for create)")
+    _add_output_options(p, io)
+    for action in io._group_actions:
+        if action.dest in ("prefix", "output_dir"):
+            action.required = False
 
 
 def _add_readers(sub: Any) -> None:
@@ -194,9 +245,12 @@ def _write_failures(path: str, failures: list[dict[str, Any]]) -> None:
 
 
 def _run_create(args: argparse.Namespace) -> int:
+    return _write_shards(args, _load_dataset(args.dataset_path))
+
+
+def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
     from .writer import write_dataset
 
-    dataset = _load_dataset(args.dataset_path)
     summary = write_dataset(
         dataset, args.prefix, args.output_dir, args.shards, args.threads,
         shuffle=args.shuffle, store_images=args.store_images, seed=args.seed,
@@ -337,8 +391,73 @@ def _run_index(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-RUNNERS = {"create": _run_create, "verify": _run_verify, "inspect": _run_inspect,
-           "stats": _run_stats, "show": _run_show, "index": _run_index}
+def _make_converter(args: argparse.Namespace) -> Any:
+    from .converters.caltech import CaltechConverter
+    from .converters.coco import CocoConverter
+    from .converters.folder import FolderConverter
+    from .converters.voc import VocConverter
+
+    offset = args.label_offset
+    try:
+        if args.command == "from-coco":
+            return CocoConverter(args.annotations, args.images, args.drop_empty, offset)
+        if args.command == "from-voc":
+            names = None
+            if args.label_map:
+                with open(args.label_map, encoding="utf-8") as f:
+                    loaded = json.load(f)
+                names = ([loaded[k] for k in sorted(loaded, key=int)]
+                         if isinstance(loaded, dict) else list(loaded))
+            return VocConverter(args.root, args.split, names, offset)
+        if args.command == "from-folder":
+            return FolderConverter(args.root, offset)
+        return CaltechConverter(args.images, args.annotations, offset)
+    except OSError as exc:
+        raise UsageError(f"cannot read {exc.filename}: {exc.strerror or exc}") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from .converters import label_map_json, label_map_pbtxt
+
+    converter = _make_converter(args)
+    if args.to_json:
+        items = list(converter)
+        try:
+            with open(args.to_json, "w", encoding="utf-8") as f:
+                json.dump(items, f, indent=1)
+                f.write("\n")
+        except OSError as exc:
+            raise WriteError(f"cannot write {args.to_json}: {exc.strerror or exc}") from exc
+        status = EXIT_OK
+        print(f"wrote {len(items)} items to {args.to_json}", file=sys.stderr)
+    else:
+        if not args.prefix or not args.output_dir:
+            raise UsageError("--prefix and --output_dir are required (or give --to-json)")
+        status = _write_shards(args, converter)
+        try:
+            os.makedirs(args.output_dir, exist_ok=True)
+            base = os.path.join(args.output_dir, "label_map")
+            with open(base + ".json", "w", encoding="utf-8") as f:
+                json.dump(label_map_json(converter.labels, args.label_offset), f, indent=1)
+                f.write("\n")
+            with open(base + ".pbtxt", "w", encoding="utf-8") as f:
+                f.write(label_map_pbtxt(converter.labels, args.label_offset))
+        except OSError as exc:
+            raise WriteError(f"cannot write the label map: {exc.strerror or exc}") from exc
+    counts = ", ".join(f"{n} {what}" for what, n in sorted(converter.report.items()))
+    print(f"{args.command}: {len(converter.labels)} classes; {counts}", file=sys.stderr)
+    for problem in converter.problems[:_SHOWN_FAILURES]:
+        print(f"  problem: {problem}", file=sys.stderr)
+    if len(converter.problems) > _SHOWN_FAILURES:
+        print(f"  ... and {len(converter.problems) - _SHOWN_FAILURES} more", file=sys.stderr)
+    return EXIT_FAILED_ITEMS if converter.problems and status == EXIT_OK else status
+
+
+RUNNERS = {"create": _run_create, "from-coco": _run_convert, "from-voc": _run_convert,
+           "from-folder": _run_convert, "from-caltech": _run_convert, "verify": _run_verify,
+           "inspect": _run_inspect, "stats": _run_stats, "show": _run_show, "index": _run_index}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

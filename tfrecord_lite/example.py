@@ -74,6 +74,8 @@ FIELDS: tuple[Field, ...] = (
     _list("object/area", FLOAT),
     _list("object/id", BYTES),
     _list("object/is_crowd", INT64),
+    _list("object/difficult", INT64),
+    _list("object/truncated", INT64),
     _list("object/bbox/xmin", FLOAT),
     _list("object/bbox/xmax", FLOAT),
     _list("object/bbox/ymin", FLOAT),

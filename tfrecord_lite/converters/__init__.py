@@ -1,0 +1,87 @@
+"""Converters from standard dataset layouts to SPEC items.
+
+Each converter is an iterable of items (nested dicts, as ``create()`` takes) with:
+
+* ``labels``: the class names, index = stored label;
+* ``report``: counts of what was dropped, clipped or skipped (a ``Counter``);
+* ``problems``: one message per bad annotation, naming the image and the problem.
+
+Converters stream and never write files; they read image sizes from file headers and
+never decode pixels. Coordinates are normalized to [0, 1] as SPEC.md says.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterator
+from typing import Any
+
+
+class Converter:
+    """Base: ``labels``, ``report`` and ``problems``, filled as items are produced."""
+
+    name = "converter"
+
+    def __init__(self, label_offset: int = 0) -> None:
+        self.labels: list[str] = []
+        self.label_offset = label_offset
+        self.report: collections.Counter[str] = collections.Counter()
+        self.problems: list[str] = []
+
+    def problem(self, where: str, message: str) -> None:
+        self.problems.append(f"{where}: {message}")
+        self.report["annotations with problems"] += 1
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def normalize_box(x0: float, y0: float, x1: float, y1: float, width: int, height: int,
+                  report: collections.Counter[str]) -> tuple[float, float, float, float] | None:
+    """Pixel box -> normalized box, clipped to the image; None (counted) when empty."""
+    if x1 <= x0 or y1 <= y0:
+        report["boxes dropped (zero or negative size)"] += 1
+        return None
+    cx0, cy0 = min(max(x0, 0.0), width), min(max(y0, 0.0), height)
+    cx1, cy1 = min(max(x1, 0.0), width), min(max(y1, 0.0), height)
+    if (cx0, cy0, cx1, cy1) != (x0, y0, x1, y1):
+        report["boxes clipped at the image edge"] += 1
+    if cx1 <= cx0 or cy1 <= cy0:
+        report["boxes dropped (outside the image)"] += 1
+        return None
+    return cx0 / width, cy0 / height, cx1 / width, cy1 / height
+
+
+def empty_objects() -> dict[str, Any]:
+    return {"count": 0, "id": [], "area": [], "is_crowd": [],
+            "bbox": {"xmin": [], "xmax": [], "ymin": [], "ymax": [], "label": [], "text": []}}
+
+
+def add_box(objects: dict[str, Any], box: tuple[float, float, float, float], label: int,
+            text: str) -> None:
+    bbox = objects["bbox"]
+    bbox["xmin"].append(box[0])
+    bbox["ymin"].append(box[1])
+    bbox["xmax"].append(box[2])
+    bbox["ymax"].append(box[3])
+    bbox["label"].append(label)
+    bbox["text"].append(text)
+    objects["count"] += 1
+
+
+def label_map_json(labels: list[str], offset: int = 0) -> dict[str, str]:
+    """``{"<stored label>": name}``."""
+    return {str(i + offset): name for i, name in enumerate(labels)}
+
+
+def label_map_pbtxt(labels: list[str], offset: int = 0) -> str:
+    """The Object Detection API's ``label_map.pbtxt``; ids are the stored labels."""
+    lines = []
+    if offset == 0:
+        lines.append("# ids are the labels as stored (0-based). The Object Detection API "
+                     "reserves id 0 for\n# the background: convert with --label-offset 1 "
+                     "to train with it.")
+    for i, name in enumerate(labels):
+        escaped = name.replace("\\", "\\\\").replace("'", "\\'")
+        lines.append(f"item {{\n  id: {i + offset}\n  name: '{escaped}'\n}}")
+    return "\n".join(lines) + "\n"

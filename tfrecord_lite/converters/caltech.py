@@ -1,0 +1,82 @@
+"""Caltech-style ``bbGt`` text annotations -> items.
+
+One text file per image, same stem: a ``% bbGt version=3`` header line, then one line
+per object: ``label x y w h`` in pixels, optionally followed by ``occ xv yv wv hv ign
+ang``. ``ign`` = 1 marks a region to ignore: stored as ``object/is_crowd``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from ..errors import ImageError
+from ..images import read_size_from_file, sniff
+from . import Converter, add_box, empty_objects, normalize_box
+
+
+class CaltechConverter(Converter):
+    name = "caltech"
+
+    def __init__(self, images_dir: str, annotations_dir: str, label_offset: int = 0) -> None:
+        super().__init__(label_offset)
+        self.images_dir = images_dir
+        self.annotations_dir = annotations_dir
+        self.pairs = []
+        for file_name in sorted(os.listdir(images_dir)):
+            path = os.path.join(images_dir, file_name)
+            stem = os.path.splitext(file_name)[0]
+            ann = os.path.join(annotations_dir, stem + ".txt")
+            if os.path.isfile(ann):
+                self.pairs.append((stem, path, ann))
+        names: set[str] = set()
+        for _, _, ann in self.pairs:
+            names.update(row[0] for row in self._rows(ann, record=False))
+        self.labels = sorted(names)
+        self.label_of = {name: i + label_offset for i, name in enumerate(self.labels)}
+
+    def _rows(self, ann: str, record: bool = True) -> list[list[str]]:
+        try:
+            with open(ann, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            if record:
+                self.problem(ann, f"cannot read: {exc}")
+            return []
+        if not lines or not lines[0].startswith("% bbGt"):
+            if record:
+                self.problem(ann, "not a bbGt file (the first line must be '% bbGt ...')")
+            return []
+        return [line.split() for line in lines[1:] if line.strip()]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for stem, path, ann in self.pairs:
+            with open(path, "rb") as f:
+                if sniff(f.read(16)) is None:
+                    self.report["files skipped (not images)"] += 1
+                    continue
+            try:
+                width, height, _ = read_size_from_file(path)
+            except (OSError, ImageError) as exc:
+                self.problem(f"image {stem!r}", str(exc))
+                continue
+            objects = empty_objects()
+            for n, row in enumerate(self._rows(ann)):
+                try:
+                    x, y, w, h = (float(v) for v in row[1:5])
+                except ValueError:
+                    self.problem(f"image {stem!r}", f"line {n + 2}: expected 'label x y w h', "
+                                                    f"got {' '.join(row)!r}")
+                    continue
+                box = normalize_box(x, y, x + w, y + h, width, height, self.report)
+                if box is None:
+                    continue
+                add_box(objects, box, self.label_of[row[0]], row[0])
+                objects["id"].append(str(n))
+                objects["area"].append((box[2] - box[0]) * (box[3] - box[1]))
+                objects["is_crowd"].append(int(len(row) > 10 and row[10] == "1"))
+            self.report["images"] += 1
+            self.report["boxes"] += objects["count"]
+            yield {"filename": path, "id": stem, "height": height, "width": width,
+                   "object": objects}

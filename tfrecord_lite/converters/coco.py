@@ -1,0 +1,94 @@
+"""COCO ``instances_*.json`` (and ``person_keypoints_*.json``) -> items."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from . import Converter, add_box, empty_objects, normalize_box
+
+
+class CocoConverter(Converter):
+    """Boxes ``[x, y, w, h]`` in pixels -> normalized; category ids -> 0..K-1 in ascending
+    id order; ``iscrowd`` -> ``object/is_crowd``; areas normalized by the image area;
+    keypoints (``x, y, v`` triplets) -> ``object/parts``, per object in order.
+
+    Args:
+        annotations: the instances JSON file.
+        images_dir: where ``file_name`` is found.
+        drop_empty: leave out images without any (kept) annotation.
+    """
+
+    name = "coco"
+
+    def __init__(self, annotations: str, images_dir: str, drop_empty: bool = False,
+                 label_offset: int = 0) -> None:
+        super().__init__(label_offset)
+        with open(annotations, encoding="utf-8") as f:
+            self.data = json.load(f)
+        if not isinstance(self.data, dict) or "images" not in self.data:
+            raise ValueError(f"{annotations}: not a COCO annotation file (no 'images')")
+        self.images_dir = images_dir
+        self.drop_empty = drop_empty
+        categories = sorted(self.data.get("categories", []), key=lambda c: c["id"])
+        self.category_label = {c["id"]: i + label_offset for i, c in enumerate(categories)}
+        self.category_name = {c["id"]: str(c.get("name", c["id"])) for c in categories}
+        self.labels = [self.category_name[c["id"]] for c in categories]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        by_image: dict[Any, list[dict[str, Any]]] = collections.defaultdict(list)
+        for ann in self.data.get("annotations", []):
+            by_image[ann.get("image_id")].append(ann)
+        for image in self.data["images"]:
+            item = self._item(image, by_image.get(image.get("id"), []))
+            if item is not None:
+                yield item
+
+    def _item(self, image: dict[str, Any], anns: list[dict[str, Any]]) -> dict[str, Any] | None:
+        where = f"image id {image.get('id')!r}"
+        try:
+            width, height = int(image["width"]), int(image["height"])
+            file_name = str(image["file_name"])
+        except (KeyError, TypeError, ValueError):
+            self.problem(where, "needs file_name, width and height")
+            self.report["images skipped"] += 1
+            return None
+        objects = empty_objects()
+        parts: dict[str, list[Any]] = {"x": [], "y": [], "v": []}
+        for ann in anns:
+            ann_where = f"{where}, annotation {ann.get('id')!r}"
+            label = self.category_label.get(ann.get("category_id"))
+            if label is None:
+                self.problem(ann_where, f"unknown category_id {ann.get('category_id')!r}")
+                continue
+            try:
+                x, y, w, h = (float(v) for v in ann["bbox"])
+            except (KeyError, TypeError, ValueError):
+                self.problem(ann_where, "bbox must be [x, y, width, height]")
+                continue
+            box = normalize_box(x, y, x + w, y + h, width, height, self.report)
+            if box is None:
+                continue
+            add_box(objects, box, label, self.category_name[ann["category_id"]])
+            objects["id"].append(str(ann.get("id", "")))
+            objects["area"].append(float(ann.get("area", w * h)) / (width * height))
+            objects["is_crowd"].append(int(bool(ann.get("iscrowd", 0))))
+            keypoints = ann.get("keypoints") or []
+            for k in range(0, len(keypoints) - 2, 3):
+                parts["x"].append(float(keypoints[k]) / width)
+                parts["y"].append(float(keypoints[k + 1]) / height)
+                parts["v"].append(int(keypoints[k + 2]))
+        self.report["boxes"] += objects["count"]
+        if objects["count"] == 0:
+            self.report["images without annotations"] += 1
+            if self.drop_empty:
+                self.report["images dropped (no annotations)"] += 1
+                return None
+        if parts["x"]:
+            objects["parts"] = parts
+        self.report["images"] += 1
+        return {"filename": os.path.join(self.images_dir, file_name), "id": str(image["id"]),
+                "height": height, "width": width, "object": objects}

@@ -1,0 +1,48 @@
+"""Image folders, one class per sub-folder -> classification items."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from ..images import sniff
+from . import Converter
+
+
+class FolderConverter(Converter):
+    """Sorted sub-folder names -> labels 0..K-1, the folder name -> ``class/text``.
+
+    Files are recognised as images by their first bytes, not their names; other files
+    are skipped and counted.
+    """
+
+    name = "folder"
+
+    def __init__(self, root: str, label_offset: int = 0) -> None:
+        super().__init__(label_offset)
+        self.root = root
+        self.labels = sorted(d for d in os.listdir(root)
+                             if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+        if not self.labels:
+            raise ValueError(f"{root}: no class sub-folders")
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for label, name in enumerate(self.labels):
+            folder = os.path.join(self.root, name)
+            for dirpath, dirnames, filenames in os.walk(folder):
+                dirnames.sort()
+                for file_name in sorted(filenames):
+                    path = os.path.join(dirpath, file_name)
+                    try:
+                        with open(path, "rb") as f:
+                            head = f.read(16)
+                    except OSError as exc:
+                        self.problem(path, f"cannot read: {exc.strerror or exc}")
+                        continue
+                    if sniff(head) is None:
+                        self.report["files skipped (not images)"] += 1
+                        continue
+                    self.report["images"] += 1
+                    yield {"filename": path, "id": os.path.relpath(path, self.root),
+                           "class": {"label": label + self.label_offset, "text": name}}

@@ -1,0 +1,113 @@
+"""Pascal VOC (``Annotations/``, ``JPEGImages/``, ``ImageSets/Main/``) -> items."""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from typing import Any
+
+from ..errors import ImageError
+from ..images import read_size_from_file
+from . import Converter, add_box, empty_objects, normalize_box
+
+
+def _text(node: ET.Element | None, tag: str) -> str | None:
+    child = node.find(tag) if node is not None else None
+    return child.text.strip() if child is not None and child.text else None
+
+
+class VocConverter(Converter):
+    """Boxes from VOC's pixel coordinates, normalized; names -> labels (sorted names, or
+    the order of ``label_names``); ``difficult`` and ``truncated`` kept; the XML's size
+    checked against the image file's header (a mismatch skips the image).
+
+    Args:
+        root: the folder holding ``Annotations/``, ``JPEGImages/`` and ``ImageSets/Main/``
+            (e.g. ``VOCdevkit/VOC2012``).
+        split: ``ImageSets/Main/{split}.txt`` lists the image ids.
+        label_names: class names in label order (default: sorted names found).
+    """
+
+    name = "voc"
+
+    def __init__(self, root: str, split: str = "train", label_names: list[str] | None = None,
+                 label_offset: int = 0) -> None:
+        super().__init__(label_offset)
+        self.root = root
+        listing = os.path.join(root, "ImageSets", "Main", f"{split}.txt")
+        with open(listing, encoding="utf-8") as f:
+            self.ids = [line.split()[0] for line in f if line.strip()]
+        if label_names is None:
+            names: set[str] = set()
+            for image_id in self.ids:
+                tree = self._parse(image_id)
+                if tree is not None:
+                    names.update(n for n in (_text(o, "name") for o in tree.iter("object")) if n)
+            label_names = sorted(names)
+            self.problems.clear()
+            self.report.clear()
+        self.labels = list(label_names)
+        self.label_of = {name: i + label_offset for i, name in enumerate(self.labels)}
+
+    def _parse(self, image_id: str) -> ET.Element | None:
+        path = os.path.join(self.root, "Annotations", f"{image_id}.xml")
+        try:
+            return ET.parse(path).getroot()
+        except (OSError, ET.ParseError) as exc:
+            self.problem(f"image {image_id!r}", f"cannot read {path}: {exc}")
+            return None
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for image_id in self.ids:
+            item = self._item(image_id)
+            if item is None:
+                self.report["images skipped"] += 1
+            else:
+                self.report["images"] += 1
+                yield item
+
+    def _item(self, image_id: str) -> dict[str, Any] | None:
+        where = f"image {image_id!r}"
+        tree = self._parse(image_id)
+        if tree is None:
+            return None
+        file_name = _text(tree, "filename") or f"{image_id}.jpg"
+        path = os.path.join(self.root, "JPEGImages", file_name)
+        try:
+            width, height, _ = read_size_from_file(path)
+        except (OSError, ImageError) as exc:
+            self.problem(where, f"image {path}: {exc}")
+            return None
+        size = tree.find("size")
+        xml_size = (_text(size, "width"), _text(size, "height"))
+        if size is not None and xml_size != (str(width), str(height)):
+            self.problem(where, f"the XML says {xml_size[0]}x{xml_size[1]}, the image is "
+                                f"{width}x{height}")
+            return None
+        objects = empty_objects()
+        objects["difficult"], objects["truncated"] = [], []
+        for n, obj in enumerate(tree.iter("object")):
+            name = _text(obj, "name")
+            if name not in self.label_of:
+                self.problem(where, f"object {n}: class {name!r} is not in the label map")
+                continue
+            bndbox = obj.find("bndbox")
+            try:
+                x0, y0, x1, y1 = (float(_text(bndbox, t) or "") for t in
+                                  ("xmin", "ymin", "xmax", "ymax"))
+            except ValueError:
+                self.problem(where, f"object {n}: bndbox needs xmin, ymin, xmax, ymax")
+                continue
+            box = normalize_box(x0, y0, x1, y1, width, height, self.report)
+            if box is None:
+                continue
+            add_box(objects, box, self.label_of[name], name)
+            objects["id"].append(str(n))
+            objects["area"].append((box[2] - box[0]) * (box[3] - box[1]))
+            objects["is_crowd"].append(0)
+            objects["difficult"].append(int(_text(obj, "difficult") == "1"))
+            objects["truncated"].append(int(_text(obj, "truncated") == "1"))
+        self.report["boxes"] += objects["count"]
+        return {"filename": path, "id": image_id, "height": height, "width": width,
+                "object": objects}
