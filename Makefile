@@ -7,7 +7,7 @@ TF_VENV := .venv-tf
 PROTOBUF_OLDEST := 4.25.*
 PYTEST_FLAGS ?= -q
 
-.PHONY: help venv test check lint typecheck demo proto test-tf test-protobuf bench clean
+.PHONY: help venv test check lint typecheck demo proto test-tf test-protobuf bench fuzz clean
 
 help:
 	@echo "make demo           install, write the demo dataset to demo-out/ and check it"
@@ -17,6 +17,7 @@ help:
 	@echo "make test-protobuf  proto tests under the oldest and newest protobuf runtimes"
 	@echo "make proto          regenerate tfrecord_lite/proto from proto/ (needs protoc 3.21)"
 	@echo "make bench          benchmarks against TensorFlow (uses the test-tf venv)"
+	@echo "make fuzz           100,000 random and mutated inputs to the reader and decoder"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +45,9 @@ demo: venv
 
 proto:
 	$(PY) proto/generate.py
+
+fuzz: venv
+	FUZZ_EXAMPLES=100000 $(PY) -m pytest -q tests/test_fuzz.py
 
 $(TF_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(TF_VENV)
