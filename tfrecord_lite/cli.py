@@ -460,6 +460,18 @@ RUNNERS = {"create": _run_create, "from-coco": _run_convert, "from-voc": _run_co
            "inspect": _run_inspect, "stats": _run_stats, "show": _run_show, "index": _run_index}
 
 
+# A user's mistake or a damaged file -> a message and an exit status, never a traceback.
+EXIT_FOR: tuple[tuple[type[BaseException], int], ...] = (
+    (UsageError, EXIT_USAGE),
+    (FileNotFoundError, EXIT_USAGE),
+    (RecordError, EXIT_FAILED_ITEMS),
+    (WriteError, EXIT_WRITE),
+    (TFRecordLiteError, EXIT_USAGE),
+    (ValueError, EXIT_USAGE),
+)
+_HANDLED = tuple(kind for kind, _ in EXIT_FOR)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -483,21 +495,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(message)s", stream=sys.stderr)
     try:
         return RUNNERS[args.command](args)
-    except UsageError as exc:
-        print(f"tfrecord-lite: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except FileNotFoundError as exc:
-        print(f"tfrecord-lite: error: no such file: {exc.filename}", file=sys.stderr)
-        return EXIT_USAGE
-    except RecordError as exc:
-        print(f"tfrecord-lite: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED_ITEMS
-    except WriteError as exc:
-        print(f"tfrecord-lite: error: {exc}", file=sys.stderr)
-        return EXIT_WRITE
-    except (TFRecordLiteError, ValueError) as exc:
-        print(f"tfrecord-lite: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except _HANDLED as exc:
+        message = (f"no such file: {exc.filename}" if isinstance(exc, FileNotFoundError)
+                   else str(exc))
+        print(f"tfrecord-lite: error: {message}", file=sys.stderr)
+        return next(code for kind, code in EXIT_FOR if isinstance(exc, kind))
     except KeyboardInterrupt:
         print("tfrecord-lite: interrupted; no partial shard was left", file=sys.stderr)
         return 130

@@ -7,6 +7,7 @@ input gives equal bytes.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import struct
@@ -148,3 +149,12 @@ def open_file(path: PathLike, mode: str = "r", compression: Compression = None) 
     if mode not in ("r", "w"):
         raise ValueError(f"mode must be 'r' or 'w', not {mode!r}")
     return OPENERS[normalize(compression)](path, mode)
+
+
+def file_sha256(path: PathLike) -> str:
+    """The sha256 of a file's bytes as stored (compressed or not), read in 1 MiB pieces."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

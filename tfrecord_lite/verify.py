@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import hashlib
 import io
 import json
 import os
@@ -141,14 +140,6 @@ def _records_with_offsets(path: str, compression: str | None
                               offset=offset) from exc
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def verify_files(paths: Iterable[str | os.PathLike[str]], threads: int = 1,
                  decode_images: bool = True, compression: str | None = None) -> VerifyReport:
     """Check every record of every file; returns the problems found, never raises for them.
@@ -173,8 +164,8 @@ def verify_files(paths: Iterable[str | os.PathLike[str]], threads: int = 1,
                 report.problems.append(Problem(path, None, None, f"cannot read: {exc.strerror}"))
                 continue
             shard = _find_manifest(path, manifests)
-            digest = (hasher.submit(_sha256, path) if shard is not None and shard.get("sha256")
-                      else None)
+            has_sha = shard is not None and shard.get("sha256")
+            digest = hasher.submit(_compression.file_sha256, path) if has_sha else None
             count = _verify_one(path, pool, threads, decode_images, compression, report)
             if shard is not None:
                 if count is not None and shard.get("records") != count:

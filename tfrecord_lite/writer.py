@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import hashlib
 import json
 import logging
 import os
@@ -141,14 +140,6 @@ def _human_bytes(n: float) -> str:
     return f"{n:.1f} TB"  # pragma: no cover
 
 
-def _sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _encode_one(encode: Callable[[Mapping[str, Any]], bytes], item: Any
                 ) -> tuple[bytes | None, BaseException | None]:
     try:
@@ -277,7 +268,7 @@ def write_dataset(
             tmp = None
             size = os.path.getsize(final)
             # Hash the finished shard on the pool, beside the encoding of the next ones.
-            digests.append(pool.submit(_sha256_file, final))
+            digests.append(pool.submit(_compression.file_sha256, final))
             summary.shards.append(ShardInfo(name, records, size, ""))
             summary.written += records
             summary.bytes += size
