@@ -173,7 +173,7 @@ def _to_rgb(im: Any) -> Any:
         arr = np.asarray(im, dtype=np.float64)
         if arr.size and arr.max() > 255:
             arr = arr / 257.0
-        gray = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "L")
+        gray = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8))  # 2-D uint8: "L"
         return gray.convert("RGB")
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         im = im.convert("RGBA")  # alpha is dropped, as tf.io.decode_png(channels=3) does
