@@ -98,7 +98,6 @@ ALIASES: dict[str, str] = {
 }
 SHA256 = _scalar("key/sha256", BYTES, "")
 
-IMAGE_FIELDS = ("encoded", "height", "width", "colorspace", "channels", "format")
 REQUIRED = ("filename", "id")
 _BY_PATH = {f.path: f for f in FIELDS}
 # Every key a record carries, for readers: record key -> Field.
