@@ -301,7 +301,7 @@ _CONTAINERS = {(): 0, ("class",): 1, ("object",): 2, ("object", "bbox"): 3,
                ("object", "parts"): 4}
 _CACHEABLE = (int, str)
 _UNIQUE = frozenset({"id", "filename", "extra"})
-_feature_cache: dict[tuple[Any, ...], bytes] = {}
+_feature_cache: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}  # -> (entry, feature)
 _EMPTY: list[Any] = []
 
 
@@ -462,13 +462,15 @@ def encode_example(item: Mapping[str, Any], image: ImageFields | None = None) ->
                               and name not in _UNIQUE):
                 # Defaults, empty lists and small repeated scalars: serialized once.
                 ckey = (prefix, type(values[0]), values[0]) if values else (prefix,)
-                entry = cache.get(ckey)
-                if entry is None:
+                cached = cache.get(ckey)
+                if cached is None:
                     if len(cache) > 20000:
                         cache.clear()
-                    entry = cache[ckey] = _entry(prefix, _feature_bytes(item, field, values))
+                    feature = _feature_bytes(item, field, values)
+                    cached = cache[ckey] = (_entry(prefix, feature), feature)
+                entry, feature = cached
                 if is_copied:
-                    copied[key] = _feature_bytes(item, field, values)
+                    copied[key] = feature
             else:
                 feature = _feature_bytes(item, field, values)
                 entry = _entry(prefix, feature)
