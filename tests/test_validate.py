@@ -1,0 +1,156 @@
+"""Validation before writing: each problem named with the item id and key path."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tfrecord_lite import read_examples, validate_dataset, write_dataset
+from tfrecord_lite.cli import main
+from tfrecord_lite.validate import IdTracker, check_item
+
+from conftest import detection_item
+
+
+def _item(**changes: Any) -> dict[str, Any]:
+    item = detection_item("x.jpg", "7")
+    for path, value in changes.items():
+        node = item
+        *parents, last = path.split("__")
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    return item
+
+
+def _messages(item: dict[str, Any]) -> list[str]:
+    return [str(p) for p in check_item(item)]
+
+
+def test_a_good_item_has_no_problems() -> None:
+    assert check_item(detection_item("x.jpg", "1")) == []
+    assert check_item({"filename": "x.jpg", "id": 1, "class": {"label": "3"}}) == []
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"object__bbox__xmax": [0.6]},
+     "object: lists of unequal lengths (area 2, id 2, is_crowd 2, bbox/xmin 2, bbox/xmax 1"),
+    ({"object__parts__v": [2]}, "object/parts: lists of unequal lengths (x 2, y 2, v 1, "
+                                "score 2)"),
+    ({"object__bbox__xmin": [0.1, 1.2]}, "object/bbox/xmin[1]: 1.2 is outside [0, 1]"),
+    ({"object__bbox__ymax": [0.7, -0.1]}, "object/bbox/ymax[1]: -0.1 is outside [0, 1]"),
+    ({"object__bbox__xmin": [0.7, 0.5]}, "object/bbox[0]: reversed: xmin 0.7 > xmax 0.6"),
+    ({"object__bbox__ymin": [0.2, 0.9]}, "object/bbox[1]: reversed: ymin 0.9 > ymax 0.65"),
+    ({"object__area": [0.25, 3.0]}, "object/area[1]: 3.0 is outside [0, 1]"),
+    ({"object__parts__x": [0.2, 1.5]},
+     "object/parts/x[1]: 1.5 is outside [0, 1] (and the point is not marked v=0)"),
+    ({"object__count": 3}, "object/count: 3, but 2 objects are listed"),
+    ({"object__bbox__score": [0.8, math.nan]}, "object/bbox/score[1]: nan is not a finite"),
+    ({"class__conf": math.inf}, "class/conf: inf is not a finite number"),
+    ({"object__bbox__xmin": ["0.1", "NaN"]}, "object/bbox/xmin[1]: nan is not a finite"),
+    ({"class__label": "one"}, "class/label: not an integer: 'one'"),
+    ({"object__bbox__label": [1, 2.5]}, "object/bbox/label[1]: expected an integer, got 2.5"),
+    ({"object__parts__v": [2, "x"]}, "object/parts/v[1]: not an integer: 'x'"),
+])
+def test_each_problem_is_named_with_its_key_path(changes: dict[str, Any], expected: str
+                                                 ) -> None:
+    messages = _messages(_item(**changes))
+    assert any(m.startswith(expected) for m in messages), messages
+
+
+def test_accepted_values() -> None:
+    # Numeric strings, integral floats, hidden keypoints anywhere, empty lists, edges.
+    item = _item(class__label="3", object__bbox__label=["1", 2.0],
+                 object__parts__x=[-1, 0.5], object__parts__v=[0, 1],
+                 object__bbox__text=[], object__bbox__xmin=[0.0, 0.5],
+                 object__bbox__xmax=[1.0, 0.9])
+    assert _messages(item) == []
+
+
+def test_duplicate_ids_are_found_in_input_order() -> None:
+    tracker = IdTracker()
+    problems = [tracker.check(i, {"id": ident}) for i, ident in enumerate(["a", "b", 1, "a", "1"])]
+    assert problems[:4] == [None, None, None, problems[3]]
+    assert problems[3] is not None and str(problems[3]) == "id: 'a' is also the id of input item 0"
+    assert problems[4] is not None and "input item 2" in str(problems[4])
+
+
+def _dataset(image_file: Any) -> list[dict[str, Any]]:
+    items = [detection_item(image_file("jpeg-rgb"), f"ok{i}") for i in range(4)]
+    bad = copy.deepcopy(items[0])
+    bad["id"] = "bad"
+    bad["object"]["bbox"]["xmin"] = [0.1, 1.5]
+    dup = copy.deepcopy(items[1])  # same id as ok1
+    unencodable = copy.deepcopy(items[2])
+    unencodable["id"] = "unencodable"
+    unencodable["class"]["label"] = "bird"
+    return items + [bad, dup, unencodable]
+
+
+def test_strict_fails_the_item_with_every_problem(tmp_path: Path, image_file: Any) -> None:
+    summary = write_dataset(_dataset(image_file), "v", tmp_path, 2, 2, shuffle=True, seed=4,
+                            progress=False)
+    failed = {f["id"]: f["error_msg"] for f in summary.failures}
+    assert failed == {
+        "bad": "id 'bad': object/bbox/xmin[1]: 1.5 is outside [0, 1]; "
+               "object/bbox[1]: reversed: xmin 1.5 > xmax 0.9",
+        "ok1": "id 'ok1': id: 'ok1' is also the id of input item 1",
+        "unencodable": "id 'unencodable': class/label: not an integer: 'bird'",
+    }
+    assert summary.failed_by_reason == {"failed validation": 2, "invalid item": 1}
+    assert summary.written == 4
+
+
+def test_lenient_writes_with_warnings(tmp_path: Path, image_file: Any) -> None:
+    summary = write_dataset(_dataset(image_file), "v", tmp_path, 1, 2, shuffle=False,
+                            validation="lenient", progress=False)
+    assert [f["id"] for f in summary.failures] == ["unencodable"]  # cannot be written at all
+    assert summary.written == 6
+    assert len(summary.warnings) == 2 and summary.warnings[0].startswith("id 'bad': ")
+    written = [r["id"] for r in read_examples(tmp_path / "v-00000-of-00001")]
+    assert written == ["ok0", "ok1", "ok2", "ok3", "bad", "ok1"]
+    assert json.loads((tmp_path / "v-manifest.json").read_text())["warned"] == 2
+
+
+def test_off_checks_only_what_the_encoder_needs(tmp_path: Path, image_file: Any) -> None:
+    summary = write_dataset(_dataset(image_file), "v", tmp_path, 1, 1, validation="off",
+                            progress=False)
+    assert [f["id"] for f in summary.failures] == ["unencodable"]
+    assert summary.written == 6 and summary.warnings == []
+
+
+def test_validate_dataset_writes_nothing(tmp_path: Path, image_file: Any) -> None:
+    items = _dataset(image_file) + [{"filename": str(tmp_path / "gone.jpg"), "id": "gone"},
+                                    {"id": "nofile"}, "not a dict"]
+    before = sorted(tmp_path.iterdir())
+    report = validate_dataset(items)
+    assert sorted(tmp_path.iterdir()) == before
+    failed = {f.get("id", f.get("item")): f["error_msg"] for f in report.failures}
+    assert set(failed) == {"bad", "ok1", "unencodable", "gone", "nofile", "not a dict"}
+    assert "file not found" in failed["gone"]
+    assert "filename: missing" in failed["nofile"]
+    lenient = validate_dataset(items, validation="lenient")
+    assert len(lenient.warnings) == 2 and len(lenient.failures) == 4
+
+
+def test_cli_validate_only(tmp_path: Path, image_file: Any,
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    dataset = tmp_path / "d.json"
+    dataset.write_text(json.dumps(_dataset(image_file)))
+    out = tmp_path / "out"
+    args = ["--dataset_path", str(dataset), "--prefix", "v", "--output_dir", str(out),
+            "--validate-only"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "3 of 7 items would fail" in err and "object/bbox/xmin[1]: 1.5" in err
+    assert "nothing was written" in err and not out.exists()
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(_dataset(image_file)[:4]))
+    assert main(["--dataset_path", str(good), "--prefix", "v", "--output_dir", str(out),
+                 "--validate-only"]) == 0
+    assert not out.exists()

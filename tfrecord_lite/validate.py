@@ -1,0 +1,183 @@
+"""Checks of an item's annotations, before anything is written.
+
+The encoder refuses what cannot be written at all (a label that is not an integer, a
+list where a single value belongs). These checks find what can be written but is
+almost surely wrong:
+
+* lists of unequal lengths inside ``object/bbox`` (and the per-object lists
+  ``object/area``, ``id``, ``is_crowd``, ...) or inside ``object/parts``;
+* box coordinates outside [0, 1] or reversed (``xmin > xmax``); keypoints outside
+  [0, 1] unless marked not visible (``v == 0``); areas outside [0, 1];
+* ``object/count`` that is not the number of boxes;
+* NaN or infinity in any float field;
+* labels that are not integers (numeric strings such as ``"3"`` are fine);
+* an id used by an earlier item (``IdTracker``).
+
+An empty list counts as not given. Each problem names the key path; the messages are
+prefixed with the item's id where they are reported.
+
+Modes: ``strict`` fails an item with any problem, ``lenient`` writes it and reports
+the problems as warnings (only what cannot be encoded still fails), ``off`` skips
+these checks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from .example import FIELDS, FLOAT, INT64, _as_float, _as_int
+
+MODES = ("strict", "lenient", "off")
+
+_BOX_EDGES = (("xmin", "xmax"), ("ymin", "ymax"))
+_FLOAT_PATHS = tuple(f.path for f in FIELDS if f.kind == FLOAT)
+# Per-object lists, which must all have the number of boxes, and the keypoint lists.
+_OBJECT_PATHS = tuple(f.path for f in FIELDS
+                      if f.is_list and f.path.startswith("object/")
+                      and not f.path.startswith("object/parts/"))
+_PARTS_PATHS = tuple(f.path for f in FIELDS if f.path.startswith("object/parts/"))
+_UNIT_RANGE = ("object/bbox/xmin", "object/bbox/xmax", "object/bbox/ymin",
+               "object/bbox/ymax", "object/area")
+_INT_PATHS = tuple(f.path for f in FIELDS if f.kind == INT64)
+
+
+class Problem(NamedTuple):
+    """One finding: the key path, what is wrong, and whether it can be written at all."""
+
+    path: str
+    message: str
+    fatal: bool = False  # True: cannot be encoded, fails the item in every mode
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+def _get(item: Mapping[str, Any], path: str) -> Any:
+    node: Any = item
+    for part in path.split("/"):
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(part)
+    return node
+
+
+def _values(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, (str, bytes, Mapping)):
+        return [value]
+    try:
+        return list(value)
+    except TypeError:
+        return [value]
+
+
+def _floats(item: Mapping[str, Any], path: str) -> list[float | None]:
+    """The values at ``path`` as floats; None where a value is not a number."""
+    out: list[float | None] = []
+    for v in _values(_get(item, path)):
+        try:
+            out.append(_as_float(v))
+        except (TypeError, ValueError):
+            out.append(None)
+    return out
+
+
+_IS_LIST = {f.path: f.is_list for f in FIELDS}
+
+
+def _where(path: str, i: int) -> str:
+    return f"{path}[{i}]" if _IS_LIST[path] else path
+
+
+def check_item(item: Mapping[str, Any]) -> list[Problem]:
+    """Every problem of one item's annotations (empty when it looks right)."""
+    problems: list[Problem] = []
+    for path in _INT_PATHS:
+        for i, v in enumerate(_values(_get(item, path))):
+            try:
+                _as_int(v)
+            except (TypeError, ValueError) as exc:
+                problems.append(Problem(_where(path, i), str(exc), fatal=True))
+    for path in _FLOAT_PATHS:
+        for i, f in enumerate(_floats(item, path)):
+            if f is not None and not math.isfinite(f):
+                problems.append(Problem(_where(path, i), f"{f} is not a finite number"))
+    problems += _check_lengths(item, _OBJECT_PATHS, "object")
+    problems += _check_lengths(item, _PARTS_PATHS, "object/parts")
+    problems += _check_ranges(item)
+    problems += _check_count(item)
+    return problems
+
+
+def _check_lengths(item: Mapping[str, Any], paths: tuple[str, ...], group: str
+                   ) -> list[Problem]:
+    lengths = {p: len(_values(_get(item, p))) for p in paths}
+    given = {p: n for p, n in lengths.items() if n}
+    if len(set(given.values())) <= 1:
+        return []
+    listed = ", ".join(f"{p[len(group) + 1:]} {n}" for p, n in given.items())
+    return [Problem(group, f"lists of unequal lengths ({listed})")]
+
+
+def _in_unit(v: float | None) -> bool:
+    return v is None or not math.isfinite(v) or 0.0 <= v <= 1.0
+
+
+def _check_ranges(item: Mapping[str, Any]) -> list[Problem]:
+    problems = []
+    for path in _UNIT_RANGE:
+        values = _floats(item, path)
+        problems += [Problem(f"{path}[{i}]", f"{v} is outside [0, 1]")
+                     for i, v in enumerate(values) if not _in_unit(v)]
+    for low, high in _BOX_EDGES:
+        lows = _floats(item, f"object/bbox/{low}")
+        highs = _floats(item, f"object/bbox/{high}")
+        for i, (a, b) in enumerate(zip(lows, highs)):
+            if a is not None and b is not None and a > b:
+                problems.append(Problem(f"object/bbox[{i}]", f"reversed: {low} {a} > {high} {b}"))
+    visibility = _values(_get(item, "object/parts/v"))
+    for axis in ("x", "y"):
+        values = _floats(item, f"object/parts/{axis}")
+        for i, v in enumerate(values):
+            hidden = i < len(visibility) and str(visibility[i]).strip() == "0"
+            if not hidden and not _in_unit(v):
+                problems.append(Problem(f"object/parts/{axis}[{i}]",
+                                        f"{v} is outside [0, 1] (and the point is not "
+                                        "marked v=0)"))
+    return problems
+
+
+def _check_count(item: Mapping[str, Any]) -> list[Problem]:
+    count = _get(item, "object/count")
+    if count is None:
+        return []
+    try:
+        declared = _as_int(count)
+    except (TypeError, ValueError):
+        return []  # reported as not an integer
+    boxes = max((len(_values(_get(item, p))) for p in _OBJECT_PATHS), default=0)
+    if declared != boxes:
+        return [Problem("object/count", f"{declared}, but {boxes} objects are listed")]
+    return []
+
+
+class IdTracker:
+    """Finds ids used by an earlier item. Feed items in input order."""
+
+    def __init__(self) -> None:
+        self._first: dict[str, int] = {}
+
+    def check(self, index: int, item: Any) -> Problem | None:
+        """A problem when ``item`` (input number ``index``) repeats an earlier id."""
+        if not isinstance(item, Mapping) or item.get("id") is None:
+            return None
+        key = str(item["id"])
+        first = self._first.setdefault(key, index)
+        if first == index:
+            return None
+        return Problem("id", f"{key!r} is also the id of input item {first}")
