@@ -43,7 +43,7 @@ def test_create_subcommand_and_new_options(tmp_path: Path, image_file: Any) -> N
     manifest = json.loads((out / "v-manifest.json").read_text())
     assert manifest["options"] == {"shuffle": False, "seed": None, "store_images": True,
                                    "compression": "gzip", "quality": 80, "max_side": 150,
-                                   "decode_check": False}
+                                   "decode_check": False, "validation": "strict", "root": None}
     assert len(list(read_records(out / "v-00000-of-00001", compression="gzip"))) == 3
 
 

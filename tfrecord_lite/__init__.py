@@ -10,32 +10,48 @@ __version__ = "0.1.0"
 
 from .crc32c import BACKEND as CRC_BACKEND
 from .crc32c import masked_crc32c
+from .dataset import JsonLines, open_dataset
 from .errors import (
     CorruptRecordError,
+    DatasetError,
     ExampleDecodeError,
     ExampleError,
     ImageError,
     RecordError,
+    ResumeError,
     TFRecordLiteError,
     TruncatedRecordError,
+    ValidationError,
     WriteError,
 )
 from .example import decode_example, encode_example
 from .reader import iterate, read_examples, read_index, read_record_at, read_records, write_index
 from .verify import stats, verify_files
-from .writer import JobSummary, TFRecordWriter, create, write_dataset
+from .writer import (
+    JobSummary,
+    TFRecordWriter,
+    ValidationReport,
+    create,
+    validate_dataset,
+    write_dataset,
+)
 
 __all__ = [
     "CRC_BACKEND",
     "CorruptRecordError",
+    "DatasetError",
     "ExampleDecodeError",
     "ExampleError",
     "ImageError",
     "JobSummary",
+    "JsonLines",
     "RecordError",
+    "ResumeError",
     "TFRecordLiteError",
     "TFRecordWriter",
     "TruncatedRecordError",
+    "ValidationError",
+    "ValidationReport",
     "WriteError",
     "__version__",
     "create",
@@ -43,11 +59,13 @@ __all__ = [
     "encode_example",
     "iterate",
     "masked_crc32c",
+    "open_dataset",
     "read_examples",
     "read_index",
     "read_record_at",
     "read_records",
     "stats",
+    "validate_dataset",
     "verify_files",
     "write_dataset",
     "write_index",

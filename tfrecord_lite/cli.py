@@ -93,6 +93,21 @@ def _add_output_options(p: Any, io: Any) -> None:
                       metavar="PX", help="downscale images whose longer side exceeds PX")
     more.add_argument("--no-decode-check", dest="decode_check", action="store_false",
                       help="do not decode each stored image to prove it decodes (faster)")
+    more.add_argument("--validation", choices=("strict", "lenient", "off"), default="strict",
+                      help="annotation checks (boxes in [0, 1] and not reversed, equal list "
+                           "lengths, object/count, finite numbers, integer labels, unique "
+                           "ids): strict fails the item, lenient writes it with a warning "
+                           "(default: strict)")
+    more.add_argument("--validate-only", action="store_true",
+                      help="check the items (annotations, ids, image paths) and write nothing; "
+                           "exit status 1 when an item would fail")
+    more.add_argument("--root", metavar="DIR", default=None,
+                      help="dataset root: relative filenames are read from DIR, and paths "
+                           "that lead outside it are refused")
+    more.add_argument("--resume", action="store_true",
+                      help="finish an interrupted run in the output directory: keep its "
+                           "complete shards, write the rest (same input and options; the "
+                           "output is identical to an uninterrupted run)")
     more.add_argument("-q", "--quiet", action="store_true",
                       help="no progress and no summary; errors only")
 
@@ -204,32 +219,6 @@ def _add_readers(sub: Any) -> None:
     p.add_argument("files", nargs="+", metavar="FILE")
 
 
-def _load_dataset(path: str) -> list[Any]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            if path.endswith(".jsonl"):
-                items = []
-                for number, line in enumerate(f, 1):
-                    if line.strip():
-                        try:
-                            items.append(json.loads(line))
-                        except json.JSONDecodeError as exc:
-                            raise UsageError(f"{path}, line {number}: not JSON: {exc.msg}") from exc
-                return items
-            data = json.load(f)
-    except OSError as exc:
-        raise UsageError(f"cannot read dataset file {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: not UTF-8 text: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}, line {exc.lineno} column {exc.colno}: not valid JSON: "
-                         f"{exc.msg}") from exc
-    if not isinstance(data, list):
-        raise UsageError(f"{path}: expected a JSON list of items, found a "
-                         f"{type(data).__name__}")
-    return data
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray)):
         return f"<{len(value)} bytes>"
@@ -237,38 +226,69 @@ def _jsonable(value: Any) -> Any:
 
 
 def _write_failures(path: str, failures: list[dict[str, Any]]) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(failures, f, indent=2, default=_jsonable)
-        f.write("\n")
-    os.replace(tmp, path)
+    from .writer import write_atomically
+
+    text = json.dumps(failures, indent=2, default=_jsonable) + "\n"
+    write_atomically(path, text.encode("utf-8"))
 
 
 def _run_create(args: argparse.Namespace) -> int:
-    return _write_shards(args, _load_dataset(args.dataset_path))
+    from .dataset import open_dataset
+
+    return _write_shards(args, open_dataset(args.dataset_path))
+
+
+def _print_problems(kind: str, messages: list[str], where: str | None) -> None:
+    for message in messages[:_SHOWN_FAILURES]:
+        print(f"  {message}", file=sys.stderr)
+    if len(messages) > _SHOWN_FAILURES:
+        more = f"; all are in {where}" if where else ""
+        print(f"  ... and {len(messages) - _SHOWN_FAILURES} more {kind}{more}", file=sys.stderr)
+
+
+def _validate_only(args: argparse.Namespace, dataset: Any) -> int:
+    from .writer import validate_dataset
+
+    report = validate_dataset(dataset, validation=args.validation, root=args.root,
+                              store_images=args.store_images)
+    if report.warnings:
+        print(f"{len(report.warnings)} items have warnings (written in lenient mode):",
+              file=sys.stderr)
+        _print_problems("warnings", report.warnings, None)
+    if report.failures:
+        print(f"{len(report.failures)} of {report.total} items would fail:", file=sys.stderr)
+        _print_problems("failures", [f["error_msg"] for f in report.failures], None)
+    print(f"validated {report.total} items: {report.total - len(report.failures)} would be "
+          f"written, {len(report.failures)} would fail, {len(report.warnings)} with warnings "
+          f"({args.validation} mode); nothing was written", file=sys.stderr)
+    return EXIT_FAILED_ITEMS if report.failures else EXIT_OK
 
 
 def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
     from .writer import write_dataset
 
+    if args.validate_only:
+        return _validate_only(args, dataset)
     summary = write_dataset(
         dataset, args.prefix, args.output_dir, args.shards, args.threads,
         shuffle=args.shuffle, store_images=args.store_images, seed=args.seed,
         compression=args.compression, quality=args.quality, max_side=args.max_side,
-        decode_check=args.decode_check, progress=not args.quiet,
+        decode_check=args.decode_check, validation=args.validation, root=args.root,
+        resume=args.resume, progress=not args.quiet,
     )
     failures_path = os.path.join(args.output_dir, f"{args.prefix}-failures.json")
     try:
         _write_failures(failures_path, summary.failures)
     except OSError as exc:
         raise WriteError(f"cannot write {failures_path}: {exc.strerror or exc}") from exc
+    if summary.warnings and not args.quiet:
+        print(f"{len(summary.warnings)} items were written with warnings (lenient "
+              "validation):", file=sys.stderr)
+        _print_problems("warnings", summary.warnings, None)
     if summary.failures:
         print(f"{summary.failed} of {summary.total} items failed and were not written; "
               f"they are listed in {failures_path}:", file=sys.stderr)
-        for failed in summary.failures[:_SHOWN_FAILURES]:
-            print(f"  {failed['error_msg']}", file=sys.stderr)
-        if summary.failed > _SHOWN_FAILURES:
-            print(f"  ... and {summary.failed - _SHOWN_FAILURES} more", file=sys.stderr)
+        _print_problems("failures", [f["error_msg"] for f in summary.failures], failures_path)
         return EXIT_FAILED_ITEMS
     return EXIT_OK
 

@@ -9,7 +9,10 @@ working for callers who do not know this package::
     │   ├── CorruptRecordError           + ValueError   a CRC does not match
     │   └── TruncatedRecordError         + EOFError     the file ends inside a record
     ├── ExampleError                     + ValueError   an item cannot become an Example
+    │   ├── ValidationError                             its annotations fail validation
     │   └── ExampleDecodeError                          bytes that are not an Example
+    ├── DatasetError                     + ValueError   a dataset file cannot be read
+    ├── ResumeError                      + ValueError   an interrupted run cannot be resumed
     ├── ImageError                       + ValueError   missing, empty, cut or undecodable image
     └── WriteError                       + OSError      shards could not be written (disk full, ...)
 """
@@ -50,6 +53,18 @@ class TruncatedRecordError(RecordError, EOFError):
 
 class ExampleError(TFRecordLiteError, ValueError):
     """An item cannot be encoded as an Example (or an Example decoded): names item and key."""
+
+
+class ValidationError(ExampleError):
+    """An item's annotations fail validation (e.g. a box outside [0, 1] in strict mode)."""
+
+
+class DatasetError(TFRecordLiteError, ValueError):
+    """A dataset file is missing, unreadable or not a list of items."""
+
+
+class ResumeError(TFRecordLiteError, ValueError):
+    """An interrupted run cannot be resumed with these arguments (they differ from its own)."""
 
 
 class ExampleDecodeError(ExampleError):

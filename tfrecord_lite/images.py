@@ -7,7 +7,9 @@
   file fails its item instead of failing a training job later.
 
 EXIF orientation is not applied: TensorFlow's decoders ignore it, and boxes are
-relative to the stored pixels. Pillow's decompression-bomb limit stays on.
+relative to the stored pixels. Pillow's decompression-bomb limit stays on, and is
+enforced from the header, before any pixel is decoded: an image with more pixels
+than ``PIL.Image.MAX_IMAGE_PIXELS`` fails its item (reason "too large").
 
 Pillow and numpy are imported when this module is, so ``import tfrecord_lite``
 does not import this module.
@@ -126,11 +128,12 @@ def jpeg_info(data: bytes) -> JpegInfo | None:
 
 
 def _check_pixels(width: int, height: int, where: str) -> None:
+    """Refuse a size beyond Pillow's decompression-bomb limit, before decoding a byte."""
     limit = Image.MAX_IMAGE_PIXELS
-    if limit and width * height > 2 * limit:
+    if limit and width * height > limit:
         raise ImageError(
             f"{where}: {width}x{height} pixels exceeds the decompression-bomb limit "
-            f"of {2 * limit} pixels", "too large")
+            f"of {limit:,} pixels (PIL.Image.MAX_IMAGE_PIXELS)", "too large")
     if width <= 0 or height <= 0:
         raise ImageError(f"{where}: image claims an empty size {width}x{height}", "corrupt")
 
@@ -250,9 +253,16 @@ def read_size_from_file(path: str) -> tuple[int, int, str]:
     if head[:3] == b"\xff\xd8\xff":
         info = jpeg_info(head)
         if info is not None:
+            _check_pixels(info.width, info.height, path)
             return info.width, info.height, "JPEG"
     try:
-        with Image.open(path) as im:
-            return im.width, im.height, im.format or ""
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                size = im.width, im.height, im.format or ""
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"{path}: {exc}", "too large") from exc
     except Exception as exc:
         raise ImageError(f"{path}: not an image Pillow can read ({exc})", "not an image") from exc
+    _check_pixels(size[0], size[1], path)
+    return size

@@ -13,27 +13,64 @@ The policy, per item:
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from . import images
-from .errors import ExampleError, ImageError
+from .dataset import ParseFailure
+from .errors import ExampleError, ImageError, ValidationError
 from .example import ImageFields, encode_example, item_label
+from .validate import MODES, Problem, check_item
+
+logger = logging.getLogger(__name__)
 
 GIVEN_WITH_ENCODED = ("height", "width", "format", "colorspace", "channels")
 
 
+MAX_FILE_BYTES = 256 << 20
+
+
 @dataclass(frozen=True)
 class ItemOptions:
-    """Everything that decides how an item becomes a record."""
+    """Everything that decides how an item becomes a record.
+
+    Attributes:
+        store_images: store the image bytes (``image/encoded``).
+        image: how images are stored (quality, downscaling, decode check).
+        validation: "strict", "lenient" or "off" (see ``validate``).
+        root: when set, relative filenames are read from this folder and a path that
+            leads outside it (``..``, an absolute path, a symbolic link) is refused.
+        max_file_bytes: larger image files fail their item unread.
+    """
 
     store_images: bool = True
     image: images.ImageOptions = images.ImageOptions()
+    validation: str = "strict"
+    root: str | None = None
+    max_file_bytes: int = MAX_FILE_BYTES
+
+    def __post_init__(self) -> None:
+        if self.validation not in MODES:
+            raise ValueError(f"validation must be one of {', '.join(MODES)}, "
+                             f"got {self.validation!r}")
 
 
-def _read_file(path: str) -> bytes:
+def resolve_path(filename: str, root: str | None) -> str:
+    """Where to read ``filename``; with a root, refuse a path that leads outside it."""
+    if root is None:
+        return filename
+    base = os.path.realpath(root)
+    real = os.path.realpath(os.path.join(base, filename))
+    if real != base and not real.startswith(base.rstrip(os.sep) + os.sep):
+        raise ImageError(f"{filename}: outside the dataset root {root} (resolves to {real}); "
+                         "refused", "outside root")
+    return real
+
+
+def _read_file(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError as exc:
@@ -42,6 +79,9 @@ def _read_file(path: str) -> bytes:
         raise ImageError(f"{path}: cannot read: {exc.strerror or exc}", "unreadable") from exc
     try:
         size = os.fstat(fd).st_size
+        if size > limit:
+            raise ImageError(f"{path}: {size:,} bytes is larger than the limit of {limit:,} "
+                             "bytes for an image file", "too large")
         chunks = []
         while True:  # one read for a regular file; more if it grows or is a pipe
             chunk = os.read(fd, max(size, 1 << 16))
@@ -49,6 +89,9 @@ def _read_file(path: str) -> bytes:
                 break
             chunks.append(chunk)
             size = 1 << 20
+            if len(chunks) > 1 and sum(map(len, chunks)) > limit:
+                raise ImageError(f"{path}: larger than the limit of {limit:,} bytes for an "
+                                 "image file", "too large")
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
     except IsADirectoryError as exc:
         raise ImageError(f"{path}: is a directory, not an image file", "unreadable") from exc
@@ -60,17 +103,13 @@ def _read_file(path: str) -> bytes:
 
 def _image_fields(item: Mapping[str, Any], options: ItemOptions) -> ImageFields:
     if item.get("encoded") is not None:
-        missing = [k for k in GIVEN_WITH_ENCODED if item.get(k) is None]
-        if missing:
-            raise ExampleError(
-                f"{item_label(item)}: 'encoded' is given, so {', '.join(missing)} must be "
-                f"given too ({', '.join(GIVEN_WITH_ENCODED)})")
+        check_source(item, options)
         if not isinstance(item["encoded"], (bytes, bytearray, memoryview)):
             raise ExampleError(f"{item_label(item)}: encoded: expected bytes, got "
                                f"{type(item['encoded']).__name__}")
         return ImageFields(bytes(item["encoded"]), item["height"], item["width"],
                            item["format"], item["colorspace"], item["channels"])
-    path = str(item["filename"])
+    path = resolve_path(str(item["filename"]), options.root)
     if not options.store_images:
         height, width = item.get("height"), item.get("width")
         fmt = item.get("format")
@@ -83,31 +122,98 @@ def _image_fields(item: Mapping[str, Any], options: ItemOptions) -> ImageFields:
                 raise ImageError(f"{path}: cannot read: {exc}", "unreadable") from exc
         return ImageFields(None, height, width, fmt or "",
                            item.get("colorspace", "RGB"), item.get("channels", 3))
-    stored = images.prepare(_read_file(path), options.image, where=path)
+    stored = images.prepare(_read_file(path, options.max_file_bytes), options.image, where=path)
     return ImageFields(stored.data, stored.height, stored.width, stored.format,
                        stored.colorspace, stored.channels)
 
 
-def encode_item(item: Mapping[str, Any], options: ItemOptions = ItemOptions()) -> bytes:
-    """Serialize one item, image included.
+def check(item: Any, options: ItemOptions = ItemOptions(),
+          duplicate: Problem | None = None) -> list[Problem]:
+    """The problems of an item that stop it from being written in this mode.
+
+    Returns the warnings (problems lenient mode writes anyway); raises for the rest.
 
     Raises:
-        ExampleError: a field is missing or has the wrong type.
-        ImageError: the image is missing, empty, truncated, corrupt or not an image.
+        ValidationError: strict mode, and the item has a problem.
+        ExampleError: not a dict, ``filename`` or ``id`` missing, or a value that
+            cannot be encoded (such as a label that is not an integer).
     """
+    if isinstance(item, ParseFailure):
+        raise ExampleError(str(item))
     if not isinstance(item, Mapping):
         raise ExampleError(f"an item must be a dict, got {type(item).__name__}")
     for key in ("filename", "id"):
         if item.get(key) is None:
             raise ExampleError(f"{item_label(item)}: {key}: missing (every item needs "
                                "'filename' and 'id')")
-    return encode_example(item, _image_fields(item, options))
+    if options.validation == "off":
+        return []
+    problems = check_item(item)
+    if duplicate is not None:
+        problems.append(duplicate)
+    if any(p.fatal for p in problems):  # cannot be written in any mode
+        raise ExampleError(describe(item, problems))
+    if problems and options.validation == "strict":
+        raise ValidationError(describe(item, problems))
+    return problems
+
+
+def describe(item: Any, problems: list[Problem]) -> str:
+    """One line naming the item and each problem with its key path."""
+    return f"{item_label(item)}: " + "; ".join(map(str, problems))
+
+
+def check_source(item: Mapping[str, Any], options: ItemOptions = ItemOptions()) -> None:
+    """Without reading it: is the image where the item says (and inside the root)?
+
+    Raises:
+        ExampleError: ``encoded`` without the fields that must come with it.
+        ImageError: the path leads outside the root, or no file is there.
+    """
+    if item.get("encoded") is not None:
+        missing = [k for k in GIVEN_WITH_ENCODED if item.get(k) is None]
+        if missing:
+            raise ExampleError(
+                f"{item_label(item)}: 'encoded' is given, so {', '.join(missing)} must be "
+                f"given too ({', '.join(GIVEN_WITH_ENCODED)})")
+        return
+    path = resolve_path(str(item["filename"]), options.root)
+    opened = options.store_images or item.get("height") is None or item.get("width") is None
+    if opened and not os.path.isfile(path):
+        raise ImageError(f"{path}: file not found", "missing")
+
+
+def encode_item(item: Any, options: ItemOptions = ItemOptions(),
+                warnings: list[str] | None = None, duplicate: Problem | None = None) -> bytes:
+    """Validate and serialize one item, image included.
+
+    Args:
+        item: the SPEC dict.
+        options: how images are stored and items checked.
+        warnings: lenient mode appends its warnings here (else they are logged).
+        duplicate: the problem of an id already used (from ``validate.IdTracker``).
+    Raises:
+        ValidationError: the annotations fail validation (see ``validate``).
+        ExampleError: a field is missing or has the wrong type.
+        ImageError: the image is missing, empty, truncated, corrupt or not an image.
+    """
+    problems = check(item, options, duplicate)
+    data = encode_example(item, _image_fields(item, options))
+    if problems:
+        message = describe(item, problems)
+        if warnings is None:
+            logger.warning("%s", message)
+        else:
+            warnings.append(message)
+    return data
 
 
 def failure_reason(exc: BaseException) -> str:
     """A short category for the summary of failures."""
     if isinstance(exc, ImageError):
         return exc.reason
+    if isinstance(exc, ValidationError):
+        return "failed validation"
     if isinstance(exc, ExampleError):
         return "invalid item"
     return type(exc).__name__

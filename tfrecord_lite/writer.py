@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import errno
+import functools
+import glob
 import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import asdict, dataclass, field
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, Optional
 
-from . import __version__, sharding
+from . import __version__, journal, sharding
 from . import compression as _compression
 from .crc32c import CrcFn, crc32c
-from .errors import TFRecordLiteError, WriteError
+from .dataset import ParseFailure
+from .errors import DatasetError, ResumeError, TFRecordLiteError, WriteError
 from .framing import RecordFramer
 from .parallel import in_order
 from .progress import make_progress
+from .validate import IdTracker, Problem
 
 logger = logging.getLogger(__name__)
 
@@ -95,9 +100,11 @@ class JobSummary:
     written: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
     failed_by_reason: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
     shards: list[ShardInfo] = field(default_factory=list)
     bytes: int = 0
     seconds: float = 0.0
+    resumed_shards: int = 0
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -110,6 +117,7 @@ class JobSummary:
             "format": "tfrecord",
             "records": self.written,
             "failed": self.failed,
+            "warned": len(self.warnings),
             "num_shards": len(self.shards),
             "bytes": self.bytes,
             "shards": [asdict(s) for s in self.shards],
@@ -125,10 +133,14 @@ class JobSummary:
             f"({_human_bytes(self.bytes)}) in {self.output_directory} "
             f"in {self.seconds:.1f} s ({rate:.0f} items/s)",
         ]
+        if self.resumed_shards:
+            lines.append(f"resumed: {self.resumed_shards} shards were already complete")
         if self.failures:
             reasons = ", ".join(f"{n} {reason}" for reason, n in
                                 sorted(self.failed_by_reason.items(), key=lambda kv: -kv[1]))
             lines.append(f"failed: {self.failed} ({reasons})")
+        if self.warnings:
+            lines.append(f"written with warnings (lenient validation): {len(self.warnings)}")
         return "\n".join(lines)
 
 
@@ -140,18 +152,17 @@ def _human_bytes(n: float) -> str:
     return f"{n:.1f} TB"  # pragma: no cover
 
 
-def _encode_one(encode: Callable[[Mapping[str, Any]], bytes], item: Any
-                ) -> tuple[bytes | None, BaseException | None]:
-    try:
-        return encode(item), None
-    except TFRecordLiteError as exc:
-        return None, exc
-    except Exception as exc:  # a bug or an unforeseen input: reported, never lost
-        logger.debug("unexpected error encoding an item", exc_info=True)
-        return None, exc
+def failure_copy(item: Any, error: BaseException | str) -> dict[str, Any]:
+    """What the failure list holds for an item: a copy with ``error_msg`` added."""
+    if isinstance(item, ParseFailure):
+        return item.as_failure()
+    failed = dict(item) if isinstance(item, Mapping) else {"item": item}
+    failed["error_msg"] = error if isinstance(error, str) else str(error) or type(error).__name__
+    return failed
 
 
-def _write_atomically(path: str, data: bytes) -> None:
+def write_atomically(path: str, data: bytes) -> None:
+    """Write a small file under a temporary name, then rename it: never seen partial."""
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
@@ -169,8 +180,107 @@ def _remove_quietly(path: str) -> None:
         pass
 
 
+def _remove_stale_temps(out_dir: str, name: str) -> None:
+    """Temporary files left by a killed run of this job (never under a final name)."""
+    base = os.path.join(glob.escape(out_dir), "." + glob.escape(name))
+    for pattern in ("-[0-9]*-of-[0-9]*.tmp-*", "-journal.jsonl.tmp-*", "-*.json.tmp-*"):
+        for stale in glob.glob(base + pattern):
+            _remove_quietly(stale)
+
+
+def _write_error(what: str, exc: OSError) -> WriteError:
+    full = " (disk full?)" if exc.errno == errno.ENOSPC else ""
+    return WriteError(f"cannot write {what}: {exc.strerror or exc}{full}; "
+                      "no partial shard was left under a final name")
+
+
+def _check_arguments(dataset_name: str, num_shards: int, num_threads: int, quality: int,
+                     max_side: int | None) -> None:
+    if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
+        raise ValueError(f"num_shards must be a whole number >= 1, got {num_shards!r}")
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+        raise ValueError(f"num_threads must be a whole number >= 1, got {num_threads!r}")
+    if not dataset_name or "/" in dataset_name or os.sep in dataset_name:
+        raise ValueError(f"dataset_name must be a plain file name prefix, got {dataset_name!r}")
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be between 1 and 100, got {quality}")
+    if max_side is not None and max_side < 1:
+        raise ValueError(f"max_side must be at least 1, got {max_side}")
+
+
+class _Input:
+    """The items in the order they are written, without holding more than needed.
+
+    A shuffled job needs every item in memory; an unshuffled one streams a sized
+    iterable (such as ``JsonLines``) once, in its order.
+    """
+
+    def __init__(self, dataset: Iterable[Any], shuffle: bool, seed: int | None,
+                 track_ids: bool) -> None:
+        self._items: Sequence[Any] | None = None
+        self._stream: Iterable[Any] | None = None
+        if not shuffle and not isinstance(dataset, Sequence) and isinstance(dataset, Sized):
+            self._stream = dataset
+            self.total = len(dataset)
+        else:
+            self._items = dataset if isinstance(dataset, Sequence) else list(dataset)
+            self.total = len(self._items)
+        self.order = (sharding.item_order(self.total, True, seed)
+                      if shuffle and self._items is not None else None)
+        self._track_ids = track_ids
+
+    def tasks(self, skip: bytearray) -> Iterator[tuple[int, Any, Problem | None, bool]]:
+        """``(position, item, duplicate-id problem, skip)`` in write order.
+
+        Duplicate ids are found in input order, whatever the write order.
+        """
+        tracker = IdTracker() if self._track_ids else None
+        if self.order is not None:
+            assert self._items is not None
+            items = self._items
+            dups = {}
+            if tracker is not None:
+                for index, item in enumerate(items):
+                    problem = tracker.check(index, item)
+                    if problem is not None:
+                        dups[index] = problem
+            for position, index in enumerate(self.order):
+                yield position, items[index], dups.get(index), bool(skip[position])
+            return
+        source = self._items if self._items is not None else self._stream
+        assert source is not None
+        position = -1
+        for position, item in enumerate(source):
+            if position >= self.total:
+                raise DatasetError(f"the dataset grew while being read (more than "
+                                   f"{self.total} items)")
+            dup = tracker.check(position, item) if tracker is not None else None
+            yield position, item, dup, bool(skip[position])
+        if position + 1 != self.total:
+            raise DatasetError(f"the dataset shrank while being read ({position + 1} of "
+                               f"{self.total} items)")
+
+
+_Result = tuple[Any, Optional[bytes], Optional[BaseException], Optional[list[str]]]
+
+
+def _encode_task(encode: Callable[..., bytes], options: Any,
+                 task: tuple[int, Any, Problem | None, bool]) -> _Result:
+    _, item, duplicate, skip = task
+    if skip:
+        return item, None, None, None
+    warnings: list[str] = []
+    try:
+        return item, encode(item, options, warnings, duplicate), None, warnings
+    except TFRecordLiteError as exc:
+        return item, None, exc, None
+    except Exception as exc:  # a bug or an unforeseen input: reported, never lost
+        logger.debug("unexpected error encoding an item", exc_info=True)
+        return item, None, exc, None
+
+
 def write_dataset(
-    dataset: Iterable[Mapping[str, Any]],
+    dataset: Iterable[Any],
     dataset_name: str,
     output_directory: str | os.PathLike[str],
     num_shards: int,
@@ -183,112 +293,224 @@ def write_dataset(
     quality: int = 95,
     max_side: int | None = None,
     decode_check: bool = True,
+    validation: str = "strict",
+    root: str | os.PathLike[str] | None = None,
+    resume: bool = False,
     progress: bool | Callable[[int, int], Any] = True,
 ) -> JobSummary:
     """Write ``dataset`` as ``num_shards`` TFRecord files; the engine behind ``create``.
 
+    Args:
+        dataset: the items: a list, or any sized iterable (``JsonLines``), which is
+            streamed when ``shuffle`` is off, so memory does not grow with its length.
+        validation: "strict" (an item with a doubtful annotation fails), "lenient"
+            (written, with a warning), "off".
+        root: read relative filenames from here; refuse paths that lead outside it.
+        resume: finish an interrupted run of the same job in this directory: shards it
+            completed are kept (checked against its journal), the rest are written.
+            With the same input and seed the output is byte-identical to an
+            uninterrupted run; the seed of the interrupted run is reused when not given.
+        (the other arguments: see ``create``.)
     Returns:
         A JobSummary: counts, failures (copies of the items, each with
         ``error_msg``), shard names with their counts, bytes and sha256.
     Raises:
         ValueError: an argument is out of range.
+        ResumeError: ``resume`` with arguments other than the interrupted run's.
         WriteError: the output could not be written (no partial shard is left).
     """
-    from .images import ImageOptions
+    from .images import ImageOptions  # Pillow: imported when a job runs, not with the package
     from .items import ItemOptions, encode_item, failure_reason
 
-    if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
-        raise ValueError(f"num_shards must be a whole number >= 1, got {num_shards!r}")
-    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-        raise ValueError(f"num_threads must be a whole number >= 1, got {num_threads!r}")
-    if not dataset_name or "/" in dataset_name or os.sep in dataset_name:
-        raise ValueError(f"dataset_name must be a plain file name prefix, got {dataset_name!r}")
-    if not 1 <= quality <= 100:
-        raise ValueError(f"quality must be between 1 and 100, got {quality}")
-    if max_side is not None and max_side < 1:
-        raise ValueError(f"max_side must be at least 1, got {max_side}")
+    _check_arguments(dataset_name, num_shards, num_threads, quality, max_side)
     comp = _compression.normalize(compression)
-    items: Sequence[Mapping[str, Any]] = (dataset if isinstance(dataset, Sequence)
-                                          else list(dataset))
+    options = ItemOptions(store_images, ImageOptions(quality, max_side, decode_check),
+                          validation, None if root is None else os.fspath(root))
+    out_dir = os.fspath(output_directory)
+    journal_file = journal.journal_path(out_dir, dataset_name)
+
+    previous, completed = journal.read(journal_file) if resume else (None, {})
+    if resume and previous is None:
+        logger.info("no interrupted run of %s to resume in %s; writing every shard",
+                    dataset_name, out_dir)
+    if shuffle and seed is None and previous is not None:
+        seed = previous.get("options", {}).get("seed")
     if shuffle and seed is None:
         seed = sharding.new_seed()
-    out_dir = os.fspath(output_directory)
+    job_options = {
+        "shuffle": shuffle, "seed": seed if shuffle else None, "store_images": store_images,
+        "compression": comp, "quality": quality, "max_side": max_side,
+        "decode_check": decode_check, "validation": validation, "root": options.root,
+    }
+    source = _Input(dataset, shuffle, seed, validation != "off")
+    this_run = journal.header(dataset_name, num_shards, source.total, job_options)
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as exc:
         raise WriteError(
             f"cannot create output directory {out_dir}: {exc.strerror or exc}") from exc
+    try:
+        _remove_stale_temps(out_dir, dataset_name)
+        if previous is not None:
+            journal.check_same(previous, this_run)
+            completed = {i: e for i, e in completed.items()
+                         if 0 <= i < num_shards and journal.intact(out_dir, e)}
+        else:
+            completed = {}
+        journal.write(journal_file, [this_run, *completed.values()])
+    except OSError as exc:
+        raise _write_error(f"the job journal in {out_dir}", exc) from exc
 
-    options = ItemOptions(store_images, ImageOptions(quality, max_side, decode_check))
-    summary = JobSummary(dataset_name, out_dir, len(items), options={
-        "shuffle": shuffle, "seed": seed if shuffle else None, "store_images": store_images,
-        "compression": comp, "quality": quality, "max_side": max_side,
-        "decode_check": decode_check,
-    })
-    order = sharding.item_order(len(items), shuffle, seed)
-    ranges = sharding.shard_ranges(len(order), num_shards)
+    summary = JobSummary(dataset_name, out_dir, source.total, options=job_options,
+                         resumed_shards=len(completed))
+    ranges = sharding.shard_ranges(source.total, num_shards)
+    skip = bytearray(source.total)
+    for index in completed:
+        start, stop = ranges[index]
+        skip[start:stop] = b"\x01" * (stop - start)
     reasons: collections.Counter[str] = collections.Counter()
     started = time.perf_counter()
-    bar = make_progress(progress, len(items), f"{dataset_name}")
-
-    def encode(item: Mapping[str, Any]) -> bytes:
-        return encode_item(item, options)
+    bar = make_progress(progress, source.total, f"{dataset_name}")
 
     pool = concurrent.futures.ThreadPoolExecutor(num_threads, thread_name_prefix="tfrecord-lite")
-    results = in_order(pool, lambda i: _encode_one(encode, items[i]), order,
-                        window=3 * num_threads, chunk=8)
+    results = in_order(pool, functools.partial(_encode_task, encode_item, options),
+                       source.tasks(skip), window=3 * num_threads, chunk=8)
     tmp: str | None = None
-    digests: list[concurrent.futures.Future[str]] = []
+    # Journal lines wait for their shard's sha256, computed on the pool.
+    pending: list[tuple[ShardInfo, dict[str, Any], concurrent.futures.Future[str]]] = []
+
+    def record_finished(wait: bool) -> None:
+        while pending and (wait or pending[0][2].done()):
+            info, line, digest = pending.pop(0)
+            info.sha256 = line["sha256"] = digest.result()
+            journal.append(journal_file, line)
+
     try:
         for index, (start, stop) in enumerate(ranges):
             name = sharding.shard_name(dataset_name, index, num_shards)
             final = os.path.join(out_dir, name)
+            fingerprint = journal.new_fingerprint()
+            entry = completed.get(index)
+            if entry is not None:
+                failed_at = {f[0]: f[2] for f in entry["failures"]}
+                for position in range(start, stop):
+                    item = next(results)[0]
+                    journal.item_fingerprint(fingerprint, item)
+                    if position in failed_at:
+                        summary.failures.append(failure_copy(item, failed_at[position]))
+                    bar.update(1)
+                if fingerprint.hexdigest() != entry["items"]:
+                    raise ResumeError(
+                        f"cannot resume: the items of shard {name} are not those of the "
+                        "interrupted run (ids or filenames differ); resume with the same "
+                        "input, or run without resume to start over")
+                reasons.update(f[1] for f in entry["failures"])
+                summary.warnings += entry["warnings"]
+                info = ShardInfo(name, entry["records"], entry["bytes"], entry["sha256"])
+                summary.shards.append(info)
+                summary.written += info.records
+                summary.bytes += info.bytes
+                continue
             tmp = os.path.join(out_dir, f".{name}.tmp-{os.getpid()}")
             records = 0
+            failed: list[tuple[int, str, str]] = []
+            warned: list[str] = []
             try:
                 with TFRecordWriter(tmp, comp) as writer:
                     for position in range(start, stop):
-                        data, error = next(results)
+                        item, data, error, warnings = next(results)
+                        journal.item_fingerprint(fingerprint, item)
                         if data is not None:
                             writer.write(data)
                             records += 1
+                            if warnings:
+                                warned += warnings
                         else:
-                            item = items[order[position]]
-                            failed = dict(item) if isinstance(item, Mapping) else {"item": item}
-                            failed["error_msg"] = str(error) or type(error).__name__
-                            summary.failures.append(failed)
-                            reasons[failure_reason(error)] += 1
+                            assert error is not None
+                            copy = failure_copy(item, error)
+                            summary.failures.append(copy)
+                            failed.append((position, failure_reason(error), copy["error_msg"]))
                         bar.update(1)
                 os.replace(tmp, final)
             except OSError as exc:
-                raise WriteError(
-                    f"cannot write shard {final}: {exc.strerror or exc}"
-                    f"{' (disk full?)' if getattr(exc, 'errno', None) == 28 else ''}; "
-                    "no partial shard was left under a final name") from exc
+                raise _write_error(f"shard {final}", exc) from exc
             tmp = None
             size = os.path.getsize(final)
-            # Hash the finished shard on the pool, beside the encoding of the next ones.
-            digests.append(pool.submit(_compression.file_sha256, final))
-            summary.shards.append(ShardInfo(name, records, size, ""))
+            reasons.update(f[1] for f in failed)
+            summary.warnings += warned
+            info = ShardInfo(name, records, size, "")
+            summary.shards.append(info)
             summary.written += records
             summary.bytes += size
-        for shard, digest in zip(summary.shards, digests):
-            shard.sha256 = digest.result()
+            # Hash the finished shard on the pool, beside the encoding of the next ones.
+            pending.append((info, {"shard": index, "file": name, "records": records, "bytes": size,
+                             "items": fingerprint.hexdigest(), "failures": failed,
+                                   "warnings": warned},
+                            pool.submit(_compression.file_sha256, final)))
+            record_finished(wait=False)
+        record_finished(wait=True)
         summary.failed_by_reason = dict(reasons)
         summary.seconds = time.perf_counter() - started
-        try:
-            _write_atomically(os.path.join(out_dir, dataset_name + MANIFEST_SUFFIX),
-                              (json.dumps(summary.manifest(), indent=2) + "\n").encode())
-        except OSError as exc:
-            raise WriteError(
-                f"cannot write the manifest in {out_dir}: {exc.strerror or exc}") from exc
+        write_atomically(os.path.join(out_dir, dataset_name + MANIFEST_SUFFIX),
+                          (json.dumps(summary.manifest(), indent=2) + "\n").encode())
+        journal.remove(journal_file)
+    except WriteError:
+        raise
+    except OSError as exc:
+        raise _write_error(f"in {out_dir}", exc) from exc
     finally:
         bar.close()
         if tmp is not None:
             _remove_quietly(tmp)
+        try:  # an error or interruption: still journal the shards that are complete
+            record_finished(wait=True)
+        except Exception:
+            logger.debug("could not journal every complete shard", exc_info=True)
         pool.shutdown(wait=True, cancel_futures=True)
     logger.info("%s", summary.describe())
     return summary
+
+
+@dataclass
+class ValidationReport:
+    """What ``validate_dataset`` found: the items that would fail, and the warnings."""
+
+    total: int
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def validate_dataset(dataset: Iterable[Any], *, validation: str = "strict",
+                     root: str | os.PathLike[str] | None = None,
+                     store_images: bool = True) -> ValidationReport:
+    """Check every item as ``write_dataset`` would, without reading images or writing.
+
+    Finds what fails an item in the given validation mode (see ``validate``), what the
+    encoder refuses (wrong types), duplicate ids, missing image files and paths outside
+    ``root``; images are not decoded.
+    """
+    from .example import ImageFields, encode_example
+    from .items import ItemOptions, check, check_source, describe
+
+    options = ItemOptions(store_images, validation=validation,
+                          root=None if root is None else os.fspath(root))
+    source = _Input(dataset, False, None, validation != "off")
+    report = ValidationReport(source.total)
+    for _, item, duplicate, _ in source.tasks(bytearray(source.total)):
+        try:
+            warnings = check(item, options, duplicate)
+            encode_example(item, ImageFields(None, 1, 1))  # the encoder's own type checks
+            check_source(item, options)
+        except TFRecordLiteError as exc:
+            report.failures.append(failure_copy(item, exc))
+            continue
+        if warnings:
+            report.warnings.append(describe(item, warnings))
+    return report
 
 
 def create(
@@ -312,7 +534,8 @@ def create(
         shuffle: write items in a seeded random order.
         store_images: store the image bytes (``image/encoded``).
         **options: ``seed``, ``compression``, ``quality``, ``max_side``,
-            ``decode_check``, ``progress`` (see ``write_dataset``).
+            ``decode_check``, ``validation``, ``root``, ``resume``, ``progress``
+            (see ``write_dataset``).
     Returns:
         The items that failed, each a copy with an added ``error_msg``.
     Raises:
