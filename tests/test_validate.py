@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tfrecord_lite import read_examples, validate_dataset, write_dataset
 from tfrecord_lite.cli import main
-from tfrecord_lite.validate import IdTracker, check_item
+from tfrecord_lite.validate import IdTracker, check_item, find_problems
 
 from conftest import detection_item
 
@@ -40,6 +42,9 @@ def test_a_good_item_has_no_problems() -> None:
 @pytest.mark.parametrize("changes, expected", [
     ({"object__bbox__xmax": [0.6]},
      "object: lists of unequal lengths (area 2, id 2, is_crowd 2, bbox/xmin 2, bbox/xmax 1"),
+    ({"object__area": [0.1, 0.2, 0.3], "object__id": ["a", "b", "c"],
+      "object__is_crowd": [0, 0, 1], "object__count": None},
+     "object: lists of unequal lengths (area 3, id 3, is_crowd 3, bbox/xmin 2"),
     ({"object__parts__v": [2]}, "object/parts: lists of unequal lengths (x 2, y 2, v 1, "
                                 "score 2)"),
     ({"object__bbox__xmin": [0.1, 1.2]}, "object/bbox/xmin[1]: 1.2 is outside [0, 1]"),
@@ -154,3 +159,37 @@ def test_cli_validate_only(tmp_path: Path, image_file: Any,
     assert main(["--dataset_path", str(good), "--prefix", "v", "--output_dir", str(out),
                  "--validate-only"]) == 0
     assert not out.exists()
+
+
+_number = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-2, 3),
+                    st.sampled_from(["0.5", "x", "2", None, True]))
+# Mostly plain lists of numbers near [0, 1], so that many items pass the fast screen.
+_pair = st.lists(st.floats(-0.2, 1.2), min_size=2, max_size=2)
+_numbers = st.one_of(_pair, st.lists(st.floats(-0.2, 1.2), min_size=1, max_size=3),
+                     st.lists(st.integers(-1, 2), min_size=2, max_size=2),
+                     st.lists(_number, max_size=3), _number)
+_low = st.one_of(st.lists(st.floats(0, 0.5), min_size=2, max_size=2), _pair)
+_high = st.one_of(st.lists(st.floats(0.5, 1), min_size=2, max_size=2), _pair)
+_box = st.fixed_dictionaries(
+    {"xmin": _low, "xmax": _high, "ymin": _low, "ymax": _high},
+    optional={"label": _numbers, "score": _numbers, "conf": _numbers})
+_parts = st.fixed_dictionaries({"x": _pair, "y": _pair},
+                               optional={"v": _numbers, "score": _numbers})
+_group = st.dictionaries(st.sampled_from(["xmin", "xmax", "ymin", "ymax", "label", "x", "y",
+                                          "v", "area", "count", "is_crowd", "score"]),
+                         _numbers, max_size=6)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.fixed_dictionaries({}, optional={
+    "class": st.dictionaries(st.sampled_from(["label", "conf"]), _number),
+    "height": _number,
+    "object": st.fixed_dictionaries({}, optional={
+        "bbox": st.one_of(_box, _group), "parts": st.one_of(_parts, _group),
+        "area": _numbers, "count": st.one_of(st.integers(0, 3), _number),
+        "is_crowd": _numbers}),
+}))
+def test_the_fast_screen_never_hides_a_problem(item: dict[str, Any]) -> None:
+    item.update(filename="x.jpg", id=1)
+    if check_item(item) == []:
+        assert find_problems(item) == []

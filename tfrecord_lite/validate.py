@@ -94,8 +94,99 @@ def _where(path: str, i: int) -> str:
     return f"{path}[{i}]" if _IS_LIST[path] else path
 
 
+# -- the fast screen: plain lists of plain numbers, checked with C-level builtins ----------
+
+_NUMBER_TYPES = frozenset({int, float})
+_INT_TYPES = frozenset({int})
+
+
+def _clean_list(values: Any, kind: str, unit: bool) -> bool:
+    if type(values) is not list:
+        return False
+    if not values or kind not in (FLOAT, INT64):
+        return True
+    types = set(map(type, values))
+    if kind == INT64:
+        return types <= _INT_TYPES
+    if not types <= _NUMBER_TYPES or not math.isfinite(sum(values)):
+        return False
+    return not unit or (min(values) >= 0 and max(values) <= 1)
+
+
+def _clean_group(group: Any, fields: tuple[tuple[str, str, bool], ...]) -> int | None:
+    """The common length of a group's lists when all are plainly right, else None."""
+    if type(group) is not dict:
+        return None
+    length = 0
+    for name, kind, unit in fields:
+        values = group.get(name)
+        if values is None:
+            continue
+        if not _clean_list(values, kind, unit):
+            return None
+        if values:
+            if length and len(values) != length:
+                return None
+            length = len(values)
+    return length
+
+
+def _fields(prefix: str, unit: tuple[str, ...] = ()) -> tuple[tuple[str, str, bool], ...]:
+    return tuple((f.path[len(prefix):], f.kind, f.path in unit) for f in FIELDS
+                 if f.is_list and f.path.startswith(prefix) and "/" not in f.path[len(prefix):])
+
+
+_OBJECT_FIELDS = _fields("object/", _UNIT_RANGE)
+_BBOX_FIELDS = _fields("object/bbox/", _UNIT_RANGE)
+_PARTS_FIELDS = _fields("object/parts/", ("object/parts/x", "object/parts/y"))
+_TOP_INTS = tuple(f.path for f in FIELDS if f.kind == INT64 and "/" not in f.path)
+
+
+def _looks_clean(item: Mapping[str, Any]) -> bool:
+    """True when the item certainly has no problem (the common case, checked fast);
+    False sends it through the full checks, which find and name each problem."""
+    for name in _TOP_INTS:
+        value = item.get(name)
+        if value is not None and type(value) is not int:
+            return False
+    cls = item.get("class")
+    if cls is not None:
+        if type(cls) is not dict:
+            return False
+        label, conf = cls.get("label"), cls.get("conf")
+        if label is not None and type(label) is not int:
+            return False
+        if conf is not None and (type(conf) not in _NUMBER_TYPES or not math.isfinite(conf)):
+            return False
+    obj = item.get("object")
+    if obj is None:
+        return True
+    if type(obj) is not dict:
+        return False
+    objects = _clean_group(obj, _OBJECT_FIELDS)
+    bbox = obj.get("bbox")
+    boxes = 0 if bbox is None else _clean_group(bbox, _BBOX_FIELDS)
+    if objects is None or boxes is None or (objects and boxes and objects != boxes):
+        return False
+    if bbox is not None:
+        for low, high in _BOX_EDGES:
+            lows, highs = bbox.get(low), bbox.get(high)
+            if lows and highs and any(map(float.__gt__, map(float, lows), highs)):
+                return False
+    count = obj.get("count")
+    if count is not None and (type(count) is not int or count != max(objects, boxes)):
+        return False
+    parts = obj.get("parts")
+    return parts is None or _clean_group(parts, _PARTS_FIELDS) is not None
+
+
 def check_item(item: Mapping[str, Any]) -> list[Problem]:
     """Every problem of one item's annotations (empty when it looks right)."""
+    return [] if _looks_clean(item) else find_problems(item)
+
+
+def find_problems(item: Mapping[str, Any]) -> list[Problem]:
+    """The full checks, value by value (``check_item`` without the fast screen)."""
     problems: list[Problem] = []
     for path in _INT_PATHS:
         for i, v in enumerate(_values(_get(item, path))):
