@@ -1,0 +1,112 @@
+"""Soak: many small records through create(), with throughput and peak memory.
+
+Each scenario runs in a fresh process, which reports its own peak resident memory
+(VmHWM) at the end:
+
+* 100,000 small records (64x48 JPEG files, decode check on) from a JSON list;
+* 300,000 items from JSON Lines without shuffling (streamed: memory should not grow
+  with the number of items), and the same items as a shuffled JSON list (held in
+  memory, for comparison).
+
+    python benchmarks/bench_soak.py        (SOAK_ITEMS / STREAM_ITEMS to change the sizes)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = Path(os.environ.get("BENCH_DIR", ROOT / "bench-out")) / "soak"
+SOAK_ITEMS = int(os.environ.get("SOAK_ITEMS", "100000"))
+STREAM_ITEMS = int(os.environ.get("STREAM_ITEMS", "300000"))
+THREADS = 2
+SHARDS = 16
+FILES = 64  # distinct small image files, used in turn
+
+
+def _images() -> list[str]:
+    import numpy as np
+    from PIL import Image
+
+    folder = OUT / "images"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(FILES):
+        path = folder / f"{i:03d}.jpg"
+        if not path.exists():
+            pixels = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+            buf = io.BytesIO()
+            Image.fromarray(pixels).save(buf, "JPEG", quality=90)
+            path.write_bytes(buf.getvalue())
+        paths.append(str(path))
+    return paths
+
+
+def _item(i: int, paths: list[str]) -> dict:
+    return {
+        "filename": paths[i % len(paths)], "id": f"item-{i:07d}",
+        "class": {"label": i % 10, "text": f"class {i % 10}"},
+        "object": {"bbox": {"xmin": [0.1, 0.5], "xmax": [0.4, 0.9], "ymin": [0.2, 0.3],
+                            "ymax": [0.6, 0.8], "label": [1, 2], "text": ["a", "b"]},
+                   "parts": {"x": [0.2, 0.3], "y": [0.4, 0.5], "v": [2, 1]}},
+    }
+
+
+def _dataset(count: int, suffix: str) -> Path:
+    path = OUT / f"items-{count}{suffix}"
+    if not path.exists():
+        paths = _images()
+        with open(path, "w") as f:
+            if suffix == ".jsonl":
+                for i in range(count):
+                    f.write(json.dumps(_item(i, paths)) + "\n")
+            else:
+                json.dump([_item(i, paths) for i in range(count)], f)
+    return path
+
+
+def _run(dataset: Path, shuffle: bool) -> tuple[float, float, int]:
+    """(items/s, peak MB, written) of the command line's job in a fresh process."""
+    out_dir = OUT / "out"
+    shutil.rmtree(out_dir, ignore_errors=True)
+    code = f"""
+import time
+from tfrecord_lite import open_dataset, write_dataset
+start = time.perf_counter()
+summary = write_dataset(open_dataset({str(dataset)!r}), "s", {str(out_dir)!r}, {SHARDS},
+                        {THREADS}, shuffle={shuffle}, seed=1, progress=False)
+rate = summary.total / (time.perf_counter() - start)
+peak = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
+print(rate, peak / 1024, summary.written)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    rate, peak, written = out.stdout.split()
+    return float(rate), float(peak), int(written)
+
+
+def main() -> None:
+    print(f"# soak benchmark: {THREADS} threads, {SHARDS} shards, {os.cpu_count()} CPUs; "
+          "64x48 JPEG files, decode check on; peak RSS of a fresh process")
+    rate, peak, written = _run(_dataset(SOAK_ITEMS, ".json"), shuffle=False)
+    assert written == SOAK_ITEMS
+    print(f"soak   {SOAK_ITEMS:>7,} records, JSON list        : {rate:6.0f} records/s, "
+          f"peak RSS {peak:4.0f} MB")
+    rate, peak, written = _run(_dataset(STREAM_ITEMS, ".jsonl"), shuffle=False)
+    assert written == STREAM_ITEMS
+    print(f"stream {STREAM_ITEMS:>7,} items, JSON Lines, no shuffle: {rate:6.0f} records/s, "
+          f"peak RSS {peak:4.0f} MB")
+    rate, peak, written = _run(_dataset(STREAM_ITEMS, ".json"), shuffle=True)
+    print(f"list   {STREAM_ITEMS:>7,} items, JSON list, shuffled : {rate:6.0f} records/s, "
+          f"peak RSS {peak:4.0f} MB (held in memory)")
+
+
+if __name__ == "__main__":
+    main()
