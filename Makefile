@@ -7,7 +7,7 @@ TF_VENV := .venv-tf
 PROTOBUF_OLDEST := 4.25.*
 PYTEST_FLAGS ?= -q
 
-.PHONY: help venv test check lint typecheck demo proto test-tf test-protobuf bench fuzz clean
+.PHONY: help venv test check lint typecheck demo proto test-tf test-protobuf bench soak fuzz clean
 
 help:
 	@echo "make demo           install, write the demo dataset to demo-out/ and check it"
@@ -17,6 +17,7 @@ help:
 	@echo "make test-protobuf  proto tests under the oldest and newest protobuf runtimes"
 	@echo "make proto          regenerate tfrecord_lite/proto from proto/ (needs protoc 3.21)"
 	@echo "make bench          benchmarks against TensorFlow (uses the test-tf venv)"
+	@echo "make soak           100,000 records through create(), peak memory of streamed input"
 	@echo "make fuzz           100,000 random and mutated inputs to the reader and decoder"
 
 $(VENV)/.installed: pyproject.toml
@@ -73,6 +74,10 @@ bench: venv $(TF_VENV)/.installed
 	$(TF_VENV)/bin/python benchmarks/bench_write.py
 	$(TF_VENV)/bin/python benchmarks/bench_create.py
 	$(TF_VENV)/bin/python benchmarks/bench_read.py
+	$(PY) benchmarks/bench_soak.py
+
+soak: venv
+	$(PY) benchmarks/bench_soak.py
 
 clean:
 	rm -rf $(VENV) $(TF_VENV) .venv-pb-* demo-out bench-out *.egg-info

@@ -8,11 +8,20 @@ from __future__ import annotations
 
 import io
 import os
+import struct
+import tracemalloc
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tfrecord_lite import TFRecordLiteError, decode_example, encode_example
+from tfrecord_lite import (
+    TFRecordLiteError,
+    TruncatedRecordError,
+    decode_example,
+    encode_example,
+    masked_crc32c,
+)
 from tfrecord_lite.example import ImageFields
 from tfrecord_lite.framing import encode_record, iter_records
 
@@ -56,3 +65,18 @@ def test_example_decoder_raises_only_its_own_errors(data: bytes) -> None:
         decode_example(data)
     except TFRecordLiteError:
         pass
+
+
+@pytest.mark.parametrize("verify", [True, False])
+def test_a_huge_claimed_length_is_not_allocated(verify: bool) -> None:
+    # A header claiming 2**62 bytes, with a valid CRC: only what is there is read.
+    header = struct.pack("<Q", 1 << 62)
+    header += struct.pack("<I", masked_crc32c(header))
+    tracemalloc.start()
+    try:
+        with pytest.raises(TruncatedRecordError, match="expected 4611686018427387908 bytes"):
+            list(iter_records(io.BytesIO(header + b"x" * 100_000), verify=verify))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000
