@@ -1,0 +1,243 @@
+"""Where files live: local paths, or fsspec URLs (``s3://``, ``gs://``, ``memory://``, ...).
+
+Local paths need nothing more; a URL needs the ``fsspec`` package and the one for its
+scheme (``s3fs``, ``gcsfs``): ``pip install 'tfrecord-lite-writer[fsspec]'``.
+
+``Folder`` is the output directory of a job. A shard is written to a local temporary
+file first and then published whole: renamed in a local folder, uploaded in one piece to
+an object store (where an object appears only when its upload is complete). So no
+file under a final shard name is ever partial, local or not.
+"""
+
+from __future__ import annotations
+
+import errno
+import glob
+import hashlib
+import os
+import posixpath
+import shutil
+import tempfile
+from typing import IO, Any
+
+from .errors import TFRecordLiteError
+
+
+class StorageError(TFRecordLiteError, ValueError):
+    """A URL cannot be used: fsspec (or the package for its scheme) is not installed."""
+
+
+def is_url(path: str) -> bool:
+    """``scheme://...`` (but not a Windows drive path)."""
+    head, sep, _ = path.partition("://")
+    return bool(sep) and len(head) > 1 and head.replace("+", "").replace("-", "").isalnum()
+
+
+def _fsspec() -> Any:
+    try:
+        import fsspec
+    except ImportError:
+        raise StorageError("URLs need fsspec: pip install 'tfrecord-lite-writer[fsspec]' "
+                           "(and s3fs for s3://, gcsfs for gs://)") from None
+    return fsspec
+
+
+def filesystem(url: str) -> tuple[Any, str]:
+    """The fsspec filesystem of a URL and the path within it."""
+    fsspec = _fsspec()
+    try:
+        return fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as exc:
+        raise StorageError(f"{url}: {exc}") from exc
+
+
+def open_read(path: str) -> IO[bytes]:
+    """Open a local path or a URL for reading bytes."""
+    if not is_url(path):
+        return open(path, "rb")
+    fs, inner = filesystem(path)
+    return fs.open(inner, "rb")
+
+
+def is_file(path: str) -> bool:
+    """Whether a local path or a URL names an existing file."""
+    if not is_url(path):
+        return os.path.isfile(path)
+    fs, inner = filesystem(path)
+    return bool(fs.isfile(inner))
+
+
+def read_bytes(path: str, limit: int | None = None) -> bytes:
+    """The whole content of a URL (at most ``limit`` bytes, else ``OSError(EFBIG)``)."""
+    fs, inner = filesystem(path)
+    if limit is not None:
+        size = fs.size(inner)
+        if size is not None and size > limit:
+            raise OSError(errno.EFBIG, f"{size:,} bytes", path)
+    return fs.cat_file(inner)
+
+
+def join_url(base: str, name: str) -> str:
+    """``name`` under the URL ``base``, normalized (``a/../b`` -> ``b``)."""
+    scheme, _, rest = base.partition("://")
+    return f"{scheme}://{posixpath.normpath(posixpath.join(rest, name) if name else rest)}"
+
+
+def file_sha256(f: IO[bytes]) -> str:
+    h = hashlib.sha256()
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+        h.update(chunk)
+    return h.hexdigest()
+
+
+class Folder:
+    """An output directory on the local file system."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __str__(self) -> str:
+        return self.path
+
+    def join(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    def location(self, name: str) -> str:
+        """How to name a file of the folder to people: a path, or a URL."""
+        return self.join(name)
+
+    def makedirs(self) -> None:
+        os.makedirs(self.path, exist_ok=True)
+
+    def temp_path(self, name: str) -> str:
+        """Where to write ``name`` before it is published: hidden, beside it."""
+        return os.path.join(self.path, f".{name}.tmp-{os.getpid()}")
+
+    def publish(self, temp: str, name: str) -> None:
+        """Give a complete temporary file its final name, in one step."""
+        os.replace(temp, self.join(name))
+
+    def size(self, name: str) -> int:
+        return os.path.getsize(self.join(name))
+
+    def sha256(self, name: str) -> str:
+        with open(self.join(name), "rb") as f:
+            return file_sha256(f)
+
+    def read(self, name: str) -> bytes | None:
+        """A file's bytes; None when there is no such file."""
+        try:
+            with open(self.join(name), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    def write(self, name: str, data: bytes) -> None:
+        """Write a small file whole: under a temporary name, then renamed."""
+        temp = self.temp_path(name)
+        try:
+            with open(temp, "wb") as f:
+                f.write(data)
+            self.publish(temp, name)
+        except BaseException:
+            remove_quietly(temp)
+            raise
+
+    def names(self, prefix: str) -> list[str]:
+        """Names in the folder that start with ``prefix``."""
+        try:
+            return sorted(n for n in os.listdir(self.path) if n.startswith(prefix))
+        except FileNotFoundError:
+            return []
+
+    def remove(self, name: str) -> None:
+        try:
+            os.remove(self.join(name))
+        except FileNotFoundError:
+            pass
+
+    def remove_stale_temps(self, patterns: list[str]) -> None:
+        """Temporary files of the names matching ``patterns``, left by a killed run."""
+        for pattern in patterns:
+            for stale in glob.glob(os.path.join(glob.escape(self.path), f".{pattern}.tmp-*")):
+                remove_quietly(stale)
+
+    def close(self) -> None:
+        pass
+
+
+class RemoteFolder(Folder):
+    """An output "directory" that is an fsspec URL (an object store prefix, ...).
+
+    Shards are written to a local temporary folder and uploaded whole.
+    """
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url.rstrip("/"))
+        self.fs, self.inner = filesystem(self.path)
+        self._local = tempfile.mkdtemp(prefix="tfrecord-lite-")
+
+    def join(self, name: str) -> str:
+        return f"{self.inner}/{name}"
+
+    def location(self, name: str) -> str:
+        return f"{self.path}/{name}"
+
+    def makedirs(self) -> None:
+        self.fs.makedirs(self.inner, exist_ok=True)
+
+    def temp_path(self, name: str) -> str:
+        return os.path.join(self._local, name)
+
+    def publish(self, temp: str, name: str) -> None:
+        self.fs.put_file(temp, self.join(name))
+        remove_quietly(temp)
+
+    def size(self, name: str) -> int:
+        return int(self.fs.size(self.join(name)))
+
+    def sha256(self, name: str) -> str:
+        with self.fs.open(self.join(name), "rb") as f:
+            return file_sha256(f)
+
+    def read(self, name: str) -> bytes | None:
+        try:
+            data: bytes = self.fs.cat_file(self.join(name))
+        except FileNotFoundError:
+            return None
+        return data
+
+    def write(self, name: str, data: bytes) -> None:
+        self.fs.pipe_file(self.join(name), data)  # one object, whole or not at all
+
+    def names(self, prefix: str) -> list[str]:
+        try:
+            found = self.fs.ls(self.inner, detail=False)
+        except FileNotFoundError:
+            return []
+        names = (posixpath.basename(str(p).rstrip("/")) for p in found)
+        return sorted(n for n in names if n.startswith(prefix))
+
+    def remove(self, name: str) -> None:
+        try:
+            self.fs.rm_file(self.join(name))
+        except FileNotFoundError:
+            pass
+
+    def remove_stale_temps(self, patterns: list[str]) -> None:
+        pass  # temporary files are local, in a folder of this run's own
+
+    def close(self) -> None:
+        shutil.rmtree(self._local, ignore_errors=True)
+
+
+def folder(path: str) -> Folder:
+    """The output folder for a local path or a URL."""
+    return RemoteFolder(path) if is_url(path) else Folder(path)
+
+
+def remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
