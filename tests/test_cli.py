@@ -154,3 +154,20 @@ def test_progress_logs_summary(tmp_path: Path, image_file: Any) -> None:
         capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "wrote 2 of 2 items to 1 shards" in result.stderr
+
+
+def test_urls_without_fsspec_are_a_clear_error(tmp_path: Path, image_file: Any,
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "fsspec", None)  # as if not installed
+    items = [detection_item("s3://bucket/a.jpg", "remote"),
+             detection_item(image_file("jpeg-rgb"), "local")]
+    dataset = _write_dataset(tmp_path, items)
+    assert main(["--dataset_path", dataset, "--prefix", "u", "--output_dir",
+                 "s3://bucket/out", "-q"]) == 2
+    assert "pip install 'tfrecord-lite-writer[fsspec]'" in capsys.readouterr().err
+    assert main(["--dataset_path", dataset, "--prefix", "u", "--output_dir",
+                 str(tmp_path / "out"), "-q"]) == 1
+    failures = json.loads((tmp_path / "out" / "u-failures.json").read_text())
+    assert [f["id"] for f in failures] == ["remote"]
+    assert "URLs need fsspec" in failures[0]["error_msg"]

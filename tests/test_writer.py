@@ -202,8 +202,8 @@ def test_injected_write_failure_leaves_no_partial_shard(tmp_path: Path, image_fi
     # Shard 0 (4 records) was complete and renamed; shard 1 failed: nothing else is left,
     # neither a partial shard nor a temporary file, nor a manifest; the journal stays
     # for a resumed run.
-    assert names == [".w-journal.jsonl", "w-00000-of-00003"]
-    assert len(list(read_records(out / names[1]))) == 4
+    assert names == [".w-journal-00000.json", ".w-journal.json", "w-00000-of-00003"]
+    assert len(list(read_records(out / names[2]))) == 4
 
 
 def test_unwritable_output_is_a_clear_error(tmp_path: Path, image_file: Any) -> None:

@@ -225,11 +225,20 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
-def _write_failures(path: str, failures: list[dict[str, Any]]) -> None:
-    from .writer import write_atomically
+def _write_failures(output_dir: str, prefix: str, failures: list[dict[str, Any]]) -> str:
+    """Write ``{prefix}-failures.json`` whole; returns where it is."""
+    from .storage import folder
+    from .writer import FAILURES_SUFFIX
 
-    text = json.dumps(failures, indent=2, default=_jsonable) + "\n"
-    write_atomically(path, text.encode("utf-8"))
+    out = folder(output_dir)
+    name = prefix + FAILURES_SUFFIX
+    try:
+        out.write(name, (json.dumps(failures, indent=2, default=_jsonable) + "\n").encode())
+    except OSError as exc:
+        raise WriteError(f"cannot write {out.location(name)}: {exc.strerror or exc}") from exc
+    finally:
+        out.close()
+    return out.location(name)
 
 
 def _run_create(args: argparse.Namespace) -> int:
@@ -276,11 +285,7 @@ def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
         decode_check=args.decode_check, validation=args.validation, root=args.root,
         resume=args.resume, progress=not args.quiet,
     )
-    failures_path = os.path.join(args.output_dir, f"{args.prefix}-failures.json")
-    try:
-        _write_failures(failures_path, summary.failures)
-    except OSError as exc:
-        raise WriteError(f"cannot write {failures_path}: {exc.strerror or exc}") from exc
+    failures_path = _write_failures(args.output_dir, args.prefix, summary.failures)
     if summary.warnings and not args.quiet:
         print(f"{len(summary.warnings)} items were written with warnings (lenient "
               "validation):", file=sys.stderr)
@@ -438,9 +443,23 @@ def _make_converter(args: argparse.Namespace) -> Any:
         raise UsageError(str(exc)) from exc
 
 
-def _run_convert(args: argparse.Namespace) -> int:
+def _write_label_maps(output_dir: str, labels: list[str], offset: int) -> None:
     from .converters import label_map_json, label_map_pbtxt
+    from .storage import folder
 
+    out = folder(output_dir)
+    try:
+        out.makedirs()
+        text = json.dumps(label_map_json(labels, offset), indent=1) + "\n"
+        out.write("label_map.json", text.encode())
+        out.write("label_map.pbtxt", label_map_pbtxt(labels, offset).encode())
+    except OSError as exc:
+        raise WriteError(f"cannot write the label map: {exc.strerror or exc}") from exc
+    finally:
+        out.close()
+
+
+def _run_convert(args: argparse.Namespace) -> int:
     converter = _make_converter(args)
     if args.to_json:
         items = list(converter)
@@ -456,16 +475,8 @@ def _run_convert(args: argparse.Namespace) -> int:
         if not args.prefix or not args.output_dir:
             raise UsageError("--prefix and --output_dir are required (or give --to-json)")
         status = _write_shards(args, converter)
-        try:
-            os.makedirs(args.output_dir, exist_ok=True)
-            base = os.path.join(args.output_dir, "label_map")
-            with open(base + ".json", "w", encoding="utf-8") as f:
-                json.dump(label_map_json(converter.labels, args.label_offset), f, indent=1)
-                f.write("\n")
-            with open(base + ".pbtxt", "w", encoding="utf-8") as f:
-                f.write(label_map_pbtxt(converter.labels, args.label_offset))
-        except OSError as exc:
-            raise WriteError(f"cannot write the label map: {exc.strerror or exc}") from exc
+        if not args.validate_only:
+            _write_label_maps(args.output_dir, converter.labels, args.label_offset)
     counts = ", ".join(f"{n} {what}" for what, n in sorted(converter.report.items()))
     print(f"{args.command}: {len(converter.labels)} classes; {counts}", file=sys.stderr)
     for problem in converter.problems[:_SHOWN_FAILURES]:

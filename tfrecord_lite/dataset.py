@@ -1,4 +1,4 @@
-"""Dataset files: a JSON list of items, or JSON Lines read as a stream.
+"""Dataset files (local paths or URLs): a JSON list of items, or JSON Lines read as a stream.
 
 ``open_dataset("train.json")`` loads the list; ``open_dataset("train.jsonl")`` returns a
 ``JsonLines``: it knows its length (one quick pass counting lines) and parses one line
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import DatasetError
+from .storage import open_read
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,7 @@ class JsonLines:
         self.path = os.fspath(path)
         self._length: int | None = None
         try:
-            with open(self.path, "rb"):
-                pass
+            open_read(self.path).close()
         except OSError as exc:
             raise DatasetError(
                 f"cannot read dataset file {self.path}: {exc.strerror or exc}") from exc
@@ -54,7 +54,7 @@ class JsonLines:
     def __len__(self) -> int:
         if self._length is None:
             count = 0
-            with open(self.path, "rb") as f:
+            with open_read(self.path) as f:
                 for line in f:
                     if line.strip():
                         count += 1
@@ -62,7 +62,7 @@ class JsonLines:
         return self._length
 
     def __iter__(self) -> Iterator[Any]:
-        with open(self.path, "rb") as f:
+        with open_read(self.path) as f:
             for number, raw in enumerate(f, 1):
                 if not raw.strip():
                     continue
@@ -84,8 +84,8 @@ def open_dataset(path: str | os.PathLike[str]) -> list[Any] | JsonLines:
     if path.endswith(".jsonl"):
         return JsonLines(path)
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        with open_read(path) as f:
+            data = json.loads(f.read().decode("utf-8"))
     except OSError as exc:
         raise DatasetError(f"cannot read dataset file {path}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:

@@ -245,8 +245,10 @@ def prepare(data: bytes, options: ImageOptions = ImageOptions(),
 
 
 def read_size_from_file(path: str) -> tuple[int, int, str]:
-    """``(width, height, format)`` of an image file, reading only its header."""
-    with open(path, "rb") as f:
+    """``(width, height, format)`` of an image file (a path or a URL), reading its header."""
+    from .storage import open_read
+
+    with open_read(path) as f:
         head = f.read(1 << 18)
     if not head:
         raise ImageError(f"{path}: empty file", "empty")
@@ -258,7 +260,7 @@ def read_size_from_file(path: str) -> tuple[int, int, str]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with open_read(path) as f, Image.open(f) as im:
                 size = im.width, im.height, im.format or ""
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"{path}: {exc}", "too large") from exc

@@ -13,13 +13,14 @@ The policy, per item:
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import images
+from . import images, storage
 from .dataset import ParseFailure
 from .errors import ExampleError, ImageError, ValidationError
 from .example import ImageFields, encode_example, item_label
@@ -62,15 +63,36 @@ def resolve_path(filename: str, root: str | None) -> str:
     """Where to read ``filename``; with a root, refuse a path that leads outside it."""
     if root is None:
         return filename
-    base = os.path.realpath(root)
-    real = os.path.realpath(os.path.join(base, filename))
-    if real != base and not real.startswith(base.rstrip(os.sep) + os.sep):
+    if storage.is_url(root) or storage.is_url(filename):
+        base = root.rstrip("/")  # URLs: no links to follow, only ".." to resolve
+        real = storage.join_url(*((filename, "") if storage.is_url(filename)
+                                  else (base, filename)))
+        inside = real.startswith(base + "/")
+    else:
+        base = os.path.realpath(root)
+        real = os.path.realpath(os.path.join(base, filename))
+        inside = real == base or real.startswith(base.rstrip(os.sep) + os.sep)
+    if not inside:
         raise ImageError(f"{filename}: outside the dataset root {root} (resolves to {real}); "
                          "refused", "outside root")
     return real
 
 
+def _read_url(path: str, limit: int) -> bytes:
+    try:
+        return storage.read_bytes(path, limit)
+    except FileNotFoundError as exc:
+        raise ImageError(f"{path}: file not found", "missing") from exc
+    except OSError as exc:
+        if exc.errno == errno.EFBIG:
+            raise ImageError(f"{path}: {exc.strerror} is larger than the limit of {limit:,} "
+                             "bytes for an image file", "too large") from exc
+        raise ImageError(f"{path}: cannot read: {exc}", "unreadable") from exc
+
+
 def _read_file(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
+    if storage.is_url(path):
+        return _read_url(path, limit)
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError as exc:
@@ -179,7 +201,7 @@ def check_source(item: Mapping[str, Any], options: ItemOptions = ItemOptions()) 
         return
     path = resolve_path(str(item["filename"]), options.root)
     opened = options.store_images or item.get("height") is None or item.get("width") is None
-    if opened and not os.path.isfile(path):
+    if opened and not storage.is_file(path):
         raise ImageError(f"{path}: file not found", "missing")
 
 

@@ -1,13 +1,14 @@
 """The job journal: which shards of a run are complete, so that an interrupted run resumes.
 
-A hidden file ``.{name}-journal.jsonl`` beside the shards: a header line (the run's
-arguments, seed included), then one line per completed shard (file, records, bytes,
-sha256, a fingerprint of its items, its failures and warnings), appended after the
-shard has its final name. The job deletes the journal after writing the manifest.
+Small hidden files beside the shards: ``.{name}-journal.json`` holds the run's arguments
+(seed included); ``.{name}-journal-00003.json`` is written for shard 3 once it has its
+final name (file, records, bytes, sha256, a fingerprint of its items, its failures and
+warnings). Each is written whole (temporary name, then rename; one object on an object
+store). The job deletes the journal after writing the manifest.
 
 After ``kill -9``: shards under final names are complete (they are renamed only when
-whole); a shard renamed but not yet in the journal, or whose bytes no longer match
-its line, is simply written again; a torn last line is ignored.
+whole); a shard published but not yet journaled, or whose bytes no longer match its
+journal file, is simply written again.
 """
 
 from __future__ import annotations
@@ -15,21 +16,24 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Mapping
 from typing import Any
 
-from .compression import file_sha256
 from .dataset import ParseFailure
 from .errors import ResumeError
+from .storage import Folder
 
 logger = logging.getLogger(__name__)
 
 VERSION = 1
 
 
-def journal_path(out_dir: str, name: str) -> str:
-    return os.path.join(out_dir, f".{name}-journal.jsonl")
+def _header_name(name: str) -> str:
+    return f".{name}-journal.json"
+
+
+def _shard_prefix(name: str) -> str:
+    return f".{name}-journal-"
 
 
 def item_fingerprint(digest: Any, item: Any) -> None:
@@ -47,26 +51,24 @@ def new_fingerprint() -> Any:
     return hashlib.sha256()
 
 
-def read(path: str) -> tuple[dict[str, Any] | None, dict[int, dict[str, Any]]]:
-    """The header and the shard lines of a journal; (None, {}) when there is none."""
+def _load(data: bytes | None) -> Any:
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().split("\n")
-    except FileNotFoundError:
+        return None if data is None else json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def read(out: Folder, name: str) -> tuple[dict[str, Any] | None, dict[int, dict[str, Any]]]:
+    """The header and the completed shards of a journal; (None, {}) when there is none."""
+    header = _load(out.read(_header_name(name)))
+    if not isinstance(header, dict) or header.get("journal") != VERSION:
         return None, {}
-    except (OSError, UnicodeDecodeError) as exc:
-        logger.warning("cannot read the journal %s (%s); starting over", path, exc)
-        return None, {}
-    records = []
-    for line in lines:
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            break  # a line torn by the interruption, and anything after it
-    if not records or not isinstance(records[0], dict) or records[0].get("journal") != VERSION:
-        return None, {}
-    shards = {r["shard"]: r for r in records[1:] if isinstance(r, dict) and "shard" in r}
-    return records[0], shards
+    shards = {}
+    for file in out.names(_shard_prefix(name)):
+        entry = _load(out.read(file)) if file.endswith(".json") else None
+        if isinstance(entry, dict) and isinstance(entry.get("shard"), int):
+            shards[entry["shard"]] = entry
+    return header, shards
 
 
 def header(name: str, num_shards: int, items: int, options: dict[str, Any]) -> dict[str, Any]:
@@ -88,40 +90,36 @@ def check_same(previous: dict[str, Any], current: dict[str, Any]) -> None:
                 "to start over")
 
 
-def intact(out_dir: str, entry: dict[str, Any]) -> bool:
+def intact(out: Folder, entry: dict[str, Any]) -> bool:
     """Whether a shard the journal lists is still there with the same bytes."""
-    path = os.path.join(out_dir, str(entry.get("file")))
     try:
-        if os.path.getsize(path) != entry.get("bytes"):
-            return False
-        return file_sha256(path) == entry.get("sha256")
-    except OSError:
+        file = str(entry["file"])
+        return out.size(file) == entry["bytes"] and out.sha256(file) == entry["sha256"]
+    except (OSError, KeyError):
         return False
 
 
-def write(path: str, lines: list[dict[str, Any]]) -> None:
-    """Replace the journal with these lines (atomically)."""
-    tmp = path + f".tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(line) + "\n" for line in lines)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise
+def start(out: Folder, name: str, header: dict[str, Any], keep: set[int]) -> None:
+    """Begin a run's journal: its header, and only the shards in ``keep``."""
+    for file in out.names(_shard_prefix(name)):
+        number = file[len(_shard_prefix(name)):-len(".json")]
+        if not (number.isdigit() and int(number) in keep):
+            out.remove(file)
+    out.write(_header_name(name), json.dumps(header).encode())
 
 
-def append(path: str, line: dict[str, Any]) -> None:
-    """Add one line; one write call, so an interruption tears at most this line."""
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(line) + "\n")
+def add(out: Folder, name: str, entry: dict[str, Any]) -> None:
+    """Record one completed shard."""
+    out.write(f"{_shard_prefix(name)}{entry['shard']:05d}.json", json.dumps(entry).encode())
 
 
-def remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
+def remove(out: Folder, name: str) -> None:
+    """Delete the journal (the shard files first: the header alone means "start over")."""
+    for file in out.names(_shard_prefix(name)):
+        out.remove(file)
+    out.remove(_header_name(name))
+
+
+def temp_patterns(name: str) -> list[str]:
+    """Glob patterns of the journal's file names, for cleaning up after a killed run."""
+    return [_header_name(name), _shard_prefix(name) + "*.json"]

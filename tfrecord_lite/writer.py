@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any, Callable, Optional
 
-from . import __version__, journal, sharding
+from . import __version__, journal, sharding, storage
 from . import compression as _compression
 from .crc32c import CrcFn, crc32c
 from .dataset import ParseFailure
@@ -34,6 +34,7 @@ from .validate import IdTracker, Problem
 logger = logging.getLogger(__name__)
 
 MANIFEST_SUFFIX = "-manifest.json"
+FAILURES_SUFFIX = "-failures.json"
 
 
 class TFRecordWriter:
@@ -161,31 +162,23 @@ def failure_copy(item: Any, error: BaseException | str) -> dict[str, Any]:
     return failed
 
 
-def write_atomically(path: str, data: bytes) -> None:
-    """Write a small file under a temporary name, then rename it: never seen partial."""
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp-{os.getpid()}")
+def _temp_patterns(name: str) -> list[str]:
+    """The job's file names (globs) whose temporary files a killed run may leave."""
+    shard = glob.escape(name) + "-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9]"
+    return [shard, glob.escape(name + MANIFEST_SUFFIX), glob.escape(name + FAILURES_SUFFIX),
+            *journal.temp_patterns(glob.escape(name))]
+
+
+def _finish_shard(out: storage.Folder, temp: str, name: str) -> str:
+    """Hash a complete temporary shard and give it its final name; returns the sha256."""
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-
-
-def _remove_stale_temps(out_dir: str, name: str) -> None:
-    """Temporary files left by a killed run of this job (never under a final name)."""
-    base = os.path.join(glob.escape(out_dir), "." + glob.escape(name))
-    for pattern in ("-[0-9]*-of-[0-9]*.tmp-*", "-journal.jsonl.tmp-*", "-*.json.tmp-*"):
-        for stale in glob.glob(base + pattern):
-            _remove_quietly(stale)
+        with open(temp, "rb") as f:
+            digest = storage.file_sha256(f)
+        out.publish(temp, name)
+    except OSError as exc:
+        storage.remove_quietly(temp)
+        raise _write_error(f"shard {out.location(name)}", exc) from exc
+    return digest
 
 
 def _write_error(what: str, exc: OSError) -> WriteError:
@@ -261,6 +254,29 @@ class _Input:
                                f"{self.total} items)")
 
 
+@dataclass
+class _Finishing:
+    """A complete shard being hashed and published on the pool."""
+
+    info: ShardInfo
+    entry: dict[str, Any]
+    temp: str
+    future: concurrent.futures.Future[str]
+
+
+def _settle(pending: collections.deque[_Finishing], out: storage.Folder, name: str) -> None:
+    """After an error or an interruption: journal the shards that did get published,
+    and remove the temporary files of those that did not."""
+    for shard in pending:
+        try:
+            shard.entry["sha256"] = shard.future.result()
+            journal.add(out, name, shard.entry)
+        except BaseException:  # noqa: BLE001 - the first error is the one reported
+            logger.debug("shard %s was not completed", shard.info.file, exc_info=True)
+        storage.remove_quietly(shard.temp)
+    pending.clear()
+
+
 _Result = tuple[Any, Optional[bytes], Optional[BaseException], Optional[list[str]]]
 
 
@@ -326,42 +342,57 @@ def write_dataset(
     comp = _compression.normalize(compression)
     options = ItemOptions(store_images, ImageOptions(quality, max_side, decode_check),
                           validation, None if root is None else os.fspath(root))
-    out_dir = os.fspath(output_directory)
-    journal_file = journal.journal_path(out_dir, dataset_name)
+    out = storage.folder(os.fspath(output_directory))
+    try:
+        return _run_job(out, dataset, dataset_name, num_shards, num_threads, shuffle, seed,
+                        comp, options, resume, progress, encode_item, failure_reason)
+    finally:
+        out.close()
 
-    previous, completed = journal.read(journal_file) if resume else (None, {})
+
+def _run_job(out: storage.Folder, dataset: Iterable[Any], dataset_name: str, num_shards: int,
+             num_threads: int, shuffle: bool, seed: int | None, comp: str | None,
+             options: Any, resume: bool, progress: bool | Callable[[int, int], Any],
+             encode_item: Callable[..., bytes], failure_reason: Callable[[BaseException], str]
+             ) -> JobSummary:
+    try:
+        previous, completed = journal.read(out, dataset_name) if resume else (None, {})
+    except OSError as exc:
+        raise _write_error(f"the job journal in {out}", exc) from exc
     if resume and previous is None:
         logger.info("no interrupted run of %s to resume in %s; writing every shard",
-                    dataset_name, out_dir)
+                    dataset_name, out)
     if shuffle and seed is None and previous is not None:
         seed = previous.get("options", {}).get("seed")
     if shuffle and seed is None:
         seed = sharding.new_seed()
+    image = options.image
     job_options = {
-        "shuffle": shuffle, "seed": seed if shuffle else None, "store_images": store_images,
-        "compression": comp, "quality": quality, "max_side": max_side,
-        "decode_check": decode_check, "validation": validation, "root": options.root,
+        "shuffle": shuffle, "seed": seed if shuffle else None,
+        "store_images": options.store_images, "compression": comp, "quality": image.quality,
+        "max_side": image.max_side, "decode_check": image.decode_check,
+        "validation": options.validation, "root": options.root,
     }
-    source = _Input(dataset, shuffle, seed, validation != "off")
+    source = _Input(dataset, shuffle, seed, options.validation != "off")
     this_run = journal.header(dataset_name, num_shards, source.total, job_options)
     try:
-        os.makedirs(out_dir, exist_ok=True)
+        out.makedirs()
     except OSError as exc:
         raise WriteError(
-            f"cannot create output directory {out_dir}: {exc.strerror or exc}") from exc
+            f"cannot create output directory {out}: {exc.strerror or exc}") from exc
     try:
-        _remove_stale_temps(out_dir, dataset_name)
+        out.remove_stale_temps(_temp_patterns(dataset_name))
         if previous is not None:
             journal.check_same(previous, this_run)
             completed = {i: e for i, e in completed.items()
-                         if 0 <= i < num_shards and journal.intact(out_dir, e)}
+                         if 0 <= i < num_shards and journal.intact(out, e)}
         else:
             completed = {}
-        journal.write(journal_file, [this_run, *completed.values()])
+        journal.start(out, dataset_name, this_run, set(completed))
     except OSError as exc:
-        raise _write_error(f"the job journal in {out_dir}", exc) from exc
+        raise _write_error(f"the job journal in {out}", exc) from exc
 
-    summary = JobSummary(dataset_name, out_dir, source.total, options=job_options,
+    summary = JobSummary(dataset_name, str(out), source.total, options=job_options,
                          resumed_shards=len(completed))
     ranges = sharding.shard_ranges(source.total, num_shards)
     skip = bytearray(source.total)
@@ -376,19 +407,19 @@ def write_dataset(
     results = in_order(pool, functools.partial(_encode_task, encode_item, options),
                        source.tasks(skip), window=3 * num_threads, chunk=8)
     tmp: str | None = None
-    # Journal lines wait for their shard's sha256, computed on the pool.
-    pending: list[tuple[ShardInfo, dict[str, Any], concurrent.futures.Future[str]]] = []
+    # Complete shards are hashed and published on the pool, beside the encoding of the
+    # next ones; each is journaled once published.
+    pending: collections.deque[_Finishing] = collections.deque()
 
     def record_finished(wait: bool) -> None:
-        while pending and (wait or pending[0][2].done()):
-            info, line, digest = pending.pop(0)
-            info.sha256 = line["sha256"] = digest.result()
-            journal.append(journal_file, line)
+        while pending and (wait or pending[0].future.done()):
+            shard = pending.popleft()
+            shard.info.sha256 = shard.entry["sha256"] = shard.future.result()
+            journal.add(out, dataset_name, shard.entry)
 
     try:
         for index, (start, stop) in enumerate(ranges):
             name = sharding.shard_name(dataset_name, index, num_shards)
-            final = os.path.join(out_dir, name)
             fingerprint = journal.new_fingerprint()
             entry = completed.get(index)
             if entry is not None:
@@ -411,7 +442,7 @@ def write_dataset(
                 summary.written += info.records
                 summary.bytes += info.bytes
                 continue
-            tmp = os.path.join(out_dir, f".{name}.tmp-{os.getpid()}")
+            tmp = out.temp_path(name)
             records = 0
             failed: list[tuple[int, str, str]] = []
             warned: list[str] = []
@@ -431,41 +462,36 @@ def write_dataset(
                             summary.failures.append(copy)
                             failed.append((position, failure_reason(error), copy["error_msg"]))
                         bar.update(1)
-                os.replace(tmp, final)
+                size = os.path.getsize(tmp)
             except OSError as exc:
-                raise _write_error(f"shard {final}", exc) from exc
-            tmp = None
-            size = os.path.getsize(final)
+                raise _write_error(f"shard {out.location(name)}", exc) from exc
             reasons.update(f[1] for f in failed)
             summary.warnings += warned
             info = ShardInfo(name, records, size, "")
             summary.shards.append(info)
             summary.written += records
             summary.bytes += size
-            # Hash the finished shard on the pool, beside the encoding of the next ones.
-            pending.append((info, {"shard": index, "file": name, "records": records, "bytes": size,
-                             "items": fingerprint.hexdigest(), "failures": failed,
-                                   "warnings": warned},
-                            pool.submit(_compression.file_sha256, final)))
+            entry = {"shard": index, "file": name, "records": records, "bytes": size,
+                     "items": fingerprint.hexdigest(), "failures": failed, "warnings": warned}
+            pending.append(_Finishing(info, entry, tmp,
+                                      pool.submit(_finish_shard, out, tmp, name)))
+            tmp = None
             record_finished(wait=False)
         record_finished(wait=True)
         summary.failed_by_reason = dict(reasons)
         summary.seconds = time.perf_counter() - started
-        write_atomically(os.path.join(out_dir, dataset_name + MANIFEST_SUFFIX),
-                          (json.dumps(summary.manifest(), indent=2) + "\n").encode())
-        journal.remove(journal_file)
+        out.write(dataset_name + MANIFEST_SUFFIX,
+                  (json.dumps(summary.manifest(), indent=2) + "\n").encode())
+        journal.remove(out, dataset_name)
     except WriteError:
         raise
     except OSError as exc:
-        raise _write_error(f"in {out_dir}", exc) from exc
+        raise _write_error(f"in {out}", exc) from exc
     finally:
         bar.close()
         if tmp is not None:
-            _remove_quietly(tmp)
-        try:  # an error or interruption: still journal the shards that are complete
-            record_finished(wait=True)
-        except Exception:
-            logger.debug("could not journal every complete shard", exc_info=True)
+            storage.remove_quietly(tmp)
+        _settle(pending, out, dataset_name)
         pool.shutdown(wait=True, cancel_futures=True)
     logger.info("%s", summary.describe())
     return summary
