@@ -169,6 +169,19 @@ def _remove_quietly(path: str) -> None:
         pass
 
 
+def check_job_arguments(dataset_name: str, num_shards: int, quality: int,
+                        max_side: int | None) -> None:
+    """Raise ValueError for an argument of a sharded job that is out of range."""
+    if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
+        raise ValueError(f"num_shards must be a whole number >= 1, got {num_shards!r}")
+    if not dataset_name or "/" in dataset_name or os.sep in dataset_name:
+        raise ValueError(f"dataset_name must be a plain file name prefix, got {dataset_name!r}")
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be between 1 and 100, got {quality}")
+    if max_side is not None and max_side < 1:
+        raise ValueError(f"max_side must be at least 1, got {max_side}")
+
+
 def write_dataset(
     dataset: Iterable[Mapping[str, Any]],
     dataset_name: str,
@@ -197,16 +210,9 @@ def write_dataset(
     from .images import ImageOptions
     from .items import ItemOptions, encode_item, failure_reason
 
-    if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
-        raise ValueError(f"num_shards must be a whole number >= 1, got {num_shards!r}")
+    check_job_arguments(dataset_name, num_shards, quality, max_side)
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
         raise ValueError(f"num_threads must be a whole number >= 1, got {num_threads!r}")
-    if not dataset_name or "/" in dataset_name or os.sep in dataset_name:
-        raise ValueError(f"dataset_name must be a plain file name prefix, got {dataset_name!r}")
-    if not 1 <= quality <= 100:
-        raise ValueError(f"quality must be between 1 and 100, got {quality}")
-    if max_side is not None and max_side < 1:
-        raise ValueError(f"max_side must be at least 1, got {max_side}")
     comp = _compression.normalize(compression)
     items: Sequence[Mapping[str, Any]] = (dataset if isinstance(dataset, Sequence)
                                           else list(dataset))
