@@ -154,3 +154,23 @@ def test_progress_logs_summary(tmp_path: Path, image_file: Any) -> None:
         capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "wrote 2 of 2 items to 1 shards" in result.stderr
+
+
+def test_runner_beam_without_beam_installed_exit_2(tmp_path: Path, image_file: Any,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import tfrecord_lite
+
+    monkeypatch.setitem(sys.modules, "apache_beam", None)  # import apache_beam fails
+    monkeypatch.delitem(sys.modules, "tfrecord_lite.beam", raising=False)
+    monkeypatch.delattr(tfrecord_lite, "beam", raising=False)
+    dataset = _write_dataset(tmp_path, [detection_item(image_file("jpeg-rgb"), 0)])
+    out = tmp_path / "out"
+    assert main(["--dataset_path", dataset, "--prefix", "t", "--output_dir", str(out),
+                 "--runner", "beam", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'tfrecord-lite-writer[beam]'" in err and "Traceback" not in err
+    assert not out.exists()
+    assert main(["--dataset_path", dataset, "--prefix", "t", "--output_dir", str(out),
+                 "--beam-options=--runner=DirectRunner", "-q"]) == 2
+    assert "--beam-options goes with --runner beam" in capsys.readouterr().err

@@ -65,6 +65,15 @@ def _add_create(sub: Any) -> None:
     io.add_argument("--dataset_path", "--dataset-path", required=True, metavar="FILE",
                     help="JSON file holding a list of item dicts (.jsonl: one item per line)")
     _add_output_options(p, io)
+    beam = p.add_argument_group("Apache Beam (pip install 'tfrecord-lite-writer[beam]')")
+    beam.add_argument("--runner", choices=("local", "beam"), default="local",
+                      help="local: threads in this process (default); beam: an Apache Beam "
+                           "pipeline, which ignores --threads and spreads items over shards "
+                           "by a seeded hash (records are the same)")
+    beam.add_argument("--beam-options", "--beam_options", default=None, metavar="'FLAGS'",
+                      help="Beam pipeline options, one quoted string, e.g. "
+                           "--beam-options='--runner=DirectRunner --direct_num_workers=2' "
+                           "(default: the DirectRunner)")
 
 
 def _add_output_options(p: Any, io: Any) -> None:
@@ -248,15 +257,42 @@ def _run_create(args: argparse.Namespace) -> int:
     return _write_shards(args, _load_dataset(args.dataset_path))
 
 
+def _run_beam(args: argparse.Namespace, dataset: Any) -> Any:
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # importing Beam warns about cloud clients it does not need
+    try:
+        from . import beam
+    except ImportError as exc:
+        raise UsageError(f"--runner beam needs Apache Beam ({exc}): "
+                         "pip install 'tfrecord-lite-writer[beam]'") from exc
+    finally:
+        root.setLevel(level)
+    # Beam's progress lines stay out of our output; a worker's error reaches us and is
+    # printed once, without the traceback Beam logs for it.
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    logging.getLogger("apache_beam.runners.common").setLevel(logging.CRITICAL)
+    return beam.run(
+        dataset, args.prefix, args.output_dir, args.shards, shuffle=args.shuffle,
+        store_images=args.store_images, seed=args.seed, compression=args.compression,
+        quality=args.quality, max_side=args.max_side, decode_check=args.decode_check,
+        beam_options=args.beam_options)
+
+
 def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
     from .writer import write_dataset
 
-    summary = write_dataset(
-        dataset, args.prefix, args.output_dir, args.shards, args.threads,
-        shuffle=args.shuffle, store_images=args.store_images, seed=args.seed,
-        compression=args.compression, quality=args.quality, max_side=args.max_side,
-        decode_check=args.decode_check, progress=not args.quiet,
-    )
+    if getattr(args, "runner", "local") == "beam":
+        summary = _run_beam(args, dataset)
+    elif getattr(args, "beam_options", None) is not None:
+        raise UsageError("--beam-options goes with --runner beam")
+    else:
+        summary = write_dataset(
+            dataset, args.prefix, args.output_dir, args.shards, args.threads,
+            shuffle=args.shuffle, store_images=args.store_images, seed=args.seed,
+            compression=args.compression, quality=args.quality, max_side=args.max_side,
+            decode_check=args.decode_check, progress=not args.quiet,
+        )
     failures_path = os.path.join(args.output_dir, f"{args.prefix}-failures.json")
     try:
         _write_failures(failures_path, summary.failures)
