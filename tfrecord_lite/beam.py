@@ -113,6 +113,16 @@ def _fs_read_small_file(path: str) -> bytes:
         return f.read()
 
 
+def _last_line(exc: BaseException) -> str:
+    """A runner's error without the worker's traceback that it may carry in its text."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(exc).__name__
+
+
+def _each(_: Any, items: list[Any]) -> list[Any]:
+    return items
+
+
 def _write_json(value: Any, path: str) -> None:
     _fs_write_small_file(path, json.dumps(value).encode())
 
@@ -230,8 +240,8 @@ class _FinishFn(beam.DoFn):
             raise WriteError(
                 f"{plan.name}: the runner lost items: {count} went in, {delivered} reached "
                 f"the shard writers and the failures file; the shards in "
-                f"{plan.output_directory} are incomplete and no manifest was written (the "
-                "DirectRunner's multi_threading mode does this; use in_memory or "
+                f"{plan.output_directory} are incomplete and no manifest was written (Beam's "
+                "DirectRunner does this in multi_threading mode: use in_memory or "
                 "multi_processing)")
         lines = sorted((key, json.dumps(failed, default=_jsonable)) for key, _, failed in failures)
         summary = JobSummary(plan.name, plan.output_directory, count, options=plan.options())
@@ -342,8 +352,9 @@ def run(
 ) -> JobSummary:
     """Run ``WriteDataset`` on ``items`` and wait for it; the Beam twin of ``write_dataset``.
 
-    The items are put into the pipeline with ``beam.Create``; for a large dataset on a
-    remote runner, read them inside the pipeline instead and apply ``WriteDataset``.
+    The items travel inside the pipeline's definition; for a large dataset on a remote
+    runner, read them in the pipeline instead (e.g. ``ReadFromText`` of JSON Lines) and
+    apply ``WriteDataset``.
 
     Args:
         items: SPEC items (nested dicts). Never modified.
@@ -373,8 +384,12 @@ def run(
     handoff = os.path.join(directory, f".{plan.name}-summary-{uuid.uuid4().hex}.json")
     dataset = list(items)
     pipeline = beam.Pipeline(options=options)
+    # Not beam.Create(dataset): it infers a type from every value of every item, which
+    # takes longer than encoding them on a remote runner.
     _ = (pipeline
-         | "Items" >> beam.Create(dataset)
+         | "Start" >> beam.Impulse()
+         | "Items" >> beam.FlatMap(_each, dataset).with_output_types(Any)
+         | "Spread" >> beam.Reshuffle()
          | "WriteDataset" >> transform
          | "HandOff" >> beam.Map(_write_json, handoff))
     try:
@@ -382,7 +397,7 @@ def run(
     except WriteError:
         raise
     except Exception as exc:  # the runner's own error, whatever its type: named, chained
-        raise WriteError(f"the Beam pipeline failed: {exc}") from exc
+        raise WriteError(f"the Beam pipeline failed: {_last_line(exc)}") from exc
     if state is not None and state != PipelineState.DONE:
         raise WriteError(f"the Beam pipeline ended in state {state}")
     try:

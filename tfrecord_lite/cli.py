@@ -71,8 +71,9 @@ def _add_create(sub: Any) -> None:
                            "pipeline, which ignores --threads and spreads items over shards "
                            "by a seeded hash (records are the same)")
     beam.add_argument("--beam-options", "--beam_options", default=None, metavar="'FLAGS'",
-                      help="Beam pipeline options, one quoted string, e.g. "
-                           "--beam-options='--runner=DirectRunner --direct_num_workers=2' "
+                      help="Beam pipeline options, one quoted string, e.g. --beam-options="
+                           "'--direct_num_workers=2 --direct_running_mode=multi_processing' "
+                           "or '--runner=DataflowRunner --project=P --region=R ...' "
                            "(default: the DirectRunner)")
 
 
@@ -269,9 +270,10 @@ def _run_beam(args: argparse.Namespace, dataset: Any) -> Any:
     finally:
         root.setLevel(level)
     # Beam's progress lines stay out of our output; a worker's error reaches us and is
-    # printed once, without the traceback Beam logs for it.
+    # printed once, without the tracebacks Beam logs for it.
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
-    logging.getLogger("apache_beam.runners.common").setLevel(logging.CRITICAL)
+    for name in ("apache_beam.runners.common", "apache_beam.runners.worker"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     return beam.run(
         dataset, args.prefix, args.output_dir, args.shards, shuffle=args.shuffle,
         store_images=args.store_images, seed=args.seed, compression=args.compression,
