@@ -57,8 +57,9 @@ def _files(out: Path) -> dict[str, bytes]:
 
 def test_records_equal_create_records_byte_for_byte(tmp_path: Path, image_file: Any) -> None:
     items = _items(image_file)
-    local = write_dataset(items, "train", tmp_path / "local", 3, 2, seed=3, progress=False)
-    summary = tfl_beam.run(items, "train", tmp_path / "beam", 3, seed=3)
+    options = {"seed": 3, "quality": 80, "max_side": 40}  # converted images depend on them
+    local = write_dataset(items, "train", tmp_path / "local", 3, 2, progress=False, **options)
+    summary = tfl_beam.run(items, "train", tmp_path / "beam", 3, **options)
     assert local.failed == summary.failed == 0
     ours = _records_by_id(tmp_path / "beam", "train", 3)
     assert sorted(ours) == sorted(str(i["id"]) for i in items)
