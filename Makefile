@@ -4,20 +4,24 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 TF_VENV := .venv-tf
+BEAM_VENV := .venv-beam
 PROTOBUF_OLDEST := 4.25.*
 PYTEST_FLAGS ?= -q
 
-.PHONY: help venv test check lint typecheck demo proto test-tf test-protobuf bench soak fuzz clean
+.PHONY: help venv test check lint typecheck demo proto test-tf test-beam test-protobuf bench \
+	bench-beam soak fuzz clean
 
 help:
 	@echo "make demo           install, write the demo dataset to demo-out/ and check it"
 	@echo "make test           install and run the test suite"
 	@echo "make check          ruff + mypy + tests"
 	@echo "make test-tf        TensorFlow interoperability tests (own venv, ~1.3 GB)"
+	@echo "make test-beam      Apache Beam pipeline tests (own venv with Beam and TensorFlow)"
 	@echo "make test-protobuf  proto tests under the oldest and newest protobuf runtimes"
 	@echo "make proto          regenerate tfrecord_lite/proto from proto/ (needs protoc 3.21)"
 	@echo "make bench          benchmarks against TensorFlow (uses the test-tf venv)"
 	@echo "make soak           100,000 records through create(), peak memory of streamed input"
+	@echo "make bench-beam     the Beam DirectRunner against create() (uses the test-beam venv)"
 	@echo "make fuzz           100,000 random and mutated inputs to the reader and decoder"
 
 $(VENV)/.installed: pyproject.toml
@@ -28,7 +32,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 test: venv
-	$(PY) -m pytest $(PYTEST_FLAGS) -m "not tensorflow"
+	$(PY) -m pytest $(PYTEST_FLAGS) -m "not tensorflow and not beam"
 
 lint: venv
 	$(PY) -m ruff check tfrecord_lite tests benchmarks proto
@@ -60,6 +64,17 @@ test-tf: $(TF_VENV)/.installed
 	$(TF_VENV)/bin/python -c "import tensorflow as tf; print('TensorFlow', tf.__version__)"
 	$(TF_VENV)/bin/python -m pytest $(PYTEST_FLAGS) -m tensorflow tests
 
+# Beam and TensorFlow resolve together (protobuf 6.x), so the Beam tests check in
+# process that TensorFlow reads what the pipeline writes.
+$(BEAM_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(BEAM_VENV)
+	$(BEAM_VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[beam,test]' tensorflow-cpu
+	touch $@
+
+test-beam: $(BEAM_VENV)/.installed
+	$(BEAM_VENV)/bin/python -c "import apache_beam as b, tensorflow as t; print('Apache Beam', b.__version__, '/ TensorFlow', t.__version__)"
+	$(BEAM_VENV)/bin/python -m pytest $(PYTEST_FLAGS) -m beam tests
+
 test-protobuf:
 	$(PYTHON) -m venv .venv-pb-oldest
 	.venv-pb-oldest/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' 'protobuf==$(PROTOBUF_OLDEST)'
@@ -69,6 +84,9 @@ test-protobuf:
 	.venv-pb-newest/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' --upgrade protobuf
 	.venv-pb-newest/bin/python -c "import google.protobuf as p; print('protobuf', p.__version__)"
 	.venv-pb-newest/bin/python -m pytest $(PYTEST_FLAGS) tests/test_proto.py tests/test_example.py
+
+bench-beam: $(BEAM_VENV)/.installed
+	$(BEAM_VENV)/bin/python benchmarks/bench_beam.py
 
 bench: venv $(TF_VENV)/.installed
 	$(TF_VENV)/bin/python benchmarks/bench_write.py
@@ -80,4 +98,4 @@ soak: venv
 	$(PY) benchmarks/bench_soak.py
 
 clean:
-	rm -rf $(VENV) $(TF_VENV) .venv-pb-* demo-out bench-out *.egg-info
+	rm -rf $(VENV) $(TF_VENV) $(BEAM_VENV) .venv-pb-* demo-out bench-out *.egg-info

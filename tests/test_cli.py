@@ -171,3 +171,23 @@ def test_urls_without_fsspec_are_a_clear_error(tmp_path: Path, image_file: Any,
     failures = json.loads((tmp_path / "out" / "u-failures.json").read_text())
     assert [f["id"] for f in failures] == ["remote"]
     assert "URLs need fsspec" in failures[0]["error_msg"]
+
+
+def test_runner_beam_without_beam_installed_exit_2(tmp_path: Path, image_file: Any,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import tfrecord_lite
+
+    monkeypatch.setitem(sys.modules, "apache_beam", None)  # import apache_beam fails
+    monkeypatch.delitem(sys.modules, "tfrecord_lite.beam", raising=False)
+    monkeypatch.delattr(tfrecord_lite, "beam", raising=False)
+    dataset = _write_dataset(tmp_path, [detection_item(image_file("jpeg-rgb"), 0)])
+    out = tmp_path / "out"
+    assert main(["--dataset_path", dataset, "--prefix", "t", "--output_dir", str(out),
+                 "--runner", "beam", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'tfrecord-lite-writer[beam]'" in err and "Traceback" not in err
+    assert not out.exists()
+    assert main(["--dataset_path", dataset, "--prefix", "t", "--output_dir", str(out),
+                 "--beam-options=--runner=DirectRunner", "-q"]) == 2
+    assert "--beam-options goes with --runner beam" in capsys.readouterr().err

@@ -97,11 +97,17 @@ def test_tensorflow_reads_create_output_field_for_field(tmp_path: Path, image_fi
     summary = write_dataset(items, "train", tmp_path, 3, 2, seed=1, compression="gzip",
                             progress=False)
     assert summary.failed == 0
+    check_tensorflow_reads(sorted(str(p) for p in tmp_path.glob("train-*-of-00003")), items,
+                           "GZIP")
+
+
+def check_tensorflow_reads(files: list[str], items: list[dict[str, Any]],
+                           compression_type: str) -> None:
+    """TensorFlow parses every record of ``files``, one per item, each field as given."""
     by_id = {str(i["id"]): i for i in items}
-    files = sorted(str(p) for p in tmp_path.glob("train-*-of-00003"))
     spec = _parse_spec()
     seen = 0
-    for raw in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+    for raw in tf.data.TFRecordDataset(files, compression_type=compression_type):
         parsed = tf.io.parse_single_example(raw, spec)
         item = by_id[parsed["image/id"].numpy().decode()]
         seen += 1

@@ -65,6 +65,16 @@ def _add_create(sub: Any) -> None:
     io.add_argument("--dataset_path", "--dataset-path", required=True, metavar="FILE",
                     help="JSON file holding a list of item dicts (.jsonl: one item per line)")
     _add_output_options(p, io)
+    beam = p.add_argument_group("Apache Beam (pip install 'tfrecord-lite-writer[beam]')")
+    beam.add_argument("--runner", choices=("local", "beam"), default="local",
+                      help="local: threads in this process (default); beam: an Apache Beam "
+                           "pipeline, which ignores --threads and spreads items over shards "
+                           "by a seeded hash (records are the same)")
+    beam.add_argument("--beam-options", "--beam_options", default=None, metavar="'FLAGS'",
+                      help="Beam pipeline options, one quoted string, e.g. --beam-options="
+                           "'--direct_num_workers=2 --direct_running_mode=multi_processing' "
+                           "or '--runner=DataflowRunner --project=P --region=R ...' "
+                           "(default: the DirectRunner)")
 
 
 def _add_output_options(p: Any, io: Any) -> None:
@@ -219,21 +229,16 @@ def _add_readers(sub: Any) -> None:
     p.add_argument("files", nargs="+", metavar="FILE")
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)):
-        return f"<{len(value)} bytes>"
-    return repr(value)
-
-
 def _write_failures(output_dir: str, prefix: str, failures: list[dict[str, Any]]) -> str:
     """Write ``{prefix}-failures.json`` whole; returns where it is."""
+    from .dataset import json_default
     from .storage import folder
     from .writer import FAILURES_SUFFIX
 
     out = folder(output_dir)
     name = prefix + FAILURES_SUFFIX
     try:
-        out.write(name, (json.dumps(failures, indent=2, default=_jsonable) + "\n").encode())
+        out.write(name, (json.dumps(failures, indent=2, default=json_default) + "\n").encode())
     except OSError as exc:
         raise WriteError(f"cannot write {out.location(name)}: {exc.strerror or exc}") from exc
     finally:
@@ -273,18 +278,49 @@ def _validate_only(args: argparse.Namespace, dataset: Any) -> int:
     return EXIT_FAILED_ITEMS if report.failures else EXIT_OK
 
 
+def _run_beam(args: argparse.Namespace, dataset: Any) -> Any:
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # importing Beam warns about cloud clients it does not need
+    try:
+        from . import beam
+    except ImportError as exc:
+        raise UsageError(f"--runner beam needs Apache Beam ({exc}): "
+                         "pip install 'tfrecord-lite-writer[beam]'") from exc
+    finally:
+        root.setLevel(level)
+    # Beam's progress lines stay out of our output; a worker's error reaches us and is
+    # printed once, without the tracebacks Beam logs for it.
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    for name in ("apache_beam.runners.common", "apache_beam.runners.worker"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    return beam.run(
+        dataset, args.prefix, args.output_dir, args.shards, shuffle=args.shuffle,
+        store_images=args.store_images, seed=args.seed, compression=args.compression,
+        quality=args.quality, max_side=args.max_side, decode_check=args.decode_check,
+        validation=args.validation, root=args.root, beam_options=args.beam_options)
+
+
 def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
     from .writer import write_dataset
 
     if args.validate_only:
         return _validate_only(args, dataset)
-    summary = write_dataset(
-        dataset, args.prefix, args.output_dir, args.shards, args.threads,
-        shuffle=args.shuffle, store_images=args.store_images, seed=args.seed,
-        compression=args.compression, quality=args.quality, max_side=args.max_side,
-        decode_check=args.decode_check, validation=args.validation, root=args.root,
-        resume=args.resume, progress=not args.quiet,
-    )
+    if getattr(args, "runner", "local") == "beam":
+        if args.resume:
+            raise UsageError("--resume is for the local runner (a Beam pipeline is retried "
+                             "by its runner)")
+        summary = _run_beam(args, dataset)
+    elif getattr(args, "beam_options", None) is not None:
+        raise UsageError("--beam-options goes with --runner beam")
+    else:
+        summary = write_dataset(
+            dataset, args.prefix, args.output_dir, args.shards, args.threads,
+            shuffle=args.shuffle, store_images=args.store_images, seed=args.seed,
+            compression=args.compression, quality=args.quality, max_side=args.max_side,
+            decode_check=args.decode_check, validation=args.validation, root=args.root,
+            resume=args.resume, progress=not args.quiet,
+        )
     failures_path = _write_failures(args.output_dir, args.prefix, summary.failures)
     if summary.warnings and not args.quiet:
         print(f"{len(summary.warnings)} items were written with warnings (lenient "

@@ -74,6 +74,14 @@ class JsonLines:
                                        raw[:200].decode("utf-8", "replace").rstrip())
 
 
+def json_default(value: Any) -> Any:
+    """How a failed item's values that JSON cannot hold are written (``json.dumps(default=)``):
+    bytes as ``"<N bytes>"``, anything else as its ``repr``."""
+    if isinstance(value, (bytes, bytearray)):
+        return f"<{len(value)} bytes>"
+    return repr(value)
+
+
 def open_dataset(path: str | os.PathLike[str]) -> list[Any] | JsonLines:
     """A dataset file's items: ``.jsonl`` streams, anything else is one JSON list.
 

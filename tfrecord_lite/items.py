@@ -22,7 +22,7 @@ from typing import Any
 
 from . import images, storage
 from .dataset import ParseFailure
-from .errors import ExampleError, ImageError, ValidationError
+from .errors import ExampleError, ImageError, TFRecordLiteError, ValidationError
 from .example import ImageFields, encode_example, item_label
 from .validate import MODES, Problem, check_item
 
@@ -228,6 +228,24 @@ def encode_item(item: Any, options: ItemOptions = ItemOptions(),
         else:
             warnings.append(message)
     return data
+
+
+def try_encode(item: Any, options: ItemOptions = ItemOptions(),
+               duplicate: Problem | None = None
+               ) -> tuple[bytes | None, BaseException | None, list[str]]:
+    """``encode_item`` with the error returned, not raised: ``(data, error, warnings)``.
+
+    Any exception is returned (an unforeseen one is also logged at debug level), so
+    that an item is reported as failed and never lost.
+    """
+    warnings: list[str] = []
+    try:
+        return encode_item(item, options, warnings, duplicate), None, warnings
+    except TFRecordLiteError as exc:
+        return None, exc, warnings
+    except Exception as exc:  # a bug or an unforeseen input: reported, never lost
+        logger.debug("unexpected error encoding an item", exc_info=True)
+        return None, exc, warnings
 
 
 def failure_reason(exc: BaseException) -> str:

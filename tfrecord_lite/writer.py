@@ -187,20 +187,6 @@ def _write_error(what: str, exc: OSError) -> WriteError:
                       "no partial shard was left under a final name")
 
 
-def _check_arguments(dataset_name: str, num_shards: int, num_threads: int, quality: int,
-                     max_side: int | None) -> None:
-    if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
-        raise ValueError(f"num_shards must be a whole number >= 1, got {num_shards!r}")
-    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-        raise ValueError(f"num_threads must be a whole number >= 1, got {num_threads!r}")
-    if not dataset_name or "/" in dataset_name or os.sep in dataset_name:
-        raise ValueError(f"dataset_name must be a plain file name prefix, got {dataset_name!r}")
-    if not 1 <= quality <= 100:
-        raise ValueError(f"quality must be between 1 and 100, got {quality}")
-    if max_side is not None and max_side < 1:
-        raise ValueError(f"max_side must be at least 1, got {max_side}")
-
-
 class _Input:
     """The items in the order they are written, without holding more than needed.
 
@@ -280,19 +266,25 @@ def _settle(pending: collections.deque[_Finishing], out: storage.Folder, name: s
 _Result = tuple[Any, Optional[bytes], Optional[BaseException], Optional[list[str]]]
 
 
-def _encode_task(encode: Callable[..., bytes], options: Any,
+def _encode_task(try_encode: Callable[..., Any], options: Any,
                  task: tuple[int, Any, Problem | None, bool]) -> _Result:
     _, item, duplicate, skip = task
     if skip:
         return item, None, None, None
-    warnings: list[str] = []
-    try:
-        return item, encode(item, options, warnings, duplicate), None, warnings
-    except TFRecordLiteError as exc:
-        return item, None, exc, None
-    except Exception as exc:  # a bug or an unforeseen input: reported, never lost
-        logger.debug("unexpected error encoding an item", exc_info=True)
-        return item, None, exc, None
+    return (item, *try_encode(item, options, duplicate))
+
+
+def check_job_arguments(dataset_name: str, num_shards: int, quality: int,
+                        max_side: int | None) -> None:
+    """Raise ValueError for an argument of a sharded job that is out of range."""
+    if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
+        raise ValueError(f"num_shards must be a whole number >= 1, got {num_shards!r}")
+    if not dataset_name or "/" in dataset_name or os.sep in dataset_name:
+        raise ValueError(f"dataset_name must be a plain file name prefix, got {dataset_name!r}")
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be between 1 and 100, got {quality}")
+    if max_side is not None and max_side < 1:
+        raise ValueError(f"max_side must be at least 1, got {max_side}")
 
 
 def write_dataset(
@@ -336,16 +328,18 @@ def write_dataset(
         WriteError: the output could not be written (no partial shard is left).
     """
     from .images import ImageOptions  # Pillow: imported when a job runs, not with the package
-    from .items import ItemOptions, encode_item, failure_reason
+    from .items import ItemOptions, failure_reason, try_encode
 
-    _check_arguments(dataset_name, num_shards, num_threads, quality, max_side)
+    check_job_arguments(dataset_name, num_shards, quality, max_side)
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+        raise ValueError(f"num_threads must be a whole number >= 1, got {num_threads!r}")
     comp = _compression.normalize(compression)
     options = ItemOptions(store_images, ImageOptions(quality, max_side, decode_check),
                           validation, None if root is None else os.fspath(root))
     out = storage.folder(os.fspath(output_directory))
     try:
         return _run_job(out, dataset, dataset_name, num_shards, num_threads, shuffle, seed,
-                        comp, options, resume, progress, encode_item, failure_reason)
+                        comp, options, resume, progress, try_encode, failure_reason)
     finally:
         out.close()
 
@@ -353,7 +347,7 @@ def write_dataset(
 def _run_job(out: storage.Folder, dataset: Iterable[Any], dataset_name: str, num_shards: int,
              num_threads: int, shuffle: bool, seed: int | None, comp: str | None,
              options: Any, resume: bool, progress: bool | Callable[[int, int], Any],
-             encode_item: Callable[..., bytes], failure_reason: Callable[[BaseException], str]
+             try_encode: Callable[..., Any], failure_reason: Callable[[BaseException], str]
              ) -> JobSummary:
     try:
         previous, completed = journal.read(out, dataset_name) if resume else (None, {})
@@ -404,7 +398,7 @@ def _run_job(out: storage.Folder, dataset: Iterable[Any], dataset_name: str, num
     bar = make_progress(progress, source.total, f"{dataset_name}")
 
     pool = concurrent.futures.ThreadPoolExecutor(num_threads, thread_name_prefix="tfrecord-lite")
-    results = in_order(pool, functools.partial(_encode_task, encode_item, options),
+    results = in_order(pool, functools.partial(_encode_task, try_encode, options),
                        source.tasks(skip), window=3 * num_threads, chunk=8)
     tmp: str | None = None
     # Complete shards are hashed and published on the pool, beside the encoding of the

@@ -1,0 +1,429 @@
+"""Writing the shards with Apache Beam: ``WriteDataset`` (a PTransform) and ``run``.
+
+Optional: this module imports ``apache_beam`` (``pip install 'tfrecord-lite-writer[beam]'``);
+nothing in the package imports it at module level, so ``import tfrecord_lite`` never
+loads Beam.
+
+The pipeline::
+
+    items --Encode--> (shard, (key, record))  --CoGroupByKey with 0..n-1--> WriteShard
+               \\--> failed (key, reason, item + error_msg)           |
+                                                                    Finish: failures, manifest
+
+* Each item is encoded in the workers by ``items.encode_item``, the function ``create()``
+  uses, so a record is byte for byte the record ``create()`` writes for the same item and
+  options. An item that cannot be stored goes to the ``failed`` side output, which is
+  written as ``{name}-failures.jsonl``: one line per item, a copy of it with ``error_msg``.
+* A PCollection has no order, so records are assigned to shards by a seeded hash:
+  ``key = sha256(seed, id, filename)``, shard ``key mod num_shards``, records sorted by
+  ``key`` within their shard. Without shuffle the hash has no seed and records are sorted
+  by id (numerically where ids are whole numbers), then filename. Equal input, options
+  and seed give identical files run to run, whatever the runner and its parallelism. The
+  assignment differs from ``create()``'s (contiguous runs of sizes differing by at most
+  one): shard sizes here vary like a multinomial draw, and with few items some shards
+  may be empty. Every shard name is written, empty shards included.
+* Each shard is gathered on one worker, sorted, written under a hidden temporary name
+  and renamed when complete, so no file under a final name is ever partial. A shard must
+  fit in a worker's memory: choose ``num_shards`` accordingly (a few hundred MB each).
+* The items are also counted on their own. If the records and failures that reach the
+  end do not add up to that count (a runner that loses elements, as the DirectRunner's
+  multi_threading mode does), the pipeline fails and writes no manifest.
+* Last, ``{name}-manifest.json``, in the format of ``create()``'s.
+
+The output directory must be a path every worker can write, or an fsspec URL (an object
+store, see ``storage``). Duplicate ids are not looked for (that would need a pass over
+all items); the other validation checks run in the workers as in ``create()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import shlex
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.runners.runner import PipelineState
+
+from . import compression as _compression
+from . import sharding, storage
+from .dataset import json_default
+from .errors import WriteError
+from .images import ImageOptions
+from .items import ItemOptions, failure_reason, try_encode
+from .writer import (
+    MANIFEST_SUFFIX,
+    JobSummary,
+    ShardInfo,
+    TFRecordWriter,
+    check_job_arguments,
+    failure_copy,
+)
+
+logger = logging.getLogger(__name__)
+
+FAILURES_JSONL_SUFFIX = "-failures.jsonl"
+_FAILED = "failed"
+
+SortKey = tuple[str, ...]
+
+
+# -- file operations: through storage.Folder, so the output may be a URL ---------------
+
+def _write_shard(plan: _Plan, name: str, records: Iterable[bytes]) -> tuple[int, str]:
+    """Write a shard under a temporary name and publish it whole; (bytes, sha256)."""
+    out = storage.folder(plan.output_directory)
+    # Unique per attempt: a runner may run the same shard twice at once (retries,
+    # speculative execution); both write identical bytes and the last one published wins.
+    temp = f"{out.temp_path(name)}-{uuid.uuid4().hex}"
+    try:
+        out.makedirs()
+        with TFRecordWriter(temp, plan.compression) as writer:
+            for data in records:
+                writer.write(data)
+        size = os.path.getsize(temp)
+        with open(temp, "rb") as f:
+            sha256 = storage.file_sha256(f)
+        out.publish(temp, name)
+    except OSError as exc:
+        raise WriteError(f"cannot write shard {out.location(name)}: {exc.strerror or exc}; "
+                         "no partial shard was left under a final name") from exc
+    finally:
+        storage.remove_quietly(temp)
+        out.close()
+    return size, sha256
+
+
+def _write_small_files(directory: str, files: dict[str, bytes]) -> None:
+    out = storage.folder(directory)
+    try:
+        for name, data in files.items():
+            out.write(name, data)
+    finally:
+        out.close()
+
+
+def _last_line(exc: BaseException) -> str:
+    """A runner's error without the worker's traceback that it may carry in its text."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(exc).__name__
+
+
+def _each(_: Any, items: list[Any]) -> list[Any]:
+    return items
+
+
+def _write_json(value: Any, directory: str, name: str) -> None:
+    _write_small_files(directory, {name: json.dumps(value).encode()})
+
+
+# -- the plan: everything a worker needs, picklable ---------------------------------------
+
+@dataclass(frozen=True)
+class _Plan:
+    name: str
+    output_directory: str
+    num_shards: int
+    shuffle: bool
+    seed: int | None
+    compression: str
+    item_options: ItemOptions
+
+    def options(self) -> dict[str, Any]:
+        """The manifest's ``options``, as ``create()`` records them."""
+        image = self.item_options.image
+        return {"shuffle": self.shuffle, "seed": self.seed if self.shuffle else None,
+                "store_images": self.item_options.store_images,
+                "compression": self.compression, "quality": image.quality,
+                "max_side": image.max_side, "decode_check": image.decode_check,
+                "validation": self.item_options.validation, "root": self.item_options.root}
+
+    def place(self, item: Any) -> tuple[int, SortKey]:
+        """The shard of an item and its sort key within the shard."""
+        ident = filename = ""
+        if isinstance(item, Mapping):
+            ident = "" if item.get("id") is None else str(item["id"])
+            filename = "" if item.get("filename") is None else str(item["filename"])
+        salt = [self.seed] if self.shuffle else []
+        digest = hashlib.sha256(json.dumps([*salt, ident, filename]).encode()).hexdigest()
+        shard = int(digest, 16) % self.num_shards
+        if self.shuffle:
+            return shard, (digest,)
+        # Whole-number ids in numeric order: shorter first, then by digits.
+        rank = f"{len(ident):012d}" if ident.isdigit() else "~"
+        return shard, (rank, ident, filename)
+
+
+def _make_plan(dataset_name: str, output_directory: str | os.PathLike[str], num_shards: int,
+               shuffle: bool, store_images: bool, seed: int | None, compression: str | None,
+               quality: int, max_side: int | None, decode_check: bool, validation: str,
+               root: str | os.PathLike[str] | None) -> _Plan:
+    check_job_arguments(dataset_name, num_shards, quality, max_side)
+    if shuffle and seed is None:
+        seed = sharding.new_seed()
+    return _Plan(dataset_name, os.fspath(output_directory), num_shards, shuffle,
+                 seed if shuffle else None, _compression.normalize(compression),
+                 ItemOptions(store_images, ImageOptions(quality, max_side, decode_check),
+                             validation, None if root is None else os.fspath(root)))
+
+
+# -- the steps ----------------------------------------------------------------------------
+
+class _EncodeFn(beam.DoFn):
+    """item -> (shard, (key, record)), or to ``failed``: (key, reason, item + error_msg)."""
+
+    def __init__(self, plan: _Plan) -> None:
+        self._plan = plan
+
+    def process(self, item: Any) -> Iterator[Any]:
+        shard, key = self._plan.place(item)
+        data, error, warnings = try_encode(item, self._plan.item_options)
+        for message in warnings:  # lenient validation: written, with a warning
+            logger.warning("%s", message)
+        if data is not None:
+            yield shard, (key, data)
+            return
+        assert error is not None
+        yield beam.pvalue.TaggedOutput(_FAILED, (key, failure_reason(error),
+                                                 failure_copy(item, error)))
+
+
+class _WriteShardFn(beam.DoFn):
+    """(shard, {"records": [(key, record), ...]}) -> (shard, ShardInfo), the file written."""
+
+    def __init__(self, plan: _Plan) -> None:
+        self._plan = plan
+
+    def process(self, element: tuple[int, Mapping[str, Iterable[Any]]]) -> Iterator[Any]:
+        index, grouped = element
+        plan = self._plan
+        records = sorted(grouped["records"])  # by key; equal keys by their bytes
+        name = sharding.shard_name(plan.name, index, plan.num_shards)
+        size, sha256 = _write_shard(plan, name, (data for _, data in records))
+        yield index, ShardInfo(name, len(records), size, sha256)
+
+
+class _FinishFn(beam.DoFn):
+    """Writes the failures file, then the manifest; yields the summary as a dict."""
+
+    def __init__(self, plan: _Plan) -> None:
+        self._plan = plan
+
+    def process(self, _: Any, shards: list[tuple[int, ShardInfo]],
+                failures: list[tuple[SortKey, str, dict[str, Any]]], count: int
+                ) -> Iterator[dict[str, Any]]:
+        plan = self._plan
+        delivered = sum(info.records for _, info in shards) + len(failures)
+        if delivered != count:
+            raise WriteError(
+                f"{plan.name}: the runner lost items: {count} went in, {delivered} reached "
+                f"the shard writers and the failures file; the shards in "
+                f"{plan.output_directory} are incomplete and no manifest was written (Beam's "
+                "DirectRunner does this in multi_threading mode: use in_memory or "
+                "multi_processing)")
+        lines = sorted((key, json.dumps(failed, default=json_default))
+                       for key, _, failed in failures)
+        summary = JobSummary(plan.name, plan.output_directory, count, options=plan.options())
+        summary.shards = [info for _, info in sorted(shards, key=lambda s: s[0])]
+        summary.written = sum(s.records for s in summary.shards)
+        summary.bytes = sum(s.bytes for s in summary.shards)
+        summary.failures = [failed for _, _, failed in failures]
+        directory = plan.output_directory
+        try:
+            _write_small_files(directory, {  # the failures first: the manifest comes last
+                plan.name + FAILURES_JSONL_SUFFIX: "".join(line + "\n" for _, line in lines
+                                                           ).encode(),
+                plan.name + MANIFEST_SUFFIX: (json.dumps(summary.manifest(), indent=2)
+                                              + "\n").encode()})
+        except OSError as exc:
+            raise WriteError(f"cannot write the failures file or the manifest in {directory}: "
+                             f"{exc.strerror or exc}") from exc
+        reasons = Counter(reason for _, reason, _ in failures)
+        yield {"manifest": summary.manifest(), "failed_by_reason": dict(reasons)}
+
+
+class WriteDataset(beam.PTransform):
+    """Write a PCollection of SPEC items as ``num_shards`` TFRecord files.
+
+    The shards are those ``create()`` writes: same names (``{name}-{i:05d}-of-{n:05d}``),
+    same records byte for byte, plus ``{name}-failures.jsonl`` and
+    ``{name}-manifest.json``; only the assignment of records to shards differs (see the
+    module docstring). The output is a PCollection of one dict: ``manifest`` (as written)
+    and ``failed_by_reason``.
+
+    Args:
+        dataset_name: shard name prefix.
+        output_directory: a path every worker can write (created when missing).
+        num_shards: any number >= 1.
+        shuffle: spread items over shards and order them by a seeded hash; without it,
+            by a hash without seed, each shard ordered by id.
+        store_images, seed, compression, quality, max_side, decode_check, validation,
+            root: as for ``create()``. Without a seed, a random one is chosen and
+            recorded. Lenient validation's warnings are logged by the workers.
+    Raises:
+        ValueError: an argument is out of range (when the transform is made).
+    """
+
+    def __init__(self, dataset_name: str, output_directory: str | os.PathLike[str],
+                 num_shards: int, *, shuffle: bool = True, store_images: bool = True,
+                 seed: int | None = None, compression: str | None = None, quality: int = 95,
+                 max_side: int | None = None, decode_check: bool = True,
+                 validation: str = "strict", root: str | os.PathLike[str] | None = None
+                 ) -> None:
+        super().__init__()
+        self.plan = _make_plan(dataset_name, output_directory, num_shards, shuffle,
+                               store_images, seed, compression, quality, max_side,
+                               decode_check, validation, root)
+
+    def expand(self, items: Any) -> Any:
+        plan = self.plan
+        encoded = items | "Encode" >> beam.ParDo(_EncodeFn(plan)).with_outputs(
+            _FAILED, main="records")
+        every_shard = items.pipeline | "ShardIndices" >> beam.Create(
+            [(i, None) for i in range(plan.num_shards)])
+        shards = (
+            {"index": every_shard, "records": encoded.records}
+            | "GroupByShard" >> beam.CoGroupByKey()
+            | "WriteShard" >> beam.ParDo(_WriteShardFn(plan))
+        )
+        # Counted apart from the records, so that a runner losing elements is caught.
+        count = items | "CountItems" >> beam.combiners.Count.Globally()
+        return (
+            items.pipeline
+            | "Once" >> beam.Create([None])
+            | "Finish" >> beam.ParDo(_FinishFn(plan), beam.pvalue.AsList(shards),
+                                     beam.pvalue.AsList(encoded[_FAILED]),
+                                     beam.pvalue.AsSingleton(count))
+        )
+
+
+def pipeline_options(beam_options: Sequence[str] | str | None) -> PipelineOptions:
+    """Beam pipeline options from flags (a list, or one string split as a shell would).
+
+    Raises:
+        ValueError: an option's value does not parse.
+    """
+    flags = shlex.split(beam_options) if isinstance(beam_options, str) else list(beam_options or [])
+    options = PipelineOptions(flags)
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(printed):  # Beam's parser prints, then exits
+            options.get_all_options()
+    except SystemExit as exc:
+        problem = printed.getvalue().strip().rpartition("error: ")[2]
+        raise ValueError(f"invalid Beam pipeline options {' '.join(flags)!r}: {problem}") from exc
+    standard = options.view_as(StandardOptions)
+    if standard.runner is None:
+        standard.runner = "DirectRunner"
+    return options
+
+
+def run(
+    items: Iterable[Mapping[str, Any]],
+    dataset_name: str,
+    output_directory: str | os.PathLike[str],
+    num_shards: int,
+    *,
+    shuffle: bool = True,
+    store_images: bool = True,
+    seed: int | None = None,
+    compression: str | None = None,
+    quality: int = 95,
+    max_side: int | None = None,
+    decode_check: bool = True,
+    validation: str = "strict",
+    root: str | os.PathLike[str] | None = None,
+    beam_options: Sequence[str] | str | None = None,
+) -> JobSummary:
+    """Run ``WriteDataset`` on ``items`` and wait for it; the Beam twin of ``write_dataset``.
+
+    The items travel inside the pipeline's definition; for a large dataset on a remote
+    runner, read them in the pipeline instead (e.g. ``ReadFromText`` of JSON Lines) and
+    apply ``WriteDataset``.
+
+    Args:
+        items: SPEC items (nested dicts). Never modified.
+        beam_options: pipeline options, e.g. ``"--runner=DataflowRunner --project=p"``
+            (default: the DirectRunner).
+        The others: see ``WriteDataset``.
+    Returns:
+        A JobSummary as ``write_dataset`` returns it; ``failures`` are read back from
+        ``{name}-failures.jsonl`` (bytes values shown as ``"<N bytes>"``).
+    Raises:
+        ValueError: an argument or a pipeline option is invalid.
+        WriteError: the pipeline failed or the output could not be written (no partial
+            shard is left under a final name).
+    """
+    started = time.perf_counter()
+    transform = WriteDataset(dataset_name, output_directory, num_shards, shuffle=shuffle,
+                             store_images=store_images, seed=seed, compression=compression,
+                             quality=quality, max_side=max_side, decode_check=decode_check,
+                             validation=validation, root=root)
+    plan = transform.plan
+    options = pipeline_options(beam_options)
+    directory = plan.output_directory
+    out = storage.folder(directory)
+    try:
+        out.makedirs()
+    except OSError as exc:
+        raise WriteError(
+            f"cannot create output directory {directory}: {exc.strerror or exc}") from exc
+    finally:
+        out.close()
+    handoff = f".{plan.name}-summary-{uuid.uuid4().hex}.json"
+    dataset = list(items)
+    pipeline = beam.Pipeline(options=options)
+    # Not beam.Create(dataset): it infers a type from every value of every item, which
+    # takes longer than encoding them on a remote runner.
+    _ = (pipeline
+         | "Start" >> beam.Impulse()
+         | "Items" >> beam.FlatMap(_each, dataset).with_output_types(Any)
+         | "Spread" >> beam.Reshuffle()
+         | "WriteDataset" >> transform
+         | "HandOff" >> beam.Map(_write_json, directory, handoff))
+    try:
+        state = pipeline.run().wait_until_finish()
+    except WriteError:
+        raise
+    except Exception as exc:  # the runner's own error, whatever its type: named, chained
+        raise WriteError(f"the Beam pipeline failed: {_last_line(exc)}") from exc
+    if state is not None and state != PipelineState.DONE:
+        raise WriteError(f"the Beam pipeline ended in state {state}")
+    out = storage.folder(directory)
+    try:
+        result = json.loads(out.read(handoff) or b"null")
+        failures_file = out.read(plan.name + FAILURES_JSONL_SUFFIX)
+        out.remove(handoff)
+    except OSError as exc:
+        raise WriteError(f"the Beam pipeline finished but its summary cannot be read in "
+                         f"{directory}: {exc.strerror or exc}") from exc
+    finally:
+        out.close()
+    if result is None or failures_file is None:
+        raise WriteError(f"the Beam pipeline finished but its summary is missing in {directory}")
+    manifest = result["manifest"]
+    summary = JobSummary(plan.name, directory, manifest["records"] + manifest["failed"],
+                         written=manifest["records"], bytes=manifest["bytes"],
+                         options=manifest["options"],
+                         failed_by_reason=result["failed_by_reason"],
+                         failures=[json.loads(line) for line in failures_file.splitlines()],
+                         shards=[ShardInfo(**s) for s in manifest["shards"]])
+    if summary.total != len(dataset):
+        raise WriteError(f"the Beam pipeline accounted for {summary.total} of "
+                         f"{len(dataset)} items; the output in {directory} is incomplete")
+    summary.seconds = time.perf_counter() - started
+    logger.info("%s", summary.describe())
+    return summary
+
+
+__all__ = ["FAILURES_JSONL_SUFFIX", "WriteDataset", "pipeline_options", "run"]
