@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
 
-from tfrecord_lite import TFRecordWriter, encode_example, write_dataset
+from tfrecord_lite import TFRecordLiteError, TFRecordWriter, encode_example, write_dataset
 from tfrecord_lite.cli import main
 from tfrecord_lite.example import ImageFields
 from tfrecord_lite.framing import encode_record
@@ -193,3 +194,23 @@ def test_cli_inspect_damaged_file_no_traceback(tmp_path: Path,
     err = capsys.readouterr().err
     assert "length CRC mismatch" in err and "Traceback" not in err
     assert main(["index", str(tmp_path / "missing")]) == 2
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zlib"])
+def test_damaged_compressed_stream_is_a_problem_not_a_crash(tmp_path: Path,
+                                                            compression: str) -> None:
+    path = tmp_path / f"x.{compression}"
+    with TFRecordWriter(path, compression) as w:
+        for i in range(200):
+            w.write(bytes([i]) * 300 + os.urandom(50))
+    data = path.read_bytes()
+    for position in (len(data) // 3, len(data) // 2, len(data) - 6):
+        damaged = bytearray(data)
+        damaged[position] ^= 0xFF
+        path.write_bytes(bytes(damaged))
+        report = verify_files([path], 1, False)
+        assert not report.ok
+        assert any("stream is damaged" in p.message or "CRC" in p.message
+                   for p in report.problems), [str(p) for p in report.problems]
+        with pytest.raises(TFRecordLiteError):
+            list(read_records(path))

@@ -7,6 +7,7 @@ input gives equal bytes.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -62,6 +63,12 @@ class _InflateReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+        try:
+            return self._inflate_into(buffer)
+        except zlib.error as exc:  # as a damaged file: an OSError, like EOFError a cut one
+            raise OSError(errno.EIO, f"the compressed stream is damaged ({exc})") from exc
+
+    def _inflate_into(self, buffer: bytearray) -> int:
         while not self._pending:
             if self._zobj.eof:
                 rest = self._zobj.unused_data

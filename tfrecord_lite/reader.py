@@ -42,12 +42,6 @@ def read_records(path: str | os.PathLike[str], compression: str | None = None,
         except (EOFError, OSError) as exc:  # gzip / zlib stream cut or damaged
             raise TruncatedRecordError(
                 f"{comp} stream is damaged or cut short: {exc}", path=name) from exc
-        except Exception as exc:
-            import zlib
-
-            if isinstance(exc, zlib.error):
-                raise TruncatedRecordError(f"{comp} stream is damaged: {exc}", path=name) from exc
-            raise
 
 
 def read_examples(path: str | os.PathLike[str], compression: str | None = None,
