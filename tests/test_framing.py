@@ -184,3 +184,20 @@ def test_round_trip_property(tmp_path_factory: pytest.TempPathFactory, records: 
         for r in records:
             w.write(r)
     assert list(read_records(path, compression=compression)) == records
+
+
+@pytest.mark.parametrize("batch_bytes", [1, 50_000, 1 << 20, 1 << 30])
+def test_mixed_sizes_keep_their_order_in_a_real_file(tmp_path: Path, batch_bytes: int) -> None:
+    # Large records are queued without a copy and go out with the small ones in order,
+    # whatever the batch size (1 << 30 with 2000 records: limited by the buffer count).
+    sizes = [0, 5, 16383, 16384, 70_000, 3, 200_000, 20_000, 1, 16384] * 200
+    records = [bytes([i % 251]) * n for i, n in enumerate(sizes)]
+    path = tmp_path / "m.tfrecord"
+    with open(path, "wb", buffering=0) as f:
+        framer = RecordFramer(f, batch_bytes=batch_bytes)
+        for r in records:
+            buffer = bytearray(r)
+            framer.write(buffer)  # type: ignore[arg-type]
+            buffer[:] = b"x" * len(buffer)  # reused by the caller at once
+        framer.flush()
+    assert path.read_bytes() == b"".join(encode_record(r) for r in records)

@@ -71,9 +71,12 @@ class RecordFramer:
     """Writes framed records to a binary file object, as fast as Python allows.
 
     * Small records are framed in batches: their CRCs are masked together (numpy) and
-      the batch reaches the file in one write of about ``batch_bytes``.
-    * Large records go out at once, without being copied (``os.writev`` when the file
-      object is a raw ``io.FileIO``).
+      the batch is joined into one piece.
+    * Large records are not copied: their header, data and footer are queued as they
+      are.
+    * What is queued reaches the file in one ``os.writev`` (when the file object is a
+      raw ``io.FileIO``) once it passes ``batch_bytes``: few system calls, and few
+      waits to take the GIL back after them when other threads are busy.
     * The 12-byte header depends only on the record's length, so headers are cached
       per length.
 
@@ -81,6 +84,7 @@ class RecordFramer:
     """
 
     LARGE = 16384
+    MAX_BUFFERS = 900  # below the system's IOV_MAX (1024 on Linux)
 
     def __init__(self, fileobj: IO[bytes], crc_fn: CrcFn = crc32c,
                  batch_bytes: int = 1 << 20) -> None:
@@ -88,8 +92,11 @@ class RecordFramer:
         self._fd = fileobj.fileno() if isinstance(fileobj, io.FileIO) else None
         self._crc = crc_fn
         self._headers: dict[int, bytes] = {}
-        self._pieces: list[bytes] = []
+        self._pieces: list[bytes] = []  # small records: header, data, header, data, ...
         self._crcs: list[int] = []
+        self._queue: list[bytes] = []  # what goes out in the next writev, in order
+        self._queued = 0
+        self._batch_bytes = batch_bytes
         self.write = self._make_write(batch_bytes)
 
     def _header(self, n: int) -> bytes:
@@ -107,13 +114,16 @@ class RecordFramer:
         crc_append = self._crcs.append
         crc = self._crc
         large = self.LARGE
-        flush_pieces = self.flush
+        queue_small = self._queue_small
         write_large = self._write_large
+        type_of, bytes_type = type, bytes
         pending = 0
 
         def write(data: bytes) -> int:
             """Frame one record and queue or write it; returns its framed size."""
             nonlocal pending
+            if type_of(data) is not bytes_type:
+                data = bytes(data)  # queued, not written yet: a caller may reuse its buffer
             n = len(data)
             header = headers_get(n) or new_header(n)
             if n < large:
@@ -122,7 +132,7 @@ class RecordFramer:
                 crc_append(crc(data))
                 pending += n
                 if pending >= batch_bytes:
-                    flush_pieces()
+                    queue_small()
                     pending = 0
             else:
                 write_large(header, data)
@@ -133,17 +143,14 @@ class RecordFramer:
     def _write_large(self, header: bytes, data: bytes) -> None:
         c = self._crc(data)
         footer = _CRC.pack((((c >> 15) | (c << 17)) + _MASK_DELTA) & 0xFFFFFFFF)
-        if self._pieces:
-            self.flush()
-        if self._fd is not None:
-            _writev_all(self._fd, [header, data, footer])
-        else:
-            self._file.write(header)
-            self._file.write(data)
-            self._file.write(footer)
+        self._queue_small()
+        self._queue += (header, data, footer)
+        self._queued += len(data) + 16
+        if self._queued >= self._batch_bytes or len(self._queue) >= self.MAX_BUFFERS:
+            self._write_queue()
 
-    def flush(self) -> None:
-        """Hand every record written so far to the file object."""
+    def _queue_small(self) -> None:
+        """Frame the pending small records into one piece at the end of the queue."""
         if not self._crcs:
             return
         footers = _mask_all(self._crcs) if len(self._crcs) > 8 else b"".join(
@@ -156,10 +163,27 @@ class RecordFramer:
         blob = b"".join(out)
         self._pieces.clear()
         self._crcs.clear()
+        self._queue.append(blob)
+        self._queued += len(blob)
+        if self._queued >= self._batch_bytes:
+            self._write_queue()
+
+    def _write_queue(self) -> None:
+        queue = self._queue
+        if not queue:
+            return
         if self._fd is not None:
-            _writev_all(self._fd, [blob])
+            _writev_all(self._fd, queue)
         else:
-            self._file.write(blob)
+            for piece in queue:
+                self._file.write(piece)
+        queue.clear()
+        self._queued = 0
+
+    def flush(self) -> None:
+        """Hand every record written so far to the file object."""
+        self._queue_small()
+        self._write_queue()
 
 
 def _read_exact(fileobj: IO[bytes], n: int) -> bytes:
