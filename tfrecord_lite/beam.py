@@ -92,8 +92,7 @@ def _write_shard(plan: _Plan, name: str, records: Iterable[bytes]) -> tuple[int,
             for data in records:
                 writer.write(data)
         size = os.path.getsize(temp)
-        with open(temp, "rb") as f:
-            sha256 = storage.file_sha256(f)
+        sha256 = _compression.file_sha256(temp)
         out.publish(temp, name)
     except OSError as exc:
         raise WriteError(f"cannot write shard {out.location(name)}: {exc.strerror or exc}; "

@@ -160,8 +160,13 @@ def open_file(path: PathLike, mode: str = "r", compression: Compression = None) 
 
 def file_sha256(path: PathLike) -> str:
     """The sha256 of a file's bytes as stored (compressed or not), read in 1 MiB pieces."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+        return stream_sha256(f)
+
+
+def stream_sha256(f: IO[bytes]) -> str:
+    """The sha256 of what is left to read in a binary file object, in 1 MiB pieces."""
+    h = hashlib.sha256()
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+        h.update(chunk)
     return h.hexdigest()

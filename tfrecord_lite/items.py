@@ -65,8 +65,8 @@ def resolve_path(filename: str, root: str | None) -> str:
         return filename
     if storage.is_url(root) or storage.is_url(filename):
         base = root.rstrip("/")  # URLs: no links to follow, only ".." to resolve
-        real = storage.join_url(*((filename, "") if storage.is_url(filename)
-                                  else (base, filename)))
+        real = (storage.join_url(filename, "") if storage.is_url(filename)
+                else storage.join_url(base, filename))
         inside = real.startswith(base + "/")
     else:
         base = os.path.realpath(root)

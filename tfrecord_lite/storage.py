@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import errno
 import glob
-import hashlib
 import os
 import posixpath
 import shutil
 import tempfile
 from typing import IO, Any
 
+from .compression import file_sha256, stream_sha256
 from .errors import TFRecordLiteError
 
 
@@ -83,13 +83,6 @@ def join_url(base: str, name: str) -> str:
     return f"{scheme}://{posixpath.normpath(posixpath.join(rest, name) if name else rest)}"
 
 
-def file_sha256(f: IO[bytes]) -> str:
-    h = hashlib.sha256()
-    for chunk in iter(lambda: f.read(1 << 20), b""):
-        h.update(chunk)
-    return h.hexdigest()
-
-
 class Folder:
     """An output directory on the local file system."""
 
@@ -121,8 +114,7 @@ class Folder:
         return os.path.getsize(self.join(name))
 
     def sha256(self, name: str) -> str:
-        with open(self.join(name), "rb") as f:
-            return file_sha256(f)
+        return file_sha256(self.join(name))
 
     def read(self, name: str) -> bytes | None:
         """A file's bytes; None when there is no such file."""
@@ -198,7 +190,7 @@ class RemoteFolder(Folder):
 
     def sha256(self, name: str) -> str:
         with self.fs.open(self.join(name), "rb") as f:
-            return file_sha256(f)
+            return stream_sha256(f)
 
     def read(self, name: str) -> bytes | None:
         try:

@@ -172,8 +172,7 @@ def _temp_patterns(name: str) -> list[str]:
 def _finish_shard(out: storage.Folder, temp: str, name: str) -> str:
     """Hash a complete temporary shard and give it its final name; returns the sha256."""
     try:
-        with open(temp, "rb") as f:
-            digest = storage.file_sha256(f)
+        digest = _compression.file_sha256(temp)
         out.publish(temp, name)
     except OSError as exc:
         storage.remove_quietly(temp)
@@ -328,7 +327,7 @@ def write_dataset(
         WriteError: the output could not be written (no partial shard is left).
     """
     from .images import ImageOptions  # Pillow: imported when a job runs, not with the package
-    from .items import ItemOptions, failure_reason, try_encode
+    from .items import ItemOptions
 
     check_job_arguments(dataset_name, num_shards, quality, max_side)
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
@@ -339,16 +338,17 @@ def write_dataset(
     out = storage.folder(os.fspath(output_directory))
     try:
         return _run_job(out, dataset, dataset_name, num_shards, num_threads, shuffle, seed,
-                        comp, options, resume, progress, try_encode, failure_reason)
+                        comp, options, resume, progress)
     finally:
         out.close()
 
 
 def _run_job(out: storage.Folder, dataset: Iterable[Any], dataset_name: str, num_shards: int,
              num_threads: int, shuffle: bool, seed: int | None, comp: str | None,
-             options: Any, resume: bool, progress: bool | Callable[[int, int], Any],
-             try_encode: Callable[..., Any], failure_reason: Callable[[BaseException], str]
+             options: Any, resume: bool, progress: bool | Callable[[int, int], Any]
              ) -> JobSummary:
+    from .items import failure_reason, try_encode
+
     try:
         previous, completed = journal.read(out, dataset_name) if resume else (None, {})
     except OSError as exc:
