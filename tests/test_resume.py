@@ -28,22 +28,22 @@ SHARDS = 6
 # Run by a child process: write the items, maybe dying (os._exit, as kill -9 would
 # leave it) at the N-th call of a function of the job.
 CHILD = """
-import json, os, sys
+import itertools, json, os, sys
 sys.path.insert(0, {tests!r})
 from tfrecord_lite import journal, writer
 
 items_path, out, die_in, die_at, resume = sys.argv[1:6]
 items = json.load(open(items_path))
-calls = [0]
+calls = itertools.count(1)  # next() is atomic: shards are published on pool threads
 
 def dying(module, name, after):
     real = getattr(module, name)
     def wrapper(*args, **kwargs):
-        calls[0] += 1
-        if calls[0] == int(die_at) and not after:
+        call = next(calls)
+        if call == int(die_at) and not after:
             os._exit(137)
         result = real(*args, **kwargs)
-        if calls[0] == int(die_at) and after:
+        if call == int(die_at) and after:
             os._exit(137)
         return result
     setattr(module, name, wrapper)
