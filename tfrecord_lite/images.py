@@ -11,6 +11,13 @@ relative to the stored pixels. Pillow's decompression-bomb limit stays on, and i
 enforced from the header, before any pixel is decoded: an image with more pixels
 than ``PIL.Image.MAX_IMAGE_PIXELS`` fails its item (reason "too large").
 
+PNG photos are decoded with Wuffs when the optional ``pywuffs`` package is installed
+(``pip install tfrecord-lite-writer[png]``): about 2.5x faster than Pillow's decoder,
+and it lets other threads run while it works. Only 8-bit RGB and RGBA, non-interlaced
+files take that path, with every checksum verified; the pixels are the same as
+Pillow's, so the stored JPEG is byte-identical either way. Anything else, or any
+error, goes to Pillow, which decides what the item's error is.
+
 Pillow and numpy are imported when this module is, so ``import tfrecord_lite``
 does not import this module.
 """
@@ -26,6 +33,18 @@ from typing import Any
 from PIL import Image
 
 from .errors import ImageError
+
+try:  # optional: a faster PNG decoder (the [png] extra)
+    from pywuffs import ImageDecoderQuirks, ImageDecoderType, PixelFormat
+    from pywuffs.aux import ImageDecoder, ImageDecoderConfig
+except ImportError:  # pragma: no cover - exercised where pywuffs is not installed
+    _wuffs_config: Any = None
+else:
+    _wuffs_config = ImageDecoderConfig()
+    _wuffs_config.enabled_decoders = [ImageDecoderType.PNG]
+    # Not premultiplied: the color of a transparent pixel is kept, as Pillow keeps it.
+    _wuffs_config.pixel_format = PixelFormat.BGRA_NONPREMUL
+    _wuffs_config.quirks = {ImageDecoderQuirks.IGNORE_CHECKSUM: 0}
 
 # Magic bytes -> format name, checked in order.
 MAGIC: tuple[tuple[bytes, int, str], ...] = (
@@ -43,6 +62,9 @@ _PASSTHROUGH_SOF = {0xC0, 0xC1, 0xC2}
 _ALL_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _NO_LENGTH = {0x01, 0xD0, 0xD1, 0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8}
 _U16 = struct.Struct(">H")
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_PNG_IHDR = struct.Struct(">IIBBBBB")
+_PNG_CHUNK = struct.Struct(">I4s")
 
 
 @dataclass(frozen=True)
@@ -167,6 +189,39 @@ def _load(im: Any, where: str) -> None:
         raise ImageError(f"{where}: {im.format} does not decode: {message}") from exc
 
 
+def _png_has_trns(data: bytes) -> bool:
+    """Whether a tRNS chunk comes before the image data (Wuffs blanks such pixels)."""
+    pos = 8
+    while pos + 8 <= len(data):
+        length, kind = _PNG_CHUNK.unpack_from(data, pos)
+        if kind == b"tRNS":
+            return True
+        if kind == b"IDAT":
+            return False
+        pos += 12 + length
+    return False
+
+
+def _decode_png_fast(data: bytes, where: str) -> Any:
+    """An 8-bit RGB(A) PNG decoded by Wuffs, as an RGB image; None to leave it to Pillow.
+
+    Chunk CRCs and the zlib checksum are verified (Wuffs skips them unless asked); a
+    file that fails any check goes to Pillow like any other doubtful file.
+    """
+    if (_wuffs_config is None or len(data) < 33 or data[:8] != _PNG_MAGIC
+            or data[12:16] != b"IHDR"):
+        return None
+    width, height, depth, color_type, _, _, interlace = _PNG_IHDR.unpack_from(data, 16)
+    if depth != 8 or color_type not in (2, 6) or interlace or _png_has_trns(data):
+        return None
+    _check_pixels(width, height, where)
+    result = ImageDecoder(_wuffs_config).decode(data)
+    pixels = result.pixbuf
+    if result.error_message or pixels.shape != (height, width, 4):
+        return None
+    return Image.frombuffer("RGB", (width, height), pixels, "raw", "BGRX", 0, 1)
+
+
 def _to_rgb(im: Any) -> Any:
     if im.mode == "RGB":
         return im
@@ -232,13 +287,17 @@ def prepare(data: bytes, options: ImageOptions = ImageOptions(),
         _load(im, where)
         return _encode_jpeg(_to_rgb(im).resize(target, Image.Resampling.LANCZOS), options.quality)
 
-    im = _open(data, where)
-    _check_pixels(im.width, im.height, where)
-    target = _fit(im.width, im.height, options.max_side)
-    if target is not None and im.format == "JPEG":
-        im.draft("RGB", target)
-    _load(im, where)  # always: converting needs the pixels
-    rgb = _to_rgb(im)
+    rgb = _decode_png_fast(data, where)
+    if rgb is not None:
+        target = _fit(rgb.width, rgb.height, options.max_side)
+    else:
+        im = _open(data, where)
+        _check_pixels(im.width, im.height, where)
+        target = _fit(im.width, im.height, options.max_side)
+        if target is not None and im.format == "JPEG":
+            im.draft("RGB", target)
+        _load(im, where)  # always: converting needs the pixels
+        rgb = _to_rgb(im)
     if target is not None:
         rgb = rgb.resize(target, Image.Resampling.LANCZOS)
     return _encode_jpeg(rgb, options.quality)
