@@ -284,3 +284,57 @@ def test_wrong_container_types() -> None:
         encode_example({"filename": "f", "id": 1, "class": 3}, IMAGE)
     with pytest.raises(ExampleError, match="object/area: expected a list of values"):
         encode_example({"filename": "f", "id": 1, "object": {"area": {"a": 1}}}, IMAGE)
+
+
+def _value_for(field: Any, draw: Any) -> Any:
+    if field.is_list:
+        kind = {"float": st.floats(-2, 2, width=32), "int64": st.integers(-5, 300),
+                "bytes": st.text(max_size=5)}[field.kind]
+        return draw(st.lists(kind, max_size=4))
+    return draw({"float": st.floats(-2, 2, width=32), "int64": st.integers(0, 300),
+                 "bytes": st.text(max_size=8)}[field.kind])
+
+
+@st.composite
+def _items_of_any_shape(draw: Any) -> tuple[dict[str, Any], ImageFields | None]:
+    """Items with any subset of the keys, in any order, some set to None."""
+    item: dict[str, Any] = {}
+    paths = [f.path for f in FIELDS if f.path not in ("id", "filename")]
+    for path in draw(st.permutations(paths)):
+        if not draw(st.booleans()):
+            continue
+        field = next(f for f in FIELDS if f.path == path)
+        value = None if draw(st.integers(0, 5)) == 0 else _value_for(field, draw)
+        *parents, name = path.split("/")
+        container = item
+        for parent in parents:
+            container = container.setdefault(parent, {})
+        container[name] = value
+    for key in draw(st.permutations(["id", "filename"])):
+        item[key] = draw(st.text(min_size=1, max_size=5))
+    image = draw(st.sampled_from([None, IMAGE, ImageFields(None, 3, 4),
+                                  ImageFields(b"\x89PNG", 5, 6, "PNG", "RGBA", 4)]))
+    return item, image
+
+
+def _outcome(item: dict[str, Any], image: ImageFields | None) -> bytes | str:
+    try:
+        return encode_example(item, image)
+    except ExampleError as exc:
+        return str(exc)
+
+
+@settings(max_examples=400, deadline=None)
+@given(cases=st.lists(_items_of_any_shape(), min_size=1, max_size=4))
+def test_per_shape_plans_write_what_the_key_by_key_path_writes(
+        cases: list[tuple[dict[str, Any], ImageFields | None]]) -> None:
+    # encode_example joins the keys an item's shape leaves at their defaults into
+    # constant runs, one plan per shape; the plain walk over every key is the reference.
+    import tfrecord_lite.example as example
+
+    for item, image in cases + cases[::-1]:  # shapes alternate, plans are reused
+        fast = _outcome(item, image)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(example, "_plan_for", lambda containers, has_image: example._PLAN)
+            reference = _outcome(item, image)
+        assert fast == reference

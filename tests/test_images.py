@@ -171,8 +171,9 @@ def _fast_png_cases() -> dict[str, bytes]:
 
 
 def _prepare_both(data: bytes, monkeypatch: pytest.MonkeyPatch,
-                  options: ImageOptions = ImageOptions()) -> tuple[object, object]:
+                  options: ImageOptions | None = None) -> tuple[object, object]:
     """prepare() with Wuffs, then with Pillow alone: the stored bytes or the error reason."""
+    options = options or ImageOptions()
     outcomes = []
     for config in (images._wuffs_config, None):
         monkeypatch.setattr(images, "_wuffs_config", config)

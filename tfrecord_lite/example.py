@@ -252,8 +252,8 @@ def _convert_each(item: Any, field: Field, values: list[Any]) -> list[Any]:
     return out
 
 
-def _feature_bytes(item: Any, field: Field, values: list[Any]) -> bytes:
-    """The serialized Feature message holding ``values``."""
+def _payload(item: Any, field: Field, values: list[Any]) -> bytes:
+    """The list's values as they are written: packed numbers, or tagged byte strings."""
     kind = field.kind
     if kind == BYTES:
         pieces = []
@@ -261,37 +261,52 @@ def _feature_bytes(item: Any, field: Field, values: list[Any]) -> bytes:
             if type(v) is not bytes:
                 v = v.encode("utf-8") if type(v) is str else _convert_each(item, field, [v])[0]
             pieces.append(b"\x0a" + _varint(len(v)) + v)
-        payload = b"".join(pieces)
-        return b"\x0a" + _varint(len(payload)) + payload
+        return b"".join(pieces)
     if kind == INT64:
         try:
-            packed = b"".join([_int64_varint(v) for v in values])
+            return b"".join([_int64_varint(v) for v in values])
         except (TypeError, ValueError):
-            packed = b"".join([_int64_varint(v) for v in _convert_each(item, field, values)])
-    else:
-        try:
-            packed = _pack_float32(values)
-        except (struct.error, TypeError):
-            packed = _pack_float32(_convert_each(item, field, values))
-    inner = b"\x0a" + _varint(len(packed)) + packed if packed else b""
-    return _KIND_TAG[kind] + _varint(len(inner)) + inner
+            return b"".join([_int64_varint(v) for v in _convert_each(item, field, values)])
+    try:
+        return _pack_float32(values)
+    except (struct.error, TypeError):
+        return _pack_float32(_convert_each(item, field, values))
+
+
+_heads: dict[tuple[bytes, str, int], bytes] = {}
+
+
+def _entry_head(prefix: bytes, kind: str, n: int) -> bytes:
+    """Everything of a map entry of Features before its ``n``-byte payload.
+
+    The entry is ``{key, Feature{kind_list{payload}}}``; all its lengths follow from
+    ``n``, so the head is computed once per key, kind and payload size.
+    """
+    head = _heads.get((prefix, kind, n))
+    if head is None:
+        # A BytesList's tagged values are the payload; numbers are one packed field,
+        # absent when empty.
+        list_head = b"" if kind == BYTES or not n else b"\x0a" + _varint(n)
+        feature_head = _KIND_TAG[kind] + _varint(len(list_head) + n) + list_head
+        feature_len = len(feature_head) + n
+        fsize = _varint(feature_len)
+        head = (b"\x0a" + _varint(len(prefix) + len(fsize) + feature_len) + prefix + fsize
+                + feature_head)
+        if len(_heads) >= 20000:
+            _heads.clear()
+        _heads[(prefix, kind, n)] = head
+    return head
+
+
+def _entry(prefix: bytes, field: Field, payload: bytes) -> bytes:
+    """One map entry of Features, with its own tag and length."""
+    return _entry_head(prefix, field.kind, len(payload)) + payload
 
 
 def _bytes_entry_head(prefix: bytes, n: int) -> bytes:
     """Everything of an entry holding one ``n``-byte value, up to that value."""
     value_head = b"\x0a" + _varint(n)
-    list_len = len(value_head) + n
-    list_head = b"\x0a" + _varint(list_len)
-    feature_len = len(list_head) + list_len
-    fsize = _varint(feature_len)
-    return (b"\x0a" + _varint(len(prefix) + len(fsize) + feature_len) + prefix + fsize
-            + list_head + value_head)
-
-
-def _entry(prefix: bytes, feature: bytes) -> bytes:
-    """One map entry of Features, with its own tag and length."""
-    fsize = _varint(len(feature))
-    return b"\x0a" + _varint(len(prefix) + len(fsize) + len(feature)) + prefix + fsize + feature
+    return _entry_head(prefix, BYTES, len(value_head) + n) + value_head
 
 
 _SORTED_KEYS = sorted(RECORD_FIELDS)
@@ -301,7 +316,7 @@ _CONTAINERS = {(): 0, ("class",): 1, ("object",): 2, ("object", "bbox"): 3,
                ("object", "parts"): 4}
 _CACHEABLE = (int, str)
 _UNIQUE = frozenset({"id", "filename", "extra"})
-_feature_cache: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}  # -> (entry, feature)
+_entry_cache: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}  # -> (entry, payload)
 _EMPTY: list[Any] = []
 
 
@@ -343,6 +358,72 @@ def _plan() -> list[_Step]:
 
 _PLAN = _plan()
 assert all(s.source is None or s.source < s.key for s in _PLAN)  # sources come first
+
+
+def _constant_entry(step: _Step, present: tuple[Any, ...], has_image: bool,
+                    payloads: dict[str, bytes]) -> bytes | None:
+    """The entry of a key that is equal in every item of this shape, or None.
+
+    A key is constant when its container lacks it (an empty list, or the default),
+    or when it copies a constant key. ``payloads`` collects those of constant keys
+    that others copy. b"": no entry at all (an absent image).
+    """
+    if step.where == -1:
+        assert step.source is not None
+        payload = payloads.get(step.source)
+        return None if payload is None else _entry(step.prefix, step.field, payload)
+    if step.where == -2 or (step.image_index >= 0 and has_image):
+        return None
+    keys = present[step.where]
+    if keys is not None and step.name in keys:
+        return None
+    if step.is_list:
+        values: list[Any] = []
+    elif step.name == "encoded":
+        return b""
+    elif step.name == "count" or step.field.default is None:
+        return None  # counted from the objects, or a "missing" error
+    else:
+        values = [step.field.default]
+    payload = _payload(None, step.field, values)
+    if step.copied:
+        payloads[step.key] = payload
+    return _entry(step.prefix, step.field, payload)
+
+
+def _compile_plan(present: tuple[Any, ...], has_image: bool) -> list[_Step | bytes]:
+    """_PLAN for one shape: runs of constant keys joined into bytes, the rest as steps."""
+    plan: list[_Step | bytes] = []
+    payloads: dict[str, bytes] = {}
+    for step in _PLAN:
+        entry = _constant_entry(step, present, has_image, payloads)
+        last = plan[-1] if plan else None
+        if entry is None:
+            plan.append(step)
+        elif isinstance(last, bytes):
+            plan[-1] = last + entry
+        else:
+            plan.append(entry)
+    return plan
+
+
+# An item's shape: which keys each of its dicts has. Items of a dataset share a few.
+_shape_plans: dict[tuple[Any, ...], list[_Step | bytes]] = {}
+
+
+def _plan_for(containers: tuple[Any, ...], has_image: bool) -> list[_Step | bytes]:
+    for c in containers:
+        if c is not None and type(c) is not dict:
+            return _PLAN  # type: ignore[return-value]  # another Mapping: key by key
+    shape = (has_image, *[None if c is None else tuple(c) for c in containers])
+    plan = _shape_plans.get(shape)
+    if plan is None:
+        if len(_shape_plans) >= 1024:
+            _shape_plans.clear()
+        plan = _shape_plans[shape] = _compile_plan(shape[1:], has_image)
+    return plan
+
+
 _SCALAR_TYPES = frozenset({str, int, float, bytes, bool})
 _OBJECT_NAMES = tuple((f.path.split("/")[-2] == "bbox", f.path.rsplit("/", 1)[-1], f)
                       for f in FIELDS if f.path in _OBJECT_LISTS)
@@ -384,7 +465,9 @@ def _object_count(item: Any, obj: Any, bbox: Any) -> int:
         container = bbox if in_bbox else obj
         value = container.get(name) if container is not None else None
         if value is not None:
-            longest = max(longest, len(_as_list(item, field, value)))
+            n = len(value) if type(value) is list else len(_as_list(item, field, value))
+            if n > longest:
+                longest = n
     return longest
 
 
@@ -414,11 +497,17 @@ def encode_example(item: Mapping[str, Any], image: ImageFields | None = None) ->
     bbox = _sub(item, obj, "bbox", "object")
     containers = (item, _sub(item, item, "class", "class"), obj, bbox,
                   _sub(item, obj, "parts", "object"))
-    cache = _feature_cache
+    cache = _entry_cache
+    heads_get = _heads.get
     copied: dict[str, bytes] = {}
     body: list[bytes] = []
     size = 0
-    for key, prefix, field, where, name, source, image_index, is_list, is_copied in _PLAN:
+    for step in _plan_for(containers, image is not None):
+        if isinstance(step, bytes):  # the entries of keys this item's shape leaves at default
+            body.append(step)
+            size += len(step)
+            continue
+        key, prefix, field, where, name, source, image_index, is_list, is_copied = step
         if where >= 0:
             if image_index >= 0 and image is not None:
                 value = image[image_index]
@@ -466,23 +555,22 @@ def encode_example(item: Mapping[str, Any], image: ImageFields | None = None) ->
                 if cached is None:
                     if len(cache) > 20000:
                         cache.clear()
-                    feature = _feature_bytes(item, field, values)
-                    cached = cache[ckey] = (_entry(prefix, feature), feature)
-                entry, feature = cached
-                if is_copied:
-                    copied[key] = feature
+                    payload = _payload(item, field, values)
+                    cached = cache[ckey] = (_entry(prefix, field, payload), payload)
+                entry, payload = cached
             else:
-                feature = _feature_bytes(item, field, values)
-                entry = _entry(prefix, feature)
-                if is_copied:
-                    copied[key] = feature
+                payload = _payload(item, field, values)
+                entry = (heads_get((prefix, field.kind, len(payload)))
+                         or _entry_head(prefix, field.kind, len(payload))) + payload
+            if is_copied:
+                copied[key] = payload
         elif where == -1:
             assert source is not None
-            entry = _entry(prefix, copied[source])
+            entry = _entry(prefix, field, copied[source])
         else:
             stored = image.encoded if image is not None else item.get("encoded")
             digest = hashlib.sha256(_as_bytes(stored)).hexdigest() if stored is not None else ""
-            entry = _entry(prefix, _feature_bytes(item, field, [digest]))
+            entry = _entry(prefix, field, _payload(item, field, [digest]))
         body.append(entry)
         size += len(entry)
     return b"".join([b"\x0a", _varint(size), *body])
