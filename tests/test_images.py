@@ -254,3 +254,11 @@ def test_damaged_pngs_get_the_same_verdict_from_both_decoders(
             assert fast == pillow
             verdicts.add(isinstance(fast, bytes))
     assert verdicts == {True, False}  # damage both fatal and harmless was seen
+
+
+@needs_wuffs
+def test_very_large_pngs_are_left_to_pillow(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = make_image_bytes("png-rgb")  # 64x48
+    assert images._decode_png_fast(data, "x") is not None
+    monkeypatch.setattr(images, "_FAST_PNG_MAX_PIXELS", 64 * 48 - 1)
+    assert images._decode_png_fast(data, "x") is None

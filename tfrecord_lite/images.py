@@ -65,6 +65,7 @@ _U16 = struct.Struct(">H")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _PNG_IHDR = struct.Struct(">IIBBBBB")
 _PNG_CHUNK = struct.Struct(">I4s")
+_FAST_PNG_MAX_PIXELS = 1 << 24  # larger PNGs go to Pillow: memory matters more than speed
 
 
 @dataclass(frozen=True)
@@ -215,6 +216,8 @@ def _decode_png_fast(data: bytes, where: str) -> Any:
     if depth != 8 or color_type not in (2, 6) or interlace or _png_has_trns(data):
         return None
     _check_pixels(width, height, where)
+    if width * height > _FAST_PNG_MAX_PIXELS:
+        return None  # its 4-byte pixels and Pillow's copy would both be held at once
     result = ImageDecoder(_wuffs_config).decode(data)
     pixels = result.pixbuf
     if result.error_message or pixels.shape != (height, width, 4):
