@@ -163,8 +163,7 @@ def _fast_png_cases() -> dict[str, bytes]:
         "rgb": make_image_bytes("png-rgb"),
         "rgba": make_image_bytes("png-rgba"),
         "rgba-transparent": _png_with_chunks(Image.fromarray(rgba, "RGBA")),
-        "rgb-icc-gamma": _png_with_chunks(rgb, icc_profile=b"not applied" * 10,
-                                          pnginfo=None, dpi=(300, 300)),
+        "rgb-icc-phys": _png_with_chunks(rgb, icc_profile=b"not applied" * 10, dpi=(300, 300)),
         "1x1": _png_with_chunks(Image.new("RGB", (1, 1), (9, 200, 31))),
         "photo": _png_with_chunks(Image.open(DEMO / "images" / "astronaut.jpg")),
     }
