@@ -182,6 +182,33 @@ def test_without_shuffle_records_ordered_by_id(tmp_path: Path, image_file: Any) 
     assert sum(s.records for s in summary.shards) == len(items)
 
 
+def test_duplicate_ids_fail_as_in_create_and_the_kept_one_does_not_depend_on_order(
+        tmp_path: Path, image_file: Any) -> None:
+    files = [image_file("jpeg-rgb") for _ in range(4)]
+    items = [detection_item(files[0], "a"), detection_item(files[1], "b"),
+             detection_item(files[2], "a"), detection_item(files[3], "a"),
+             {"filename": files[0], "id": None}]
+    outputs = []
+    for order, name in (([0, 1, 2, 3, 4], "one"), ([3, 4, 2, 1, 0], "two")):
+        summary = tfl_beam.run([items[i] for i in order], "t", tmp_path / name, 2, seed=3,
+                               beam_options=PARALLEL)
+        assert summary.written == 2 and summary.failed_by_reason == {
+            "failed validation": 2, "invalid item": 1}
+        duplicates = [f for f in summary.failures if f.get("id") == "a"]
+        assert len(duplicates) == 2
+        for failed in duplicates:
+            assert "'a' is also the id of the item with filename" in failed["error_msg"]
+        outputs.append({p.name: p.read_bytes() for p in (tmp_path / name).glob("t-0*")})
+    assert outputs[0] == outputs[1]  # the same item kept, whatever the input order
+
+    local = write_dataset(items, "t", tmp_path / "local", 2, 1, progress=False)
+    assert local.written == 2 and local.failed_by_reason == summary.failed_by_reason
+    lenient = tfl_beam.run(items, "t", tmp_path / "lenient", 2, validation="lenient")
+    assert lenient.written == 4 and lenient.failed_by_reason == {"invalid item": 1}
+    unchecked = tfl_beam.run(items, "t", tmp_path / "off", 2, validation="off")
+    assert unchecked.written == 4
+
+
 def test_transform_in_a_users_pipeline(tmp_path: Path, image_file: Any) -> None:
     import apache_beam as beam
 
@@ -235,8 +262,9 @@ def test_lost_items_are_detected_exit_3(tmp_path: Path, image_file: Any,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     encode = tfl_beam._EncodeFn.process
 
-    def lose_one(self: Any, item: Any) -> Any:
-        return iter(()) if item["id"] == "1" else encode(self, item)
+    def lose_one(self: Any, element: Any) -> Any:
+        item, _ = element  # (item, duplicate-id problem)
+        return iter(()) if item["id"] == "1" else encode(self, element)
 
     monkeypatch.setattr(tfl_beam._EncodeFn, "process", lose_one)
     dataset = tmp_path / "train.json"

@@ -31,8 +31,11 @@ The pipeline::
 * Last, ``{name}-manifest.json``, in the format of ``create()``'s.
 
 The output directory must be a path every worker can write, or an fsspec URL (an object
-store, see ``storage``). Duplicate ids are not looked for (that would need a pass over
-all items); the other validation checks run in the workers as in ``create()``.
+store, see ``storage``). The validation checks run in the workers as in ``create()``.
+Duplicate ids are found by grouping the items by id (one more shuffle, of the items
+without their images): ``create()`` keeps the first in input order, a PCollection has
+none, so here the one whose JSON (keys sorted) comes first is kept and the others fail
+(or, lenient, are written with a warning), whatever order the items arrive in.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ from .dataset import json_default
 from .errors import WriteError
 from .images import ImageOptions
 from .items import ItemOptions, failure_reason, try_encode
+from .validate import Problem
 from .writer import (
     MANIFEST_SUFFIX,
     JobSummary,
@@ -178,15 +182,46 @@ def _make_plan(dataset_name: str, output_directory: str | os.PathLike[str], num_
 
 # -- the steps ----------------------------------------------------------------------------
 
+def _by_id(item: Any) -> tuple[tuple[str, str], Any]:
+    """(("id", id), item); items without an id get a key of their own."""
+    if isinstance(item, Mapping) and item.get("id") is not None:
+        return ("id", str(item["id"])), item
+    return ("none", uuid.uuid4().hex), item
+
+
+def _canonical(item: Any) -> str:
+    return json.dumps(item, sort_keys=True, default=repr)
+
+
+def _mark_duplicates(group: tuple[tuple[str, str], Iterable[Any]]
+                     ) -> Iterator[tuple[Any, Problem | None]]:
+    """(item, the problem of a duplicate id or None) for each item of an id's group."""
+    (kind, ident), members = group
+    ranked = sorted(members, key=_canonical)
+    yield ranked[0], None
+    if kind != "id":
+        return
+    first = ranked[0].get("filename")
+    for item in ranked[1:]:
+        yield item, Problem("id", f"{ident!r} is also the id of the item with filename "
+                                  f"{first!r}")
+
+
+def _no_duplicates_sought(item: Any) -> tuple[Any, None]:
+    return item, None
+
+
 class _EncodeFn(beam.DoFn):
-    """item -> (shard, (key, record)), or to ``failed``: (key, reason, item + error_msg)."""
+    """(item, duplicate) -> (shard, (key, record)), or to ``failed``: (key, reason,
+    item + error_msg)."""
 
     def __init__(self, plan: _Plan) -> None:
         self._plan = plan
 
-    def process(self, item: Any) -> Iterator[Any]:
+    def process(self, element: tuple[Any, Problem | None]) -> Iterator[Any]:
+        item, duplicate = element
         shard, key = self._plan.place(item)
-        data, error, warnings = try_encode(item, self._plan.item_options)
+        data, error, warnings = try_encode(item, self._plan.item_options, duplicate)
         for message in warnings:  # lenient validation: written, with a warning
             logger.warning("%s", message)
         if data is not None:
@@ -286,7 +321,14 @@ class WriteDataset(beam.PTransform):
 
     def expand(self, items: Any) -> Any:
         plan = self.plan
-        encoded = items | "Encode" >> beam.ParDo(_EncodeFn(plan)).with_outputs(
+        if plan.item_options.validation == "off":
+            checked = items | "NoIdCheck" >> beam.Map(_no_duplicates_sought)
+        else:
+            checked = (items
+                       | "KeyById" >> beam.Map(_by_id).with_output_types(Any)
+                       | "GroupById" >> beam.GroupByKey()
+                       | "MarkDuplicates" >> beam.FlatMap(_mark_duplicates))
+        encoded = checked | "Encode" >> beam.ParDo(_EncodeFn(plan)).with_outputs(
             _FAILED, main="records")
         every_shard = items.pipeline | "ShardIndices" >> beam.Create(
             [(i, None) for i in range(plan.num_shards)])
