@@ -174,6 +174,13 @@ def test_s3_images_and_output(tmp_path: Path, s3: str) -> None:
         assert hashlib.sha256(files[shard["file"]]).hexdigest() == shard["sha256"]
         assert len(files[shard["file"]]) == shard["bytes"]
     _check_same_as_local(tmp_path, items, f"{s3}/out")
+    from tfrecord_lite import verify_files
+    from tfrecord_lite.storage import expand
+
+    shards = expand([f"{s3}/out/s-0*"])
+    assert shards == [f"{s3}/out/s-0000{i}-of-00002" for i in range(2)]
+    report = verify_files(shards)  # read back from S3, manifest checked
+    assert report.ok and (report.files, report.records, report.images) == (2, 5, 5)
 
 
 def test_s3_resume_after_an_interruption(tmp_path: Path, s3: str,
@@ -206,3 +213,50 @@ def _dataset_file(tmp_path: Path, items: list[dict[str, Any]]) -> str:
     path = tmp_path / "items.json"
     path.write_text(json.dumps(items))
     return str(path)
+
+
+def test_reading_shards_at_urls(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tfrecord_lite import RecordError, iterate, read_records, verify_files
+    from tfrecord_lite.verify import stats
+
+    items = _put_images("memory://readback/in", 5)
+    out = f"memory://readback/out-{uuid.uuid4().hex}"
+    for compression in (None, "gzip"):
+        name = f"s{compression or ''}"
+        write_dataset(items, name, out, 2, 2, seed=1, compression=compression,
+                      progress=False)
+        shards = [f"{out}/{name}-0000{i}-of-00002" for i in range(2)]
+        assert sorted(r["id"] for r in iterate(shards)) == [f"u{i}" for i in range(5)]
+        report = verify_files(shards)
+        assert report.ok and (report.records, report.images) == (5, 5), report.problems
+        assert report.bytes == sum(len(fsspec.open(s, "rb").open().read()) for s in shards)
+        assert stats(shards)["images"] == 5
+    shards = [f"{out}/s-0000{i}-of-00002" for i in range(2)]  # not compressed
+
+    # The manifest beside the shards is found and checked, as for local files.
+    fs, inner = fsspec.core.url_to_fs(shards[0])
+    data = bytearray(fs.cat_file(inner))
+    data[-1] ^= 1
+    fs.pipe_file(inner, bytes(data))
+    report = verify_files(shards, decode_images=False)
+    assert any("sha256 differs from the manifest" in str(p) for p in report.problems)
+    with pytest.raises(RecordError, match="CRC"):
+        list(read_records(shards[0]))
+
+    # The command line expands wildcards in URLs itself; a missing URL is named.
+    assert main(["verify", f"{out}/sgzip-*-of-00002"]) == 0
+    assert "OK: 2 files, 5 records, 5 images decoded" in capsys.readouterr().out
+    assert main(["verify", "--no-decode", f"{out}/s-*-of-00002"]) == 1
+    assert "sha256 differs from the manifest" in capsys.readouterr().out
+    assert main(["stats", f"{out}/sgzip-0*"]) == 0
+    assert "images: 5" in capsys.readouterr().out
+    assert main(["inspect", f"{out}/sgzip-00000-of-00002"]) == 0
+    assert "image/object/bbox/xmin" in capsys.readouterr().out
+    assert main(["show", f"{out}/sgzip-00001-of-00002", "-o", str(tmp_path / "r.png")]) == 0
+    assert (tmp_path / "r.png").stat().st_size > 0
+    assert main(["verify", f"{out}/nothing-here"]) == 1
+    assert "nothing-here: cannot read: no such file" in capsys.readouterr().out
+    assert main(["inspect", f"{out}/nothing-here"]) == 2
+    assert "no such file: " in capsys.readouterr().err
+    assert main(["index", shards[1]]) == 2
+    assert "needs local files" in capsys.readouterr().err

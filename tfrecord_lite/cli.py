@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import __version__
+from . import __version__, storage
 from .errors import RecordError, TFRecordLiteError, WriteError
 
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_USAGE, EXIT_WRITE = 0, 1, 2, 3
@@ -337,7 +337,8 @@ def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
 def _run_verify(args: argparse.Namespace) -> int:
     from .verify import report_dict, verify_files
 
-    report = verify_files(args.files, args.threads, args.decode, args.compression)
+    report = verify_files(storage.expand(args.files), args.threads, args.decode,
+                          args.compression)
     if args.json:
         print(json.dumps(report_dict(report), indent=2))
     else:
@@ -391,7 +392,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
 def _run_stats(args: argparse.Namespace) -> int:
     from .verify import stats
 
-    result = stats(args.files, args.compression)
+    result = stats(storage.expand(args.files), args.compression)
     if args.json:
         print(json.dumps(result, indent=2))
         return EXIT_OK
@@ -447,6 +448,9 @@ def _run_index(args: argparse.Namespace) -> int:
     from .reader import write_index
 
     for path in args.files:
+        if storage.is_url(path):
+            raise UsageError(f"{path}: index writes FILE.idx beside each file, so it needs "
+                             "local files (copy the shards first)")
         target = write_index(path)
         print(f"wrote {target}")
     return EXIT_OK
@@ -563,8 +567,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return RUNNERS[args.command](args)
     except _HANDLED as exc:
-        message = (f"no such file: {exc.filename}" if isinstance(exc, FileNotFoundError)
-                   else str(exc))
+        if isinstance(exc, FileNotFoundError):  # fsspec gives the path as the only argument
+            message = f"no such file: {exc.filename or (exc.args[0] if exc.args else '')}"
+        else:
+            message = str(exc)
         print(f"tfrecord-lite: error: {message}", file=sys.stderr)
         return next(code for kind, code in EXIT_FOR if isinstance(exc, kind))
     except KeyboardInterrupt:

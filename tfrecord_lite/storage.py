@@ -67,6 +67,35 @@ def is_file(path: str) -> bool:
     return bool(fs.isfile(inner))
 
 
+def size(path: str) -> int:
+    """The size in bytes of a local file or a URL's object."""
+    if not is_url(path):
+        return os.path.getsize(path)
+    fs, inner = filesystem(path)
+    return int(fs.size(inner))
+
+
+def split(path: str) -> tuple[str, str]:
+    """(directory, name) of a local path or a URL."""
+    if is_url(path):
+        directory, _, name = path.rstrip("/").rpartition("/")
+        return directory, name
+    return os.path.dirname(os.path.abspath(path)), os.path.basename(path)
+
+
+def expand(paths: list[str]) -> list[str]:
+    """The paths, with each URL holding a wildcard (``*``, ``?``, ``[``) replaced by the
+    URLs it matches, sorted. Local paths are left to the shell."""
+    out: list[str] = []
+    for path in paths:
+        if is_url(path) and any(c in path for c in "*?["):
+            fs, inner = filesystem(path)
+            out += [fs.unstrip_protocol(m) for m in sorted(fs.glob(inner))] or [path]
+        else:
+            out.append(path)
+    return out
+
+
 def read_bytes(path: str, limit: int | None = None) -> bytes:
     """The whole content of a URL (at most ``limit`` bytes, else ``OSError(EFBIG)``)."""
     fs, inner = filesystem(path)

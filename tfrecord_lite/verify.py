@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import compression as _compression
+from . import storage
 from .errors import ExampleDecodeError, RecordError
 from .example import (
     BYTES,
@@ -63,22 +64,25 @@ class VerifyReport:
 
 def _find_manifest(path: str, cache: dict[str, dict[str, Any] | None]) -> dict[str, Any] | None:
     """The manifest of the dataset ``path`` belongs to, if one lies beside it."""
-    directory = os.path.dirname(os.path.abspath(path))
+    directory, name = storage.split(path)
     if directory not in cache:
         cache[directory] = None
         found: dict[str, Any] = {}
-        for name in sorted(os.listdir(directory)):
-            if name.endswith(MANIFEST_SUFFIX):
-                try:
-                    with open(os.path.join(directory, name), encoding="utf-8") as f:
-                        manifest = json.load(f)
-                    for shard in manifest.get("shards", []):
-                        found[shard["file"]] = shard
-                except (OSError, ValueError, KeyError, TypeError, AttributeError):
-                    continue
+        folder = storage.folder(directory)
+        try:
+            for manifest_name in folder.names(""):
+                if manifest_name.endswith(MANIFEST_SUFFIX):
+                    try:
+                        manifest = json.loads(folder.read(manifest_name) or b"null")
+                        for shard in manifest.get("shards", []):
+                            found[shard["file"]] = shard
+                    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                        continue
+        finally:
+            folder.close()
         cache[directory] = found
     shards = cache[directory]
-    return None if shards is None else shards.get(os.path.basename(path))
+    return None if shards is None else shards.get(name)
 
 
 _ONEOF = {BYTES: "bytes_list", FLOAT: "float_list", INT64: "int64_list"}
@@ -159,9 +163,11 @@ def verify_files(paths: Iterable[str | os.PathLike[str]], threads: int = 1,
             path = os.fspath(raw_path)
             report.files += 1
             try:
-                report.bytes += os.path.getsize(path)
-            except OSError as exc:
-                report.problems.append(Problem(path, None, None, f"cannot read: {exc.strerror}"))
+                report.bytes += storage.size(path)
+            except (OSError, storage.StorageError) as exc:
+                reason = getattr(exc, "strerror", None) or (
+                    "no such file" if isinstance(exc, FileNotFoundError) else exc)
+                report.problems.append(Problem(path, None, None, f"cannot read: {reason}"))
                 continue
             shard = _find_manifest(path, manifests)
             has_sha = shard is not None and shard.get("sha256")
