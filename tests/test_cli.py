@@ -47,6 +47,23 @@ def test_create_subcommand_and_new_options(tmp_path: Path, image_file: Any) -> N
     assert len(list(read_records(out / "v-00000-of-00001", compression="gzip"))) == 3
 
 
+def test_fsync_flag(tmp_path: Path, image_file: Any, monkeypatch: pytest.MonkeyPatch,
+                    capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    flushed: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: flushed.append(fd) or real_fsync(fd))
+    dataset = _write_dataset(tmp_path, [detection_item(image_file("jpeg-rgb"), "a")])
+    argv = ["--dataset_path", dataset, "--prefix", "t", "--output_dir", str(tmp_path / "o"),
+            "--quiet"]
+    assert main(argv) == 0 and not flushed
+    # shard, journal files, manifest and failures file: each file and the directory
+    assert main([*argv, "--fsync"]) == 0 and len(flushed) >= 8
+    assert main([*argv, "--fsync", "--runner", "beam"]) == 2
+    assert "--fsync is for the local runner" in capsys.readouterr().err
+
+
 def test_no_store_images(tmp_path: Path, image_file: Any) -> None:
     items = [detection_item(image_file("jpeg-rgb"), 0)]
     out = tmp_path / "o"

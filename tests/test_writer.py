@@ -241,3 +241,45 @@ def test_demo_dataset(tmp_path: Path, demo_items: list[dict[str, Any]]) -> None:
     rocket = records["3"]  # a colour JPEG is stored byte for byte
     rocket_path = [i for i in demo_items if i["id"] == "3"][0]["filename"]
     assert rocket["encoded"] == Path(rocket_path).read_bytes()
+
+
+def _record_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
+    """Log os.fsync (by path) and os.replace calls, in order, from every thread."""
+    events: list[tuple[str, ...]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src: str, dst: str) -> None:
+        real_replace(src, dst)
+        events.append(("replace", os.path.realpath(src), os.path.realpath(dst)))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return events
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="names fds through /proc")
+def test_fsync_flushes_each_file_before_it_gets_its_name(tmp_path: Path, image_file: Any,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    items = [detection_item(image_file("jpeg-rgb"), str(i)) for i in range(6)]
+    events = _record_fsyncs(monkeypatch)
+    write_dataset(items, "t", tmp_path / "plain", 3, 2, seed=1, progress=False)
+    assert not [e for e in events if e[0] == "fsync"]  # off by default
+
+    events.clear()
+    out = tmp_path / "durable"
+    write_dataset(items, "t", out, 3, 2, seed=1, fsync=True, progress=False)
+    renamed = [e for e in events if e[0] == "replace"]
+    names = {os.path.basename(e[2]) for e in renamed}
+    assert {shard_name("t", i, 3) for i in range(3)} | {"t-manifest.json"} <= names
+    assert any(name.startswith(".t-journal") for name in names)
+    directory = os.path.realpath(out)
+    for event in renamed:
+        at = events.index(event)
+        assert ("fsync", event[1]) in events[:at], f"{event[2]} named before its bytes were flushed"
+        assert ("fsync", directory) in events[at:], f"{event[2]}'s name was not flushed"
+    assert [p.read_bytes() for p in sorted(out.glob("t-0*"))] == [
+        p.read_bytes() for p in sorted((tmp_path / "plain").glob("t-0*"))]

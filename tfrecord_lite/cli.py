@@ -118,6 +118,10 @@ def _add_output_options(p: Any, io: Any) -> None:
                       help="finish an interrupted run in the output directory: keep its "
                            "complete shards, write the rest (same input and options; the "
                            "output is identical to an uninterrupted run)")
+    more.add_argument("--fsync", action="store_true",
+                      help="flush every shard, journal file and the manifest to the disk "
+                           "before giving it its name: even a power failure leaves no "
+                           "partial file under a final name (slower)")
     more.add_argument("-q", "--quiet", action="store_true",
                       help="no progress and no summary; errors only")
 
@@ -229,13 +233,14 @@ def _add_readers(sub: Any) -> None:
     p.add_argument("files", nargs="+", metavar="FILE")
 
 
-def _write_failures(output_dir: str, prefix: str, failures: list[dict[str, Any]]) -> str:
+def _write_failures(output_dir: str, prefix: str, failures: list[dict[str, Any]],
+                    durable: bool = False) -> str:
     """Write ``{prefix}-failures.json`` whole; returns where it is."""
     from .dataset import json_default
     from .storage import folder
     from .writer import FAILURES_SUFFIX
 
-    out = folder(output_dir)
+    out = folder(output_dir, durable)
     name = prefix + FAILURES_SUFFIX
     try:
         out.write(name, (json.dumps(failures, indent=2, default=json_default) + "\n").encode())
@@ -310,6 +315,8 @@ def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
         if args.resume:
             raise UsageError("--resume is for the local runner (a Beam pipeline is retried "
                              "by its runner)")
+        if args.fsync:
+            raise UsageError("--fsync is for the local runner")
         summary = _run_beam(args, dataset)
     elif getattr(args, "beam_options", None) is not None:
         raise UsageError("--beam-options goes with --runner beam")
@@ -319,9 +326,10 @@ def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
             shuffle=args.shuffle, store_images=args.store_images, seed=args.seed,
             compression=args.compression, quality=args.quality, max_side=args.max_side,
             decode_check=args.decode_check, validation=args.validation, root=args.root,
-            resume=args.resume, progress=not args.quiet,
+            resume=args.resume, fsync=args.fsync, progress=not args.quiet,
         )
-    failures_path = _write_failures(args.output_dir, args.prefix, summary.failures)
+    failures_path = _write_failures(args.output_dir, args.prefix, summary.failures,
+                                    getattr(args, "fsync", False))
     if summary.warnings and not args.quiet:
         print(f"{len(summary.warnings)} items were written with warnings (lenient "
               "validation):", file=sys.stderr)

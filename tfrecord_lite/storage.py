@@ -113,10 +113,16 @@ def join_url(base: str, name: str) -> str:
 
 
 class Folder:
-    """An output directory on the local file system."""
+    """An output directory on the local file system.
 
-    def __init__(self, path: str) -> None:
+    ``durable``: each file is flushed to the disk before it gets its final name, and the
+    name itself right after, so that a power failure cannot leave a partial file under a
+    final name (a killed process never can, durable or not).
+    """
+
+    def __init__(self, path: str, durable: bool = False) -> None:
         self.path = path
+        self.durable = durable
 
     def __str__(self) -> str:
         return self.path
@@ -136,8 +142,13 @@ class Folder:
         return os.path.join(self.path, f".{name}.tmp-{os.getpid()}")
 
     def publish(self, temp: str, name: str) -> None:
-        """Give a complete temporary file its final name, in one step."""
+        """Give a complete temporary file its final name, in one step (when durable: its
+        bytes reach the disk before the name does, and the name before this returns)."""
+        if self.durable:
+            fsync(temp)
         os.replace(temp, self.join(name))
+        if self.durable:
+            fsync(self.path, directory=True)
 
     def size(self, name: str) -> int:
         return os.path.getsize(self.join(name))
@@ -252,9 +263,25 @@ class RemoteFolder(Folder):
         shutil.rmtree(self._local, ignore_errors=True)
 
 
-def folder(path: str) -> Folder:
-    """The output folder for a local path or a URL."""
-    return RemoteFolder(path) if is_url(path) else Folder(path)
+def folder(path: str, durable: bool = False) -> Folder:
+    """The output folder for a local path or a URL (an object store's uploads are
+    durable once complete, so ``durable`` concerns local folders)."""
+    return RemoteFolder(path) if is_url(path) else Folder(path, durable)
+
+
+def fsync(path: str, directory: bool = False) -> None:
+    """Flush a file (or a directory's entries) to the disk.
+
+    A directory cannot be opened where the system has no ``O_DIRECTORY`` (Windows); its
+    entries are then left to the file system.
+    """
+    if directory and not hasattr(os, "O_DIRECTORY"):
+        return
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def remove_quietly(path: str) -> None:

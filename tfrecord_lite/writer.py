@@ -303,6 +303,7 @@ def write_dataset(
     validation: str = "strict",
     root: str | os.PathLike[str] | None = None,
     resume: bool = False,
+    fsync: bool = False,
     progress: bool | Callable[[int, int], Any] = True,
 ) -> JobSummary:
     """Write ``dataset`` as ``num_shards`` TFRecord files; the engine behind ``create``.
@@ -317,6 +318,9 @@ def write_dataset(
             completed are kept (checked against its journal), the rest are written.
             With the same input and seed the output is byte-identical to an
             uninterrupted run; the seed of the interrupted run is reused when not given.
+        fsync: flush each shard, journal file and the manifest to the disk before it
+            gets its final name, so that not even a power failure leaves a partial file
+            under a final name (slower: the job waits for the disk).
         (the other arguments: see ``create``.)
     Returns:
         A JobSummary: counts, failures (copies of the items, each with
@@ -335,7 +339,7 @@ def write_dataset(
     comp = _compression.normalize(compression)
     options = ItemOptions(store_images, ImageOptions(quality, max_side, decode_check),
                           validation, None if root is None else os.fspath(root))
-    out = storage.folder(os.fspath(output_directory))
+    out = storage.folder(os.fspath(output_directory), durable=fsync)
     try:
         return _run_job(out, dataset, dataset_name, num_shards, num_threads, shuffle, seed,
                         comp, options, resume, progress)
@@ -554,7 +558,7 @@ def create(
         shuffle: write items in a seeded random order.
         store_images: store the image bytes (``image/encoded``).
         **options: ``seed``, ``compression``, ``quality``, ``max_side``,
-            ``decode_check``, ``validation``, ``root``, ``resume``, ``progress``
+            ``decode_check``, ``validation``, ``root``, ``resume``, ``fsync``, ``progress``
             (see ``write_dataset``).
     Returns:
         The items that failed, each a copy with an added ``error_msg``.
