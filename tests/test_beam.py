@@ -209,6 +209,20 @@ def test_duplicate_ids_fail_as_in_create_and_the_kept_one_does_not_depend_on_ord
     assert unchecked.written == 4
 
 
+def test_converters_run_on_beam(tmp_path: Path, image_file: Any) -> None:
+    root = tmp_path / "flowers"
+    for i, kind in enumerate(("jpeg-rgb", "png-rgb", "jpeg-gray")):
+        (root / ("tulip" if i else "daisy")).mkdir(parents=True, exist_ok=True)
+        (root / ("tulip" if i else "daisy") / f"{i}.img").write_bytes(make_image_bytes(kind))
+    for runner in ("local", "beam"):
+        assert main(["from-folder", str(root), "--prefix", "f", "--output_dir",
+                     str(tmp_path / runner), "--shards", "1", "--runner", runner, "-q"]) == 0
+    assert (_records_by_id(tmp_path / "beam", "f", 1)
+            == _records_by_id(tmp_path / "local", "f", 1))
+    assert (tmp_path / "beam" / "label_map.json").read_text() == (
+        tmp_path / "local" / "label_map.json").read_text()
+
+
 def test_transform_in_a_users_pipeline(tmp_path: Path, image_file: Any) -> None:
     import apache_beam as beam
 

@@ -208,3 +208,9 @@ def test_runner_beam_without_beam_installed_exit_2(tmp_path: Path, image_file: A
     assert main(["--dataset_path", dataset, "--prefix", "t", "--output_dir", str(out),
                  "--beam-options=--runner=DirectRunner", "-q"]) == 2
     assert "--beam-options goes with --runner beam" in capsys.readouterr().err
+    folder = Path(dataset).parent / "images"
+    (folder / "cats").mkdir(parents=True)
+    (folder / "cats" / "a.jpg").write_bytes(Path(image_file("jpeg-rgb")).read_bytes())
+    assert main(["from-folder", str(folder), "--prefix", "t", "--output_dir", str(out),
+                 "--runner", "beam", "-q"]) == 2  # the converters take --runner too
+    assert "pip install 'tfrecord-lite-writer[beam]'" in capsys.readouterr().err

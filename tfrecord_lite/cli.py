@@ -65,6 +65,10 @@ def _add_create(sub: Any) -> None:
     io.add_argument("--dataset_path", "--dataset-path", required=True, metavar="FILE",
                     help="JSON file holding a list of item dicts (.jsonl: one item per line)")
     _add_output_options(p, io)
+    _add_runner_options(p)
+
+
+def _add_runner_options(p: Any) -> None:
     beam = p.add_argument_group("Apache Beam (pip install 'tfrecord-lite-writer[beam]')")
     beam.add_argument("--runner", choices=("local", "beam"), default="local",
                       help="local: threads in this process (default); beam: an Apache Beam "
@@ -187,6 +191,7 @@ def _converter_options(p: Any) -> None:
     for action in io._group_actions:
         if action.dest in ("prefix", "output_dir"):
             action.required = False
+    _add_runner_options(p)
 
 
 def _add_readers(sub: Any) -> None:
