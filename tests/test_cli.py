@@ -188,6 +188,10 @@ def test_urls_without_fsspec_are_a_clear_error(tmp_path: Path, image_file: Any,
     failures = json.loads((tmp_path / "out" / "u-failures.json").read_text())
     assert [f["id"] for f in failures] == ["remote"]
     assert "URLs need fsspec" in failures[0]["error_msg"]
+    from tfrecord_lite import write_dataset
+
+    summary = write_dataset(items, "v", tmp_path / "out", 1, 1, progress=False)
+    assert summary.failed_by_reason == {"unreadable": 1}
 
 
 def test_runner_beam_without_beam_installed_exit_2(tmp_path: Path, image_file: Any,

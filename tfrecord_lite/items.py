@@ -81,6 +81,8 @@ def resolve_path(filename: str, root: str | None) -> str:
 def _read_url(path: str, limit: int) -> bytes:
     try:
         return storage.read_bytes(path, limit)
+    except storage.StorageError as exc:  # fsspec, or the package for the scheme, missing
+        raise ImageError(f"{path}: cannot read: {exc}", "unreadable") from exc
     except FileNotFoundError as exc:
         raise ImageError(f"{path}: file not found", "missing") from exc
     except OSError as exc:
