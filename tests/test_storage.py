@@ -260,3 +260,19 @@ def test_reading_shards_at_urls(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "no such file: " in capsys.readouterr().err
     assert main(["index", shards[1]]) == 2
     assert "needs local files" in capsys.readouterr().err
+
+
+def test_expand_patterns(tmp_path: Path) -> None:
+    from tfrecord_lite.storage import expand
+
+    for name in ("a-1", "a-2", "b-1", "odd[1]"):
+        (tmp_path / name).write_bytes(b"")
+    local = str(tmp_path)
+    assert expand([f"{local}/a-*"]) == [f"{local}/a-1", f"{local}/a-2"]
+    assert expand([f"{local}/odd[1]"]) == [f"{local}/odd[1]"]  # the file with that name
+    assert expand([f"{local}/z-*", f"{local}/b-1"]) == [f"{local}/z-*", f"{local}/b-1"]
+    fs = fsspec.filesystem("memory")
+    for name in ("a-1", "a-2", "b-1"):
+        fs.pipe_file(f"/expand/{name}", b"x")
+    assert expand(["memory://expand/a-*"]) == ["memory:///expand/a-1", "memory:///expand/a-2"]
+    assert expand(["memory://expand/z*"]) == ["memory://expand/z*"]

@@ -460,7 +460,7 @@ def _run_show(args: argparse.Namespace) -> int:
 def _run_index(args: argparse.Namespace) -> int:
     from .reader import write_index
 
-    for path in args.files:
+    for path in storage.expand(args.files):
         if storage.is_url(path):
             raise UsageError(f"{path}: index writes FILE.idx beside each file, so it needs "
                              "local files (copy the shards first)")

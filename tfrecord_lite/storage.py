@@ -84,13 +84,19 @@ def split(path: str) -> tuple[str, str]:
 
 
 def expand(paths: list[str]) -> list[str]:
-    """The paths, with each URL holding a wildcard (``*``, ``?``, ``[``) replaced by the
-    URLs it matches, sorted. Local paths are left to the shell."""
+    """The paths, with each pattern (``*``, ``?``, ``[``) replaced by the files it matches,
+    sorted: URLs always (no shell expands them), local paths when no file has the very
+    name (a quoted pattern, or a shell that does not expand). A pattern that matches
+    nothing is kept, so that the error names it."""
     out: list[str] = []
     for path in paths:
-        if is_url(path) and any(c in path for c in "*?["):
+        if not any(c in path for c in "*?["):
+            out.append(path)
+        elif is_url(path):
             fs, inner = filesystem(path)
             out += [fs.unstrip_protocol(m) for m in sorted(fs.glob(inner))] or [path]
+        elif not os.path.exists(path):
+            out += sorted(glob.glob(path)) or [path]
         else:
             out.append(path)
     return out
