@@ -94,26 +94,27 @@ class _InflateReader(io.RawIOBase):
             super().close()
 
 
-def _open_url(path: PathLike) -> IO[bytes] | None:
-    """A URL opened for reading (through fsspec); None for a local path."""
+def _open_read(path: PathLike, buffering: int = -1) -> IO[bytes]:
+    """A local file, or a URL (through fsspec), opened for reading bytes."""
     from . import storage  # storage imports this module
 
     name = os.fspath(path)
-    return storage.open_read(name) if storage.is_url(name) else None
+    if storage.is_url(name):
+        return storage.open_read(name)
+    return open(name, "rb", buffering=buffering)  # noqa: SIM115
 
 
 def _open_plain(path: PathLike, mode: str) -> IO[bytes]:
     # Writing: a raw io.FileIO; the record framer batches small records itself and
     # hands large ones straight to the kernel.
-    remote = _open_url(path) if mode == "r" else None
-    if remote is not None:
-        return remote
-    return open(path, mode + "b", buffering=0 if mode == "w" else _BUFFER)  # noqa: SIM115
+    if mode == "r":
+        return _open_read(path, _BUFFER)
+    return open(path, "wb", buffering=0)  # noqa: SIM115
 
 
 def _deflate_opener(name: str) -> Callable[[PathLike, str], IO[bytes]]:
     def opener(path: PathLike, mode: str) -> IO[bytes]:
-        raw = (_open_url(path) if mode == "r" else None) or open(path, mode + "b")  # noqa: SIM115
+        raw = _open_read(path) if mode == "r" else open(path, "wb")  # noqa: SIM115
         if mode == "w":
             return cast(IO[bytes], io.BufferedWriter(
                 _DeflateWriter(raw, _WBITS[name], COMPRESSION_LEVEL), _BUFFER))
@@ -147,7 +148,7 @@ def detect(path: PathLike) -> str:
     A plain TFRecord starts with a header whose CRC matches (checked first, so a
     record length that happens to look like a zlib header is not mistaken for one).
     """
-    with _open_url(path) or open(path, "rb") as f:
+    with _open_read(path) as f:
         head = f.read(1024)
     if len(head) >= 12 and _CRC.unpack_from(head, 8)[0] == mask(crc32c(head[:8])):
         return "none"
@@ -171,7 +172,7 @@ def open_file(path: PathLike, mode: str = "r", compression: Compression = None) 
 
 def file_sha256(path: PathLike) -> str:
     """The sha256 of a file's bytes as stored (compressed or not), read in 1 MiB pieces."""
-    with _open_url(path) or open(path, "rb") as f:
+    with _open_read(path) as f:
         return stream_sha256(f)
 
 
