@@ -72,6 +72,9 @@ from .writer import (
     TFRecordWriter,
     check_job_arguments,
     failure_copy,
+    finish_shard,
+    manifest_options,
+    write_error,
 )
 
 logger = logging.getLogger(__name__)
@@ -91,20 +94,18 @@ def _write_shard(plan: _Plan, name: str, records: Iterable[bytes]) -> tuple[int,
     # speculative execution); both write identical bytes and the last one published wins.
     temp = f"{out.temp_path(name)}-{uuid.uuid4().hex}"
     try:
-        out.makedirs()
-        with TFRecordWriter(temp, plan.compression) as writer:
-            for data in records:
-                writer.write(data)
-        size = os.path.getsize(temp)
-        sha256 = _compression.file_sha256(temp)
-        out.publish(temp, name)
-    except OSError as exc:
-        raise WriteError(f"cannot write shard {out.location(name)}: {exc.strerror or exc}; "
-                         "no partial shard was left under a final name") from exc
+        try:
+            out.makedirs()
+            with TFRecordWriter(temp, plan.compression) as writer:
+                for data in records:
+                    writer.write(data)
+            size = os.path.getsize(temp)
+        except OSError as exc:
+            storage.remove_quietly(temp)
+            raise write_error(f"shard {out.location(name)}", exc) from exc
+        return size, finish_shard(out, temp, name)  # hashed, then published
     finally:
-        storage.remove_quietly(temp)
         out.close()
-    return size, sha256
 
 
 def _write_small_files(directory: str, files: dict[str, bytes]) -> None:
@@ -144,12 +145,7 @@ class _Plan:
 
     def options(self) -> dict[str, Any]:
         """The manifest's ``options``, as ``create()`` records them."""
-        image = self.item_options.image
-        return {"shuffle": self.shuffle, "seed": self.seed if self.shuffle else None,
-                "store_images": self.item_options.store_images,
-                "compression": self.compression, "quality": image.quality,
-                "max_side": image.max_side, "decode_check": image.decode_check,
-                "validation": self.item_options.validation, "root": self.item_options.root}
+        return manifest_options(self.shuffle, self.seed, self.compression, self.item_options)
 
     def place(self, item: Any) -> tuple[int, SortKey]:
         """The shard of an item and its sort key within the shard."""

@@ -242,10 +242,9 @@ def _write_failures(output_dir: str, prefix: str, failures: list[dict[str, Any]]
                     durable: bool = False) -> str:
     """Write ``{prefix}-failures.json`` whole; returns where it is."""
     from .dataset import json_default
-    from .storage import folder
     from .writer import FAILURES_SUFFIX
 
-    out = folder(output_dir, durable)
+    out = storage.folder(output_dir, durable)
     name = prefix + FAILURES_SUFFIX
     try:
         out.write(name, (json.dumps(failures, indent=2, default=json_default) + "\n").encode())
@@ -316,14 +315,14 @@ def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
 
     if args.validate_only:
         return _validate_only(args, dataset)
-    if getattr(args, "runner", "local") == "beam":
+    if args.runner == "beam":
         if args.resume:
             raise UsageError("--resume is for the local runner (a Beam pipeline is retried "
                              "by its runner)")
         if args.fsync:
             raise UsageError("--fsync is for the local runner")
         summary = _run_beam(args, dataset)
-    elif getattr(args, "beam_options", None) is not None:
+    elif args.beam_options is not None:
         raise UsageError("--beam-options goes with --runner beam")
     else:
         summary = write_dataset(
@@ -334,7 +333,7 @@ def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
             resume=args.resume, fsync=args.fsync, progress=not args.quiet,
         )
     failures_path = _write_failures(args.output_dir, args.prefix, summary.failures,
-                                    getattr(args, "fsync", False))
+                                    args.fsync)
     if summary.warnings and not args.quiet:
         print(f"{len(summary.warnings)} items were written with warnings (lenient "
               "validation):", file=sys.stderr)
@@ -498,9 +497,8 @@ def _make_converter(args: argparse.Namespace) -> Any:
 
 def _write_label_maps(output_dir: str, labels: list[str], offset: int) -> None:
     from .converters import label_map_json, label_map_pbtxt
-    from .storage import folder
 
-    out = folder(output_dir)
+    out = storage.folder(output_dir)
     try:
         out.makedirs()
         text = json.dumps(label_map_json(labels, offset), indent=1) + "\n"

@@ -96,12 +96,9 @@ class _InflateReader(io.RawIOBase):
 
 def _open_read(path: PathLike, buffering: int = -1) -> IO[bytes]:
     """A local file, or a URL (through fsspec), opened for reading bytes."""
-    from . import storage  # storage imports this module
+    from .storage import open_read  # storage imports this module
 
-    name = os.fspath(path)
-    if storage.is_url(name):
-        return storage.open_read(name)
-    return open(name, "rb", buffering=buffering)  # noqa: SIM115
+    return open_read(os.fspath(path), buffering)
 
 
 def _open_plain(path: PathLike, mode: str) -> IO[bytes]:

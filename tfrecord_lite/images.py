@@ -46,10 +46,11 @@ else:
     _wuffs_config.pixel_format = PixelFormat.BGRA_NONPREMUL
     _wuffs_config.quirks = {ImageDecoderQuirks.IGNORE_CHECKSUM: 0}
 
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # Magic bytes -> format name, checked in order.
 MAGIC: tuple[tuple[bytes, int, str], ...] = (
     (b"\xff\xd8\xff", 0, "JPEG"),
-    (b"\x89PNG\r\n\x1a\n", 0, "PNG"),
+    (_PNG_MAGIC, 0, "PNG"),
     (b"GIF87a", 0, "GIF"),
     (b"GIF89a", 0, "GIF"),
     (b"BM", 0, "BMP"),
@@ -62,7 +63,6 @@ _PASSTHROUGH_SOF = {0xC0, 0xC1, 0xC2}
 _ALL_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _NO_LENGTH = {0x01, 0xD0, 0xD1, 0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8}
 _U16 = struct.Struct(">H")
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _PNG_IHDR = struct.Struct(">IIBBBBB")
 _PNG_CHUNK = struct.Struct(">I4s")
 _FAST_PNG_MAX_PIXELS = 1 << 24  # larger PNGs go to Pillow: memory matters more than speed

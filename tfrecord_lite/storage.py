@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from typing import IO, Any
 
-from .compression import file_sha256, stream_sha256
+from .compression import file_sha256
 from .errors import TFRecordLiteError
 
 
@@ -51,10 +51,10 @@ def filesystem(url: str) -> tuple[Any, str]:
         raise StorageError(f"{url}: {exc}") from exc
 
 
-def open_read(path: str) -> IO[bytes]:
-    """Open a local path or a URL for reading bytes."""
+def open_read(path: str, buffering: int = -1) -> IO[bytes]:
+    """Open a local path (with this buffer size) or a URL for reading bytes."""
     if not is_url(path):
-        return open(path, "rb")
+        return open(path, "rb", buffering=buffering)
     fs, inner = filesystem(path)
     return fs.open(inner, "rb")
 
@@ -157,10 +157,10 @@ class Folder:
             fsync(self.path, directory=True)
 
     def size(self, name: str) -> int:
-        return os.path.getsize(self.join(name))
+        return size(self.location(name))
 
     def sha256(self, name: str) -> str:
-        return file_sha256(self.join(name))
+        return file_sha256(self.location(name))
 
     def read(self, name: str) -> bytes | None:
         """A file's bytes; None when there is no such file."""
@@ -230,13 +230,6 @@ class RemoteFolder(Folder):
     def publish(self, temp: str, name: str) -> None:
         self.fs.put_file(temp, self.join(name))
         remove_quietly(temp)
-
-    def size(self, name: str) -> int:
-        return int(self.fs.size(self.join(name)))
-
-    def sha256(self, name: str) -> str:
-        with self.fs.open(self.join(name), "rb") as f:
-            return stream_sha256(f)
 
     def read(self, name: str) -> bytes | None:
         try:

@@ -169,18 +169,18 @@ def _temp_patterns(name: str) -> list[str]:
             *journal.temp_patterns(glob.escape(name))]
 
 
-def _finish_shard(out: storage.Folder, temp: str, name: str) -> str:
+def finish_shard(out: storage.Folder, temp: str, name: str) -> str:
     """Hash a complete temporary shard and give it its final name; returns the sha256."""
     try:
         digest = _compression.file_sha256(temp)
         out.publish(temp, name)
     except OSError as exc:
         storage.remove_quietly(temp)
-        raise _write_error(f"shard {out.location(name)}", exc) from exc
+        raise write_error(f"shard {out.location(name)}", exc) from exc
     return digest
 
 
-def _write_error(what: str, exc: OSError) -> WriteError:
+def write_error(what: str, exc: OSError) -> WriteError:
     full = " (disk full?)" if exc.errno == errno.ENOSPC else ""
     return WriteError(f"cannot write {what}: {exc.strerror or exc}{full}; "
                       "no partial shard was left under a final name")
@@ -273,6 +273,17 @@ def _encode_task(try_encode: Callable[..., Any], options: Any,
     return (item, *try_encode(item, options, duplicate))
 
 
+def manifest_options(shuffle: bool, seed: int | None, compression: str | None,
+                     options: Any) -> dict[str, Any]:
+    """The job's ``options`` as the manifest (and the resume journal) records them."""
+    image = options.image
+    return {"shuffle": shuffle, "seed": seed if shuffle else None,
+            "store_images": options.store_images, "compression": compression,
+            "quality": image.quality, "max_side": image.max_side,
+            "decode_check": image.decode_check, "validation": options.validation,
+            "root": options.root}
+
+
 def check_job_arguments(dataset_name: str, num_shards: int, quality: int,
                         max_side: int | None) -> None:
     """Raise ValueError for an argument of a sharded job that is out of range."""
@@ -356,7 +367,7 @@ def _run_job(out: storage.Folder, dataset: Iterable[Any], dataset_name: str, num
     try:
         previous, completed = journal.read(out, dataset_name) if resume else (None, {})
     except OSError as exc:
-        raise _write_error(f"the job journal in {out}", exc) from exc
+        raise write_error(f"the job journal in {out}", exc) from exc
     if resume and previous is None:
         logger.info("no interrupted run of %s to resume in %s; writing every shard",
                     dataset_name, out)
@@ -364,13 +375,7 @@ def _run_job(out: storage.Folder, dataset: Iterable[Any], dataset_name: str, num
         seed = previous.get("options", {}).get("seed")
     if shuffle and seed is None:
         seed = sharding.new_seed()
-    image = options.image
-    job_options = {
-        "shuffle": shuffle, "seed": seed if shuffle else None,
-        "store_images": options.store_images, "compression": comp, "quality": image.quality,
-        "max_side": image.max_side, "decode_check": image.decode_check,
-        "validation": options.validation, "root": options.root,
-    }
+    job_options = manifest_options(shuffle, seed, comp, options)
     source = _Input(dataset, shuffle, seed, options.validation != "off")
     this_run = journal.header(dataset_name, num_shards, source.total, job_options)
     try:
@@ -388,7 +393,7 @@ def _run_job(out: storage.Folder, dataset: Iterable[Any], dataset_name: str, num
             completed = {}
         journal.start(out, dataset_name, this_run, set(completed))
     except OSError as exc:
-        raise _write_error(f"the job journal in {out}", exc) from exc
+        raise write_error(f"the job journal in {out}", exc) from exc
 
     summary = JobSummary(dataset_name, str(out), source.total, options=job_options,
                          resumed_shards=len(completed))
@@ -462,7 +467,7 @@ def _run_job(out: storage.Folder, dataset: Iterable[Any], dataset_name: str, num
                         bar.update(1)
                 size = os.path.getsize(tmp)
             except OSError as exc:
-                raise _write_error(f"shard {out.location(name)}", exc) from exc
+                raise write_error(f"shard {out.location(name)}", exc) from exc
             reasons.update(f[1] for f in failed)
             summary.warnings += warned
             info = ShardInfo(name, records, size, "")
@@ -472,7 +477,7 @@ def _run_job(out: storage.Folder, dataset: Iterable[Any], dataset_name: str, num
             entry = {"shard": index, "file": name, "records": records, "bytes": size,
                      "items": fingerprint.hexdigest(), "failures": failed, "warnings": warned}
             pending.append(_Finishing(info, entry, tmp,
-                                      pool.submit(_finish_shard, out, tmp, name)))
+                                      pool.submit(finish_shard, out, tmp, name)))
             tmp = None
             record_finished(wait=False)
         record_finished(wait=True)
@@ -484,7 +489,7 @@ def _run_job(out: storage.Folder, dataset: Iterable[Any], dataset_name: str, num
     except WriteError:
         raise
     except OSError as exc:
-        raise _write_error(f"in {out}", exc) from exc
+        raise write_error(f"in {out}", exc) from exc
     finally:
         bar.close()
         if tmp is not None:
