@@ -3,12 +3,14 @@ and write failures (disk full, permission denied, read-only file system)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import struct
 import subprocess
 import sys
+import threading
 import zlib
 from pathlib import Path
 from typing import Any
@@ -18,9 +20,10 @@ import pytest
 from tfrecord_lite import ImageError, WriteError, read_records, write_dataset
 from tfrecord_lite import compression as _compression
 from tfrecord_lite.cli import main
+from tfrecord_lite.example import decode_example
 from tfrecord_lite.items import ItemOptions, encode_item
 
-from conftest import ROOT, detection_item, make_image_bytes
+from conftest import DEMO, ROOT, detection_item, make_image_bytes
 
 
 def _png(width: int, height: int, pixel_rows: bytes) -> bytes:
@@ -78,6 +81,38 @@ def test_oversized_file_fails_unread(tmp_path: Path) -> None:
     path.write_bytes(make_image_bytes("jpeg-rgb"))
     with pytest.raises(ImageError, match="larger than the limit of 100 bytes") as info:
         encode_item(detection_item(str(path), 1), ItemOptions(max_file_bytes=100))
+    assert info.value.reason == "too large"
+
+
+def _fifo(tmp_path: Path, data: bytes) -> tuple[Path, threading.Thread]:
+    """A named pipe fed ``data`` in small pieces by a thread: a file of no known size."""
+    path = tmp_path / "pipe.jpg"
+    os.mkfifo(path)
+
+    def feed() -> None:
+        with open(path, "wb", buffering=0) as f, contextlib.suppress(BrokenPipeError):
+            for at in range(0, len(data), 1000):
+                f.write(data[at:at + 1000])
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    return path, feeder
+
+
+def test_an_image_from_a_pipe_is_read_whole(tmp_path: Path) -> None:
+    data = (DEMO / "images" / "rocket.jpg").read_bytes()
+    path, feeder = _fifo(tmp_path, data)
+    record = encode_item(detection_item(str(path), 1))
+    feeder.join()
+    assert decode_example(record)["encoded"] == data
+
+
+def test_a_pipe_beyond_the_size_limit_fails(tmp_path: Path) -> None:
+    data = (DEMO / "images" / "rocket.jpg").read_bytes()
+    path, feeder = _fifo(tmp_path, data)
+    with pytest.raises(ImageError, match="larger than the limit of 20,000 bytes") as info:
+        encode_item(detection_item(str(path), 1), ItemOptions(max_file_bytes=20_000))
+    feeder.join()  # the reader gave up: the feeder's next write found the pipe closed
     assert info.value.reason == "too large"
 
 

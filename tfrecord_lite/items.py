@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -102,21 +103,23 @@ def _read_file(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
     except OSError as exc:
         raise ImageError(f"{path}: cannot read: {exc.strerror or exc}", "unreadable") from exc
     try:
-        size = os.fstat(fd).st_size
+        st = os.fstat(fd)
+        size = st.st_size
         if size > limit:
             raise ImageError(f"{path}: {size:,} bytes is larger than the limit of {limit:,} "
                              "bytes for an image file", "too large")
-        chunks = []
-        while True:  # one read for a regular file; more if it grows or is a pipe
-            chunk = os.read(fd, max(size, 1 << 16))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size = 1 << 20
-            if len(chunks) > 1 and sum(map(len, chunks)) > limit:
+        chunk = os.read(fd, size + 1)
+        if len(chunk) <= size and stat.S_ISREG(st.st_mode):
+            return chunk  # a regular file's short read is its end: the whole file
+        chunks, total = [chunk], len(chunk)
+        while chunk:  # it grew while being read, or it is not a regular file
+            if total > limit:
                 raise ImageError(f"{path}: larger than the limit of {limit:,} bytes for an "
                                  "image file", "too large")
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            chunk = os.read(fd, 1 << 20)
+            chunks.append(chunk)
+            total += len(chunk)
+        return b"".join(chunks)
     except IsADirectoryError as exc:
         raise ImageError(f"{path}: is a directory, not an image file", "unreadable") from exc
     except OSError as exc:
