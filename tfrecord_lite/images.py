@@ -203,7 +203,7 @@ def _png_has_trns(data: bytes) -> bool:
     return False
 
 
-def _decode_png_fast(data: bytes, where: str) -> Any:
+def _decode_png_fast(data: bytes) -> Any:
     """An 8-bit RGB(A) PNG decoded by Wuffs, as an RGB image; None to leave it to Pillow.
 
     Chunk CRCs and the zlib checksum are verified (Wuffs skips them unless asked); a
@@ -215,9 +215,11 @@ def _decode_png_fast(data: bytes, where: str) -> Any:
     width, height, depth, color_type, _, _, interlace = _PNG_IHDR.unpack_from(data, 16)
     if depth != 8 or color_type not in (2, 6) or interlace or _png_has_trns(data):
         return None
-    _check_pixels(width, height, where)
-    if width * height > _FAST_PNG_MAX_PIXELS:
-        return None  # its 4-byte pixels and Pillow's copy would both be held at once
+    # Large ones: their 4-byte pixels and Pillow's copy would both be held at once.
+    # Beyond the bomb limit, or a damaged size: Pillow refuses them from the header.
+    limit = min(_FAST_PNG_MAX_PIXELS, Image.MAX_IMAGE_PIXELS or _FAST_PNG_MAX_PIXELS)
+    if not 0 < width * height <= limit:
+        return None
     result = ImageDecoder(_wuffs_config).decode(data)
     pixels = result.pixbuf
     if result.error_message or pixels.shape != (height, width, 4):
@@ -290,7 +292,7 @@ def prepare(data: bytes, options: ImageOptions = ImageOptions(),
         _load(im, where)
         return _encode_jpeg(_to_rgb(im).resize(target, Image.Resampling.LANCZOS), options.quality)
 
-    rgb = _decode_png_fast(data, where)
+    rgb = _decode_png_fast(data)
     if rgb is not None:
         target = _fit(rgb.width, rgb.height, options.max_side)
     else:
