@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import random
+import re
 import zlib
 
 import numpy as np
@@ -183,8 +184,8 @@ def _prepare_both(data: bytes, monkeypatch: pytest.MonkeyPatch,
     return outcomes[0], outcomes[1]
 
 
-# As imported: the tests switch it off and on.
-_WUFFS = images._wuffs_config
+# As imported: the tests switch these off and on.
+_WUFFS, _SIMPLEJPEG = images._wuffs_config, images.simplejpeg
 needs_wuffs = pytest.mark.skipif(_WUFFS is None, reason="pywuffs not installed")
 
 
@@ -266,3 +267,86 @@ def test_very_large_pngs_are_left_to_pillow(monkeypatch: pytest.MonkeyPatch) -> 
     assert images._decode_png_fast(data) is not None
     monkeypatch.setattr(images, "_FAST_PNG_MAX_PIXELS", 64 * 48 - 1)
     assert images._decode_png_fast(data) is None
+
+
+needs_simplejpeg = pytest.mark.skipif(_SIMPLEJPEG is None, reason="simplejpeg not installed")
+
+
+def _jpeg_bases() -> list[bytes]:
+    photo = (DEMO / "images" / "rocket.jpg").read_bytes()
+    im = Image.open(io.BytesIO(photo))
+    return [photo, make_image_bytes("jpeg-rgb"), make_image_bytes("jpeg-progressive"),
+            encode(im, "JPEG", quality=60, progressive=True),
+            encode(im.resize((37, 29)), "JPEG", quality=95, subsampling=0),
+            encode(im.resize((5, 3)), "JPEG")]
+
+
+def _damage(rng: random.Random, base: bytes) -> bytes:
+    data = bytearray(base)
+    kind = rng.choice(("flip", "flip", "header", "cut", "insert", "delete"))
+    if kind == "flip":
+        for _ in range(rng.randint(1, 3)):
+            data[rng.randrange(2, len(data))] = rng.randrange(256)
+    elif kind == "header":  # the markers before the scan data
+        data[rng.randrange(2, min(len(data), 700))] = rng.randrange(256)
+    elif kind == "cut":
+        del data[rng.randrange(2, len(data)):]
+    elif kind == "insert":
+        at = rng.randrange(2, len(data))
+        data[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+    else:
+        at = rng.randrange(2, len(data))
+        del data[at:at + rng.randint(1, 8)]
+    return bytes(data)
+
+
+def _check_both(data: bytes, monkeypatch: pytest.MonkeyPatch) -> tuple[object, object]:
+    """prepare() with simplejpeg, then with Pillow alone: the stored bytes or the error."""
+    outcomes: list[object] = []
+    for module in (_SIMPLEJPEG, None):
+        monkeypatch.setattr(images, "simplejpeg", module)
+        try:
+            outcomes.append(prepare(data).data)
+        except ImageError as exc:
+            outcomes.append((exc.reason, re.sub(r" at 0x[0-9a-f]+", "", str(exc))))
+    return outcomes[0], outcomes[1]
+
+
+@needs_simplejpeg
+@pytest.mark.parametrize("index", range(6))
+def test_fast_jpeg_check_passes_good_jpegs(index: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _jpeg_bases()[index]
+    info = jpeg_info(data)
+    assert info is not None and images.decodes_fast(data, info)
+    assert _check_both(data, monkeypatch) == (data, data)
+
+
+@needs_simplejpeg
+def test_fast_jpeg_check_leaves_a_cut_file_to_pillow(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _jpeg_bases()[0]
+    cut = data[:len(data) // 2]
+    info = jpeg_info(cut)
+    assert info is not None and not images.decodes_fast(cut, info)
+    fast, pillow = _check_both(cut, monkeypatch)
+    assert fast == pillow and isinstance(fast, tuple) and fast[0] == "truncated"
+
+
+@needs_simplejpeg
+def test_damaged_jpegs_get_the_same_verdict_with_and_without_simplejpeg(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # simplejpeg refuses on any libjpeg warning, Pillow ignores some of them; what the
+    # fast check passes must be what Pillow passes, and the rest is Pillow's call.
+    rng = random.Random(5)
+    bases = _jpeg_bases()
+    seen = set()
+    for _ in range(600):
+        data = _damage(rng, rng.choice(bases))
+        info = jpeg_info(data) if data[:3] == b"\xff\xd8\xff" else None
+        fast_ok = info is not None and images.decodes_fast(data, info)
+        fast, pillow = _check_both(data, monkeypatch)
+        assert fast == pillow
+        if fast_ok:
+            assert fast == data  # passed by the fast check: stored as is
+        seen.add((fast_ok, isinstance(pillow, bytes)))
+    # Seen: damage the fast check passes, damage only Pillow passes, damage that fails.
+    assert seen == {(True, True), (False, True), (False, False)}

@@ -11,6 +11,13 @@ relative to the stored pixels. Pillow's decompression-bomb limit stays on, and i
 enforced from the header, before any pixel is decoded: an image with more pixels
 than ``PIL.Image.MAX_IMAGE_PIXELS`` fails its item (reason "too large").
 
+The decode check of a JPEG that is stored as is runs in libjpeg-turbo through the
+optional ``simplejpeg`` package when it is installed (``pip install
+tfrecord-lite-writer[jpeg]``): one call that lets other threads run, about 15% less
+work than going through Pillow. It is strict (any warning from libjpeg counts), so
+the few files it does not pass go to Pillow, which decides: the verdict is Pillow's
+either way.
+
 PNG photos are decoded with Wuffs when the optional ``pywuffs`` package is installed
 (``pip install tfrecord-lite-writer[png]``): about 2.5x faster than Pillow's decoder,
 and it lets other threads run while it works. Only 8-bit RGB and RGBA, non-interlaced
@@ -45,6 +52,11 @@ else:
     # Not premultiplied: the color of a transparent pixel is kept, as Pillow keeps it.
     _wuffs_config.pixel_format = PixelFormat.BGRA_NONPREMUL
     _wuffs_config.quirks = {ImageDecoderQuirks.IGNORE_CHECKSUM: 0}
+
+try:  # optional: the JPEG decode check without Pillow's Python layer (the [jpeg] extra)
+    import simplejpeg
+except ImportError:  # pragma: no cover - exercised where simplejpeg is not installed
+    simplejpeg = None
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # Magic bytes -> format name, checked in order.
@@ -190,6 +202,23 @@ def _load(im: Any, where: str) -> None:
         raise ImageError(f"{where}: {im.format} does not decode: {message}") from exc
 
 
+def decodes_fast(data: bytes, info: JpegInfo) -> bool:
+    """Whether libjpeg-turbo decodes the JPEG, at 1/8 scale, without a single warning.
+
+    False means "not proven here" (simplejpeg missing, or any complaint at all): the
+    caller asks Pillow, which ignores some of libjpeg's warnings. Every file this
+    accepts, Pillow accepts too (a test compares both on damaged files).
+    """
+    if simplejpeg is None:
+        return False
+    try:
+        simplejpeg.decode_jpeg(data, "GRAY", min_height=info.height // 8,
+                               min_width=info.width // 8, strict=True)
+    except Exception:  # noqa: BLE001 - ValueError mostly; any failure is Pillow's to judge
+        return False
+    return True
+
+
 def _png_has_trns(data: bytes) -> bool:
     """Whether a tRNS chunk comes before the image data (Wuffs blanks such pixels)."""
     pos = 8
@@ -275,7 +304,7 @@ def prepare(data: bytes, options: ImageOptions = ImageOptions(),
         _check_pixels(info.width, info.height, where)
         target = _fit(info.width, info.height, options.max_side)
         if target is None:
-            if options.decode_check:
+            if options.decode_check and not decodes_fast(data, info):
                 # Decoding at 1/8 scale, luma only, still reads every byte of every
                 # scan (so a cut or broken stream fails) at half the cost of a full decode.
                 im = _open(data, where)
