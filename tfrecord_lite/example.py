@@ -18,7 +18,7 @@ import numbers
 import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from google.protobuf.message import DecodeError
 
@@ -407,21 +407,131 @@ def _compile_plan(present: tuple[Any, ...], has_image: bool) -> list[_Step | byt
     return plan
 
 
+class _Slow(Exception):
+    """A fast step met a value only the general loop handles (or reports)."""
+
+
+# A fast step appends its key's entry to the body: (body, containers, image, copied).
+_FastStep = Callable[[list, tuple, Any, dict], None]
+
+
+def _fast_step(step: _Step, has_image: bool) -> _FastStep:
+    """One key of a shape's plan as a closure that handles the common values only.
+
+    Anything else (a value of another type, a missing required field, a bad value)
+    raises _Slow, and the item goes through the general loop, which writes the
+    same bytes or raises the error that names the item and the key.
+    """
+    key, prefix, field, where, name, source, image_index, is_list, is_copied = step
+    kind, default = field.kind, field.default
+    heads_get, cache = _heads.get, _entry_cache
+    cacheable = name not in _UNIQUE
+
+    def finish(body: list[bytes], copied: dict[str, bytes], payload: bytes) -> None:
+        body.append((heads_get((prefix, kind, len(payload)))
+                     or _entry_head(prefix, kind, len(payload))) + payload)
+        if is_copied:
+            copied[key] = payload
+
+    if where == -1:
+        assert source is not None
+
+        def copy(body: list[bytes], containers: tuple[Any, ...], image: Any,
+                 copied: dict[str, bytes]) -> None:
+            finish(body, copied, copied[source])
+        return copy
+    if where == -2:
+        def sha256(body: list[bytes], containers: tuple[Any, ...], image: Any,
+                   copied: dict[str, bytes]) -> None:
+            stored = image.encoded if image is not None else containers[0].get("encoded")
+            if stored is not None and type(stored) is not bytes:
+                raise _Slow
+            digest = hashlib.sha256(stored).hexdigest().encode() if stored is not None else b""
+            finish(body, copied, b"\x0a" + _varint(len(digest)) + digest)
+        return sha256
+    if image_index == 0 and has_image:
+        def encoded(body: list[bytes], containers: tuple[Any, ...], image: Any,
+                    copied: dict[str, bytes]) -> None:
+            value = image[0]
+            if value is None:  # the image is not stored
+                return
+            if type(value) is not bytes:
+                raise _Slow
+            body += (_bytes_entry_head(prefix, len(value)), value)  # no copy of the image
+        return encoded
+
+    def scalar(body: list[bytes], copied: dict[str, bytes], value: Any) -> None:
+        if type(value) not in _SCALAR_TYPES:
+            raise _Slow
+        if type(value) in _CACHEABLE and cacheable:  # defaults, small repeated scalars
+            ckey = (prefix, type(value), value)
+            cached = cache.get(ckey)
+            if cached is None:
+                if len(cache) > 20000:
+                    cache.clear()
+                payload = _payload(None, field, [value])
+                cached = cache[ckey] = (_entry(prefix, field, payload), payload)
+            body.append(cached[0])
+            if is_copied:
+                copied[key] = cached[1]
+            return
+        finish(body, copied, _payload(None, field, [value]))
+
+    if image_index > 0 and has_image:
+        def from_image(body: list[bytes], containers: tuple[Any, ...], image: Any,
+                       copied: dict[str, bytes]) -> None:
+            value = image[image_index]
+            if value is not None:  # None: the image is not stored
+                scalar(body, copied, value)
+        return from_image
+    if is_list:
+        def values(body: list[bytes], containers: tuple[Any, ...], image: Any,
+                   copied: dict[str, bytes]) -> None:
+            value = containers[where].get(name)
+            if type(value) is list:
+                finish(body, copied, _payload(None, field, value))
+            elif value is None:
+                finish(body, copied, b"")
+            else:
+                raise _Slow
+        return values
+
+    def single(body: list[bytes], containers: tuple[Any, ...], image: Any,
+               copied: dict[str, bytes]) -> None:
+        container = containers[where]
+        value = None if container is None else container.get(name)
+        if value is None:
+            if name == "encoded":
+                return
+            if name == "count":
+                value = _object_count(containers[0], containers[2], containers[3])
+            elif default is not None:
+                value = default
+            else:  # missing: the general loop names it
+                raise _Slow
+        scalar(body, copied, value)
+    return single
+
+
 # An item's shape: which keys each of its dicts has. Items of a dataset share a few.
-_shape_plans: dict[tuple[Any, ...], list[_Step | bytes]] = {}
+# Its plan, and the plan's steps as fast closures.
+_shape_plans: dict[tuple[Any, ...], tuple[list[_Step | bytes], list[_FastStep | bytes]]] = {}
 
 
-def _plan_for(containers: tuple[Any, ...], has_image: bool) -> list[_Step | bytes]:
+def _plan_for(containers: tuple[Any, ...], has_image: bool
+              ) -> tuple[list[_Step | bytes], list[_FastStep | bytes] | None]:
     for c in containers:
         if c is not None and type(c) is not dict:
-            return _PLAN  # type: ignore[return-value]  # another Mapping: key by key
+            return _PLAN, None  # type: ignore[return-value]  # another Mapping: key by key
     shape = (has_image, *[None if c is None else tuple(c) for c in containers])
-    plan = _shape_plans.get(shape)
-    if plan is None:
+    plans = _shape_plans.get(shape)
+    if plans is None:
         if len(_shape_plans) >= 1024:
             _shape_plans.clear()
-        plan = _shape_plans[shape] = _compile_plan(shape[1:], has_image)
-    return plan
+        plan = _compile_plan(shape[1:], has_image)
+        fast = [s if isinstance(s, bytes) else _fast_step(s, has_image) for s in plan]
+        plans = _shape_plans[shape] = plan, fast
+    return plans
 
 
 _SCALAR_TYPES = frozenset({str, int, float, bytes, bool})
@@ -497,12 +607,25 @@ def encode_example(item: Mapping[str, Any], image: ImageFields | None = None) ->
     bbox = _sub(item, obj, "bbox", "object")
     containers = (item, _sub(item, item, "class", "class"), obj, bbox,
                   _sub(item, obj, "parts", "object"))
+    plan, fast = _plan_for(containers, image is not None)
+    if fast is not None:
+        try:
+            body: list[bytes] = []
+            copied: dict[str, bytes] = {}
+            for run in fast:
+                if type(run) is bytes:
+                    body.append(run)
+                else:
+                    run(body, containers, image, copied)  # type: ignore[operator]
+            return b"".join([b"\x0a", _varint(sum(map(len, body))), *body])
+        except Exception:  # noqa: BLE001 - _Slow, or a bad value: the general loop
+            pass              # writes it or raises the error that names the key
     cache = _entry_cache
     heads_get = _heads.get
-    copied: dict[str, bytes] = {}
-    body: list[bytes] = []
+    copied = {}
+    body = []
     size = 0
-    for step in _plan_for(containers, image is not None):
+    for step in plan:
         if isinstance(step, bytes):  # the entries of keys this item's shape leaves at default
             body.append(step)
             size += len(step)
