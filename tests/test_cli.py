@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tfrecord_lite import __version__, read_records
+from tfrecord_lite import __version__, images, read_records
 from tfrecord_lite.cli import main
 
 from conftest import ROOT, detection_item
@@ -142,10 +142,18 @@ def test_jsonl_dataset(tmp_path: Path, image_file: Any) -> None:
                  str(tmp_path / "o"), "-q"]) == 0
 
 
-def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+def test_version(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     assert main(["--version"]) == 0
     out = capsys.readouterr().out
     assert __version__ in out and "CRC32C: google-crc32c (C)" in out
+    assert ("JPEG check: simplejpeg 1." in out) == (images.simplejpeg is not None)
+    assert ("PNG: Wuffs" in out) == (images._wuffs_config is not None)
+    monkeypatch.setattr(images, "simplejpeg", None)
+    monkeypatch.setattr(images, "_wuffs_config", None)
+    assert main(["--version"]) == 0
+    out = capsys.readouterr().out
+    assert "JPEG check: Pillow (the jpeg extra adds simplejpeg)" in out
+    assert "PNG: Pillow (the png extra adds Wuffs)" in out
 
 
 def test_help_lists_original_flags(capsys: pytest.CaptureFixture[str]) -> None:

@@ -139,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
                "create_tfrecords.py command line).",
     )
     parser.add_argument("--version", action="store_true",
-                        help="print the version and the CRC32C backend, then exit")
+                        help="print the version, the CRC32C backend and the image decoders, "
+                        "then exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_create(sub)
     _add_readers(sub)
@@ -567,8 +568,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     if args.version:
         from .crc32c import BACKEND
+        from .images import decoders
 
-        print(f"tfrecord-lite {__version__} (CRC32C: {BACKEND})")
+        print(f"tfrecord-lite {__version__} (CRC32C: {BACKEND}; {decoders()})")
         return EXIT_OK
     if args.command is None:
         parser.print_help()

@@ -118,6 +118,14 @@ class StoredImage:
     channels: int = 3
 
 
+def decoders() -> str:
+    """Which decoders this installation uses for the JPEG check and for PNG input."""
+    jpeg = (f"simplejpeg {getattr(simplejpeg, '__version__', '')}".rstrip()
+            if simplejpeg is not None else "Pillow (the jpeg extra adds simplejpeg)")
+    png = "Wuffs" if _wuffs_config is not None else "Pillow (the png extra adds Wuffs)"
+    return f"JPEG check: {jpeg}; PNG: {png}"
+
+
 def sniff(data: bytes) -> str | None:
     """The image format from the first bytes, or None."""
     for magic, offset, name in MAGIC:
