@@ -320,6 +320,25 @@ _entry_cache: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}  # -> (entry, payl
 _EMPTY: list[Any] = []
 
 
+def _cached(ckey: tuple[Any, ...], item: Any, prefix: bytes, field: Field,
+            values: list[Any]) -> tuple[bytes, bytes]:
+    """``(entry, payload)`` of defaults, empty lists and small repeated scalars,
+    serialized once."""
+    cached = _entry_cache.get(ckey)
+    if cached is None:
+        if len(_entry_cache) > 20000:
+            _entry_cache.clear()
+        payload = _payload(item, field, values)
+        cached = _entry_cache[ckey] = (_entry(prefix, field, payload), payload)
+    return cached
+
+
+def _sha256_payload(stored: bytes | None) -> bytes:
+    """The payload of image/key/sha256: the hex digest of the stored image, or empty."""
+    digest = hashlib.sha256(stored).hexdigest().encode() if stored is not None else b""
+    return b"\x0a" + _varint(len(digest)) + digest
+
+
 class _Step(NamedTuple):
     """One record key, in sorted order: where its value comes from and how it is written."""
 
@@ -424,7 +443,7 @@ def _fast_step(step: _Step, has_image: bool) -> _FastStep:
     """
     key, prefix, field, where, name, source, image_index, is_list, is_copied = step
     kind, default = field.kind, field.default
-    heads_get, cache = _heads.get, _entry_cache
+    heads_get, cache_get = _heads.get, _entry_cache.get
     cacheable = name not in _UNIQUE
 
     def finish(body: list[bytes], copied: dict[str, bytes], payload: bytes) -> None:
@@ -446,8 +465,7 @@ def _fast_step(step: _Step, has_image: bool) -> _FastStep:
             stored = image.encoded if image is not None else containers[0].get("encoded")
             if stored is not None and type(stored) is not bytes:
                 raise _Slow
-            digest = hashlib.sha256(stored).hexdigest().encode() if stored is not None else b""
-            finish(body, copied, b"\x0a" + _varint(len(digest)) + digest)
+            finish(body, copied, _sha256_payload(stored))
         return sha256
     if image_index == 0 and has_image:
         def encoded(body: list[bytes], containers: tuple[Any, ...], image: Any,
@@ -465,15 +483,10 @@ def _fast_step(step: _Step, has_image: bool) -> _FastStep:
             raise _Slow
         if type(value) in _CACHEABLE and cacheable:  # defaults, small repeated scalars
             ckey = (prefix, type(value), value)
-            cached = cache.get(ckey)
-            if cached is None:
-                if len(cache) > 20000:
-                    cache.clear()
-                payload = _payload(None, field, [value])
-                cached = cache[ckey] = (_entry(prefix, field, payload), payload)
-            body.append(cached[0])
+            entry, payload = cache_get(ckey) or _cached(ckey, None, prefix, field, [value])
+            body.append(entry)
             if is_copied:
-                copied[key] = cached[1]
+                copied[key] = payload
             return
         finish(body, copied, _payload(None, field, [value]))
 
@@ -620,7 +633,6 @@ def encode_example(item: Mapping[str, Any], image: ImageFields | None = None) ->
             return b"".join([b"\x0a", _varint(sum(map(len, body))), *body])
         except Exception:  # noqa: BLE001 - _Slow, or a bad value: the general loop
             pass              # writes it or raises the error that names the key
-    cache = _entry_cache
     heads_get = _heads.get
     copied = {}
     body = []
@@ -674,13 +686,7 @@ def encode_example(item: Mapping[str, Any], image: ImageFields | None = None) ->
                               and name not in _UNIQUE):
                 # Defaults, empty lists and small repeated scalars: serialized once.
                 ckey = (prefix, type(values[0]), values[0]) if values else (prefix,)
-                cached = cache.get(ckey)
-                if cached is None:
-                    if len(cache) > 20000:
-                        cache.clear()
-                    payload = _payload(item, field, values)
-                    cached = cache[ckey] = (_entry(prefix, field, payload), payload)
-                entry, payload = cached
+                entry, payload = _cached(ckey, item, prefix, field, values)
             else:
                 payload = _payload(item, field, values)
                 entry = (heads_get((prefix, field.kind, len(payload)))
@@ -692,8 +698,8 @@ def encode_example(item: Mapping[str, Any], image: ImageFields | None = None) ->
             entry = _entry(prefix, field, copied[source])
         else:
             stored = image.encoded if image is not None else item.get("encoded")
-            digest = hashlib.sha256(_as_bytes(stored)).hexdigest() if stored is not None else ""
-            entry = _entry(prefix, field, _payload(item, field, [digest]))
+            entry = _entry(prefix, field,
+                           _sha256_payload(None if stored is None else _as_bytes(stored)))
         body.append(entry)
         size += len(entry)
     return b"".join([b"\x0a", _varint(size), *body])

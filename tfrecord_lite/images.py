@@ -137,7 +137,10 @@ def sniff(data: bytes) -> str | None:
 
 
 def jpeg_info(data: bytes) -> JpegInfo | None:
-    """Parse a JPEG's markers up to its start-of-frame; None when none is found."""
+    """Parse a JPEG's markers up to its start-of-frame; None when not a JPEG or none
+    is found."""
+    if data[:3] != b"\xff\xd8\xff":
+        return None
     n = len(data)
     pos = 2
     adobe: int | None = None
@@ -227,6 +230,27 @@ def decodes_fast(data: bytes, info: JpegInfo) -> bool:
     return True
 
 
+def _draft_eighth_luma(im: Any) -> None:
+    """Have Pillow decode a JPEG at 1/8 scale, luma only (every scan is still read)."""
+    im.draft("L", (max(1, im.width // 8), max(1, im.height // 8)))
+
+
+def decoded_size(data: bytes) -> tuple[int, int]:
+    """Decode an image once (a JPEG at 1/8 scale, luma only); its full ``(width, height)``.
+
+    Raises whatever the decoder raises for a file that does not decode.
+    """
+    info = jpeg_info(data)
+    if info is not None and decodes_fast(data, info):
+        return info.width, info.height
+    with Image.open(io.BytesIO(data)) as im:
+        size: tuple[int, int] = im.size
+        if im.format == "JPEG":
+            _draft_eighth_luma(im)
+        im.load()
+    return size
+
+
 def _png_has_trns(data: bytes) -> bool:
     """Whether a tRNS chunk comes before the image data (Wuffs blanks such pixels)."""
     pos = 8
@@ -306,7 +330,7 @@ def prepare(data: bytes, options: ImageOptions = ImageOptions(),
     """
     if not data:
         raise ImageError(f"{where}: empty file", "empty")
-    info = jpeg_info(data) if data[:3] == b"\xff\xd8\xff" else None
+    info = jpeg_info(data)
     if (info is not None and info.components == 3 and info.precision == 8
             and info.sof in _PASSTHROUGH_SOF):
         _check_pixels(info.width, info.height, where)
@@ -316,7 +340,7 @@ def prepare(data: bytes, options: ImageOptions = ImageOptions(),
                 # Decoding at 1/8 scale, luma only, still reads every byte of every
                 # scan (so a cut or broken stream fails) at half the cost of a full decode.
                 im = _open(data, where)
-                im.draft("L", (max(1, info.width // 8), max(1, info.height // 8)))
+                _draft_eighth_luma(im)
                 _load(im, where)
             elif data.rfind(b"\xff\xd9") < info.frame_end:
                 # Even unchecked, a cut file is caught: it lacks the end-of-image marker
@@ -353,11 +377,10 @@ def read_size_from_file(path: str) -> tuple[int, int, str]:
         head = f.read(1 << 18)
     if not head:
         raise ImageError(f"{path}: empty file", "empty")
-    if head[:3] == b"\xff\xd8\xff":
-        info = jpeg_info(head)
-        if info is not None:
-            _check_pixels(info.width, info.height, path)
-            return info.width, info.height, "JPEG"
+    info = jpeg_info(head)
+    if info is not None:
+        _check_pixels(info.width, info.height, path)
+        return info.width, info.height, "JPEG"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import io
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -109,33 +108,17 @@ def _check_scalars(example: Any) -> list[str]:
 
 
 def _check_image(job: tuple[bytes, int, int]) -> str | None:
-    from . import images
+    from .images import decoded_size
 
     data, height, width = job
-    info = images.jpeg_info(data) if data[:3] == b"\xff\xd8\xff" else None
-    if info is not None and images.decodes_fast(data, info):
-        size = info.width, info.height
-    else:
-        try:
-            size = _decode_with_pillow(data)
-        except Exception as exc:  # any decoder failure is the finding itself
-            return f"image/encoded does not decode: {exc}"
+    try:
+        size = decoded_size(data)
+    except Exception as exc:  # any decoder failure is the finding itself
+        return f"image/encoded does not decode: {exc}"
     if size != (width, height):
         return (f"image is {size[0]}x{size[1]} but image/width x image/height say "
                 f"{width}x{height}")
     return None
-
-
-def _decode_with_pillow(data: bytes) -> tuple[int, int]:
-    """Decode an image (a JPEG at 1/8 scale, luma only); its full size."""
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as im:
-        size: tuple[int, int] = im.size
-        if im.format == "JPEG":
-            im.draft("L", (max(1, size[0] // 8), max(1, size[1] // 8)))
-        im.load()
-    return size
 
 
 def _records_with_offsets(path: str, compression: str | None
