@@ -1,8 +1,39 @@
-"""Pure planning: shard names, balanced ranges, seeded order. No I/O here."""
+"""Pure planning: file names, balanced ranges, seeded order. No I/O here.
+
+Every file a job writes beside its shards is named so that the shard glob of its
+prefix (``train-*``, ``train-?????-of-?????``) matches the shards and nothing else:
+``train.manifest.json``, ``train.failures.json`` (``.jsonl`` from Beam), and hidden
+temporary, journal and lock files (``.train...``).
+"""
 
 from __future__ import annotations
 
 import random
+
+MANIFEST_SUFFIX = ".manifest.json"
+FAILURES_SUFFIX = ".failures.json"
+FAILURES_JSONL_SUFFIX = ".failures.jsonl"
+LABEL_MAP_FILES = ("label_map.json", "label_map.pbtxt")
+# Names of earlier versions (``train-manifest.json``): still recognised when read.
+_OLD_SUFFIXES = ("-manifest.json", "-failures.json", "-failures.jsonl")
+_SIDE_SUFFIXES = (MANIFEST_SUFFIX, FAILURES_SUFFIX, FAILURES_JSONL_SUFFIX, *_OLD_SUFFIXES,
+                  ".idx")
+
+
+def manifest_name(name: str) -> str:
+    """``train.manifest.json``: the manifest of the shards of prefix ``name``."""
+    return name + MANIFEST_SUFFIX
+
+
+def failures_name(name: str) -> str:
+    """``train.failures.json``: the items of prefix ``name`` that failed."""
+    return name + FAILURES_SUFFIX
+
+
+def is_side_file(file_name: str) -> bool:
+    """Whether a file name is one the tools write beside shards, never a shard: a
+    manifest, a failures list, a label map or a record index (``FILE.idx``)."""
+    return file_name in LABEL_MAP_FILES or file_name.endswith(_SIDE_SUFFIXES)
 
 
 def shard_name(name: str, index: int, count: int) -> str:
