@@ -203,6 +203,15 @@ def test_usage_errors_are_named(tmp_path: Path) -> None:
     _write(root / "data.yaml", "train: images/nowhere\nnames: [a]\n")
     with pytest.raises(DatasetError, match="nowhere' does not exist"):
         YoloConverter(str(root))
+    _write(root / "data.yaml", "train: images/train\nnames: [a, b\n")
+    with pytest.raises(DatasetError, match="data.yaml: not valid YAML"):
+        YoloConverter(str(root))
+    _write(root / "data.yaml", "train: images/train\nnames: [a]\nkpt_shape: [17, 4]\n")
+    with pytest.raises(DatasetError, match="kpt_shape must be \\[keypoints, 2 or 3\\]"):
+        YoloConverter(str(root))
+    _write(root / "data.yaml", "train: images/train\nnc: 3\nnames: [a, b]\n")
+    with pytest.raises(DatasetError, match="'nc' is 3 but 'names' has 2 classes"):
+        YoloConverter(str(root))
 
 
 def test_cli_writes_shards_verify_accepts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
