@@ -114,12 +114,17 @@ def test_cli_relative_paths_shards_and_label_maps(tmp_path: Path,
     records = [r for s in shards for r in read_examples(s)]
     assert sorted(r["filename"] for r in records) == [
         "pets/images/astronaut.jpg", "pets/images/camera.png", "pets/images/coffee.jpg"]
-    assert json.loads(Path("out/label_map.json").read_text()) == {
-        "0": "camera", "1": "cup", "2": "person", "3": "rocket"}
+    label_map = json.loads(Path("out/label_map.json").read_text())
+    offset = min(map(int, label_map))  # whatever the default --label-offset
+    assert label_map == {str(i + offset): n
+                         for i, n in enumerate(["camera", "cup", "person", "rocket"])}
+    by_id = {r["id"]: r for r in records}
+    assert by_id["astronaut.jpg"]["object"]["bbox"]["label"] == [2 + offset, 3 + offset]
 
     Path("names.json").write_text(json.dumps(["person", "rocket", "cup", "camera"]))
     assert main(["from-csv", "pets/train_labels.csv", "--images", "pets/images",
-                 "--label-map", "names.json", "--to-json", "items.json"]) == 1
+                 "--label-map", "names.json", "--label-offset", "0", "--to-json",
+                 "items.json"]) == 1
     items = json.loads(Path("items.json").read_text())
     assert items[0]["object"]["bbox"]["label"] == [0, 1]
 

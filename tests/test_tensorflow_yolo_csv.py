@@ -75,8 +75,8 @@ def test_tensorflow_reads_from_yolo(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     make_pose(tmp_path / "pose", (3, 3))
     monkeypatch.chdir(tmp_path)
     assert main(["from-yolo", "pets", "--prefix", "train", "--output_dir", "out",
-                 "--shards", "2", "-q"]) == 1  # the fixture's three bad lines
-    _check(Path("out"), "train", 2, list(YoloConverter("pets")))
+                 "--shards", "2", "--label-offset", "1", "-q"]) == 1  # three bad lines
+    _check(Path("out"), "train", 2, list(YoloConverter("pets", label_offset=1)))
     assert main(["from-yolo", "pose", "--prefix", "pose", "--output_dir", "out",
                  "--label-offset", "1", "-q"]) == 1  # one line with too few keypoints
     items = list(YoloConverter("pose", label_offset=1))
@@ -88,6 +88,7 @@ def test_tensorflow_reads_from_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     make_csv(tmp_path / "pets")
     monkeypatch.chdir(tmp_path)
     assert main(["from-csv", "pets/train_labels.csv", "--images", "pets/images",
-                 "--prefix", "train", "--output_dir", "out", "--shards", "2", "-q"]) == 1
+                 "--prefix", "train", "--output_dir", "out", "--shards", "2",
+                 "--label-offset", "1", "-q"]) == 1
     _check(Path("out"), "train", 2, list(OdCsvConverter("pets/train_labels.csv",
-                                                        "pets/images")))
+                                                        "pets/images", label_offset=1)))

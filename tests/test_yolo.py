@@ -234,11 +234,15 @@ def test_cli_writes_shards_verify_accepts(tmp_path: Path, monkeypatch: pytest.Mo
     # filenames stay relative to where the command ran
     assert by_id["images/train/rocket.jpg"]["filename"] == \
         "datasets/pets/images/train/rocket.jpg"
-    assert json.loads(Path("out/label_map.json").read_text()) == {
-        "0": "cat", "1": "dog", "2": "person"}
-    assert "name: 'person'" in Path("out/label_map.pbtxt").read_text()
+    # The label map and the records agree, whatever the default --label-offset.
+    label_map = json.loads(Path("out/label_map.json").read_text())
+    offset = min(map(int, label_map))
+    assert label_map == {str(i + offset): n for i, n in enumerate(["cat", "dog", "person"])}
+    assert by_id["images/train/astronaut.jpg"]["object"]["bbox"]["label"] == [
+        2 + offset, 0 + offset, 1 + offset]
+    assert f"id: {2 + offset}\n  name: 'person'" in Path("out/label_map.pbtxt").read_text()
 
-    # The dataset root option does not get joined to ROOT a second time.
+    # The val split (a list file) into the same folder; the empty-label image left out.
     assert main(["from-yolo", "datasets/pets", "--split", "val", "--drop-empty",
                  "--prefix", "val", "--output_dir", "out", "-q"]) == 1  # gone.jpg
     (record,) = _records(Path("out"), "val")
