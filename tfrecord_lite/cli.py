@@ -178,6 +178,24 @@ def _add_converters(sub: Any) -> None:
     p.add_argument("annotations", metavar="ANNOTATIONS",
                    help="folder of the .txt files, one per image, same name")
     _converter_options(p)
+    p = converter("from-yolo", "convert YOLO text labels (an Ultralytics data.yaml, or the "
+                  "Darknet obj.names + train.txt layout)")
+    p.add_argument("yolo_root", metavar="ROOT", help="the dataset folder holding data.yaml "
+                   "(or the YAML file itself), or obj.names / classes.txt")
+    p.add_argument("--split", choices=("train", "val", "test"), default="train",
+                   help="the split to convert (default: train)")
+    p.add_argument("--drop-empty", action="store_true",
+                   help="leave out background images (no label file, or no boxes)")
+    _converter_options(p)
+    p = converter("from-csv", "convert the Object Detection API tutorial CSV "
+                  "(filename,width,height,class,xmin,ymin,xmax,ymax in pixels, one row per box)")
+    p.add_argument("csv_file", metavar="FILE", help="the CSV file (the header gives the "
+                   "column order)")
+    p.add_argument("--images", dest="csv_images", required=True, metavar="DIR",
+                   help="folder of the image files named in the filename column")
+    p.add_argument("--label-map", metavar="FILE", help="JSON list of class names in label "
+                   "order, or a {label: name} object (default: sorted names found)")
+    _converter_options(p)
 
 
 def _converter_options(p: Any) -> None:
@@ -476,6 +494,8 @@ def _make_converter(args: argparse.Namespace) -> Any:
     from .converters.voc import VocConverter
 
     offset = args.label_offset
+    if args.command in ("from-yolo", "from-csv"):
+        return _make_text_converter(args, offset)
     try:
         if args.command == "from-coco":
             return CocoConverter(args.annotations, args.images, args.drop_empty, offset)
@@ -494,6 +514,29 @@ def _make_converter(args: argparse.Namespace) -> Any:
         raise UsageError(f"cannot read {exc.filename}: {exc.strerror or exc}") from exc
     except (ValueError, KeyError, TypeError) as exc:
         raise UsageError(str(exc)) from exc
+
+
+def _make_text_converter(args: argparse.Namespace, offset: int) -> Any:
+    """from-yolo and from-csv: their paths resolve against the current directory, and a
+    missing ROOT, FILE or --images folder is a usage error before anything is read."""
+    from .converters.odcsv import OdCsvConverter
+    from .converters.yolo import YoloConverter
+    from .errors import DatasetError
+
+    try:
+        if args.command == "from-yolo":
+            return YoloConverter(args.yolo_root, args.split, args.drop_empty, offset)
+        names = None
+        if args.label_map:
+            with open(args.label_map, encoding="utf-8") as f:
+                loaded = json.load(f)
+            names = ([str(loaded[k]) for k in sorted(loaded, key=int)]
+                     if isinstance(loaded, dict) else [str(n) for n in loaded])
+        return OdCsvConverter(args.csv_file, args.csv_images, names, offset)
+    except OSError as exc:
+        raise UsageError(f"cannot read {exc.filename}: {exc.strerror or exc}") from exc
+    except (DatasetError, ValueError, TypeError) as exc:
+        raise UsageError(f"{args.command}: {exc}") from exc
 
 
 def _write_label_maps(output_dir: str, labels: list[str], offset: int) -> None:
@@ -541,6 +584,7 @@ def _run_convert(args: argparse.Namespace) -> int:
 RUNNERS = {"create": _run_create, "from-coco": _run_convert, "from-voc": _run_convert,
            "from-folder": _run_convert, "from-caltech": _run_convert, "verify": _run_verify,
            "inspect": _run_inspect, "stats": _run_stats, "show": _run_show, "index": _run_index}
+RUNNERS.update({"from-yolo": _run_convert, "from-csv": _run_convert})
 
 
 # A user's mistake or a damaged file -> a message and an exit status, never a traceback.
