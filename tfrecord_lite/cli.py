@@ -3,7 +3,7 @@
 The only module that prints or picks exit statuses:
 
 * 0: every item was written;
-* 1: some items failed (they are listed in ``{output_dir}/{prefix}-failures.json``);
+* 1: some items failed (they are listed in ``{output_dir}/{prefix}.failures.json``);
 * 2: usage error (bad flag, unreadable or malformed dataset file);
 * 3: the output could not be written (nothing partial is left under a shard name).
 
@@ -59,7 +59,7 @@ def _add_create(sub: Any) -> None:
         description="Write the items of a JSON (or JSON Lines) dataset file as sharded "
                     "TFRecord files of tf.train.Example records.",
         epilog="exit status: 0 all written, 1 some items failed (see "
-               "{output_dir}/{prefix}-failures.json), 2 usage error, 3 output not writable",
+               "{output_dir}/{prefix}.failures.json), 2 usage error, 3 output not writable",
     )
     io = p.add_argument_group("input and output (the original tool's flags)")
     io.add_argument("--dataset_path", "--dataset-path", required=True, metavar="FILE",
@@ -239,21 +239,31 @@ def _add_readers(sub: Any) -> None:
     p.add_argument("files", nargs="+", metavar="FILE")
 
 
-def _write_failures(output_dir: str, prefix: str, failures: list[dict[str, Any]],
-                    durable: bool = False) -> str:
-    """Write ``{prefix}-failures.json`` whole; returns where it is."""
-    from .dataset import json_default
-    from .writer import FAILURES_SUFFIX
+def _write_failures(output_dir: str, prefix: str, failures: list[dict[str, Any]]) -> str:
+    """Write ``{prefix}.failures.json`` whole (for the Beam runner: the local job writes
+    its own); returns where it is."""
+    from .sharding import failures_name
+    from .writer import failures_json
 
-    out = storage.folder(output_dir, durable)
-    name = prefix + FAILURES_SUFFIX
+    out = storage.folder(output_dir)
+    name = failures_name(prefix)
     try:
-        out.write(name, (json.dumps(failures, indent=2, default=json_default) + "\n").encode())
+        out.write(name, failures_json(failures))
     except OSError as exc:
         raise WriteError(f"cannot write {out.location(name)}: {exc.strerror or exc}") from exc
     finally:
         out.close()
     return out.location(name)
+
+
+def _failures_location(output_dir: str, prefix: str) -> str:
+    from .sharding import failures_name
+
+    out = storage.folder(output_dir)
+    try:
+        return out.location(failures_name(prefix))
+    finally:
+        out.close()
 
 
 def _run_create(args: argparse.Namespace) -> int:
@@ -323,6 +333,7 @@ def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
         if args.fsync:
             raise UsageError("--fsync is for the local runner")
         summary = _run_beam(args, dataset)
+        failures_path = _write_failures(args.output_dir, args.prefix, summary.failures)
     elif args.beam_options is not None:
         raise UsageError("--beam-options goes with --runner beam")
     else:
@@ -333,8 +344,7 @@ def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
             decode_check=args.decode_check, validation=args.validation, root=args.root,
             resume=args.resume, fsync=args.fsync, progress=not args.quiet,
         )
-    failures_path = _write_failures(args.output_dir, args.prefix, summary.failures,
-                                    args.fsync)
+        failures_path = _failures_location(args.output_dir, args.prefix)
     if summary.warnings and not args.quiet:
         print(f"{len(summary.warnings)} items were written with warnings (lenient "
               "validation):", file=sys.stderr)

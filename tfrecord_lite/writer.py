@@ -33,8 +33,8 @@ from .validate import IdTracker, Problem
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_SUFFIX = "-manifest.json"
-FAILURES_SUFFIX = "-failures.json"
+MANIFEST_SUFFIX = sharding.MANIFEST_SUFFIX
+FAILURES_SUFFIX = sharding.FAILURES_SUFFIX
 
 
 class TFRecordWriter:
@@ -162,10 +162,18 @@ def failure_copy(item: Any, error: BaseException | str) -> dict[str, Any]:
     return failed
 
 
+def failures_json(failures: list[dict[str, Any]]) -> bytes:
+    """The content of ``{prefix}.failures.json``: the failed items as a JSON list."""
+    from .dataset import json_default
+
+    return (json.dumps(failures, indent=2, default=json_default) + "\n").encode()
+
+
 def _temp_patterns(name: str) -> list[str]:
     """The job's file names (globs) whose temporary files a killed run may leave."""
     shard = glob.escape(name) + "-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9]"
-    return [shard, glob.escape(name + MANIFEST_SUFFIX), glob.escape(name + FAILURES_SUFFIX),
+    return [shard, glob.escape(sharding.manifest_name(name)),
+            glob.escape(sharding.failures_name(name)),
             *journal.temp_patterns(glob.escape(name))]
 
 
@@ -483,7 +491,10 @@ def _run_job(out: storage.Folder, dataset: Iterable[Any], dataset_name: str, num
         record_finished(wait=True)
         summary.failed_by_reason = dict(reasons)
         summary.seconds = time.perf_counter() - started
-        out.write(dataset_name + MANIFEST_SUFFIX,
+        # The failures first (always, so that no earlier run's list is left), the
+        # manifest last: a manifest means the whole dataset is there.
+        out.write(sharding.failures_name(dataset_name), failures_json(summary.failures))
+        out.write(sharding.manifest_name(dataset_name),
                   (json.dumps(summary.manifest(), indent=2) + "\n").encode())
         journal.remove(out, dataset_name)
     except WriteError:
