@@ -252,7 +252,7 @@ def test_cli_resume_and_its_errors(tmp_path: Path, job: dict[str, Any],
     out = _interrupted(tmp_path, job["items"], monkeypatch)
     dataset = tmp_path / "items.json"
     base = ["--dataset_path", str(dataset), "--prefix", "t", "--output_dir", str(out),
-            "--shards", str(SHARDS), "--shuffle", "--resume", "-q"]
+            "--shards", str(SHARDS), "--shuffle", "--store_images", "--resume", "-q"]
     assert main(base + ["--seed", "3"]) == 2
     assert "cannot resume" in capsys.readouterr().err
     assert main(base) == 1  # the seed comes from the journal; two items fail

@@ -85,7 +85,8 @@ def test_memory_urls_for_images_dataset_and_output(tmp_path: Path) -> None:
         f.write("".join(json.dumps(i) + "\n" for i in items))
     out = "memory://out/run1"
     assert main(["--dataset_path", "memory://in/d.jsonl", "--prefix", "s", "--output_dir", out,
-                 "--shards", "2", "--threads", "2", "--shuffle", "--seed", "3", "-q"]) == 1
+                 "--shards", "2", "--threads", "2", "--shuffle", "--seed", "3", "--store_images",
+                 "-q"]) == 1
     files = _remote_files(out)
     assert sorted(files) == ["s-00000-of-00002", "s-00001-of-00002", "s.failures.json",
                              "s.manifest.json"]

@@ -20,12 +20,13 @@ import io
 import json
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from . import __version__, storage
-from .errors import RecordError, TFRecordLiteError, WriteError
+from .errors import InterruptedRunError, RecordError, TFRecordLiteError, WriteError
 
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_USAGE, EXIT_WRITE = 0, 1, 2, 3
 _SHOWN_FAILURES = 10
@@ -94,7 +95,9 @@ def _add_output_options(p: Any, io: Any) -> None:
     io.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=False,
                     help="write the items in a seeded random order (default: input order)")
     io.add_argument("--store_images", "--store-images", action=argparse.BooleanOptionalAction,
-                    default=True, help="store the image bytes in image/encoded (default: yes)")
+                    default=None, help="store the image bytes in image/encoded (default: yes; "
+                    "in the original command line, without a command word: no, as in the "
+                    "original tool)")
     more = p.add_argument_group("options")
     more.add_argument("--compression", choices=("none", "gzip", "zlib"), default="none",
                       help="compress each shard as a whole, as TFRecordOptions does")
@@ -122,6 +125,10 @@ def _add_output_options(p: Any, io: Any) -> None:
                       help="finish an interrupted run in the output directory: keep its "
                            "complete shards, write the rest (same input and options; the "
                            "output is identical to an uninterrupted run)")
+    more.add_argument("--restart", action="store_true",
+                      help="start over where the output directory holds an interrupted run "
+                           "of the prefix, discarding its complete shards (without --resume "
+                           "or --restart, such a run is refused)")
     more.add_argument("--fsync", action="store_true",
                       help="flush every shard, journal file and the manifest to the disk "
                            "before giving it its name: even a power failure leaves no "
@@ -256,6 +263,21 @@ def _write_failures(output_dir: str, prefix: str, failures: list[dict[str, Any]]
     return out.location(name)
 
 
+def _remove_earlier_run(output_dir: str, prefix: str, keep: list[str]) -> None:
+    """After a Beam run: the shards of an earlier run of the prefix go (as the local
+    job does itself)."""
+    from .writer import remove_earlier_run
+
+    out = storage.folder(output_dir)
+    try:
+        remove_earlier_run(out, prefix, keep)
+    except OSError as exc:
+        raise WriteError(f"cannot remove the shards of an earlier run of {prefix!r} in "
+                         f"{out}: {exc.strerror or exc}") from exc
+    finally:
+        out.close()
+
+
 def _failures_location(output_dir: str, prefix: str) -> str:
     from .sharding import failures_name
 
@@ -326,6 +348,9 @@ def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
 
     if args.validate_only:
         return _validate_only(args, dataset)
+    if args.resume and args.restart:
+        raise UsageError("--resume keeps an interrupted run's shards, --restart discards "
+                         "them: give one of them")
     if args.runner == "beam":
         if args.resume:
             raise UsageError("--resume is for the local runner (a Beam pipeline is retried "
@@ -334,16 +359,25 @@ def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
             raise UsageError("--fsync is for the local runner")
         summary = _run_beam(args, dataset)
         failures_path = _write_failures(args.output_dir, args.prefix, summary.failures)
+        _remove_earlier_run(args.output_dir, args.prefix, [s.file for s in summary.shards])
     elif args.beam_options is not None:
         raise UsageError("--beam-options goes with --runner beam")
     else:
-        summary = write_dataset(
-            dataset, args.prefix, args.output_dir, args.shards, args.threads,
-            shuffle=args.shuffle, store_images=args.store_images, seed=args.seed,
-            compression=args.compression, quality=args.quality, max_side=args.max_side,
-            decode_check=args.decode_check, validation=args.validation, root=args.root,
-            resume=args.resume, fsync=args.fsync, progress=not args.quiet,
-        )
+        try:
+            summary = write_dataset(
+                dataset, args.prefix, args.output_dir, args.shards, args.threads,
+                shuffle=args.shuffle, store_images=args.store_images, seed=args.seed,
+                compression=args.compression, quality=args.quality, max_side=args.max_side,
+                decode_check=args.decode_check, validation=args.validation, root=args.root,
+                resume=args.resume, fsync=args.fsync, progress=not args.quiet,
+                interrupted="restart" if args.restart else "refuse",
+            )
+        except InterruptedRunError as exc:
+            raise UsageError(
+                f"{args.output_dir} holds an interrupted run of {exc.name!r}: {exc.complete} "
+                f"of {exc.total} shards are complete. To keep them, run the same command "
+                f"with --resume: {_resume_command(args)}; to start over, add --restart "
+                "instead.") from exc
         failures_path = _failures_location(args.output_dir, args.prefix)
     if summary.warnings and not args.quiet:
         print(f"{len(summary.warnings)} items were written with warnings (lenient "
@@ -355,6 +389,44 @@ def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
         _print_problems("failures", [f["error_msg"] for f in summary.failures], failures_path)
         return EXIT_FAILED_ITEMS
     return EXIT_OK
+
+
+def _resume_command(args: argparse.Namespace) -> str:
+    """The command line that was run, with --resume (and without --restart)."""
+    argv = [a for a in getattr(args, "argv", []) if a != "--restart"]
+    if "--resume" not in argv:
+        argv.append("--resume")
+    program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    prog = ["tfrecord-lite"] if program.startswith("tfrecord-lite") else [
+        "python", "-m", "tfrecord_lite"]
+    return shlex.join([*prog, *argv])
+
+
+def _interrupted_message(args: argparse.Namespace | None) -> str:
+    """After Ctrl-C: how many shards are complete, and the command that keeps them."""
+    plain = "interrupted; no partial shard was left"
+    prefix, output_dir = getattr(args, "prefix", None), getattr(args, "output_dir", None)
+    if (args is None or not prefix or not output_dir or getattr(args, "validate_only", False)
+            or getattr(args, "to_json", None) or getattr(args, "runner", "local") != "local"):
+        return plain
+    from .journal import progress
+
+    try:
+        out = storage.folder(output_dir)
+        try:
+            found = progress(out, prefix)
+        finally:
+            out.close()
+    except (OSError, TFRecordLiteError):
+        found = None
+    if found is None:
+        return plain
+    complete, total = found
+    message = (f"interrupted: {complete} of {total} shards of {prefix!r} are complete in "
+               f"{output_dir}; no partial shard was left.")
+    if complete:
+        message += f" To keep them: {_resume_command(args)}"
+    return message
 
 
 def _run_verify(args: argparse.Namespace) -> int:
@@ -568,14 +640,20 @@ _HANDLED = tuple(kind for kind, _ in EXIT_FOR)
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list and args_list[0].startswith("-") and args_list[0] not in (
-            "-h", "--help", "--version"):
+    given = list(args_list)
+    legacy = bool(args_list and args_list[0].startswith("-") and args_list[0] not in (
+        "-h", "--help", "--version"))
+    if legacy:
         args_list.insert(0, "create")  # the original tool's command line
     parser = build_parser()
     try:
         args = parser.parse_args(args_list)
     except SystemExit as exc:  # argparse has printed the problem (or the help)
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    args.argv = given
+    if getattr(args, "store_images", False) is None:
+        # The original stores images only with --store_images; the commands store them.
+        args.store_images = not legacy
     if args.version:
         from .crc32c import BACKEND
         from .images import decoders
@@ -597,5 +675,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tfrecord-lite: error: {message}", file=sys.stderr)
         return next(code for kind, code in EXIT_FOR if isinstance(exc, kind))
     except KeyboardInterrupt:
-        print("tfrecord-lite: interrupted; no partial shard was left", file=sys.stderr)
+        print(f"tfrecord-lite: {_interrupted_message(args)}", file=sys.stderr)
         return 130
