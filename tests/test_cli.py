@@ -226,3 +226,32 @@ def test_runner_beam_without_beam_installed_exit_2(tmp_path: Path, image_file: A
     assert main(["from-folder", str(folder), "--prefix", "t", "--output_dir", str(out),
                  "--runner", "beam", "-q"]) == 2  # the converters take --runner too
     assert "pip install 'tfrecord-lite-writer[beam]'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, stored", [
+    ([], False),  # the original command line: images only with --store_images
+    (["--store_images"], True),
+    (["--no-store_images"], False),
+    (["create"], True),  # the create command stores them unless told not to
+    (["create", "--store_images"], True),
+    (["create", "--no-store_images"], False),
+])
+def test_store_images_defaults_of_both_forms(tmp_path: Path, image_file: Any,
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             argv: list[str], stored: bool) -> None:
+    from tfrecord_lite import read_examples
+
+    items = [detection_item(image_file("jpeg-rgb"), "here")]
+    # The original's users list images they do not store: a missing file is fine then,
+    # when the item gives the size.
+    items.append(detection_item(str(tmp_path / "elsewhere.jpg"), "absent", height=48,
+                                width=64))
+    _write_dataset(tmp_path, items)
+    monkeypatch.chdir(tmp_path)
+    command, flags = (argv[:1], argv[1:]) if argv[:1] == ["create"] else ([], argv)
+    status = main([*command, "--dataset_path", "train.json", "--prefix", "t", "--output_dir",
+                   "out", "-q", *flags])
+    records = list(read_examples("out/t-00000-of-00001"))
+    assert [("encoded" in r) for r in records] == [stored] * len(records)
+    assert status == (1 if stored else 0)  # stored: the absent file fails its item
+    assert len(records) == (1 if stored else 2)
