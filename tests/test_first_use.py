@@ -214,15 +214,15 @@ def test_python_starts_over_with_a_warning(dataset: list[dict[str, Any]],
                                            caplog: pytest.LogCaptureFixture) -> None:
     from tfrecord_lite import InterruptedRunError, journal
 
-    patch, interrupted = _interrupt_at_shard(monkeypatch, 2)
+    patch, interrupted = _interrupt_at_shard(monkeypatch, 3)
     with patch as p:
         p.setattr(journal, "add", interrupted)
         with pytest.raises(KeyboardInterrupt):
             create(dataset, "train", "out", 4, 2, progress=False)
-    with pytest.raises(InterruptedRunError, match="2 of 4 shards are complete"):
+    with pytest.raises(InterruptedRunError, match="3 of 4 shards are complete"):
         create(dataset, "train", "out", 4, 2, progress=False, interrupted="refuse")
     caplog.set_level(logging.WARNING, "tfrecord_lite")
     assert len(create(dataset, "train", "out", 4, 2, progress=False)) == 1
     assert caplog.messages == [
-        "out holds an interrupted run of 'train': 2 of 4 shards are complete; starting over, "
+        "out holds an interrupted run of 'train': 3 of 4 shards are complete; starting over, "
         "they are written again (to keep them, run again with resume=True)"]
