@@ -88,7 +88,7 @@ def _without(data: bytes, key: str) -> bytes:
 
 
 def test_manifest_count_mismatch(dataset: list[Path]) -> None:
-    manifest_path = dataset[0].parent / "v-manifest.json"
+    manifest_path = dataset[0].parent / "v.manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["shards"][0]["records"] = 99
     manifest_path.write_text(json.dumps(manifest))

@@ -3,7 +3,7 @@
 The only module that prints or picks exit statuses:
 
 * 0: every item was written;
-* 1: some items failed (they are listed in ``{output_dir}/{prefix}-failures.json``);
+* 1: some items failed (they are listed in ``{output_dir}/{prefix}.failures.json``);
 * 2: usage error (bad flag, unreadable or malformed dataset file);
 * 3: the output could not be written (nothing partial is left under a shard name).
 
@@ -20,12 +20,13 @@ import io
 import json
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from . import __version__, storage
-from .errors import RecordError, TFRecordLiteError, WriteError
+from .errors import InterruptedRunError, RecordError, TFRecordLiteError, WriteError
 
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_USAGE, EXIT_WRITE = 0, 1, 2, 3
 _SHOWN_FAILURES = 10
@@ -59,7 +60,7 @@ def _add_create(sub: Any) -> None:
         description="Write the items of a JSON (or JSON Lines) dataset file as sharded "
                     "TFRecord files of tf.train.Example records.",
         epilog="exit status: 0 all written, 1 some items failed (see "
-               "{output_dir}/{prefix}-failures.json), 2 usage error, 3 output not writable",
+               "{output_dir}/{prefix}.failures.json), 2 usage error, 3 output not writable",
     )
     io = p.add_argument_group("input and output (the original tool's flags)")
     io.add_argument("--dataset_path", "--dataset-path", required=True, metavar="FILE",
@@ -94,7 +95,9 @@ def _add_output_options(p: Any, io: Any) -> None:
     io.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=False,
                     help="write the items in a seeded random order (default: input order)")
     io.add_argument("--store_images", "--store-images", action=argparse.BooleanOptionalAction,
-                    default=True, help="store the image bytes in image/encoded (default: yes)")
+                    default=None, help="store the image bytes in image/encoded (default: yes; "
+                    "in the original command line, without a command word: no, as in the "
+                    "original tool)")
     more = p.add_argument_group("options")
     more.add_argument("--compression", choices=("none", "gzip", "zlib"), default="none",
                       help="compress each shard as a whole, as TFRecordOptions does")
@@ -122,6 +125,10 @@ def _add_output_options(p: Any, io: Any) -> None:
                       help="finish an interrupted run in the output directory: keep its "
                            "complete shards, write the rest (same input and options; the "
                            "output is identical to an uninterrupted run)")
+    more.add_argument("--restart", action="store_true",
+                      help="start over where the output directory holds an interrupted run "
+                           "of the prefix, discarding its complete shards (without --resume "
+                           "or --restart, such a run is refused)")
     more.add_argument("--fsync", action="store_true",
                       help="flush every shard, journal file and the manifest to the disk "
                            "before giving it its name: even a power failure leaves no "
@@ -257,21 +264,46 @@ def _add_readers(sub: Any) -> None:
     p.add_argument("files", nargs="+", metavar="FILE")
 
 
-def _write_failures(output_dir: str, prefix: str, failures: list[dict[str, Any]],
-                    durable: bool = False) -> str:
-    """Write ``{prefix}-failures.json`` whole; returns where it is."""
-    from .dataset import json_default
-    from .writer import FAILURES_SUFFIX
+def _write_failures(output_dir: str, prefix: str, failures: list[dict[str, Any]]) -> str:
+    """Write ``{prefix}.failures.json`` whole (for the Beam runner: the local job writes
+    its own); returns where it is."""
+    from .sharding import failures_name
+    from .writer import failures_json
 
-    out = storage.folder(output_dir, durable)
-    name = prefix + FAILURES_SUFFIX
+    out = storage.folder(output_dir)
+    name = failures_name(prefix)
     try:
-        out.write(name, (json.dumps(failures, indent=2, default=json_default) + "\n").encode())
+        out.write(name, failures_json(failures))
     except OSError as exc:
         raise WriteError(f"cannot write {out.location(name)}: {exc.strerror or exc}") from exc
     finally:
         out.close()
     return out.location(name)
+
+
+def _remove_earlier_run(output_dir: str, prefix: str, keep: list[str]) -> None:
+    """After a Beam run: the shards of an earlier run of the prefix go (as the local
+    job does itself)."""
+    from .writer import remove_earlier_run
+
+    out = storage.folder(output_dir)
+    try:
+        remove_earlier_run(out, prefix, keep)
+    except OSError as exc:
+        raise WriteError(f"cannot remove the shards of an earlier run of {prefix!r} in "
+                         f"{out}: {exc.strerror or exc}") from exc
+    finally:
+        out.close()
+
+
+def _failures_location(output_dir: str, prefix: str) -> str:
+    from .sharding import failures_name
+
+    out = storage.folder(output_dir)
+    try:
+        return out.location(failures_name(prefix))
+    finally:
+        out.close()
 
 
 def _run_create(args: argparse.Namespace) -> int:
@@ -334,6 +366,9 @@ def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
 
     if args.validate_only:
         return _validate_only(args, dataset)
+    if args.resume and args.restart:
+        raise UsageError("--resume keeps an interrupted run's shards, --restart discards "
+                         "them: give one of them")
     if args.runner == "beam":
         if args.resume:
             raise UsageError("--resume is for the local runner (a Beam pipeline is retried "
@@ -341,18 +376,27 @@ def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
         if args.fsync:
             raise UsageError("--fsync is for the local runner")
         summary = _run_beam(args, dataset)
+        failures_path = _write_failures(args.output_dir, args.prefix, summary.failures)
+        _remove_earlier_run(args.output_dir, args.prefix, [s.file for s in summary.shards])
     elif args.beam_options is not None:
         raise UsageError("--beam-options goes with --runner beam")
     else:
-        summary = write_dataset(
-            dataset, args.prefix, args.output_dir, args.shards, args.threads,
-            shuffle=args.shuffle, store_images=args.store_images, seed=args.seed,
-            compression=args.compression, quality=args.quality, max_side=args.max_side,
-            decode_check=args.decode_check, validation=args.validation, root=args.root,
-            resume=args.resume, fsync=args.fsync, progress=not args.quiet,
-        )
-    failures_path = _write_failures(args.output_dir, args.prefix, summary.failures,
-                                    args.fsync)
+        try:
+            summary = write_dataset(
+                dataset, args.prefix, args.output_dir, args.shards, args.threads,
+                shuffle=args.shuffle, store_images=args.store_images, seed=args.seed,
+                compression=args.compression, quality=args.quality, max_side=args.max_side,
+                decode_check=args.decode_check, validation=args.validation, root=args.root,
+                resume=args.resume, fsync=args.fsync, progress=not args.quiet,
+                interrupted="restart" if args.restart else "refuse",
+            )
+        except InterruptedRunError as exc:
+            raise UsageError(
+                f"{args.output_dir} holds an interrupted run of {exc.name!r}: {exc.complete} "
+                f"of {exc.total} shards are complete. To keep them, run the same command "
+                f"with --resume: {_resume_command(args)}; to start over, add --restart "
+                "instead.") from exc
+        failures_path = _failures_location(args.output_dir, args.prefix)
     if summary.warnings and not args.quiet:
         print(f"{len(summary.warnings)} items were written with warnings (lenient "
               "validation):", file=sys.stderr)
@@ -363,6 +407,44 @@ def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
         _print_problems("failures", [f["error_msg"] for f in summary.failures], failures_path)
         return EXIT_FAILED_ITEMS
     return EXIT_OK
+
+
+def _resume_command(args: argparse.Namespace) -> str:
+    """The command line that was run, with --resume (and without --restart)."""
+    argv = [a for a in getattr(args, "argv", []) if a != "--restart"]
+    if "--resume" not in argv:
+        argv.append("--resume")
+    program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    prog = ["tfrecord-lite"] if program.startswith("tfrecord-lite") else [
+        "python", "-m", "tfrecord_lite"]
+    return shlex.join([*prog, *argv])
+
+
+def _interrupted_message(args: argparse.Namespace | None) -> str:
+    """After Ctrl-C: how many shards are complete, and the command that keeps them."""
+    plain = "interrupted; no partial shard was left"
+    prefix, output_dir = getattr(args, "prefix", None), getattr(args, "output_dir", None)
+    if (args is None or not prefix or not output_dir or getattr(args, "validate_only", False)
+            or getattr(args, "to_json", None) or getattr(args, "runner", "local") != "local"):
+        return plain
+    from .journal import progress
+
+    try:
+        out = storage.folder(output_dir)
+        try:
+            found = progress(out, prefix)
+        finally:
+            out.close()
+    except (OSError, TFRecordLiteError):
+        found = None
+    if found is None:
+        return plain
+    complete, total = found
+    message = (f"interrupted: {complete} of {total} shards of {prefix!r} are complete in "
+               f"{output_dir}; no partial shard was left.")
+    if complete:
+        message += f" To keep them: {_resume_command(args)}"
+    return message
 
 
 def _run_verify(args: argparse.Namespace) -> int:
@@ -602,14 +684,20 @@ _HANDLED = tuple(kind for kind, _ in EXIT_FOR)
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list and args_list[0].startswith("-") and args_list[0] not in (
-            "-h", "--help", "--version"):
+    given = list(args_list)
+    legacy = bool(args_list and args_list[0].startswith("-") and args_list[0] not in (
+        "-h", "--help", "--version"))
+    if legacy:
         args_list.insert(0, "create")  # the original tool's command line
     parser = build_parser()
     try:
         args = parser.parse_args(args_list)
     except SystemExit as exc:  # argparse has printed the problem (or the help)
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    args.argv = given
+    if getattr(args, "store_images", False) is None:
+        # The original stores images only with --store_images; the commands store them.
+        args.store_images = not legacy
     if args.version:
         from .crc32c import BACKEND
         from .images import decoders
@@ -631,5 +719,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tfrecord-lite: error: {message}", file=sys.stderr)
         return next(code for kind, code in EXIT_FOR if isinstance(exc, kind))
     except KeyboardInterrupt:
-        print("tfrecord-lite: interrupted; no partial shard was left", file=sys.stderr)
+        print(f"tfrecord-lite: {_interrupted_message(args)}", file=sys.stderr)
         return 130
