@@ -8,7 +8,9 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from . import Converter, add_box, empty_objects, normalize_box
+from . import Converter, add_box, count_phrase, empty_objects, normalize_box
+
+_SHOWN_IDS = 10  # annotation ids named per missing image
 
 
 class CocoConverter(Converter):
@@ -42,10 +44,26 @@ class CocoConverter(Converter):
         by_image: dict[Any, list[dict[str, Any]]] = collections.defaultdict(list)
         for ann in self.data.get("annotations", []):
             by_image[ann.get("image_id")].append(ann)
+        self._report_orphans(by_image)
         for image in self.data["images"]:
             item = self._item(image, by_image.get(image.get("id"), []))
             if item is not None:
                 yield item
+
+    def _report_orphans(self, by_image: dict[Any, list[dict[str, Any]]]) -> None:
+        """Annotations whose ``image_id`` is not among ``images`` cannot be converted:
+        counted, and one problem per missing image id names their annotation ids."""
+        listed = {image.get("id") for image in self.data["images"] if isinstance(image, dict)}
+        for image_id, anns in by_image.items():
+            if image_id in listed:
+                continue
+            ids = [str(ann.get("id")) for ann in anns]
+            shown = ", ".join(ids[:_SHOWN_IDS]) + (
+                f" and {len(ids) - _SHOWN_IDS} more" if len(ids) > _SHOWN_IDS else "")
+            self.report["annotations whose image_id is not among the images"] += len(anns)
+            self.problems.append(f"image_id {image_id!r} is not among the images: "
+                                 f"{count_phrase(len(ids), 'annotations')} not converted "
+                                 f"(ids {shown})")
 
     def _item(self, image: dict[str, Any], anns: list[dict[str, Any]]) -> dict[str, Any] | None:
         where = f"image id {image.get('id')!r}"
