@@ -310,7 +310,9 @@ def _add_readers(sub: Any) -> None:
     p = sub.add_parser("index", help="write FILE.idx (offset length per record) for each file",
                        description="Write FILE.idx beside each plain TFRecord file: one "
                        "'offset length' line per record (length: the whole framed record), "
-                       "the format of the tfrecord package and NVIDIA DALI.")
+                       "the format of the tfrecord package and NVIDIA DALI.",
+                       epilog="exit status: 0 written, 1 a damaged file, 2 usage error, 3 "
+                       "an index could not be written")
     p.add_argument("files", nargs="+", metavar="FILE")
 
 
@@ -599,7 +601,12 @@ def _run_index(args: argparse.Namespace) -> int:
         if storage.is_url(path):
             raise UsageError(f"{path}: index writes FILE.idx beside each file, so it needs "
                              "local files (copy the shards first)")
-        target = write_index(path)
+        try:
+            target = write_index(path)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise WriteError(f"cannot write {path}.idx: {exc.strerror or exc}") from exc
         print(f"wrote {target}")
     return EXIT_OK
 
