@@ -220,3 +220,28 @@ def test_create_with_a_coco_file_suggests_from_coco(tmp_path: Path,
     assert main(["create", "--dataset_path", str(other), "--prefix", "v", "--output_dir",
                  "o"]) == 2
     assert "from-coco" not in capsys.readouterr().err
+
+
+def test_coco_keypoints_keep_k_points_per_object(tmp_path: Path) -> None:
+    """object/parts holds K points per object, object after object (the item format)."""
+    from tfrecord_lite.converters.coco import CocoConverter
+
+    images = tmp_path / "images"
+    _image(images / "a.jpg")
+    three = [10, 10, 2, 20, 20, 1, 0, 0, 0]
+    data = {"images": [{"id": 1, "file_name": "a.jpg", "width": 200, "height": 100}],
+            "categories": [{"id": 1, "name": "person", "keypoints": ["a", "b", "c"]}],
+            "annotations": [
+                {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 50, 50]},
+                {"id": 2, "image_id": 1, "category_id": 1, "bbox": [1, 1, 50, 50],
+                 "keypoints": three},
+                {"id": 3, "image_id": 1, "category_id": 1, "bbox": [1, 1, 50, 50],
+                 "keypoints": three[:6]}]}
+    (tmp_path / "k.json").write_text(json.dumps(data))
+    conv = CocoConverter(str(tmp_path / "k.json"), str(images))
+    (item,) = conv
+    parts = item["object"]["parts"]
+    assert parts["v"] == [0, 0, 0, 2, 1, 0, 2, 1, 0]
+    assert parts["x"][3:5] == [0.05, 0.1] and parts["y"][3:5] == [0.1, 0.2]
+    assert conv.problems == ["image id 1, annotation '3': 2 keypoints where the image's "
+                             "others have 3"]

@@ -67,7 +67,10 @@ def test_coco(coco: tuple[Path, Path]) -> None:
     assert obj["is_crowd"] == [0, 1] and obj["id"] == ["10", "11"]
     assert obj["area"] == [0.2, 0.125]
     assert obj["parts"]["x"][:2] == [0.25, 0.3] and obj["parts"]["y"][:2] == [0.2, 0.3]
-    assert obj["parts"]["v"][:3] == [2, 1, 0] and len(obj["parts"]["v"]) == 17
+    # 17 points per object, object after object: the dog has none, so 17 with v = 0
+    assert obj["parts"]["v"][:3] == [2, 1, 0] and len(obj["parts"]["v"]) == 34
+    assert obj["parts"]["v"][17:] == [0] * 17 and obj["parts"]["x"][17:] == [0.0] * 17
+    assert conv.report["objects completed with unlabelled keypoints (v = 0)"] == 1
     assert conv.report["boxes dropped (zero or negative size)"] == 1
     assert conv.report["boxes clipped at the image edge"] == 1
     assert conv.problems == ["image id 2, annotation 13: unknown category_id 99"]
