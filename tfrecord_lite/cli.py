@@ -453,10 +453,15 @@ def _shard_paths(patterns: list[str]) -> list[str]:
     writes beside its shards (manifest, failures, label maps, ``.idx``), which a user's
     ``out/*`` also matches. Those are skipped with a note on stderr (``verify`` still
     checks the manifest, which it finds itself)."""
-    paths = storage.expand(patterns)
-    shards = [path for path in paths if not is_side_file(storage.split(path)[1])]
-    if len(shards) < len(paths):
-        skipped = [storage.split(path)[1] for path in paths if path not in shards]
+    shards: list[str] = []
+    skipped: list[str] = []
+    for path in storage.expand(patterns):
+        name = storage.split(path)[1]
+        if is_side_file(name):
+            skipped.append(name)
+        else:
+            shards.append(path)
+    if skipped:
         print(f"skipped {_count(len(skipped), 'files')} that are not shards: "
               f"{', '.join(skipped)}", file=sys.stderr)
     if not shards:
