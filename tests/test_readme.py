@@ -47,12 +47,7 @@ NEEDS: dict[str, tuple[str, str]] = {
 # Exit statuses other than 0, by a part of the command's text.
 STATUS: dict[str, int] = {}
 # Commands known to fail, by a part of their text, with the bug (remove once fixed).
-KNOWN_BUGS: dict[str, str] = {
-    # Issue 13 item 4: a relative ROOT is joined twice (flowers/flowers/cat/...: file not
-    # found), because the converters' positional ROOT shares the dest of --root.
-    "from-voc VOCdevkit/VOC2012": "issue 13 item 4: relative ROOT joined twice",
-    "from-folder ": "issue 13 item 4: relative ROOT joined twice",
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 # How many copies of the demo items make train.json / train.jsonl: enough that shard 0
 # of 10 holds more records than the README's `show --index 4` and `--grid 16` ask for.
@@ -179,6 +174,65 @@ def make_caltech(work: Path, images: str, annotations: str) -> None:
             "% bbGt version=3\n" + "".join(row + "\n" for row in rows))
 
 
+def _class_names() -> list[str]:
+    return sorted({t for item in _demo_items() for t in item["object"]["bbox"]["text"]})
+
+
+def _yolo_lines(item: dict[str, Any]) -> str:
+    """The demo item's boxes as YOLO label lines (``class cx cy w h``, normalized)."""
+    bbox, names = item["object"]["bbox"], _class_names()
+    return "".join(
+        f"{names.index(text)} {(x0 + x1) / 2:.6f} {(y0 + y1) / 2:.6f} {x1 - x0:.6f} "
+        f"{y1 - y0:.6f}\n"
+        for x0, x1, y0, y1, text in zip(bbox["xmin"], bbox["xmax"], bbox["ymin"],
+                                        bbox["ymax"], bbox["text"]))
+
+
+def make_ultralytics(work: Path, name: str) -> None:
+    """An Ultralytics layout: data.yaml, images/{train,val}, labels/{train,val}; the last
+    photo of val has no label file (a background image)."""
+    root = work / name
+    photos = _demo_items()
+    splits = {"train": photos[:3], "val": photos[3:]}
+    for split, items in splits.items():
+        (root / "images" / split).mkdir(parents=True, exist_ok=True)
+        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+        for n, item in enumerate(items):
+            shutil.copy(_photo(item), root / "images" / split / _photo(item).name)
+            if split == "val" and n == len(items) - 1:
+                continue
+            (root / "labels" / split / f"{_photo(item).stem}.txt").write_text(_yolo_lines(item))
+    (root / "data.yaml").write_text(
+        "path: .\ntrain: images/train\nval: images/val\nnames:\n"
+        + "".join(f"  - {n}\n" for n in _class_names()))
+
+
+def make_darknet(work: Path, name: str) -> None:
+    """The Darknet layout: obj.names, train.txt, the labels beside the images."""
+    root = work / name
+    (root / "obj").mkdir(parents=True, exist_ok=True)
+    (root / "obj.names").write_text("".join(n + "\n" for n in _class_names()))
+    listed = []
+    for item in _demo_items():
+        shutil.copy(_photo(item), root / "obj" / _photo(item).name)
+        (root / "obj" / f"{_photo(item).stem}.txt").write_text(_yolo_lines(item))
+        listed.append(f"obj/{_photo(item).name}\n")
+    (root / "train.txt").write_text("".join(listed))
+
+
+def make_csv(work: Path, name: str, images: str) -> None:
+    """The Object Detection API tutorial CSV of the demo photos, copied into ``images``."""
+    (work / images).mkdir(exist_ok=True)
+    rows = ["filename,width,height,class,xmin,ymin,xmax,ymax"]
+    for item in _demo_items():
+        photo = _photo(item)
+        shutil.copy(photo, work / images / photo.name)
+        width, height = _size(photo)
+        rows += [f"{photo.name},{width},{height},{text},{x0},{y0},{x1},{y1}"
+                 for text, (x0, y0, x1, y1) in _boxes(item, width, height)]
+    (work / name).write_text("\n".join(rows) + "\n")
+
+
 # Each input path the README names (as written, without a trailing slash) -> its builder.
 FIXTURES: dict[str, Callable[[Path], None]] = {
     "train.json": lambda w: make_json(w, "train.json"),
@@ -192,6 +246,10 @@ FIXTURES: dict[str, Callable[[Path], None]] = {
     "pets": lambda w: make_class_folders(w, "pets"),
     "images": lambda w: make_caltech(w, "images", "annotations"),
     "annotations": lambda w: make_caltech(w, "images", "annotations"),
+    "datasets/pets": lambda w: make_ultralytics(w, "datasets/pets"),
+    "darknet/data": lambda w: make_darknet(w, "darknet/data"),
+    "train_labels.csv": lambda w: make_csv(w, "train_labels.csv", "images"),
+    "names.json": lambda w: (w / "names.json").write_text(json.dumps(_class_names())),
 }
 
 
@@ -242,7 +300,8 @@ def _inputs(argv: list[str]) -> list[str]:
     except SystemExit:
         return []  # the command itself will fail, and say why
     found = []
-    for key in ("dataset_path", "annotations", "images", "root", "label_map"):
+    for key in ("dataset_path", "annotations", "images", "source_dir", "yolo_root", "csv_file",
+                "csv_images", "label_map"):
         value = getattr(args, key, None)
         if isinstance(value, str):
             found.append(value.rstrip("/"))

@@ -162,9 +162,9 @@ def test_cli_inspect_stats_show_index(dataset: list[Path], tmp_path: Path,
     assert main(["show", shard, "--index", "1", "-o", str(out_png)]) == 0
     assert Image.open(out_png).size == (64, 48)
     assert main(["show", shard, "--grid", "3", "-o", str(tmp_path / "grid.png")]) == 0
-    assert Image.open(tmp_path / "grid.png").size == (512, 512)
+    assert Image.open(tmp_path / "grid.png").size == (640, 640)  # 2 x 2 cells of 320 px
     assert main(["show", shard, "--index", "7", "-o", str(out_png)]) == 2
-    assert "has no record 7 (it holds 3)" in capsys.readouterr().err
+    assert "there is no record 7 (the file holds 3)" in capsys.readouterr().err
     assert main(["index", shard]) == 0
     assert len(Path(shard + ".idx").read_text().splitlines()) == 3
 

@@ -1,6 +1,6 @@
 """Writing the shards with Apache Beam: ``WriteDataset`` (a PTransform) and ``run``.
 
-Optional: this module imports ``apache_beam`` (``pip install 'tfrecord-lite-writer[beam]'``);
+Optional: this module imports ``apache_beam`` (``pip install 'apache-beam>=2.50'``);
 nothing in the package imports it at module level, so ``import tfrecord_lite`` never
 loads Beam.
 
@@ -282,7 +282,7 @@ class _FinishFn(beam.DoFn):
 
 
 class WriteDataset(beam.PTransform):
-    """Write a PCollection of SPEC items as ``num_shards`` TFRecord files.
+    """Write a PCollection of items (README, "The item format") as ``num_shards`` files.
 
     The shards are those ``create()`` writes: same names (``{name}-{i:05d}-of-{n:05d}``),
     same records byte for byte, plus ``{name}.failures.jsonl`` and
@@ -388,7 +388,7 @@ def run(
     apply ``WriteDataset``.
 
     Args:
-        items: SPEC items (nested dicts). Never modified.
+        items: the items (nested dicts; README, "The item format"). Never modified.
         beam_options: pipeline options, e.g. ``"--runner=DataflowRunner --project=p"``
             (default: the DirectRunner).
         The others: see ``WriteDataset``.
