@@ -24,7 +24,7 @@ def _dataset(tmp_path: Path, image_file: Any, n: int, shards: int) -> Path:
              for i in range(n)]
     (tmp_path / "train.json").write_text(json.dumps(items))
     assert main(["--dataset_path", "train.json", "--prefix", "train", "--output_dir", "out",
-                 "--shards", str(shards), "-q"]) == 0
+                 "--shards", str(shards), "--store_images", "-q"]) == 0
     out = tmp_path / "out"
     (out / "label_map.json").write_text(json.dumps(label_map_json(["a", "b"], 1)))
     (out / "label_map.pbtxt").write_text(label_map_pbtxt(["a", "b"], 1))

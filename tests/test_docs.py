@@ -143,7 +143,7 @@ def test_the_worked_example_is_what_is_written(tmp_path: Path, monkeypatch: pyte
     (tmp_path / "images").mkdir()
     Image.new("RGB", (640, 480), (120, 140, 160)).save("images/0001.jpg")
     (tmp_path / "d.json").write_text(json.dumps([item]))
-    assert main(["--dataset_path", "d.json", "--prefix", "ex", "--output_dir", "out",
+    assert main(["create", "--dataset_path", "d.json", "--prefix", "ex", "--output_dir", "out",
                  "-q"]) == 0
     capsys.readouterr()
     assert main(["inspect", "out/ex-00000-of-00001"]) == 0
