@@ -14,6 +14,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+from .errors import ImageError
+
 COLORS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
           (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212)]
 CELL = 320          # contact sheet: pixels per cell (the image, then its id below it)
@@ -92,11 +94,13 @@ def draw(item: dict[str, Any]) -> Image.Image:
     captions sized to the image (about 1/40 of its longer side, at least 14 px).
 
     Raises:
-        ValueError: the record stores no image (written with store_images=False).
+        ImageError: (a ValueError) the record stores no image (written with
+            store_images=False).
     """
     image = _open(item)
     if image is None:
-        raise ValueError(f"record {item.get('id')!r} stores no image (image/encoded)")
+        raise ImageError(f"record {item.get('id')!r} stores no image (image/encoded)",
+                         "missing")
     return annotate(image, item, max(_MIN_TEXT, round(max(image.size) / 40)))
 
 

@@ -20,11 +20,7 @@ import tempfile
 from typing import IO, Any
 
 from .compression import file_sha256
-from .errors import TFRecordLiteError
-
-
-class StorageError(TFRecordLiteError, ValueError):
-    """A URL cannot be used: fsspec (or the package for its scheme) is not installed."""
+from .errors import StorageError as StorageError  # defined in errors, importable here
 
 
 def is_url(path: str) -> bool:
