@@ -4,19 +4,49 @@
 * Anything else Pillow reads (PNG of any mode, gray or CMYK JPEG, GIF's first frame,
   BMP, WebP, TIFF, ...) is converted to RGB and re-encoded as JPEG.
 * With ``decode_check`` every stored image is decoded once, so a truncated or corrupt
-  file fails its item instead of failing a training job later.
+  file fails its item instead of failing a training job later (or, for JPEG data, is
+  stored with a warning under lenient validation).
 
 EXIF orientation is not applied: TensorFlow's decoders ignore it, and boxes are
 relative to the stored pixels. Pillow's decompression-bomb limit stays on, and is
 enforced from the header, before any pixel is decoded: an image with more pixels
 than ``PIL.Image.MAX_IMAGE_PIXELS`` fails its item (reason "too large").
 
-The decode check of a JPEG that is stored as is runs in libjpeg-turbo through the
-optional ``simplejpeg`` package when it is installed (``pip install
-tfrecord-lite-writer[jpeg]``): one call that lets other threads run, about 15% less
-work than going through Pillow. It is strict (any warning from libjpeg counts), so
-the few files it does not pass go to Pillow, which decides: the verdict is Pillow's
-either way.
+The decode check of a JPEG (stored as is or converted) runs in libjpeg-turbo through
+``simplejpeg`` (a dependency), before any full decode: the JPEG is decoded at 1/8
+scale, luma only (CMYK as it is), which reads every byte of every scan without a
+full-size pixel buffer, and the first warning libjpeg gives decides:
+
+=====================================================  ==========================  =========
+libjpeg-turbo message (jerror.h)                       code                        verdict
+=====================================================  ==========================  =========
+Corrupt JPEG data: premature end of data segment       JWRN_HIT_MARKER             truncated
+Premature end of JPEG file                             JWRN_JPEG_EOF               truncated
+Corrupt JPEG data: bad Huffman code                    JWRN_HUFF_BAD_CODE          corrupt
+Corrupt JPEG data: bad arithmetic code                 JWRN_ARITH_BAD_CODE         corrupt
+Corrupt JPEG data: found marker 0x.. instead of RSTn   JWRN_MUST_RESYNC            corrupt
+Invalid SOS parameters for sequential JPEG             JWRN_NOT_SEQUENTIAL         corrupt
+Inconsistent progression sequence for component ...    JWRN_BOGUS_PROGRESSION      corrupt
+any error, any other message                           JERR_...                    corrupt
+Corrupt JPEG data: N extraneous bytes before marker    JWRN_EXTRANEOUS_DATA        no loss
+Warning: unknown JFIF revision number                  JWRN_JFIF_MAJOR             no loss
+Unknown Adobe color transform code                     JWRN_ADOBE_XFORM            no loss
+Corrupt JPEG data: bad ICC marker                      JWRN_BOGUS_ICC              no loss
+=====================================================  ==========================  =========
+
+The first four "no loss" warnings lose no pixels. libjpeg stops at the first warning,
+so one of them could hide damage further on: extraneous bytes before the end-of-image
+marker come after every scan was decoded, so the check ends there; any other is looked
+past by checking again a copy of the file whose header keeps only what the pixels are
+decoded from (DQT, DHT, DAC, DRI, SOF; no APPn, COM or garbage between segments), with
+the scans as they are. Garbage left between two scans in that copy is damage
+("corrupt"): the scans after it cannot be checked.
+
+With ``corrupt_data="fail"`` (validation "strict") damage fails the image with
+libjpeg's message; with "warn" (lenient) the image is stored and the message is
+returned in ``StoredImage.warnings``. Without the decode check a JPEG stored as is
+must still end with an end-of-image marker. 12-bit, lossless and hierarchical JPEGs
+are left to Pillow, which decodes them in full or refuses them.
 
 PNG photos are decoded with Wuffs when the optional ``pywuffs`` package is installed
 (``pip install tfrecord-lite-writer[png]``): about 2.5x faster than Pillow's decoder,
@@ -32,9 +62,10 @@ does not import this module.
 from __future__ import annotations
 
 import io
+import re
 import struct
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from PIL import Image
@@ -53,10 +84,7 @@ else:
     _wuffs_config.pixel_format = PixelFormat.BGRA_NONPREMUL
     _wuffs_config.quirks = {ImageDecoderQuirks.IGNORE_CHECKSUM: 0}
 
-try:  # optional: the JPEG decode check without Pillow's Python layer (the [jpeg] extra)
-    import simplejpeg
-except ImportError:  # pragma: no cover - exercised where simplejpeg is not installed
-    simplejpeg = None
+import simplejpeg
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # Magic bytes -> format name, checked in order.
@@ -73,8 +101,23 @@ MAGIC: tuple[tuple[bytes, int, str], ...] = (
 # JPEG start-of-frame markers TensorFlow and browsers decode: baseline, extended, progressive.
 _PASSTHROUGH_SOF = {0xC0, 0xC1, 0xC2}
 _ALL_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+# What the decode check accepts: 8-bit Huffman (baseline, extended, progressive) and
+# arithmetic (sequential, progressive) JPEG.
+_CHECKED_SOF = {0xC0, 0xC1, 0xC2, 0xC9, 0xCA}
 _NO_LENGTH = {0x01, 0xD0, 0xD1, 0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8}
 _U16 = struct.Struct(">H")
+CORRUPT_DATA = ("fail", "warn")
+# libjpeg-turbo's warnings (jerror.h), by their message text: see the module docstring.
+_EXTRANEOUS = re.compile(r"Corrupt JPEG data: \d+ extraneous bytes before marker 0x([0-9a-f]{2})")
+_BENIGN_WARNINGS = (
+    "Warning: unknown JFIF revision number",  # JWRN_JFIF_MAJOR
+    "Unknown Adobe color transform code",  # JWRN_ADOBE_XFORM
+    "Corrupt JPEG data: bad ICC marker",  # JWRN_BOGUS_ICC
+)
+_TRUNCATED_WARNINGS = (
+    "Corrupt JPEG data: premature end of data segment",  # JWRN_HIT_MARKER
+    "Premature end of JPEG file",  # JWRN_JPEG_EOF
+)
 _PNG_IHDR = struct.Struct(">IIBBBBB")
 _PNG_CHUNK = struct.Struct(">I4s")
 _FAST_PNG_MAX_PIXELS = 1 << 24  # larger PNGs go to Pillow: memory matters more than speed
@@ -88,11 +131,20 @@ class ImageOptions:
         quality: JPEG quality for re-encoded images (1-100).
         max_side: downscale so that the longer side is at most this many pixels.
         decode_check: decode every stored image once to prove it decodes.
+        corrupt_data: what the decode check does with a JPEG whose pixels do not all
+            decode: "fail" the image, or "warn" (store it, with a warning in
+            ``StoredImage.warnings``).
     """
 
     quality: int = 95
     max_side: int | None = None
     decode_check: bool = True
+    corrupt_data: str = "fail"
+
+    def __post_init__(self) -> None:
+        if self.corrupt_data not in CORRUPT_DATA:
+            raise ValueError(f"corrupt_data must be one of {', '.join(CORRUPT_DATA)}, "
+                             f"got {self.corrupt_data!r}")
 
 
 @dataclass(frozen=True)
@@ -116,12 +168,12 @@ class StoredImage:
     format: str = "JPEG"
     colorspace: str = "RGB"
     channels: int = 3
+    warnings: tuple[str, ...] = ()
 
 
 def decoders() -> str:
     """Which decoders this installation uses for the JPEG check and for PNG input."""
-    jpeg = (f"simplejpeg {getattr(simplejpeg, '__version__', '')}".rstrip()
-            if simplejpeg is not None else "Pillow (the jpeg extra adds simplejpeg)")
+    jpeg = f"simplejpeg {getattr(simplejpeg, '__version__', '')}".rstrip()
     png = "Wuffs" if _wuffs_config is not None else "Pillow (the png extra adds Wuffs)"
     return f"JPEG check: {jpeg}; PNG: {png}"
 
@@ -145,8 +197,12 @@ def jpeg_info(data: bytes) -> JpegInfo | None:
     pos = 2
     adobe: int | None = None
     while pos + 4 <= n:
-        if data[pos] != 0xFF:
-            return None
+        if data[pos] != 0xFF or data[pos + 1] == 0x00:
+            # Garbage between segments: libjpeg skips it (with a warning), so do we.
+            pos = _next_marker(data, pos + 1)
+            if pos < 0:
+                return None
+            continue
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
@@ -213,21 +269,126 @@ def _load(im: Any, where: str) -> None:
         raise ImageError(f"{where}: {im.format} does not decode: {message}") from exc
 
 
-def decodes_fast(data: bytes, info: JpegInfo) -> bool:
-    """Whether libjpeg-turbo decodes the JPEG, at 1/8 scale, without a single warning.
+def _libjpeg_message(data: bytes, info: JpegInfo) -> str | None:
+    """libjpeg-turbo's first warning or error decoding the JPEG at 1/8 scale; None if none.
 
-    False means "not proven here" (simplejpeg missing, or any complaint at all): the
-    caller asks Pillow, which ignores some of libjpeg's warnings. Every file this
-    accepts, Pillow accepts too (a test compares both on damaged files).
+    Luma only (CMYK as it is): every byte of every scan is still read, at a fraction of
+    the cost of a full decode, and no full-size pixel buffer is allocated.
     """
-    if simplejpeg is None:
-        return False
+    colorspace = "CMYK" if info.components == 4 else "GRAY"
     try:
-        simplejpeg.decode_jpeg(data, "GRAY", min_height=info.height // 8,
+        simplejpeg.decode_jpeg(data, colorspace, min_height=info.height // 8,
                                min_width=info.width // 8, strict=True)
-    except Exception:  # noqa: BLE001 - ValueError mostly; any failure is Pillow's to judge
-        return False
-    return True
+    except ValueError as exc:  # simplejpeg raises ValueError with libjpeg's message
+        return str(exc) or "libjpeg error"
+    return None
+
+
+def _benign(message: str) -> int | None:
+    """For a warning that loses no pixels, the marker it came before (-1: not about a
+    marker); None for any other message (see the table in the module docstring)."""
+    extraneous = _EXTRANEOUS.match(message)
+    if extraneous is not None:
+        return int(extraneous[1], 16)
+    return -1 if message.startswith(_BENIGN_WARNINGS) else None
+
+
+def _scan_core(data: bytes) -> bytes | None:
+    """The JPEG with only what libjpeg decodes pixels from before the first scan.
+
+    Keeps the tables, restart interval and frame header (DQT, DHT, DAC, DRI, SOF and
+    any marker not known to be metadata), then everything from the first start of scan
+    as it is; drops APPn and COM segments and any garbage between segments. None when
+    the markers cannot be walked.
+    """
+    n = len(data)
+    parts = [b"\xff\xd8"]
+    pos = 2
+    while pos + 4 <= n:
+        if data[pos] != 0xFF or data[pos + 1] in (0x00, 0xFF):
+            pos = _next_marker(data, pos + 1)  # garbage (or fill bytes) between segments
+            if pos < 0:
+                return None
+            continue
+        marker = data[pos + 1]
+        if marker == 0xDA:
+            parts.append(data[pos:])
+            return b"".join(parts)
+        if marker in _NO_LENGTH:
+            pos += 2
+            continue
+        (length,) = _U16.unpack_from(data, pos + 2)
+        if length < 2:
+            return None
+        if not (0xE0 <= marker <= 0xEF or marker == 0xFE):
+            parts.append(data[pos:pos + 2 + length])
+        pos += 2 + length
+    return None
+
+
+def _next_marker(data: bytes, pos: int) -> int:
+    """Offset of the next 0xFF that starts a marker (not followed by 0x00 or 0xFF)."""
+    while True:
+        pos = data.find(b"\xff", pos)
+        if pos < 0 or pos + 1 >= len(data):
+            return -1
+        if data[pos + 1] not in (0x00, 0xFF):
+            return pos
+        pos += 1
+
+
+def jpeg_damage(data: bytes, info: JpegInfo) -> tuple[str, str] | None:
+    """Whether libjpeg-turbo decodes every pixel of the JPEG: None, or ``(message,
+    reason)`` with libjpeg's message and "truncated" or "corrupt".
+
+    A warning that loses no pixels is no damage. Because libjpeg stops at the first
+    warning, a harmless one in the header is looked past by checking a copy without
+    the header's metadata and garbage (see the module docstring).
+    """
+    message = _libjpeg_message(data, info)
+    if message is None:
+        return None
+    marker = _benign(message)
+    if marker is None:
+        return message, _reason(message)
+    if marker == 0xD9:  # after the last scan: every pixel was decoded
+        return None
+    core = _scan_core(data)
+    if core is None:
+        return message, "corrupt"
+    second = _libjpeg_message(core, info)
+    if second is None:
+        return None
+    marker = _benign(second)
+    if marker is None:
+        return second, _reason(second)
+    if marker == 0xD9:
+        return None
+    # Garbage between two scans: the scans after it cannot be checked past it.
+    return f"{second} (between two scans)", "corrupt"
+
+
+def _reason(message: str) -> str:
+    return "truncated" if message.startswith(_TRUNCATED_WARNINGS) else "corrupt"
+
+
+def _checked_by_libjpeg(info: JpegInfo) -> bool:
+    """Whether the libjpeg check applies: 8-bit, Huffman or arithmetic, 1, 3 or 4
+    components (others are left to Pillow, which decodes them in full or refuses)."""
+    return info.precision == 8 and info.sof in _CHECKED_SOF and info.components in (1, 3, 4)
+
+
+def _check_jpeg(data: bytes, info: JpegInfo, options: ImageOptions,
+                where: str) -> tuple[str, ...]:
+    """Run the decode check; raise for damage, or return it as a warning ("warn")."""
+    damage = jpeg_damage(data, info)
+    if damage is None:
+        return ()
+    message, reason = damage
+    text = f"{where}: {reason} JPEG data, not every pixel decodes ({message})"
+    if options.corrupt_data == "fail":
+        raise ImageError(text, reason)
+    return (f"{text}; stored anyway (validation is not strict)",)
 
 
 def _draft_eighth_luma(im: Any) -> None:
@@ -238,10 +399,19 @@ def _draft_eighth_luma(im: Any) -> None:
 def decoded_size(data: bytes) -> tuple[int, int]:
     """Decode an image once (a JPEG at 1/8 scale, luma only); its full ``(width, height)``.
 
-    Raises whatever the decoder raises for a file that does not decode.
+    A JPEG gets the decode check of ``prepare`` (strict): damage raises ImageError
+    with libjpeg's message.
+
+    Raises:
+        ImageError: a JPEG whose pixels do not all decode.
+        Exception: whatever Pillow raises for another file that does not decode.
     """
     info = jpeg_info(data)
-    if info is not None and decodes_fast(data, info):
+    if info is not None and _checked_by_libjpeg(info):
+        damage = jpeg_damage(data, info)
+        if damage is not None:
+            raise ImageError(f"{damage[1]} JPEG data, not every pixel decodes ({damage[0]})",
+                             damage[1])
         return info.width, info.height
     with Image.open(io.BytesIO(data)) as im:
         size: tuple[int, int] = im.size
@@ -331,27 +501,29 @@ def prepare(data: bytes, options: ImageOptions = ImageOptions(),
     if not data:
         raise ImageError(f"{where}: empty file", "empty")
     info = jpeg_info(data)
+    warned: tuple[str, ...] = ()
+    if info is not None:
+        _check_pixels(info.width, info.height, where)
+        if options.decode_check and _checked_by_libjpeg(info):
+            # Before any full decode: a frame header that claims more than the data
+            # holds fails here, without a full-size buffer.
+            warned = _check_jpeg(data, info, options, where)
     if (info is not None and info.components == 3 and info.precision == 8
             and info.sof in _PASSTHROUGH_SOF):
-        _check_pixels(info.width, info.height, where)
         target = _fit(info.width, info.height, options.max_side)
         if target is None:
-            if options.decode_check and not decodes_fast(data, info):
-                # Decoding at 1/8 scale, luma only, still reads every byte of every
-                # scan (so a cut or broken stream fails) at half the cost of a full decode.
-                im = _open(data, where)
-                _draft_eighth_luma(im)
-                _load(im, where)
-            elif data.rfind(b"\xff\xd9") < info.frame_end:
+            if not options.decode_check and data.rfind(b"\xff\xd9") < info.frame_end:
                 # Even unchecked, a cut file is caught: it lacks the end-of-image marker
                 # (which cannot occur inside entropy-coded data).
                 raise ImageError(f"{where}: truncated JPEG file (no end-of-image marker)",
                                  "truncated")
-            return StoredImage(data, info.width, info.height)
+            return StoredImage(data, info.width, info.height, warnings=warned)
         im = _open(data, where)
         im.draft("RGB", target)
         _load(im, where)
-        return _encode_jpeg(_to_rgb(im).resize(target, Image.Resampling.LANCZOS), options.quality)
+        stored = _encode_jpeg(_to_rgb(im).resize(target, Image.Resampling.LANCZOS),
+                              options.quality)
+        return replace(stored, warnings=warned) if warned else stored
 
     rgb = _decode_png_fast(data)
     if rgb is not None:
@@ -366,7 +538,8 @@ def prepare(data: bytes, options: ImageOptions = ImageOptions(),
         rgb = _to_rgb(im)
     if target is not None:
         rgb = rgb.resize(target, Image.Resampling.LANCZOS)
-    return _encode_jpeg(rgb, options.quality)
+    stored = _encode_jpeg(rgb, options.quality)
+    return replace(stored, warnings=warned) if warned else stored
 
 
 def read_size_from_file(path: str) -> tuple[int, int, str]:
