@@ -64,7 +64,10 @@ from __future__ import annotations
 import io
 import re
 import struct
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -104,6 +107,7 @@ _ALL_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0x
 # What the decode check accepts: 8-bit Huffman (baseline, extended, progressive) and
 # arithmetic (sequential, progressive) JPEG.
 _CHECKED_SOF = {0xC0, 0xC1, 0xC2, 0xC9, 0xCA}
+_PROGRESSIVE_SOF = {0xC2, 0xCA}
 _NO_LENGTH = {0x01, 0xD0, 0xD1, 0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8}
 _U16 = struct.Struct(">H")
 CORRUPT_DATA = ("fail", "warn")
@@ -121,6 +125,45 @@ _TRUNCATED_WARNINGS = (
 _PNG_IHDR = struct.Struct(">IIBBBBB")
 _PNG_CHUNK = struct.Struct(">I4s")
 _FAST_PNG_MAX_PIXELS = 1 << 24  # larger PNGs go to Pillow: memory matters more than speed
+# Rows converted at a time from 16-bit or float pixels to 8 bits.
+_ROWS_PER_BLOCK = 256
+# Images at least this large are decoded under the process-wide budget below.
+_LARGE_PIXELS = 1 << 22
+# At most this many pixels of large images are being decoded at once in a process:
+# the default pixel limit, so one image at the limit is decoded alone.
+DECODE_BUDGET_PIXELS = 89_478_485
+
+
+class _PixelBudget:
+    """A semaphore weighted by pixel count, shared by every thread of the process.
+
+    A large image waits until the pixels of the large images being decoded plus its
+    own fit the budget; an image alone always proceeds, even one above the budget.
+    """
+
+    def __init__(self, pixels: int) -> None:
+        self.pixels = pixels
+        self.in_use = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        if pixels < _LARGE_PIXELS:
+            yield
+            return
+        with self._cond:
+            while self.in_use and self.in_use + pixels > self.pixels:
+                self._cond.wait()
+            self.in_use += pixels
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.in_use -= pixels
+                self._cond.notify_all()
+
+
+_budget = _PixelBudget(DECODE_BUDGET_PIXELS)
 
 
 @dataclass(frozen=True)
@@ -417,7 +460,8 @@ def decoded_size(data: bytes) -> tuple[int, int]:
         size: tuple[int, int] = im.size
         if im.format == "JPEG":
             _draft_eighth_luma(im)
-        im.load()
+        with _budget.hold(im.width * im.height):
+            im.load()
     return size
 
 
@@ -458,20 +502,51 @@ def _decode_png_fast(data: bytes) -> Any:
     return Image.frombuffer("RGB", (width, height), pixels, "raw", "BGRX", 0, 1)
 
 
+_HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def _to_gray8(im: Any) -> Any:
+    """A 16-bit, 32-bit or float image as 8-bit "L": scaled by 1/257 when any value is
+    above 255, else clipped; rounded half up.
+
+    Row block by row block, so no full-size float64 copy is made (the arithmetic per
+    block is the float64 one, so the bytes are those of a whole-image conversion).
+    """
+    import numpy as np
+
+    width, height = im.size
+    peak = None
+    for top in range(0, height, _ROWS_PER_BLOCK):
+        block = np.asarray(im.crop((0, top, width, min(height, top + _ROWS_PER_BLOCK))))
+        if block.size:
+            block_max = block.max()
+            peak = block_max if peak is None else np.maximum(peak, block_max)  # NaN stays
+    scale = peak is not None and float(peak) > 255
+    out = np.empty((height, width), dtype=np.uint8)
+    for top in range(0, height, _ROWS_PER_BLOCK):
+        bottom = min(height, top + _ROWS_PER_BLOCK)
+        arr = np.asarray(im.crop((0, top, width, bottom)), dtype=np.float64)
+        if scale:
+            arr = arr / 257.0
+        out[top:bottom] = np.clip(arr + 0.5, 0, 255).astype(np.uint8)
+    return Image.fromarray(out)  # 2-D uint8: "L"
+
+
 def _to_rgb(im: Any) -> Any:
+    """The image as RGB; a new image frees ``im``'s pixels (closes it) once made."""
     if im.mode == "RGB":
         return im
-    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        import numpy as np
-
-        arr = np.asarray(im, dtype=np.float64)
-        if arr.size and arr.max() > 255:
-            arr = arr / 257.0
-        gray = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8))  # 2-D uint8: "L"
+    if im.mode in _HIGH_DEPTH:
+        gray = _to_gray8(im)
+        im.close()
         return gray.convert("RGB")
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        im = im.convert("RGBA")  # alpha is dropped, as tf.io.decode_png(channels=3) does
-    return im.convert("RGB")
+        rgba = im.convert("RGBA")  # alpha is dropped, as tf.io.decode_png(channels=3) does
+        im.close()
+        im = rgba
+    rgb = im.convert("RGB")
+    im.close()
+    return rgb
 
 
 def _fit(width: int, height: int, max_side: int | None) -> tuple[int, int] | None:
@@ -506,8 +581,11 @@ def prepare(data: bytes, options: ImageOptions = ImageOptions(),
         _check_pixels(info.width, info.height, where)
         if options.decode_check and _checked_by_libjpeg(info):
             # Before any full decode: a frame header that claims more than the data
-            # holds fails here, without a full-size buffer.
-            warned = _check_jpeg(data, info, options, where)
+            # holds fails here, without a full-size buffer. A progressive JPEG needs
+            # its coefficients in memory (2 bytes a sample), so it counts as large.
+            progressive = info.sof in _PROGRESSIVE_SOF
+            with _budget.hold(info.width * info.height if progressive else 0):
+                warned = _check_jpeg(data, info, options, where)
     if (info is not None and info.components == 3 and info.precision == 8
             and info.sof in _PASSTHROUGH_SOF):
         target = _fit(info.width, info.height, options.max_side)
@@ -518,28 +596,44 @@ def prepare(data: bytes, options: ImageOptions = ImageOptions(),
                 raise ImageError(f"{where}: truncated JPEG file (no end-of-image marker)",
                                  "truncated")
             return StoredImage(data, info.width, info.height, warnings=warned)
-        im = _open(data, where)
-        im.draft("RGB", target)
-        _load(im, where)
-        stored = _encode_jpeg(_to_rgb(im).resize(target, Image.Resampling.LANCZOS),
-                              options.quality)
-        return replace(stored, warnings=warned) if warned else stored
-
-    rgb = _decode_png_fast(data)
-    if rgb is not None:
-        target = _fit(rgb.width, rgb.height, options.max_side)
-    else:
-        im = _open(data, where)
-        _check_pixels(im.width, im.height, where)
-        target = _fit(im.width, im.height, options.max_side)
-        if target is not None and im.format == "JPEG":
-            im.draft("RGB", target)
-        _load(im, where)  # always: converting needs the pixels
-        rgb = _to_rgb(im)
-    if target is not None:
-        rgb = rgb.resize(target, Image.Resampling.LANCZOS)
-    stored = _encode_jpeg(rgb, options.quality)
+    stored = _convert(data, options, where)
     return replace(stored, warnings=warned) if warned else stored
+
+
+def _convert(data: bytes, options: ImageOptions, where: str) -> StoredImage:
+    """Decode, convert to RGB, downscale and encode as JPEG, within the pixel budget."""
+    size = _png_size(data)
+    if size is not None and _wuffs_config is not None:
+        with _budget.hold(size[0] * size[1]):
+            rgb = _decode_png_fast(data)
+            if rgb is not None:
+                return _finish(rgb, _fit(rgb.width, rgb.height, options.max_side), options)
+    im = _open(data, where)
+    _check_pixels(im.width, im.height, where)
+    target = _fit(im.width, im.height, options.max_side)
+    pixels = im.width * im.height
+    if target is not None and im.format == "JPEG":
+        im.draft("RGB", target)
+        pixels = im.width * im.height  # the scaled size libjpeg decodes to
+    with _budget.hold(pixels):
+        _load(im, where)  # always: converting needs the pixels
+        return _finish(_to_rgb(im), target, options)
+
+
+def _finish(rgb: Any, target: tuple[int, int] | None, options: ImageOptions) -> StoredImage:
+    if target is not None:
+        small = rgb.resize(target, Image.Resampling.LANCZOS)
+        rgb.close()
+        rgb = small
+    return _encode_jpeg(rgb, options.quality)
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from a PNG's IHDR, or None."""
+    if len(data) < 24 or data[:8] != _PNG_MAGIC or data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack_from(">II", data, 16)
+    return width, height
 
 
 def read_size_from_file(path: str) -> tuple[int, int, str]:
