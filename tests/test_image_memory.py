@@ -139,3 +139,14 @@ def test_budget_is_released_when_an_image_fails(monkeypatch: pytest.MonkeyPatch)
         prepare(data[: len(data) // 2])
     assert images._budget.in_use == 0
     assert re.fullmatch(rb"\xff\xd8.*", prepare(data).data, re.S)
+
+
+@pytest.mark.parametrize("env, expected", [({}, 64 << 20), ({"PILLOW_BLOCK_SIZE": "2m"}, 2 << 20)])
+def test_pillow_blocks_are_larger_than_mallocs_heap_threshold(
+        env: dict[str, str], expected: int) -> None:
+    code = ("from PIL import Image\n"
+            "import tfrecord_lite.images\n"
+            "print(Image.core.get_block_size())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={"PYTHONPATH": str(ROOT), **env})
+    assert int(out.stdout) == expected

@@ -62,6 +62,7 @@ does not import this module.
 from __future__ import annotations
 
 import io
+import os
 import re
 import struct
 import threading
@@ -164,6 +165,15 @@ class _PixelBudget:
 
 
 _budget = _PixelBudget(DECODE_BUDGET_PIXELS)
+
+# Pillow holds a large image in blocks of 16 MiB by default. glibc's malloc serves
+# blocks that size from its heap once its mmap threshold has risen (up to 32 MiB), and
+# the heap keeps freed memory: a job of large images then grows by hundreds of MB.
+# Blocks above that threshold are mapped and unmapped, so freed pixels go back to the
+# system. Left alone when set through Pillow's own PILLOW_BLOCK_SIZE variable.
+_PILLOW_BLOCK_BYTES = 64 << 20
+if "PILLOW_BLOCK_SIZE" not in os.environ and Image.core.get_block_size() < _PILLOW_BLOCK_BYTES:
+    Image.core.set_block_size(_PILLOW_BLOCK_BYTES)
 
 
 @dataclass(frozen=True)
