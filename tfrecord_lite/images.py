@@ -55,6 +55,13 @@ files take that path, with every checksum verified; the pixels are the same as
 Pillow's, so the stored JPEG is byte-identical either way. Anything else, or any
 error, goes to Pillow, which decides what the item's error is.
 
+Memory is bounded for any image under the pixel limit: 16-bit, 32-bit and float
+pixels are converted to 8 bits a block of rows at a time (no whole-image float64 copy),
+a source image is freed once converted, and images of ``_LARGE_PIXELS`` or more are
+decoded under a process-wide budget of ``DECODE_BUDGET_PIXELS`` (the default pixel
+limit): threads never hold two images near the limit at once. Pillow's image blocks are
+made larger than glibc's mmap threshold, so freed pixels go back to the system.
+
 Pillow and numpy are imported when this module is, so ``import tfrecord_lite``
 does not import this module.
 """
