@@ -92,6 +92,6 @@ def test_index_refuses_compressed(tmp_path: Path) -> None:
 
 def test_bad_index_line(tmp_path: Path) -> None:
     idx = tmp_path / "x.idx"
-    idx.write_text("0 10\nnonsense\n")
+    idx.write_text("0 16\nnonsense\n")
     with pytest.raises(ValueError, match="line 2"):
         read_index(idx)
