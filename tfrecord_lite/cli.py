@@ -25,7 +25,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__, storage
-from .errors import RecordError, TFRecordLiteError, WriteError
+from .errors import ImageError, RecordError, TFRecordLiteError, WriteError
+from .framing import DEFAULT_MAX_RECORD_SIZE
 
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_USAGE, EXIT_WRITE = 0, 1, 2, 3
 _SHOWN_FAILURES = 10
@@ -238,6 +239,27 @@ def _add_readers(sub: Any) -> None:
                        "the format of the tfrecord package and NVIDIA DALI.")
     p.add_argument("files", nargs="+", metavar="FILE")
 
+    for name in ("verify", "inspect", "stats", "show", "index"):
+        sub.choices[name].add_argument(
+            "--max-record-size", type=_byte_size, default=DEFAULT_MAX_RECORD_SIZE,
+            metavar="BYTES", help="longest record accepted, e.g. 512M or 2G; a longer "
+            "length field is reported as damage before anything is read (default: 256M)")
+
+
+def _byte_size(text: str) -> int:
+    """``1000``, ``512K``, ``512M``, ``2G`` (powers of 1024; ``MiB``/``MB`` spellings too)."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    number = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = number[-1:] if number[-1:] in units else ""
+    try:
+        value = int(number[:len(number) - len(unit)]) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size in bytes such as 512M, got "
+                                         f"{text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 byte, got {text!r}")
+    return value
+
 
 def _write_failures(output_dir: str, prefix: str, failures: list[dict[str, Any]],
                     durable: bool = False) -> str:
@@ -351,7 +373,7 @@ def _run_verify(args: argparse.Namespace) -> int:
     from .verify import report_dict, verify_files
 
     report = verify_files(storage.expand(args.files), args.threads, args.decode,
-                          args.compression)
+                          args.compression, args.max_record_size)
     if args.json:
         print(json.dumps(report_dict(report), indent=2))
     else:
@@ -363,7 +385,7 @@ def _run_verify(args: argparse.Namespace) -> int:
 
 
 def _summarize(key: str, values: list[Any]) -> Any:
-    if key == "image/encoded" and values:
+    if key == "image/encoded" and values and isinstance(values[0], bytes):
         from PIL import Image
 
         data = values[0]
@@ -381,14 +403,15 @@ def _summarize(key: str, values: list[Any]) -> Any:
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
-    from .example import feature_values, parse_example
-    from .reader import read_records
+    from .example import feature_values
+    from .reader import parse_record, read_framed
 
     shown = []
-    for n, data in enumerate(read_records(args.file, args.compression)):
+    for n, offset, data in read_framed(args.file, args.compression,
+                                       max_record_size=args.max_record_size):
         if n >= args.n:
             break
-        feats = parse_example(data).features.feature
+        feats = parse_record(data, args.file, n, offset).features.feature
         shown.append({key: _summarize(key, feature_values(feats[key])[1])
                       for key in sorted(feats)})
     if args.json:
@@ -405,7 +428,8 @@ def _run_inspect(args: argparse.Namespace) -> int:
 def _run_stats(args: argparse.Namespace) -> int:
     from .verify import stats
 
-    result = stats(storage.expand(args.files), args.compression)
+    result = stats(storage.expand(args.files), args.compression,
+                   max_record_size=args.max_record_size)
     if args.json:
         print(json.dumps(result, indent=2))
         return EXIT_OK
@@ -434,7 +458,8 @@ def _run_show(args: argparse.Namespace) -> int:
 
     if args.grid:
         items = []
-        for item in iterate(args.file, args.compression):
+        for item in iterate(args.file, args.compression,
+                            max_record_size=args.max_record_size):
             items.append(item)
             if len(items) >= args.grid:
                 break
@@ -443,7 +468,8 @@ def _run_show(args: argparse.Namespace) -> int:
         if args.index < 0:
             raise UsageError("--index must be >= 0")
         seen = 0
-        for seen, item in enumerate(iterate(args.file, args.compression), 1):  # noqa: B007
+        for seen, item in enumerate(iterate(args.file, args.compression,  # noqa: B007
+                                            max_record_size=args.max_record_size), 1):
             if seen - 1 == args.index:
                 image = draw(item)
                 break
@@ -464,7 +490,7 @@ def _run_index(args: argparse.Namespace) -> int:
         if storage.is_url(path):
             raise UsageError(f"{path}: index writes FILE.idx beside each file, so it needs "
                              "local files (copy the shards first)")
-        target = write_index(path)
+        target = write_index(path, max_record_size=args.max_record_size)
         print(f"wrote {target}")
     return EXIT_OK
 
@@ -548,6 +574,7 @@ EXIT_FOR: tuple[tuple[type[BaseException], int], ...] = (
     (UsageError, EXIT_USAGE),
     (FileNotFoundError, EXIT_USAGE),
     (RecordError, EXIT_FAILED_ITEMS),
+    (ImageError, EXIT_FAILED_ITEMS),  # an image in a shard (show) that does not decode
     (WriteError, EXIT_WRITE),
     (TFRecordLiteError, EXIT_USAGE),
     (ValueError, EXIT_USAGE),

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 from typing import Any
 
 from PIL import Image, ImageDraw
+
+from .errors import ImageError
+from .reader import image_decode_errors
 
 COLORS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
           (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212)]
@@ -20,11 +24,19 @@ def draw(item: dict[str, Any]) -> Image.Image:
 
     Raises:
         ValueError: the record stores no image (written with store_images=False).
+        ImageError: the stored image does not decode, or is over Pillow's
+            decompression-bomb limit.
     """
     data = item.get("encoded")
     if not isinstance(data, bytes):
         raise ValueError(f"record {item.get('id')!r} stores no image (image/encoded)")
-    image = Image.open(io.BytesIO(data)).convert("RGB")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data)).convert("RGB")
+    except image_decode_errors() as exc:
+        raise ImageError(f"record {item.get('id')!r}: image/encoded does not decode: "
+                         f"{exc or type(exc).__name__}") from exc
     W, H = image.size  # noqa: N806
     canvas = ImageDraw.Draw(image)
     line = max(2, round(min(W, H) / 200))

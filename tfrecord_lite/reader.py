@@ -28,7 +28,7 @@ from .errors import (
     RecordError,
     TruncatedRecordError,
 )
-from .example import BYTES, FLOAT, INT64, RECORD_FIELDS, decode_example
+from .example import BYTES, FLOAT, INT64, RECORD_FIELDS, decode_example, parse_example
 from .framing import DEFAULT_MAX_RECORD_SIZE, FRAMED_OVERHEAD, framed_size, iter_framed
 
 PathArg = Union[str, "os.PathLike[str]"]
@@ -149,6 +149,18 @@ def decode_record(data: bytes, path: str, index: int, offset: int) -> dict[str, 
     return item
 
 
+def parse_record(data: bytes, path: str, index: int, offset: int) -> Any:
+    """A record of a file parsed as a ``tf.train.Example`` message.
+
+    Raises:
+        RecordDecodeError: not an Example (names the file, record index and offset).
+    """
+    try:
+        return parse_example(data)
+    except ExampleDecodeError as exc:
+        raise RecordDecodeError(str(exc), path=path, index=index, offset=offset) from exc
+
+
 def read_examples(path: PathArg, compression: str | None = None, verify: bool = True,
                   max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> Iterator[dict[str, Any]]:
     """Yield each record of a file decoded as a nested item dict (see ``decode_example``).
@@ -195,10 +207,10 @@ def iterate(paths: PathArg | Iterable[PathArg], compression: str | None = None,
             yield item
 
 
-def _image_errors() -> tuple[type[BaseException], ...]:
+def image_decode_errors() -> tuple[type[BaseException], ...]:
+    """What Pillow raises for damaged, cut or hostile image data (a bomb as an error)."""
     from PIL import Image
 
-    # What Pillow raises for damaged, cut or hostile image data.
     return (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error,
             Image.DecompressionBombError, Image.DecompressionBombWarning)
 
@@ -224,7 +236,7 @@ def decode_image(data: bytes, where: str = "image") -> Any:
                 if im.mode not in ("RGB", "L"):
                     im = im.convert("RGB")
                 array = np.asarray(im)
-    except _image_errors() as exc:
+    except image_decode_errors() as exc:
         too_large = isinstance(exc, (Image.DecompressionBombError,
                                      Image.DecompressionBombWarning))
         raise ImageError(f"{where}: image/encoded does not decode: "
