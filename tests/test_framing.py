@@ -201,3 +201,27 @@ def test_mixed_sizes_keep_their_order_in_a_real_file(tmp_path: Path, batch_bytes
             buffer[:] = b"x" * len(buffer)  # reused by the caller at once
         framer.flush()
     assert path.read_bytes() == b"".join(encode_record(r) for r in records)
+
+
+def test_without_os_writev_the_bytes_are_the_same(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # Windows has no os.writev: the framer writes the pieces one after the other.
+    import os
+
+    sizes = [0, 5, 16383, 16384, 70_000, 3, 200_000, 20_000, 1] * 150
+    records = [bytes([i % 251]) * n for i, n in enumerate(sizes)]
+
+    def write(name: str) -> bytes:
+        path = tmp_path / name
+        with TFRecordWriter(path) as w:
+            for r in records:
+                w.write(r)
+        return path.read_bytes()
+
+    normal = write("with.tfrecord")
+    calls: list[int] = []
+    real_write = os.write
+    monkeypatch.delattr(os, "writev")
+    monkeypatch.setattr(os, "write", lambda fd, data: calls.append(1) or real_write(fd, data))
+    assert write("without.tfrecord") == normal == b"".join(encode_record(r) for r in records)
+    assert calls  # the fallback did the writing

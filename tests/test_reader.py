@@ -273,7 +273,8 @@ def test_wrong_feature_types_are_named_not_crashes(tmp_path: Path, case: str,
 def test_a_record_that_is_not_an_example_is_named(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "n.tfrecord"
-    path.write_bytes(encode_record(encode_example({"filename": "f", "id": 1, "height": 1, "width": 1}))
+    item = {"filename": "f", "id": 1, "height": 1, "width": 1}
+    path.write_bytes(encode_record(encode_example(item))
                      + encode_record(b"\xff\xff\xff garbage"))
     with pytest.raises(RecordDecodeError, match=r"record 1, byte offset \d+: not a tf.train"):
         list(iterate(path))
