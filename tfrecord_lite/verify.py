@@ -93,6 +93,8 @@ _GROUPS = frozenset(key.rsplit("/", n)[0] for key in RECORD_FIELDS
 
 
 def _check_scalars(example: Any) -> list[str]:
+    """What in a parsed Example has the wrong kind: a known key of another type, a key
+    where a group of keys belongs, a scalar key missing or holding other than one value."""
     problems = []
     features = example.features.feature
     for key in features:
