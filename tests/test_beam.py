@@ -100,13 +100,13 @@ def test_failures_side_output_and_cli_failures_file(tmp_path: Path, image_file: 
     def by_id(failures: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         return {f["id"]: f for f in failures}
 
-    beam_failures = json.loads((tmp_path / "beam" / "train-failures.json").read_text())
-    local_failures = json.loads((tmp_path / "local" / "train-failures.json").read_text())
+    beam_failures = json.loads((tmp_path / "beam" / "train.failures.json").read_text())
+    local_failures = json.loads((tmp_path / "local" / "train.failures.json").read_text())
     assert by_id(beam_failures) == by_id(local_failures)
     assert set(by_id(beam_failures)) == {"gone", "cut", "bad"}
-    lines = (tmp_path / "beam" / "train-failures.jsonl").read_text().splitlines()
+    lines = (tmp_path / "beam" / "train.failures.jsonl").read_text().splitlines()
     assert by_id([json.loads(line) for line in lines]) == by_id(beam_failures)
-    manifest = json.loads((tmp_path / "beam" / "train-manifest.json").read_text())
+    manifest = json.loads((tmp_path / "beam" / "train.manifest.json").read_text())
     assert (manifest["records"], manifest["failed"]) == (1, 3)
 
 
@@ -132,7 +132,7 @@ def test_manifest_matches_the_files(tmp_path: Path, image_file: Any) -> None:
     report = verify_files(files)
     assert report.ok, report.problems
     assert report.records == summary.written == len(items) - 1
-    manifest = json.loads((tmp_path / "beam" / "train-manifest.json").read_text())
+    manifest = json.loads((tmp_path / "beam" / "train.manifest.json").read_text())
     assert manifest == summary.manifest()
     expected = local.manifest()
     for key in ("name", "format", "records", "failed", "num_shards", "options",
@@ -141,7 +141,7 @@ def test_manifest_matches_the_files(tmp_path: Path, image_file: Any) -> None:
     assert manifest["bytes"] == sum(f.stat().st_size for f in files)
     # verify compares each file with the manifest: a wrong count is found.
     manifest["shards"][0]["records"] += 1
-    (tmp_path / "beam" / "train-manifest.json").write_text(json.dumps(manifest))
+    (tmp_path / "beam" / "train.manifest.json").write_text(json.dumps(manifest))
     assert any("the manifest says" in str(p) for p in verify_files(files).problems)
 
 
@@ -235,7 +235,7 @@ def test_transform_in_a_users_pipeline(tmp_path: Path, image_file: Any) -> None:
              | beam.io.ReadFromText(str(source))
              | beam.Map(json.loads)
              | tfl_beam.WriteDataset("val", tmp_path / "out", 2, seed=1))
-    manifest = json.loads((tmp_path / "out" / "val-manifest.json").read_text())
+    manifest = json.loads((tmp_path / "out" / "val.manifest.json").read_text())
     assert manifest["records"] == len(items) - 1 and manifest["num_shards"] == 2
     local = write_dataset(items[:-1], "val", tmp_path / "local", 2, 1, seed=1, progress=False)
     assert _records_by_id(tmp_path / "out", "val", 2) == _records_by_id(
@@ -261,8 +261,8 @@ def test_output_to_an_fsspec_url(tmp_path: Path, image_file: Any) -> None:
                            beam_options=["--direct_running_mode=in_memory"])
     fs = fsspec.filesystem("memory")
     names = sorted(p.rsplit("/", 1)[-1] for p in fs.ls("/beam-out/run", detail=False))
-    assert names == ["train-00000-of-00002", "train-00001-of-00002", "train-failures.jsonl",
-                     "train-manifest.json"]
+    assert names == ["train-00000-of-00002", "train-00001-of-00002", "train.failures.jsonl",
+                     "train.manifest.json"]
     local = tfl_beam.run(items, "train", tmp_path / "local", 2, seed=4,
                          beam_options=["--direct_running_mode=in_memory"])
     for shard, expected in zip(summary.shards, local.shards):
@@ -288,7 +288,7 @@ def test_lost_items_are_detected_exit_3(tmp_path: Path, image_file: Any,
                  "--runner", "beam", "-q"]) == 3
     err = capsys.readouterr().err
     assert "the runner lost items: 4 went in, 3 reached" in err and "Traceback" not in err
-    assert not (out / "train-manifest.json").exists()
+    assert not (out / "train.manifest.json").exists()
 
 
 def test_bad_arguments_and_pipeline_options(tmp_path: Path,

@@ -30,7 +30,7 @@ def test_original_flags(tmp_path: Path, image_file: Any) -> None:
     shards = sorted(p.name for p in out.glob("train-0*"))
     assert shards == [f"train-{i:05d}-of-00004" for i in range(4)]
     assert sum(len(list(read_records(out / s))) for s in shards) == 6
-    assert json.loads((out / "train-failures.json").read_text()) == []
+    assert json.loads((out / "train.failures.json").read_text()) == []
 
 
 def test_create_subcommand_and_new_options(tmp_path: Path, image_file: Any) -> None:
@@ -40,7 +40,7 @@ def test_create_subcommand_and_new_options(tmp_path: Path, image_file: Any) -> N
                    "--output-dir", str(out), "--compression", "gzip", "--seed", "5",
                    "--quality", "80", "--max-side", "150", "--no-decode-check", "--quiet"])
     assert status == 0
-    manifest = json.loads((out / "v-manifest.json").read_text())
+    manifest = json.loads((out / "v.manifest.json").read_text())
     assert manifest["options"] == {"shuffle": False, "seed": None, "store_images": True,
                                    "compression": "gzip", "quality": 80, "max_side": 150,
                                    "decode_check": False, "validation": "strict", "root": None}
@@ -83,7 +83,7 @@ def test_failed_items_exit_1_and_failures_file(tmp_path: Path, image_file: Any,
     status = main(["--dataset_path", _write_dataset(tmp_path, items), "--prefix", "train",
                    "--output_dir", str(out), "-q"])
     assert status == 1
-    failures = json.loads((out / "train-failures.json").read_text())
+    failures = json.loads((out / "train.failures.json").read_text())
     assert [f["id"] for f in failures] == ["gone"]
     assert "file not found" in failures[0]["error_msg"]
     err = capsys.readouterr().err
@@ -190,10 +190,10 @@ def test_urls_without_fsspec_are_a_clear_error(tmp_path: Path, image_file: Any,
     dataset = _write_dataset(tmp_path, items)
     assert main(["--dataset_path", dataset, "--prefix", "u", "--output_dir",
                  "s3://bucket/out", "-q"]) == 2
-    assert "pip install 'tfrecord-lite-writer[fsspec]'" in capsys.readouterr().err
+    assert "pip install fsspec s3fs (for s3://)" in capsys.readouterr().err
     assert main(["--dataset_path", dataset, "--prefix", "u", "--output_dir",
                  str(tmp_path / "out"), "-q"]) == 1
-    failures = json.loads((tmp_path / "out" / "u-failures.json").read_text())
+    failures = json.loads((tmp_path / "out" / "u.failures.json").read_text())
     assert [f["id"] for f in failures] == ["remote"]
     assert "URLs need fsspec" in failures[0]["error_msg"]
     from tfrecord_lite import write_dataset
@@ -215,7 +215,7 @@ def test_runner_beam_without_beam_installed_exit_2(tmp_path: Path, image_file: A
     assert main(["--dataset_path", dataset, "--prefix", "t", "--output_dir", str(out),
                  "--runner", "beam", "-q"]) == 2
     err = capsys.readouterr().err
-    assert "pip install 'tfrecord-lite-writer[beam]'" in err and "Traceback" not in err
+    assert "pip install 'apache-beam>=2.50'" in err and "Traceback" not in err
     assert not out.exists()
     assert main(["--dataset_path", dataset, "--prefix", "t", "--output_dir", str(out),
                  "--beam-options=--runner=DirectRunner", "-q"]) == 2
@@ -225,4 +225,33 @@ def test_runner_beam_without_beam_installed_exit_2(tmp_path: Path, image_file: A
     (folder / "cats" / "a.jpg").write_bytes(Path(image_file("jpeg-rgb")).read_bytes())
     assert main(["from-folder", str(folder), "--prefix", "t", "--output_dir", str(out),
                  "--runner", "beam", "-q"]) == 2  # the converters take --runner too
-    assert "pip install 'tfrecord-lite-writer[beam]'" in capsys.readouterr().err
+    assert "pip install 'apache-beam>=2.50'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, stored", [
+    ([], False),  # the original command line: images only with --store_images
+    (["--store_images"], True),
+    (["--no-store_images"], False),
+    (["create"], True),  # the create command stores them unless told not to
+    (["create", "--store_images"], True),
+    (["create", "--no-store_images"], False),
+])
+def test_store_images_defaults_of_both_forms(tmp_path: Path, image_file: Any,
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             argv: list[str], stored: bool) -> None:
+    from tfrecord_lite import read_examples
+
+    items = [detection_item(image_file("jpeg-rgb"), "here")]
+    # The original's users list images they do not store: a missing file is fine then,
+    # when the item gives the size.
+    items.append(detection_item(str(tmp_path / "elsewhere.jpg"), "absent", height=48,
+                                width=64))
+    _write_dataset(tmp_path, items)
+    monkeypatch.chdir(tmp_path)
+    command, flags = (argv[:1], argv[1:]) if argv[:1] == ["create"] else ([], argv)
+    status = main([*command, "--dataset_path", "train.json", "--prefix", "t", "--output_dir",
+                   "out", "-q", *flags])
+    records = list(read_examples("out/t-00000-of-00001"))
+    assert [("encoded" in r) for r in records] == [stored] * len(records)
+    assert status == (1 if stored else 0)  # stored: the absent file fails its item
+    assert len(records) == (1 if stored else 2)

@@ -67,7 +67,10 @@ def test_coco(coco: tuple[Path, Path]) -> None:
     assert obj["is_crowd"] == [0, 1] and obj["id"] == ["10", "11"]
     assert obj["area"] == [0.2, 0.125]
     assert obj["parts"]["x"][:2] == [0.25, 0.3] and obj["parts"]["y"][:2] == [0.2, 0.3]
-    assert obj["parts"]["v"][:3] == [2, 1, 0] and len(obj["parts"]["v"]) == 17
+    # 17 points per object, object after object: the dog has none, so 17 with v = 0
+    assert obj["parts"]["v"][:3] == [2, 1, 0] and len(obj["parts"]["v"]) == 34
+    assert obj["parts"]["v"][17:] == [0] * 17 and obj["parts"]["x"][17:] == [0.0] * 17
+    assert conv.report["objects completed with unlabelled keypoints (v = 0)"] == 1
     assert conv.report["boxes dropped (zero or negative size)"] == 1
     assert conv.report["boxes clipped at the image edge"] == 1
     assert conv.problems == ["image id 2, annotation 13: unknown category_id 99"]
@@ -83,19 +86,16 @@ def test_coco_cli_writes_shards_and_label_maps(coco: tuple[Path, Path], tmp_path
         read_examples(out / "val-00001-of-00002"))
     assert len(records) == 3
     assert json.loads((out / "label_map.json").read_text()) == {
-        "0": "person", "1": "car", "2": "dog"}
+        "1": "person", "2": "car", "3": "dog"}
     pbtxt = (out / "label_map.pbtxt").read_text()
-    assert "item {\n  id: 2\n  name: 'dog'\n}" in pbtxt
-    main(["from-coco", str(coco[0]), "--images", str(coco[1]), "--prefix", "v",
-          "--output_dir", str(tmp_path / "o1"), "--label-offset", "1", "-q"])
-    assert "id: 1\n  name: 'person'" in (tmp_path / "o1" / "label_map.pbtxt").read_text()
+    assert "item {\n  id: 3\n  name: 'dog'\n}" in pbtxt
 
 
 def test_to_json_then_create(coco: tuple[Path, Path], tmp_path: Path) -> None:
     items_path = tmp_path / "items.json"
     main(["from-coco", str(coco[0]), "--images", str(coco[1]), "--to-json", str(items_path)])
     items = json.loads(items_path.read_text())
-    assert len(items) == 3 and items[0]["object"]["bbox"]["label"] == [0, 2]
+    assert len(items) == 3 and items[0]["object"]["bbox"]["label"] == [1, 3]
     assert main(["create", "--dataset_path", str(items_path), "--prefix", "t",
                  "--output_dir", str(tmp_path / "o"), "-q"]) == 0
 
@@ -198,11 +198,13 @@ def test_caltech(tmp_path: Path) -> None:
 
 
 def test_converter_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["from-coco", str(tmp_path / "none.json"), "--images", "x", "--prefix", "p",
-                 "--output_dir", "o"]) == 2
+    assert main(["from-coco", str(tmp_path / "none.json"), "--images", str(tmp_path),
+                 "--prefix", "p", "--output_dir", "o"]) == 2
     assert main(["from-folder", str(tmp_path), "--prefix", "p", "--output_dir", "o"]) == 2
     bad = tmp_path / "bad.json"
     bad.write_text("[]")
-    assert main(["from-coco", str(bad), "--images", "x", "--to-json", "o.json"]) == 2
+    assert main(["from-coco", str(bad), "--images", str(tmp_path), "--to-json", "o.json"]) == 2
     err = capsys.readouterr().err
-    assert "cannot read" in err and "no class sub-folders" in err and "Traceback" not in err
+    assert f"from-coco INSTANCES.json: no such file: {tmp_path / 'none.json'}" in err
+    assert "no class sub-folders" in err and "not a COCO annotation file" in err
+    assert "Traceback" not in err

@@ -61,7 +61,7 @@ def test_a_bad_line_fails_alone(tmp_path: Path, image_file: Any,
     status = main(["--dataset_path", str(path), "--prefix", "s", "--output_dir", str(out),
                    "--shards", "2", "-q"])
     assert status == 1
-    failures = json.loads((out / "s-failures.json").read_text())
+    failures = json.loads((out / "s.failures.json").read_text())
     assert failures[0]["line"] == 2 and "line 2: not valid JSON" in failures[0]["error_msg"]
     assert failures[1] == {"item": [1, 2], "error_msg": "an item must be a dict, got list"}
     ids = [r["id"] for n in ("s-00000-of-00002", "s-00001-of-00002")

@@ -162,7 +162,7 @@ def test_cli_root_option(tmp_path: Path, rooted: dict[str, Any]) -> None:
             str(tmp_path / "out"), "--root", str(rooted["root"]), "-q"]
     assert main(args + ["--validate-only"]) == 1
     assert main(args) == 1
-    failures = json.loads((tmp_path / "out" / "r-failures.json").read_text())
+    failures = json.loads((tmp_path / "out" / "r.failures.json").read_text())
     assert [f["id"] for f in failures] == ["b"]
 
 
@@ -250,7 +250,7 @@ def test_cli_unwritable_failures_file(tmp_path: Path, image_file: Any,
     real_replace = os.replace
 
     def read_only(src: str, dst: str) -> None:
-        if dst.endswith("-failures.json"):
+        if dst.endswith(".failures.json"):
             raise OSError(errno.EROFS, "Read-only file system")
         real_replace(src, dst)
 

@@ -112,7 +112,7 @@ def test_killed_at_a_step_then_resumed_is_byte_identical(tmp_path: Path, job: di
     out = tmp_path / "out"
     assert job["run"](out, die_in, die_at) == 137
     _assert_no_partial_shard(out, job["reference"])
-    assert not (out / "t-manifest.json").exists()
+    assert not (out / "t.manifest.json").exists()
     assert job["run"](out, resume=True) == 0
     assert _files(out) == _files(job["reference"])
 
@@ -159,7 +159,7 @@ def test_resume_after_a_write_error_keeps_complete_shards(
     assert summary.resumed_shards == 2
     assert {n: (out / n).stat().st_mtime_ns for n in kept} == kept  # not rewritten
     assert _files(out) == _files(job["reference"])
-    reference = json.loads((job["reference"] / "t-manifest.json").read_text())
+    reference = json.loads((job["reference"] / "t.manifest.json").read_text())
     assert summary.failed == reference["failed"] == 2
     assert [f["id"] for f in summary.failures] == [
         f["id"] for f in write_dataset(items, "t", tmp_path / "again", SHARDS, 2, seed=11,
@@ -252,11 +252,11 @@ def test_cli_resume_and_its_errors(tmp_path: Path, job: dict[str, Any],
     out = _interrupted(tmp_path, job["items"], monkeypatch)
     dataset = tmp_path / "items.json"
     base = ["--dataset_path", str(dataset), "--prefix", "t", "--output_dir", str(out),
-            "--shards", str(SHARDS), "--shuffle", "--resume", "-q"]
+            "--shards", str(SHARDS), "--shuffle", "--store_images", "--resume", "-q"]
     assert main(base + ["--seed", "3"]) == 2
     assert "cannot resume" in capsys.readouterr().err
     assert main(base) == 1  # the seed comes from the journal; two items fail
-    failures = json.loads((out / "t-failures.json").read_text())
+    failures = json.loads((out / "t.failures.json").read_text())
     assert sorted(f["id"] for f in failures) == ["i33", "i7"]
     for name, data in _files(job["reference"]).items():
         assert (out / name).read_bytes() == data, name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -175,3 +176,21 @@ def test_tensorflow_reads_converter_output(tmp_path: Path) -> None:
         xmin = tf.sparse.to_dense(parsed["image/object/bbox/xmin"]).numpy().tolist()
         labels = tf.sparse.to_dense(parsed["image/object/bbox/label"]).numpy().tolist()
         assert xmin == pytest.approx(expected[name][0]) and labels == expected[name][1]
+
+
+def test_tensorflow_reads_the_shard_glob_of_a_run(tmp_path: Path, image_file: Any,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # The usual idiom: every file matching the prefix glob is a shard (the manifest and
+    # failures list are named so that it does not match them).
+    from tfrecord_lite.cli import main
+
+    items = [detection_item(image_file("jpeg-rgb"), f"i{n}") for n in range(5)]
+    items.append(detection_item(str(tmp_path / "missing.jpg"), "gone"))
+    (tmp_path / "train.json").write_text(json.dumps(items))
+    monkeypatch.chdir(tmp_path)
+    assert main(["--dataset_path", "train.json", "--prefix", "train", "--output_dir", "out",
+                 "--shards", "2", "--store_images", "-q"]) == 1
+    files = tf.io.gfile.glob("out/train-*")
+    assert sorted(files) == ["out/train-00000-of-00002", "out/train-00001-of-00002"]
+    records = [r.numpy() for r in tf.data.TFRecordDataset(files)]
+    assert len(records) == 5

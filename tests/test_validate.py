@@ -119,7 +119,7 @@ def test_lenient_writes_with_warnings(tmp_path: Path, image_file: Any) -> None:
     assert len(summary.warnings) == 2 and summary.warnings[0].startswith("id 'bad': ")
     written = [r["id"] for r in read_examples(tmp_path / "v-00000-of-00001")]
     assert written == ["ok0", "ok1", "ok2", "ok3", "bad", "ok1"]
-    assert json.loads((tmp_path / "v-manifest.json").read_text())["warned"] == 2
+    assert json.loads((tmp_path / "v.manifest.json").read_text())["warned"] == 2
 
 
 def test_off_checks_only_what_the_encoder_needs(tmp_path: Path, image_file: Any) -> None:

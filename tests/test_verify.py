@@ -88,7 +88,7 @@ def _without(data: bytes, key: str) -> bytes:
 
 
 def test_manifest_count_mismatch(dataset: list[Path]) -> None:
-    manifest_path = dataset[0].parent / "v-manifest.json"
+    manifest_path = dataset[0].parent / "v.manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["shards"][0]["records"] = 99
     manifest_path.write_text(json.dumps(manifest))
@@ -163,9 +163,9 @@ def test_cli_inspect_stats_show_index(dataset: list[Path], tmp_path: Path,
     assert main(["show", shard, "--index", "1", "-o", str(out_png)]) == 0
     assert Image.open(out_png).size == (64, 48)
     assert main(["show", shard, "--grid", "3", "-o", str(tmp_path / "grid.png")]) == 0
-    assert Image.open(tmp_path / "grid.png").size == (512, 512)
+    assert Image.open(tmp_path / "grid.png").size == (640, 640)  # 2 x 2 cells of 320 px
     assert main(["show", shard, "--index", "7", "-o", str(out_png)]) == 2
-    assert "has no record 7 (it holds 3)" in capsys.readouterr().err
+    assert "there is no record 7 (the file holds 3)" in capsys.readouterr().err
     assert main(["index", shard]) == 0
     assert len(Path(shard + ".idx").read_text().splitlines()) == 3
 

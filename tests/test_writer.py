@@ -38,7 +38,7 @@ def test_shards_named_balanced_and_complete(tmp_path: Path, image_file: Any) -> 
     out = tmp_path / "out"
     names = sorted(p.name for p in out.iterdir())
     assert names == ["train-00000-of-00003", "train-00001-of-00003", "train-00002-of-00003",
-                     "train-manifest.json"]
+                     "train.failures.json", "train.manifest.json"]
     counts = [len(list(read_records(out / n))) for n in names[:3]]
     assert sorted(counts) == [3, 4, 4]
     ids = {r["id"] for r in _all_records(out, "train", 3)}
@@ -67,7 +67,7 @@ def test_output_bytes_do_not_depend_on_threads(tmp_path: Path, image_file: Any,
     for i in range(4):
         name = shard_name("d", i, 4)
         assert (out / name).read_bytes() == (ref / name).read_bytes()
-    assert (out / "d-manifest.json").read_text() == (ref / "d-manifest.json").read_text()
+    assert (out / "d.manifest.json").read_text() == (ref / "d.manifest.json").read_text()
 
 
 def test_seed_changes_order_and_caller_list_untouched(tmp_path: Path, image_file: Any) -> None:
@@ -110,7 +110,7 @@ def test_failures_are_returned_never_written(tmp_path: Path, image_file: Any) ->
     assert "error_msg" not in items[2]  # copies are returned; the caller's dicts untouched
     written = {r["id"] for r in _all_records(tmp_path / "out", "f", 3)}
     assert written == {f"item-{i}" for i in range(4)}
-    manifest = json.loads((tmp_path / "out" / "f-manifest.json").read_text())
+    manifest = json.loads((tmp_path / "out" / "f.manifest.json").read_text())
     assert manifest["failed"] == len(bad) and manifest["records"] == 4
     assert "failed: 7" in summary.describe()
 
@@ -120,7 +120,7 @@ def test_manifest(tmp_path: Path, image_file: Any) -> None:
 
     write_dataset(_dataset(image_file, 5), "m", tmp_path, 2, 1, compression="gzip",
                   shuffle=True, seed=9, progress=False)
-    manifest = json.loads((tmp_path / "m-manifest.json").read_text())
+    manifest = json.loads((tmp_path / "m.manifest.json").read_text())
     assert manifest["records"] == 5 and manifest["num_shards"] == 2
     assert manifest["options"]["seed"] == 9 and manifest["options"]["compression"] == "gzip"
     for shard in manifest["shards"]:
@@ -274,7 +274,7 @@ def test_fsync_flushes_each_file_before_it_gets_its_name(tmp_path: Path, image_f
     write_dataset(items, "t", out, 3, 2, seed=1, fsync=True, progress=False)
     renamed = [e for e in events if e[0] == "replace"]
     names = {os.path.basename(e[2]) for e in renamed}
-    assert {shard_name("t", i, 3) for i in range(3)} | {"t-manifest.json"} <= names
+    assert {shard_name("t", i, 3) for i in range(3)} | {"t.manifest.json"} <= names
     assert any(name.startswith(".t-journal") for name in names)
     directory = os.path.realpath(out)
     for event in renamed:

@@ -1,6 +1,6 @@
 """Writing the shards with Apache Beam: ``WriteDataset`` (a PTransform) and ``run``.
 
-Optional: this module imports ``apache_beam`` (``pip install 'tfrecord-lite-writer[beam]'``);
+Optional: this module imports ``apache_beam`` (``pip install 'apache-beam>=2.50'``);
 nothing in the package imports it at module level, so ``import tfrecord_lite`` never
 loads Beam.
 
@@ -13,7 +13,7 @@ The pipeline::
 * Each item is encoded in the workers by ``items.encode_item``, the function ``create()``
   uses, so a record is byte for byte the record ``create()`` writes for the same item and
   options. An item that cannot be stored goes to the ``failed`` side output, which is
-  written as ``{name}-failures.jsonl``: one line per item, a copy of it with ``error_msg``.
+  written as ``{name}.failures.jsonl``: one line per item, a copy of it with ``error_msg``.
 * A PCollection has no order, so records are assigned to shards by a seeded hash:
   ``key = sha256(seed, id, filename)``, shard ``key mod num_shards``, records sorted by
   ``key`` within their shard. Without shuffle the hash has no seed and records are sorted
@@ -28,7 +28,7 @@ The pipeline::
 * The items are also counted on their own. If the records and failures that reach the
   end do not add up to that count (a runner that loses elements, as the DirectRunner's
   multi_threading mode does), the pipeline fails and writes no manifest.
-* Last, ``{name}-manifest.json``, in the format of ``create()``'s.
+* Last, ``{name}.manifest.json``, in the format of ``create()``'s.
 
 The output directory must be a path every worker can write, or an fsspec URL (an object
 store, see ``storage``). The validation checks run in the workers as in ``create()``.
@@ -66,7 +66,6 @@ from .images import ImageOptions
 from .items import ItemOptions, failure_reason, try_encode
 from .validate import Problem
 from .writer import (
-    MANIFEST_SUFFIX,
     JobSummary,
     ShardInfo,
     TFRecordWriter,
@@ -79,7 +78,7 @@ from .writer import (
 
 logger = logging.getLogger(__name__)
 
-FAILURES_JSONL_SUFFIX = "-failures.jsonl"
+FAILURES_JSONL_SUFFIX = sharding.FAILURES_JSONL_SUFFIX
 _FAILED = "failed"
 
 SortKey = tuple[str, ...]
@@ -273,7 +272,7 @@ class _FinishFn(beam.DoFn):
             _write_small_files(directory, {  # the failures first: the manifest comes last
                 plan.name + FAILURES_JSONL_SUFFIX: "".join(line + "\n" for _, line in lines
                                                            ).encode(),
-                plan.name + MANIFEST_SUFFIX: (json.dumps(summary.manifest(), indent=2)
+                sharding.manifest_name(plan.name): (json.dumps(summary.manifest(), indent=2)
                                               + "\n").encode()})
         except OSError as exc:
             raise WriteError(f"cannot write the failures file or the manifest in {directory}: "
@@ -283,11 +282,11 @@ class _FinishFn(beam.DoFn):
 
 
 class WriteDataset(beam.PTransform):
-    """Write a PCollection of SPEC items as ``num_shards`` TFRecord files.
+    """Write a PCollection of items (README, "The item format") as ``num_shards`` files.
 
     The shards are those ``create()`` writes: same names (``{name}-{i:05d}-of-{n:05d}``),
-    same records byte for byte, plus ``{name}-failures.jsonl`` and
-    ``{name}-manifest.json``; only the assignment of records to shards differs (see the
+    same records byte for byte, plus ``{name}.failures.jsonl`` and
+    ``{name}.manifest.json``; only the assignment of records to shards differs (see the
     module docstring). The output is a PCollection of one dict: ``manifest`` (as written)
     and ``failed_by_reason``.
 
@@ -389,13 +388,13 @@ def run(
     apply ``WriteDataset``.
 
     Args:
-        items: SPEC items (nested dicts). Never modified.
+        items: the items (nested dicts; README, "The item format"). Never modified.
         beam_options: pipeline options, e.g. ``"--runner=DataflowRunner --project=p"``
             (default: the DirectRunner).
         The others: see ``WriteDataset``.
     Returns:
         A JobSummary as ``write_dataset`` returns it; ``failures`` are read back from
-        ``{name}-failures.jsonl`` (bytes values shown as ``"<N bytes>"``).
+        ``{name}.failures.jsonl`` (bytes values shown as ``"<N bytes>"``).
     Raises:
         ValueError: an argument or a pipeline option is invalid.
         WriteError: the pipeline failed or the output could not be written (no partial

@@ -3,7 +3,7 @@
 The only module that prints or picks exit statuses:
 
 * 0: every item was written;
-* 1: some items failed (they are listed in ``{output_dir}/{prefix}-failures.json``);
+* 1: some items failed (they are listed in ``{output_dir}/{prefix}.failures.json``);
 * 2: usage error (bad flag, unreadable or malformed dataset file);
 * 3: the output could not be written (nothing partial is left under a shard name).
 
@@ -16,20 +16,34 @@ The original tool's flags work unchanged, with or without the ``create`` word::
 from __future__ import annotations
 
 import argparse
+import difflib
 import io
 import json
 import logging
 import os
+import re
+import shlex
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from . import __version__, storage
-from .errors import ImageError, RecordError, TFRecordLiteError, WriteError
+from .errors import (
+    DatasetError,
+    ImageError,
+    InterruptedRunError,
+    RecordError,
+    TFRecordLiteError,
+    WriteError,
+)
 from .framing import DEFAULT_MAX_RECORD_SIZE
+from .sharding import is_side_file
 
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_USAGE, EXIT_WRITE = 0, 1, 2, 3
 _SHOWN_FAILURES = 10
+# Apache Beam from PyPI; the repository's own extra for someone with a clone.
+BEAM_INSTALL = "pip install 'apache-beam>=2.50'"
+BEAM_INSTALL_CLONE = "pip install '.[beam]'"
 
 
 class UsageError(Exception):
@@ -53,6 +67,50 @@ def _quality(text: str) -> int:
     return value
 
 
+_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)$")
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: a misspelt flag is named with the closest valid one, under
+    this subcommand's usage (argparse would show the top-level usage, or first complain
+    about the required flag the typo was meant to be). Abbreviated flags are not taken:
+    each flag is written in full, so a new flag never changes what an old command means."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        if args is not None:
+            self._check_flags(list(args))
+        return super().parse_known_args(args, namespace)
+
+    def _check_flags(self, args: list[str]) -> None:
+        known = [flag for action in self._actions for flag in action.option_strings]
+        unknown = []
+        for token in args:
+            if token == "--":
+                break
+            if not token.startswith("-") or token == "-" or " " in token or _NUMBER.match(token):
+                continue
+            flag = token.split("=", 1)[0] if token.startswith("--") else token
+            if flag in known or (not token.startswith("--") and token[:2] in known):
+                continue  # a short flag with its value (-n3) or several (-qh)
+            close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
+            unknown.append(f"{token} (did you mean {close[0]}?)" if close else token)
+        if unknown:
+            self.error(f"unrecognized argument{'s' if len(unknown) > 1 else ''}: "
+                       + ", ".join(unknown))
+
+
+def _options(p: argparse.ArgumentParser) -> Any:
+    """The subcommand's one "options" group (argparse's own, which holds -h): flags that
+    belong to no named group go here, so the help shows no second, leftover group."""
+    group = p._optionals  # argparse keeps its default group there; no public accessor
+    group.title = "options"
+    return group
+
+
 def _add_create(sub: Any) -> None:
     p = sub.add_parser(
         "create",
@@ -60,7 +118,7 @@ def _add_create(sub: Any) -> None:
         description="Write the items of a JSON (or JSON Lines) dataset file as sharded "
                     "TFRecord files of tf.train.Example records.",
         epilog="exit status: 0 all written, 1 some items failed (see "
-               "{output_dir}/{prefix}-failures.json), 2 usage error, 3 output not writable",
+               "{output_dir}/{prefix}.failures.json), 2 usage error, 3 output not writable",
     )
     io = p.add_argument_group("input and output (the original tool's flags)")
     io.add_argument("--dataset_path", "--dataset-path", required=True, metavar="FILE",
@@ -70,7 +128,7 @@ def _add_create(sub: Any) -> None:
 
 
 def _add_runner_options(p: Any) -> None:
-    beam = p.add_argument_group("Apache Beam (pip install 'tfrecord-lite-writer[beam]')")
+    beam = p.add_argument_group(f"Apache Beam ({BEAM_INSTALL})")
     beam.add_argument("--runner", choices=("local", "beam"), default="local",
                       help="local: threads in this process (default); beam: an Apache Beam "
                            "pipeline, which ignores --threads and spreads items over shards "
@@ -95,8 +153,10 @@ def _add_output_options(p: Any, io: Any) -> None:
     io.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=False,
                     help="write the items in a seeded random order (default: input order)")
     io.add_argument("--store_images", "--store-images", action=argparse.BooleanOptionalAction,
-                    default=True, help="store the image bytes in image/encoded (default: yes)")
-    more = p.add_argument_group("options")
+                    default=None, help="store the image bytes in image/encoded (default: yes; "
+                    "in the original command line, without a command word: no, as in the "
+                    "original tool)")
+    more = _options(p)
     more.add_argument("--compression", choices=("none", "gzip", "zlib"), default="none",
                       help="compress each shard as a whole, as TFRecordOptions does")
     more.add_argument("--seed", type=int, default=None, metavar="N",
@@ -123,6 +183,10 @@ def _add_output_options(p: Any, io: Any) -> None:
                       help="finish an interrupted run in the output directory: keep its "
                            "complete shards, write the rest (same input and options; the "
                            "output is identical to an uninterrupted run)")
+    more.add_argument("--restart", action="store_true",
+                      help="start over where the output directory holds an interrupted run "
+                           "of the prefix, discarding its complete shards (without --resume "
+                           "or --restart, such a run is refused)")
     more.add_argument("--fsync", action="store_true",
                       help="flush every shard, journal file and the manifest to the disk "
                            "before giving it its name: even a power failure leaves no "
@@ -142,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true",
                         help="print the version, the CRC32C backend and the image decoders, "
                         "then exit")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     _add_create(sub)
     _add_readers(sub)
     _add_converters(sub)
@@ -165,29 +229,56 @@ def _add_converters(sub: Any) -> None:
                    help="leave out images without annotations")
     _converter_options(p)
     p = converter("from-voc", "convert a Pascal VOC split")
-    p.add_argument("root", metavar="ROOT", help="folder with Annotations/, JPEGImages/, "
+    p.add_argument("source_dir", metavar="ROOT", help="folder with Annotations/, JPEGImages/, "
                    "ImageSets/Main/ (e.g. VOCdevkit/VOC2012)")
     p.add_argument("--split", default="train", help="ImageSets/Main/SPLIT.txt (default: train)")
     p.add_argument("--label-map", metavar="FILE", help="JSON list of class names in label "
                    "order, or a {label: name} object (default: sorted names found)")
     _converter_options(p)
     p = converter("from-folder", "convert image folders, one class per sub-folder")
-    p.add_argument("root", metavar="ROOT")
-    _converter_options(p)
+    p.add_argument("source_dir", metavar="ROOT", help="folder with one sub-folder of images "
+                   "per class")
+    # A class label indexes a classifier's outputs: it counts from 0 (see the item format).
+    _converter_options(p, label_offset=0)
     p = converter("from-caltech", "convert Caltech-style bbGt text annotations")
     p.add_argument("images", metavar="IMAGES", help="folder of the image files")
     p.add_argument("annotations", metavar="ANNOTATIONS",
                    help="folder of the .txt files, one per image, same name")
     _converter_options(p)
+    p = converter("from-yolo", "convert YOLO text labels (an Ultralytics data.yaml, or the "
+                  "Darknet obj.names + train.txt layout)")
+    p.add_argument("yolo_root", metavar="ROOT", help="the dataset folder holding data.yaml "
+                   "(or the YAML file itself), or obj.names / classes.txt")
+    p.add_argument("--split", choices=("train", "val", "test"), default="train",
+                   help="the split to convert (default: train)")
+    p.add_argument("--drop-empty", action="store_true",
+                   help="leave out background images (no label file, or no boxes)")
+    _converter_options(p)
+    p = converter("from-csv", "convert the Object Detection API tutorial CSV "
+                  "(filename,width,height,class,xmin,ymin,xmax,ymax in pixels, one row per box)")
+    p.add_argument("csv_file", metavar="FILE", help="the CSV file (the header gives the "
+                   "column order)")
+    p.add_argument("--images", dest="csv_images", required=True, metavar="DIR",
+                   help="folder of the image files named in the filename column")
+    p.add_argument("--label-map", metavar="FILE", help="JSON list of class names in label "
+                   "order, or a {label: name} object (default: sorted names found)")
+    _converter_options(p)
 
 
-def _converter_options(p: Any) -> None:
+def _converter_options(p: Any, label_offset: int = 1) -> None:
     conv = p.add_argument_group("conversion")
     conv.add_argument("--to-json", metavar="FILE", help="write the items to FILE as JSON "
                       "instead of writing shards (then: create --dataset_path FILE)")
-    conv.add_argument("--label-offset", type=int, default=0, metavar="K",
-                      help="store labels from K (default 0; 1 for the Object Detection API, "
-                           "which reserves 0)")
+    if label_offset:
+        offset_help = (f"store labels from K (default: {label_offset}, the ids of the "
+                       "label_map.pbtxt written beside the shards: the Object Detection "
+                       "API reserves 0 for the background; with 0, only label_map.json "
+                       "is written)")
+    else:
+        offset_help = ("store labels from K (default: 0, the index of a classifier's "
+                       "output; with K >= 1 a label_map.pbtxt is written too)")
+    conv.add_argument("--label-offset", type=int, default=label_offset, metavar="K",
+                      help=offset_help)
     io = p.add_argument_group("output (as for create)")
     _add_output_options(p, io)
     for action in io._group_actions:
@@ -214,20 +305,36 @@ def _add_readers(sub: Any) -> None:
     p.add_argument("--compression", **compression)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
-    p = sub.add_parser("inspect", help="print the first records, every key and value")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("-n", type=int, default=1, metavar="N", help="records to show (default 1)")
+    p = sub.add_parser("inspect", help="print the first records, every key and value",
+                       description="Print the first N records of the files (taken in "
+                       "order), every key with its values; the image as its size, format "
+                       "and dimensions.",
+                       epilog="exit status: 0 printed, 1 a damaged file, 2 usage error")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("-n", type=_positive_int, default=1, metavar="N",
+                   help="records to show (default 1)")
     p.add_argument("--compression", **compression)
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = sub.add_parser("stats", help="class histogram, box checks, keypoint counts")
+    p = sub.add_parser("stats", help="class histogram, box checks, keypoint counts",
+                       description="Count images, boxes and classes over the files, check "
+                       "the boxes as the original stat_tfrecords.py did (reversed, tiny, "
+                       "object/count not matching, outside [0, 1]) and count keypoints by "
+                       "visibility.",
+                       epilog="exit status: 0 printed, 1 a damaged file, 2 usage error")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--compression", **compression)
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = sub.add_parser("show", help="draw a record's boxes and keypoints on its image")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("--index", type=int, default=0, metavar="I", help="record number (default 0)")
+    p = sub.add_parser("show", help="draw a record's boxes and keypoints on its image",
+                       description="Draw a record's boxes with their text and its keypoints "
+                       "(visible: filled dots, occluded: rings) on its image, or, with "
+                       "--grid, the first N records of the files as one contact sheet.",
+                       epilog="exit status: 0 written, 1 a damaged file, 2 usage error, 3 "
+                       "the picture could not be written")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--index", type=int, default=0, metavar="I",
+                   help="record number, counted over the files in order (default 0)")
     p.add_argument("--grid", type=_positive_int, default=None, metavar="N",
                    help="draw the first N records as one contact sheet instead")
     p.add_argument("-o", "--output", required=True, metavar="OUT.png", help="image to write")
@@ -236,7 +343,9 @@ def _add_readers(sub: Any) -> None:
     p = sub.add_parser("index", help="write FILE.idx (offset length per record) for each file",
                        description="Write FILE.idx beside each plain TFRecord file: one "
                        "'offset length' line per record (length: the whole framed record), "
-                       "the format of the tfrecord package and NVIDIA DALI.")
+                       "the format of the tfrecord package and NVIDIA DALI.",
+                       epilog="exit status: 0 written, 1 a damaged file, 2 usage error, 3 "
+                       "an index could not be written")
     p.add_argument("files", nargs="+", metavar="FILE")
 
     for name in ("verify", "inspect", "stats", "show", "index"):
@@ -261,16 +370,16 @@ def _byte_size(text: str) -> int:
     return value
 
 
-def _write_failures(output_dir: str, prefix: str, failures: list[dict[str, Any]],
-                    durable: bool = False) -> str:
-    """Write ``{prefix}-failures.json`` whole; returns where it is."""
-    from .dataset import json_default
-    from .writer import FAILURES_SUFFIX
+def _write_failures(output_dir: str, prefix: str, failures: list[dict[str, Any]]) -> str:
+    """Write ``{prefix}.failures.json`` whole (for the Beam runner: the local job writes
+    its own); returns where it is."""
+    from .sharding import failures_name
+    from .writer import failures_json
 
-    out = storage.folder(output_dir, durable)
-    name = prefix + FAILURES_SUFFIX
+    out = storage.folder(output_dir)
+    name = failures_name(prefix)
     try:
-        out.write(name, (json.dumps(failures, indent=2, default=json_default) + "\n").encode())
+        out.write(name, failures_json(failures))
     except OSError as exc:
         raise WriteError(f"cannot write {out.location(name)}: {exc.strerror or exc}") from exc
     finally:
@@ -278,10 +387,59 @@ def _write_failures(output_dir: str, prefix: str, failures: list[dict[str, Any]]
     return out.location(name)
 
 
+def _remove_earlier_run(output_dir: str, prefix: str, keep: list[str]) -> None:
+    """After a Beam run: the shards of an earlier run of the prefix go (as the local
+    job does itself)."""
+    from .writer import remove_earlier_run
+
+    out = storage.folder(output_dir)
+    try:
+        remove_earlier_run(out, prefix, keep)
+    except OSError as exc:
+        raise WriteError(f"cannot remove the shards of an earlier run of {prefix!r} in "
+                         f"{out}: {exc.strerror or exc}") from exc
+    finally:
+        out.close()
+
+
+def _failures_location(output_dir: str, prefix: str) -> str:
+    from .sharding import failures_name
+
+    out = storage.folder(output_dir)
+    try:
+        return out.location(failures_name(prefix))
+    finally:
+        out.close()
+
+
 def _run_create(args: argparse.Namespace) -> int:
     from .dataset import open_dataset
 
-    return _write_shards(args, open_dataset(args.dataset_path))
+    try:
+        dataset = open_dataset(args.dataset_path)
+    except DatasetError as exc:
+        hint = _converter_hint(args)
+        if hint is None:
+            raise
+        raise UsageError(f"{exc}\n  {hint}") from exc
+    return _write_shards(args, dataset)
+
+
+def _converter_hint(args: argparse.Namespace) -> str | None:
+    """When the dataset file that ``create`` refused is a COCO annotation file, the
+    ``from-coco`` command that converts it (None otherwise). Runs only after the refusal,
+    so reading the file again costs nothing on the way that works."""
+    try:
+        with storage.open_read(args.dataset_path) as f:
+            data = json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not (isinstance(data, dict) and "images" in data and "annotations" in data):
+        return None
+    return (f"{args.dataset_path} is a COCO annotation file (a JSON object with 'images' and "
+            "'annotations'), not a list of items; convert it with: python -m tfrecord_lite "
+            f"from-coco {args.dataset_path} --images IMAGE_DIR --prefix {args.prefix} "
+            f"--output_dir {args.output_dir}")
 
 
 def _print_problems(kind: str, messages: list[str], where: str | None) -> None:
@@ -317,8 +475,8 @@ def _run_beam(args: argparse.Namespace, dataset: Any) -> Any:
     try:
         from . import beam
     except ImportError as exc:
-        raise UsageError(f"--runner beam needs Apache Beam ({exc}): "
-                         "pip install 'tfrecord-lite-writer[beam]'") from exc
+        raise UsageError(f"--runner beam needs Apache Beam ({exc}): {BEAM_INSTALL} (or, "
+                         f"in a clone of this repository, {BEAM_INSTALL_CLONE})") from exc
     finally:
         root.setLevel(level)
     # Beam's progress lines stay out of our output; a worker's error reaches us and is
@@ -338,6 +496,9 @@ def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
 
     if args.validate_only:
         return _validate_only(args, dataset)
+    if args.resume and args.restart:
+        raise UsageError("--resume keeps an interrupted run's shards, --restart discards "
+                         "them: give one of them")
     if args.runner == "beam":
         if args.resume:
             raise UsageError("--resume is for the local runner (a Beam pipeline is retried "
@@ -345,18 +506,27 @@ def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
         if args.fsync:
             raise UsageError("--fsync is for the local runner")
         summary = _run_beam(args, dataset)
+        failures_path = _write_failures(args.output_dir, args.prefix, summary.failures)
+        _remove_earlier_run(args.output_dir, args.prefix, [s.file for s in summary.shards])
     elif args.beam_options is not None:
         raise UsageError("--beam-options goes with --runner beam")
     else:
-        summary = write_dataset(
-            dataset, args.prefix, args.output_dir, args.shards, args.threads,
-            shuffle=args.shuffle, store_images=args.store_images, seed=args.seed,
-            compression=args.compression, quality=args.quality, max_side=args.max_side,
-            decode_check=args.decode_check, validation=args.validation, root=args.root,
-            resume=args.resume, fsync=args.fsync, progress=not args.quiet,
-        )
-    failures_path = _write_failures(args.output_dir, args.prefix, summary.failures,
-                                    args.fsync)
+        try:
+            summary = write_dataset(
+                dataset, args.prefix, args.output_dir, args.shards, args.threads,
+                shuffle=args.shuffle, store_images=args.store_images, seed=args.seed,
+                compression=args.compression, quality=args.quality, max_side=args.max_side,
+                decode_check=args.decode_check, validation=args.validation, root=args.root,
+                resume=args.resume, fsync=args.fsync, progress=not args.quiet,
+                interrupted="restart" if args.restart else "refuse",
+            )
+        except InterruptedRunError as exc:
+            raise UsageError(
+                f"{args.output_dir} holds an interrupted run of {exc.name!r}: {exc.complete} "
+                f"of {exc.total} shards are complete. To keep them, run the same command "
+                f"with --resume: {_resume_command(args)}; to start over, add --restart "
+                "instead.") from exc
+        failures_path = _failures_location(args.output_dir, args.prefix)
     if summary.warnings and not args.quiet:
         print(f"{len(summary.warnings)} items were written with warnings (lenient "
               "validation):", file=sys.stderr)
@@ -369,10 +539,77 @@ def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
     return EXIT_OK
 
 
+def _resume_command(args: argparse.Namespace) -> str:
+    """The command line that was run, with --resume (and without --restart)."""
+    argv = [a for a in getattr(args, "argv", []) if a != "--restart"]
+    if "--resume" not in argv:
+        argv.append("--resume")
+    program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    prog = ["tfrecord-lite"] if program.startswith("tfrecord-lite") else [
+        "python", "-m", "tfrecord_lite"]
+    return shlex.join([*prog, *argv])
+
+
+def _interrupted_message(args: argparse.Namespace | None) -> str:
+    """After Ctrl-C: how many shards are complete, and the command that keeps them."""
+    plain = "interrupted; no partial shard was left"
+    prefix, output_dir = getattr(args, "prefix", None), getattr(args, "output_dir", None)
+    if (args is None or not prefix or not output_dir or getattr(args, "validate_only", False)
+            or getattr(args, "to_json", None) or getattr(args, "runner", "local") != "local"):
+        return plain
+    from .journal import progress
+
+    try:
+        out = storage.folder(output_dir)
+        try:
+            found = progress(out, prefix)
+        finally:
+            out.close()
+    except (OSError, TFRecordLiteError):
+        found = None
+    if found is None:
+        return plain
+    complete, total = found
+    message = (f"interrupted: {complete} of {total} shards of {prefix!r} are complete in "
+               f"{output_dir}; no partial shard was left.")
+    if complete:
+        message += f" To keep them: {_resume_command(args)}"
+    return message
+
+
+def _shard_paths(patterns: list[str]) -> list[str]:
+    """The files the reader commands read: the patterns expanded, less the files a job
+    writes beside its shards (manifest, failures, label maps, ``.idx``), which a user's
+    ``out/*`` also matches. Those are skipped with a note on stderr (``verify`` still
+    checks the manifest, which it finds itself)."""
+    shards: list[str] = []
+    skipped: list[str] = []
+    for path in storage.expand(patterns):
+        name = storage.split(path)[1]
+        if is_side_file(name):
+            skipped.append(name)
+        else:
+            shards.append(path)
+    if skipped:
+        print(f"skipped {_count(len(skipped), 'files')} that are not shards: "
+              f"{', '.join(skipped)}", file=sys.stderr)
+    if not shards:
+        raise UsageError(f"no shard files among {' '.join(patterns)}")
+    return shards
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 file``, ``2 files``: ``noun`` is the plural phrase, its first word made singular
+    for one (``boxes dropped`` -> ``1 box dropped``)."""
+    from .converters import count_phrase
+
+    return count_phrase(n, noun)
+
+
 def _run_verify(args: argparse.Namespace) -> int:
     from .verify import report_dict, verify_files
 
-    report = verify_files(storage.expand(args.files), args.threads, args.decode,
+    report = verify_files(_shard_paths(args.files), args.threads, args.decode,
                           args.compression, args.max_record_size)
     if args.json:
         print(json.dumps(report_dict(report), indent=2))
@@ -406,19 +643,24 @@ def _run_inspect(args: argparse.Namespace) -> int:
     from .example import feature_values
     from .reader import parse_record, read_framed
 
-    shown = []
-    for n, offset, data in read_framed(args.file, args.compression,
-                                       max_record_size=args.max_record_size):
-        if n >= args.n:
+    shown: list[dict[str, Any]] = []
+    where: list[str] = []
+    for path in _shard_paths(args.files):
+        for n, offset, data in read_framed(path, args.compression,
+                                           max_record_size=args.max_record_size):
+            if len(shown) >= args.n:
+                break
+            feats = parse_record(data, path, n, offset).features.feature
+            shown.append({key: _summarize(key, feature_values(feats[key])[1])
+                          for key in sorted(feats)})
+            where.append(f"record {n} of {path}")
+        if len(shown) >= args.n:
             break
-        feats = parse_record(data, args.file, n, offset).features.feature
-        shown.append({key: _summarize(key, feature_values(feats[key])[1])
-                      for key in sorted(feats)})
     if args.json:
         print(json.dumps(shown, indent=2))
     else:
-        for n, record in enumerate(shown):
-            print(f"--- record {n} ({args.file})")
+        for record, place in zip(shown, where):
+            print(f"--- {place}")
             width = max(map(len, record), default=0)
             for key, value in record.items():
                 print(f"{key:<{width}}  {value}")
@@ -428,7 +670,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
 def _run_stats(args: argparse.Namespace) -> int:
     from .verify import stats
 
-    result = stats(storage.expand(args.files), args.compression,
+    result = stats(_shard_paths(args.files), args.compression,
                    max_record_size=args.max_record_size)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -456,43 +698,85 @@ def _run_show(args: argparse.Namespace) -> int:
     from .preview import contact_sheet, draw
     from .reader import iterate
 
+    paths = _shard_paths(args.files)
+    files = "the file holds" if len(paths) == 1 else "the files hold"
     if args.grid:
         items = []
-        for item in iterate(args.file, args.compression,
-                            max_record_size=args.max_record_size):
+        for item in iterate(paths, args.compression, max_record_size=args.max_record_size):
             items.append(item)
             if len(items) >= args.grid:
                 break
+        if not items:
+            raise UsageError(f"no records to draw ({files} none)")
         image = contact_sheet(items)
+        drawn = (_count(len(items), "records") if len(items) == args.grid else
+                 f"{len(items)} of {_count(args.grid, 'records')} ({files} {len(items)})")
     else:
         if args.index < 0:
             raise UsageError("--index must be >= 0")
         seen = 0
-        for seen, item in enumerate(iterate(args.file, args.compression,  # noqa: B007
+        for seen, item in enumerate(iterate(paths, args.compression,  # noqa: B007
                                             max_record_size=args.max_record_size), 1):
             if seen - 1 == args.index:
                 image = draw(item)
                 break
         else:
-            raise UsageError(f"{args.file} has no record {args.index} (it holds {seen})")
+            raise UsageError(f"there is no record {args.index} ({files} {seen})")
+        drawn = f"record {args.index} (id {item.get('id')!r})"
     try:
         image.save(args.output)
     except (OSError, ValueError) as exc:
         raise WriteError(f"cannot write {args.output}: {exc}") from exc
-    print(f"wrote {args.output}")
+    print(f"wrote {args.output}: {drawn}, {image.width}x{image.height} px")
     return EXIT_OK
 
 
 def _run_index(args: argparse.Namespace) -> int:
     from .reader import write_index
 
-    for path in storage.expand(args.files):
+    for path in _shard_paths(args.files):
         if storage.is_url(path):
             raise UsageError(f"{path}: index writes FILE.idx beside each file, so it needs "
                              "local files (copy the shards first)")
-        target = write_index(path, max_record_size=args.max_record_size)
+        try:
+            target = write_index(path, max_record_size=args.max_record_size)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise WriteError(f"cannot write {path}.idx: {exc.strerror or exc}") from exc
         print(f"wrote {target}")
     return EXIT_OK
+
+
+# Each converter's input paths, as (dest, how the help names it, "file" or "dir"). They are
+# checked before any work (a missing one is a usage error naming it) and made absolute, so
+# a relative path is read from the current directory whatever --root says, and the items
+# of --to-json work from any directory.
+CONVERTER_INPUTS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "from-coco": (("annotations", "INSTANCES.json", "file"), ("images", "--images", "dir")),
+    "from-voc": (("source_dir", "ROOT", "dir"),),
+    "from-folder": (("source_dir", "ROOT", "dir"),),
+    "from-caltech": (("images", "IMAGES", "dir"), ("annotations", "ANNOTATIONS", "dir")),
+}
+_IS_KIND = {"file": os.path.isfile, "dir": os.path.isdir}
+_KIND_NAME = {"file": "file", "dir": "directory"}
+
+
+def _check_inputs(args: argparse.Namespace) -> None:
+    """Check and resolve the converter's input paths (see ``CONVERTER_INPUTS``).
+
+    Raises:
+        UsageError: a path does not exist or is not the kind of file expected.
+    """
+    for dest, name, kind in CONVERTER_INPUTS.get(args.command, ()):
+        path = getattr(args, dest)
+        if storage.is_url(path):
+            continue  # read through fsspec; its own errors name it
+        if not os.path.exists(path):
+            raise UsageError(f"{args.command} {name}: no such {_KIND_NAME[kind]}: {path}")
+        if not _IS_KIND[kind](path):
+            raise UsageError(f"{args.command} {name}: not a {_KIND_NAME[kind]}: {path}")
+        setattr(args, dest, os.path.abspath(path))
 
 
 def _make_converter(args: argparse.Namespace) -> Any:
@@ -502,6 +786,8 @@ def _make_converter(args: argparse.Namespace) -> Any:
     from .converters.voc import VocConverter
 
     offset = args.label_offset
+    if args.command in ("from-yolo", "from-csv"):
+        return _make_text_converter(args, offset)
     try:
         if args.command == "from-coco":
             return CocoConverter(args.annotations, args.images, args.drop_empty, offset)
@@ -512,9 +798,9 @@ def _make_converter(args: argparse.Namespace) -> Any:
                     loaded = json.load(f)
                 names = ([loaded[k] for k in sorted(loaded, key=int)]
                          if isinstance(loaded, dict) else list(loaded))
-            return VocConverter(args.root, args.split, names, offset)
+            return VocConverter(args.source_dir, args.split, names, offset)
         if args.command == "from-folder":
-            return FolderConverter(args.root, offset)
+            return FolderConverter(args.source_dir, offset)
         return CaltechConverter(args.images, args.annotations, offset)
     except OSError as exc:
         raise UsageError(f"cannot read {exc.filename}: {exc.strerror or exc}") from exc
@@ -522,22 +808,54 @@ def _make_converter(args: argparse.Namespace) -> Any:
         raise UsageError(str(exc)) from exc
 
 
-def _write_label_maps(output_dir: str, labels: list[str], offset: int) -> None:
+def _make_text_converter(args: argparse.Namespace, offset: int) -> Any:
+    """from-yolo and from-csv: their paths resolve against the current directory, and a
+    missing ROOT, FILE or --images folder is a usage error before anything is read."""
+    from .converters.odcsv import OdCsvConverter
+    from .converters.yolo import YoloConverter
+    from .errors import DatasetError
+
+    try:
+        if args.command == "from-yolo":
+            return YoloConverter(args.yolo_root, args.split, args.drop_empty, offset)
+        names = None
+        if args.label_map:
+            with open(args.label_map, encoding="utf-8") as f:
+                loaded = json.load(f)
+            names = ([str(loaded[k]) for k in sorted(loaded, key=int)]
+                     if isinstance(loaded, dict) else [str(n) for n in loaded])
+        return OdCsvConverter(args.csv_file, args.csv_images, names, offset)
+    except OSError as exc:
+        raise UsageError(f"cannot read {exc.filename}: {exc.strerror or exc}") from exc
+    except (DatasetError, ValueError, TypeError) as exc:
+        raise UsageError(f"{args.command}: {exc}") from exc
+
+
+def _write_label_maps(output_dir: str, labels: list[str], offset: int) -> list[str]:
+    """Write ``label_map.json`` and, when the labels start at 1 or more, the Object
+    Detection API's ``label_map.pbtxt`` (the API reserves id 0 for the background, so a
+    pbtxt of labels from 0 would not agree with the records). Returns the names written."""
     from .converters import label_map_json, label_map_pbtxt
 
+    files = {"label_map.json": json.dumps(label_map_json(labels, offset), indent=1) + "\n"}
+    if offset >= 1:
+        files["label_map.pbtxt"] = label_map_pbtxt(labels, offset)
     out = storage.folder(output_dir)
     try:
         out.makedirs()
-        text = json.dumps(label_map_json(labels, offset), indent=1) + "\n"
-        out.write("label_map.json", text.encode())
-        out.write("label_map.pbtxt", label_map_pbtxt(labels, offset).encode())
+        for name, text in files.items():
+            out.write(name, text.encode())
     except OSError as exc:
         raise WriteError(f"cannot write the label map: {exc.strerror or exc}") from exc
     finally:
         out.close()
+    return list(files)
 
 
 def _run_convert(args: argparse.Namespace) -> int:
+    if not args.to_json and (not args.prefix or not args.output_dir):
+        raise UsageError("--prefix and --output_dir are required (or give --to-json)")
+    _check_inputs(args)
     converter = _make_converter(args)
     if args.to_json:
         items = list(converter)
@@ -548,15 +866,19 @@ def _run_convert(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise WriteError(f"cannot write {args.to_json}: {exc.strerror or exc}") from exc
         status = EXIT_OK
-        print(f"wrote {len(items)} items to {args.to_json}", file=sys.stderr)
+        print(f"wrote {_count(len(items), 'items')} to {args.to_json}", file=sys.stderr)
     else:
-        if not args.prefix or not args.output_dir:
-            raise UsageError("--prefix and --output_dir are required (or give --to-json)")
         status = _write_shards(args, converter)
         if not args.validate_only:
-            _write_label_maps(args.output_dir, converter.labels, args.label_offset)
-    counts = ", ".join(f"{n} {what}" for what, n in sorted(converter.report.items()))
-    print(f"{args.command}: {len(converter.labels)} classes; {counts}", file=sys.stderr)
+            written = _write_label_maps(args.output_dir, converter.labels, args.label_offset)
+            if "label_map.pbtxt" not in written and not args.quiet:
+                print(f"no label_map.pbtxt written: the labels start at {args.label_offset}, "
+                      "and the Object Detection API reserves id 0 for the background "
+                      "(--label-offset 1 stores labels from 1 and writes it)",
+                      file=sys.stderr)
+    counts = ", ".join(_count(n, what) for what, n in sorted(converter.report.items()))
+    print(f"{args.command}: {_count(len(converter.labels), 'classes')}; {counts}",
+          file=sys.stderr)
     for problem in converter.problems[:_SHOWN_FAILURES]:
         print(f"  problem: {problem}", file=sys.stderr)
     if len(converter.problems) > _SHOWN_FAILURES:
@@ -567,6 +889,7 @@ def _run_convert(args: argparse.Namespace) -> int:
 RUNNERS = {"create": _run_create, "from-coco": _run_convert, "from-voc": _run_convert,
            "from-folder": _run_convert, "from-caltech": _run_convert, "verify": _run_verify,
            "inspect": _run_inspect, "stats": _run_stats, "show": _run_show, "index": _run_index}
+RUNNERS.update({"from-yolo": _run_convert, "from-csv": _run_convert})
 
 
 # A user's mistake or a damaged file -> a message and an exit status, never a traceback.
@@ -585,14 +908,20 @@ _HANDLED = tuple(kind for kind, _ in EXIT_FOR)
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list and args_list[0].startswith("-") and args_list[0] not in (
-            "-h", "--help", "--version"):
+    given = list(args_list)
+    legacy = bool(args_list and args_list[0].startswith("-") and args_list[0] not in (
+        "-h", "--help", "--version"))
+    if legacy:
         args_list.insert(0, "create")  # the original tool's command line
     parser = build_parser()
     try:
         args = parser.parse_args(args_list)
     except SystemExit as exc:  # argparse has printed the problem (or the help)
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    args.argv = given
+    if getattr(args, "store_images", False) is None:
+        # The original stores images only with --store_images; the commands store them.
+        args.store_images = not legacy
     if args.version:
         from .crc32c import BACKEND
         from .images import decoders
@@ -614,5 +943,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tfrecord-lite: error: {message}", file=sys.stderr)
         return next(code for kind, code in EXIT_FOR if isinstance(exc, kind))
     except KeyboardInterrupt:
-        print("tfrecord-lite: interrupted; no partial shard was left", file=sys.stderr)
+        print(f"tfrecord-lite: {_interrupted_message(args)}", file=sys.stderr)
         return 130

@@ -18,6 +18,8 @@ working for callers who do not know this package::
     │   └── ExampleDecodeError                          bytes that are not an Example
     ├── DatasetError                     + ValueError   a dataset file cannot be read
     ├── ResumeError                      + ValueError   an interrupted run cannot be resumed
+    │   └── InterruptedRunError                         ... or is there, and would be lost
+    ├── OutputBusyError                  + BlockingIOError  another run writes the prefix
     ├── ImageError                       + ValueError   missing, empty, cut or undecodable image
     └── WriteError                       + OSError      shards could not be written (disk full, ...)
 """
@@ -101,3 +103,20 @@ class ImageError(TFRecordLiteError, ValueError):
 
 class WriteError(TFRecordLiteError, OSError):
     """The output could not be written; no file under a final shard name was left partial."""
+
+
+class InterruptedRunError(ResumeError):
+    """The output directory holds an interrupted run of the prefix with complete shards,
+    and the job was asked neither to resume it nor to start over."""
+
+    def __init__(self, message: str, *, name: str, directory: str, complete: int,
+                 total: int) -> None:
+        super().__init__(message)
+        self.name = name
+        self.directory = directory
+        self.complete = complete
+        self.total = total
+
+
+class OutputBusyError(TFRecordLiteError, BlockingIOError):
+    """Another run is writing the same prefix in the same directory (its lock is held)."""

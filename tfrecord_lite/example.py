@@ -1,6 +1,6 @@
 """Nested item dicts <-> serialized ``tf.train.Example`` bytes, driven by one table.
 
-An item is the nested dict of SPEC.md (``{"filename", "id", "class": {...},
+An item is the nested dict of the README's "The item format" (``{"filename", "id", "class": {...},
 "object": {"bbox": {...}, "parts": {...}}}``); its key paths, joined by ``/`` and
 prefixed with ``image/``, are the record's feature keys. Every scalar key is present
 in every record (readers use ``FixedLenFeature``); list keys may be empty.
@@ -598,7 +598,7 @@ def encode_example(item: Mapping[str, Any], image: ImageFields | None = None) ->
     """Serialize one item as ``tf.train.Example`` bytes.
 
     Args:
-        item: the nested SPEC dict. ``filename`` and ``id`` are required.
+        item: the nested dict (README, "The item format"). ``filename`` and ``id`` are required.
         image: the stored image and its shape. Without it the item must carry
             ``encoded``, ``height``, ``width``, ``format``, ``colorspace``, ``channels``
             (or, with ``encoded`` absent, at least ``height`` and ``width``).

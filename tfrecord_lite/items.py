@@ -1,4 +1,4 @@
-"""One SPEC item -> one serialized Example: read the image, apply the policy, encode.
+"""One item -> one serialized Example: read the image, apply the policy, encode.
 
 The policy, per item:
 
@@ -215,7 +215,7 @@ def encode_item(item: Any, options: ItemOptions = ItemOptions(),
     """Validate and serialize one item, image included.
 
     Args:
-        item: the SPEC dict.
+        item: the item dict (README, "The item format").
         options: how images are stored and items checked.
         warnings: lenient mode appends its warnings here (else they are logged).
         duplicate: the problem of an id already used (from ``validate.IdTracker``).

@@ -9,19 +9,34 @@ store). The job deletes the journal after writing the manifest.
 After ``kill -9``: shards under final names are complete (they are renamed only when
 whole); a shard published but not yet journaled, or whose bytes no longer match its
 journal file, is simply written again.
+
+One run per prefix and directory at a time: ``lock`` holds an advisory lock
+(``fcntl.flock``) on ``.{name}.lock`` for the whole job. The kernel releases it when the
+process ends, however it ends, so a killed run never leaves it stuck. Object stores
+have no such lock (see ``lock``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
-from typing import Any
+import os
+from collections.abc import Iterator, Mapping
+from types import ModuleType
+from typing import Any, Optional
 
 from .dataset import ParseFailure
-from .errors import ResumeError
-from .storage import Folder
+from .errors import OutputBusyError, ResumeError
+from .storage import Folder, RemoteFolder, remove_quietly
+
+fcntl: Optional[ModuleType]
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory lock (see lock())
+    fcntl = None
 
 logger = logging.getLogger(__name__)
 
@@ -123,3 +138,88 @@ def remove(out: Folder, name: str) -> None:
 def temp_patterns(name: str) -> list[str]:
     """Glob patterns of the journal's file names, for cleaning up after a killed run."""
     return [_header_name(name), _shard_prefix(name) + "*.json"]
+
+
+def progress(out: Folder, name: str) -> tuple[int, int] | None:
+    """(complete shards, shards) of an interrupted run of ``name``; None when there is
+    no journal. A shard counts as complete when its file is there with the journaled
+    size (``intact`` also compares the sha256 when resuming)."""
+    header, shards = read(out, name)
+    if header is None:
+        return None
+    complete = 0
+    for entry in shards.values():
+        try:
+            complete += out.size(str(entry["file"])) == entry["bytes"]
+        except (OSError, KeyError):
+            continue
+    return complete, int(header.get("num_shards") or 0)
+
+
+def lock_name(name: str) -> str:
+    return f".{name}.lock"
+
+
+# flock's answer when another process holds the lock, and when the file system has none.
+_BUSY = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+_NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
+
+
+def _acquire(path: str, name: str, out: Folder) -> int | None:
+    """Lock ``path`` (created if need be); its descriptor, or None where the file system
+    has no locks."""
+    assert fcntl is not None
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in _NO_LOCKS:
+                return None
+            if exc.errno in _BUSY:
+                raise OutputBusyError(
+                    f"another run is writing {name!r} in {out} (it holds {path}): wait for "
+                    "it to end, or write another prefix or directory") from exc
+            raise
+        # The run that held the lock removes the file as it ends: if it did so between
+        # our open and our flock, we hold a lock on a file nobody else will open.
+        try:
+            current = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            current = False
+        if current:
+            return fd
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def lock(out: Folder, name: str) -> Iterator[None]:
+    """Hold the lock of prefix ``name`` in ``out`` for the block: one run at a time.
+
+    ``.{name}.lock`` is created beside the journal and locked with ``flock`` (exclusive,
+    without waiting); it is removed at the end. Where no lock exists (an object store
+    URL, a system without ``fcntl`` such as Windows, a file system without locks), the
+    block runs unlocked, with a logged warning (none for a URL): two runs of one prefix
+    must then not overlap.
+
+    Raises:
+        OutputBusyError: another process holds the lock.
+        OSError: the lock file cannot be created.
+    """
+    if isinstance(out, RemoteFolder):
+        yield
+        return
+    path = out.join(lock_name(name))
+    fd = None if fcntl is None else _acquire(path, name, out)
+    if fd is None:
+        logger.warning("no file lock in %s (%s): make sure no other run writes %r there at "
+                       "the same time", out, "no fcntl on this system" if fcntl is None
+                       else "the file system has none", name)
+        yield
+        return
+    try:
+        yield
+    finally:
+        remove_quietly(path)  # while locked: whoever opens the name next locks a new file
+        os.close(fd)

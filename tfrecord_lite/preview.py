@@ -1,6 +1,9 @@
 """Drawing records: boxes with their text and keypoints on the stored image.
 
 Keypoints: visible (v=2) as filled dots, occluded (v=1) as rings; v=0 is not drawn.
+Boxes and captions are drawn on the picture at the size it is shown (a contact sheet
+scales each image to its cell first), with a scalable font sized to that picture, so the
+text stays legible at 100% zoom.
 """
 
 from __future__ import annotations
@@ -10,35 +13,68 @@ import math
 import warnings
 from typing import Any
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from .errors import ImageError
 from .reader import image_decode_errors
 
 COLORS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
           (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212)]
+CELL = 320          # contact sheet: pixels per cell (the image, then its id below it)
+CELL_TEXT = 15      # contact sheet: caption size in pixels
+_MIN_TEXT = 14      # a single picture: captions at least this many pixels high
+_BACKGROUND = (32, 32, 32)
+_FontT = Any        # ImageFont.FreeTypeFont, or the bitmap font of an old Pillow
 
 
-def draw(item: dict[str, Any]) -> Image.Image:
-    """The record's image (RGB) with its boxes, box texts and keypoints drawn on it.
+def _font(size: int) -> _FontT:
+    """Pillow's own scalable font at ``size`` pixels (Pillow >= 10.1); older Pillow has
+    only its small bitmap font."""
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: no size
+        return ImageFont.load_default()
+
+
+def _open(item: dict[str, Any]) -> Image.Image | None:
+    """The record's stored image (RGB), or None when it stores none.
 
     Raises:
-        ValueError: the record stores no image (written with store_images=False).
         ImageError: the stored image does not decode, or is over Pillow's
             decompression-bomb limit.
     """
     data = item.get("encoded")
     if not isinstance(data, bytes):
-        raise ValueError(f"record {item.get('id')!r} stores no image (image/encoded)")
+        return None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data)).convert("RGB")
+            return Image.open(io.BytesIO(data)).convert("RGB")
     except image_decode_errors() as exc:
         raise ImageError(f"record {item.get('id')!r}: image/encoded does not decode: "
                          f"{exc or type(exc).__name__}") from exc
+
+
+def _caption(canvas: ImageDraw.ImageDraw, xy: tuple[float, float], text: str,
+             color: tuple[int, int, int], font: _FontT, picture_width: int) -> None:
+    """``text`` on a filled label of ``color``, its lower left corner at ``xy`` (above
+    the point), or its upper left corner there when it would leave the picture."""
+    left, _, right, _ = canvas.textbbox((0, 0), text, font=font)
+    _, top, _, bottom = canvas.textbbox((0, 0), "Ag", font=font)  # one height for all
+    width, height = right - left + 6, bottom - top + 4
+    x, y = xy
+    y = y - height if y - height >= 0 else y
+    x = max(0.0, min(x, picture_width - width))
+    canvas.rectangle([x, y, x + width, y + height], fill=color)
+    canvas.text((x + 3 - left, y + 2 - top), text, fill=(0, 0, 0), font=font)
+
+
+def annotate(image: Image.Image, item: dict[str, Any], text_size: int) -> Image.Image:
+    """Draw the record's boxes, box texts and keypoints on ``image`` (RGB, any size: the
+    record's coordinates are normalized), captions ``text_size`` pixels high."""
     W, H = image.size  # noqa: N806
     canvas = ImageDraw.Draw(image)
+    font = _font(text_size)
     line = max(2, round(min(W, H) / 200))
     obj = item.get("object") or {}
     bbox = obj.get("bbox") or {}
@@ -49,13 +85,10 @@ def draw(item: dict[str, Any]) -> Image.Image:
         x0, y0, x1, y1 = box[0] * W, box[1] * H, box[2] * W, box[3] * H
         label = labels[i] if i < len(labels) else i
         color = COLORS[label % len(COLORS)] if isinstance(label, int) else COLORS[0]
-        canvas.rectangle([min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)],
-                         outline=color, width=line)
+        left, top = min(x0, x1), min(y0, y1)
+        canvas.rectangle([left, top, max(x0, x1), max(y0, y1)], outline=color, width=line)
         caption = str(texts[i]) if i < len(texts) and texts[i] else str(label)
-        left, top = min(x0, x1), max(0.0, min(y0, y1) - 12)
-        width = canvas.textlength(caption)
-        canvas.rectangle([left, top, left + width + 4, top + 12], fill=color)
-        canvas.text((left + 2, top), caption, fill=(0, 0, 0))
+        _caption(canvas, (left, top), caption, color, font, W)
     parts = obj.get("parts") or {}
     radius = max(3, line * 2)
     for x, y, v in zip(parts.get("x") or [], parts.get("y") or [], parts.get("v") or []):
@@ -70,17 +103,49 @@ def draw(item: dict[str, Any]) -> Image.Image:
     return image
 
 
-def contact_sheet(items: list[dict[str, Any]], tile: int = 256) -> Image.Image:
-    """The drawn images side by side in a near-square grid of ``tile``-pixel cells."""
+def draw(item: dict[str, Any]) -> Image.Image:
+    """The record's image (RGB) with its boxes, box texts and keypoints drawn on it, the
+    captions sized to the image (about 1/40 of its longer side, at least 14 px).
+
+    Raises:
+        ValueError: the record stores no image (written with store_images=False).
+    """
+    image = _open(item)
+    if image is None:
+        raise ValueError(f"record {item.get('id')!r} stores no image (image/encoded)")
+    return annotate(image, item, max(_MIN_TEXT, round(max(image.size) / 40)))
+
+
+def _fit(image: Image.Image, width: int, height: int) -> Image.Image:
+    """``image`` scaled, up or down, to the largest size within ``width`` x ``height``."""
+    scale = min(width / image.width, height / image.height)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image if size == image.size else image.resize(size, Image.Resampling.LANCZOS)
+
+
+def contact_sheet(items: list[dict[str, Any]], cell: int = CELL) -> Image.Image:
+    """The records in a near-square grid of ``cell``-pixel cells: each image scaled to
+    its cell, then its boxes and keypoints drawn on it, and its id below. A record
+    without a stored image gets a cell saying so."""
     if not items:
         raise ValueError("no records to draw")
     columns = math.ceil(math.sqrt(len(items)))
     rows = math.ceil(len(items) / columns)
-    sheet = Image.new("RGB", (columns * tile, rows * tile), (32, 32, 32))
+    sheet = Image.new("RGB", (columns * cell, rows * cell), _BACKGROUND)
+    canvas = ImageDraw.Draw(sheet)
+    font = _font(CELL_TEXT)
+    footer = CELL_TEXT + 8
     for n, item in enumerate(items):
-        image = draw(item)
-        image.thumbnail((tile - 4, tile - 4))
-        x = (n % columns) * tile + (tile - image.width) // 2
-        y = (n // columns) * tile + (tile - image.height) // 2
-        sheet.paste(image, (x, y))
+        left, top = (n % columns) * cell, (n // columns) * cell
+        image = _open(item)
+        if image is None:
+            canvas.text((left + 8, top + cell // 2), "no image stored", fill=(200, 200, 200),
+                        font=font)
+        else:
+            image = _fit(image, cell - 8, cell - 8 - footer)
+            annotate(image, item, CELL_TEXT)
+            sheet.paste(image, (left + (cell - image.width) // 2,
+                                top + 4 + (cell - 8 - footer - image.height) // 2))
+        canvas.text((left + 6, top + cell - footer), f"id {item.get('id')}",
+                    fill=(235, 235, 235), font=font)
     return sheet

@@ -1,7 +1,7 @@
 """Where files live: local paths, or fsspec URLs (``s3://``, ``gs://``, ``memory://``, ...).
 
 Local paths need nothing more; a URL needs the ``fsspec`` package and the one for its
-scheme (``s3fs``, ``gcsfs``): ``pip install 'tfrecord-lite-writer[fsspec]'``.
+scheme: ``pip install fsspec s3fs`` for ``s3://``, ``pip install fsspec gcsfs`` for ``gs://``.
 
 ``Folder`` is the output directory of a job. A shard is written to a local temporary
 file first and then published whole: renamed in a local folder, uploaded in one piece to
@@ -37,8 +37,9 @@ def _fsspec() -> Any:
     try:
         import fsspec
     except ImportError:
-        raise StorageError("URLs need fsspec: pip install 'tfrecord-lite-writer[fsspec]' "
-                           "(and s3fs for s3://, gcsfs for gs://)") from None
+        raise StorageError("URLs need fsspec: pip install fsspec s3fs (for s3://), "
+                           "pip install fsspec gcsfs (for gs://), pip install fsspec (for "
+                           "memory:// and others)") from None
     return fsspec
 
 

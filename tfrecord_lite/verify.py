@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import compression as _compression
-from . import storage
+from . import sharding, storage
 from .errors import ExampleDecodeError, RecordError
 from .example import (
     BYTES,
@@ -29,7 +29,9 @@ from .framing import DEFAULT_MAX_RECORD_SIZE
 from .parallel import in_order
 from .reader import decode_record, read_framed
 
-MANIFEST_SUFFIX = "-manifest.json"
+MANIFEST_SUFFIX = sharding.MANIFEST_SUFFIX
+# The name earlier versions gave the manifest (``train-manifest.json``), still read.
+_OLD_MANIFEST_SUFFIX = "-manifest.json"
 
 
 @dataclass
@@ -69,14 +71,16 @@ def _find_manifest(path: str, cache: dict[str, dict[str, Any] | None]) -> dict[s
         found: dict[str, Any] = {}
         folder = storage.folder(directory)
         try:
-            for manifest_name in folder.names(""):
-                if manifest_name.endswith(MANIFEST_SUFFIX):
-                    try:
-                        manifest = json.loads(folder.read(manifest_name) or b"null")
-                        for shard in manifest.get("shards", []):
-                            found[shard["file"]] = shard
-                    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-                        continue
+            names = folder.names("")
+            # Older names first, so that a manifest under today's name wins for its shards.
+            for manifest_name in ([n for n in names if n.endswith(_OLD_MANIFEST_SUFFIX)]
+                                  + [n for n in names if n.endswith(MANIFEST_SUFFIX)]):
+                try:
+                    manifest = json.loads(folder.read(manifest_name) or b"null")
+                    for shard in manifest.get("shards", []):
+                        found[shard["file"]] = shard
+                except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                    continue
         finally:
             folder.close()
         cache[directory] = found

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import errno
 import functools
 import glob
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import asdict, dataclass, field
@@ -25,7 +27,14 @@ from . import __version__, journal, sharding, storage
 from . import compression as _compression
 from .crc32c import CrcFn, crc32c
 from .dataset import ParseFailure
-from .errors import DatasetError, ResumeError, TFRecordLiteError, WriteError
+from .errors import (
+    DatasetError,
+    InterruptedRunError,
+    OutputBusyError,
+    ResumeError,
+    TFRecordLiteError,
+    WriteError,
+)
 from .framing import RecordFramer
 from .parallel import in_order
 from .progress import make_progress
@@ -33,8 +42,8 @@ from .validate import IdTracker, Problem
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_SUFFIX = "-manifest.json"
-FAILURES_SUFFIX = "-failures.json"
+MANIFEST_SUFFIX = sharding.MANIFEST_SUFFIX
+FAILURES_SUFFIX = sharding.FAILURES_SUFFIX
 
 
 class TFRecordWriter:
@@ -162,11 +171,53 @@ def failure_copy(item: Any, error: BaseException | str) -> dict[str, Any]:
     return failed
 
 
+def failures_json(failures: list[dict[str, Any]]) -> bytes:
+    """The content of ``{prefix}.failures.json``: the failed items as a JSON list."""
+    from .dataset import json_default
+
+    return (json.dumps(failures, indent=2, default=json_default) + "\n").encode()
+
+
 def _temp_patterns(name: str) -> list[str]:
     """The job's file names (globs) whose temporary files a killed run may leave."""
     shard = glob.escape(name) + "-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9]"
-    return [shard, glob.escape(name + MANIFEST_SUFFIX), glob.escape(name + FAILURES_SUFFIX),
+    return [shard, glob.escape(sharding.manifest_name(name)),
+            glob.escape(sharding.failures_name(name)),
             *journal.temp_patterns(glob.escape(name))]
+
+
+# Files of an earlier run of a prefix under the names of earlier versions.
+_OLD_SIDE_SUFFIXES = ("-manifest.json", "-failures.json", "-failures.jsonl")
+
+
+def remove_earlier_run(out: storage.Folder, name: str, shards: Iterable[str],
+                       kept: Iterable[str] = ()) -> list[str]:
+    """Remove what an earlier run of prefix ``name`` left that no longer describes the
+    dataset: shards (``name-NNNNN-of-NNNNN``) not in ``shards``, the record indexes
+    (``.idx``) of every shard but those ``kept`` unchanged from an earlier run (a resume),
+    and a manifest or failures file under an earlier version's names.
+
+    Called once a run is complete (after its manifest), so that the shard glob of the
+    prefix matches exactly this run's shards. Other prefixes are never touched
+    (``train2-...`` does not start with ``train-``). Each removal is logged by name.
+
+    Returns:
+        The names removed.
+    Raises:
+        OSError: a file could not be removed.
+    """
+    shard = re.compile(re.escape(name) + r"-[0-9]{5,}-of-[0-9]{5,}")
+    earlier = {name + suffix for suffix in _OLD_SIDE_SUFFIXES}
+    this_run, unchanged = set(shards), set(kept)
+    removed = []
+    for file in out.names(name + "-"):
+        stem = file[:-len(".idx")] if file.endswith(".idx") else None
+        if (file in earlier or (shard.fullmatch(file) and file not in this_run)
+                or (stem is not None and shard.fullmatch(stem) and stem not in unchanged)):
+            out.remove(file)
+            logger.info("removed %s (from an earlier run of %r)", out.location(file), name)
+            removed.append(file)
+    return removed
 
 
 def finish_shard(out: storage.Folder, temp: str, name: str) -> str:
@@ -250,11 +301,14 @@ class _Finishing:
 
 
 def _settle(pending: collections.deque[_Finishing], out: storage.Folder, name: str) -> None:
-    """After an error or an interruption: journal the shards that did get published,
-    and remove the temporary files of those that did not."""
+    """After an error or an interruption: publish and journal the complete shards still
+    pending, and remove the temporary files of those that could not be."""
     for shard in pending:
         try:
-            shard.entry["sha256"] = shard.future.result()
+            # Dropped from the pool's queue (see the job's end): finished here instead,
+            # without waiting for the work queued before it.
+            shard.entry["sha256"] = (finish_shard(out, shard.temp, shard.info.file)
+                                     if shard.future.cancelled() else shard.future.result())
             journal.add(out, name, shard.entry)
         except BaseException:  # noqa: BLE001 - the first error is the one reported
             logger.debug("shard %s was not completed", shard.info.file, exc_info=True)
@@ -316,6 +370,7 @@ def write_dataset(
     resume: bool = False,
     fsync: bool = False,
     progress: bool | Callable[[int, int], Any] = True,
+    interrupted: str = "warn",
 ) -> JobSummary:
     """Write ``dataset`` as ``num_shards`` TFRecord files; the engine behind ``create``.
 
@@ -332,6 +387,10 @@ def write_dataset(
         fsync: flush each shard, journal file and the manifest to the disk before it
             gets its final name, so that not even a power failure leaves a partial file
             under a final name (slower: the job waits for the disk).
+        interrupted: without ``resume``, what to do when the directory holds an
+            interrupted run of ``dataset_name`` with complete shards: "warn" (log a
+            warning with their count, then start over), "restart" (start over), "refuse"
+            (raise InterruptedRunError before touching any file).
         (the other arguments: see ``create``.)
     Returns:
         A JobSummary: counts, failures (copies of the items, each with
@@ -339,7 +398,14 @@ def write_dataset(
     Raises:
         ValueError: an argument is out of range.
         ResumeError: ``resume`` with arguments other than the interrupted run's.
+        InterruptedRunError: ``interrupted="refuse"`` and an interrupted run was found.
+        OutputBusyError: another run is writing ``dataset_name`` in this directory.
         WriteError: the output could not be written (no partial shard is left).
+
+    After the job, the shard glob of the prefix (``train-*``) matches exactly its shards:
+    those of an earlier run of the prefix are removed once the new ones and the
+    manifest are complete. Beside the shards: ``{name}.failures.json`` (the failed
+    items, an empty list when none failed), then ``{name}.manifest.json``.
     """
     from .images import ImageOptions  # Pillow: imported when a job runs, not with the package
     from .items import ItemOptions
@@ -350,21 +416,60 @@ def write_dataset(
     comp = _compression.normalize(compression)
     options = ItemOptions(store_images, ImageOptions(quality, max_side, decode_check),
                           validation, None if root is None else os.fspath(root))
+    if interrupted not in _ON_INTERRUPTED:
+        raise ValueError(f"interrupted must be one of {', '.join(_ON_INTERRUPTED)}, got "
+                         f"{interrupted!r}")
     out = storage.folder(os.fspath(output_directory), durable=fsync)
     try:
-        return _run_job(out, dataset, dataset_name, num_shards, num_threads, shuffle, seed,
-                        comp, options, resume, progress)
+        try:
+            out.makedirs()
+        except OSError as exc:
+            raise WriteError(
+                f"cannot create output directory {out}: {exc.strerror or exc}") from exc
+        with contextlib.ExitStack() as held:
+            try:  # before any file of the job is touched
+                held.enter_context(journal.lock(out, dataset_name))
+            except OutputBusyError:
+                raise
+            except OSError as exc:
+                raise write_error(f"the lock file in {out}", exc) from exc
+            return _run_job(out, dataset, dataset_name, num_shards, num_threads, shuffle,
+                            seed, comp, options, resume, progress, interrupted)
     finally:
         out.close()
 
 
+_ON_INTERRUPTED = ("warn", "restart", "refuse")
+
+
+def _check_interrupted(out: storage.Folder, name: str, interrupted: str) -> None:
+    """Before a run that starts over: an interrupted run with complete shards is
+    refused, or named in a warning."""
+    found = journal.progress(out, name)
+    if found is None or found[0] == 0:
+        return
+    complete, total = found
+    what = (f"{out} holds an interrupted run of {name!r}: {complete} of {total} shards are "
+            "complete")
+    if interrupted == "refuse":
+        raise InterruptedRunError(
+            f"{what}. To keep them, resume it (resume=True); to start over, "
+            "interrupted='restart'", name=name, directory=str(out), complete=complete,
+            total=total)
+    log = logger.warning if interrupted == "warn" else logger.info
+    log("%s; starting over, they are written again (to keep them, run again with "
+        "resume=True)", what)
+
+
 def _run_job(out: storage.Folder, dataset: Iterable[Any], dataset_name: str, num_shards: int,
              num_threads: int, shuffle: bool, seed: int | None, comp: str | None,
-             options: Any, resume: bool, progress: bool | Callable[[int, int], Any]
-             ) -> JobSummary:
+             options: Any, resume: bool, progress: bool | Callable[[int, int], Any],
+             interrupted: str) -> JobSummary:
     from .items import failure_reason, try_encode
 
     try:
+        if not resume:
+            _check_interrupted(out, dataset_name, interrupted)
         previous, completed = journal.read(out, dataset_name) if resume else (None, {})
     except OSError as exc:
         raise write_error(f"the job journal in {out}", exc) from exc
@@ -378,11 +483,6 @@ def _run_job(out: storage.Folder, dataset: Iterable[Any], dataset_name: str, num
     job_options = manifest_options(shuffle, seed, comp, options)
     source = _Input(dataset, shuffle, seed, options.validation != "off")
     this_run = journal.header(dataset_name, num_shards, source.total, job_options)
-    try:
-        out.makedirs()
-    except OSError as exc:
-        raise WriteError(
-            f"cannot create output directory {out}: {exc.strerror or exc}") from exc
     try:
         out.remove_stale_temps(_temp_patterns(dataset_name))
         if previous is not None:
@@ -483,8 +583,15 @@ def _run_job(out: storage.Folder, dataset: Iterable[Any], dataset_name: str, num
         record_finished(wait=True)
         summary.failed_by_reason = dict(reasons)
         summary.seconds = time.perf_counter() - started
-        out.write(dataset_name + MANIFEST_SUFFIX,
+        # The failures first (always, so that no earlier run's list is left), the
+        # manifest last: a manifest means the whole dataset is there.
+        out.write(sharding.failures_name(dataset_name), failures_json(summary.failures))
+        out.write(sharding.manifest_name(dataset_name),
                   (json.dumps(summary.manifest(), indent=2) + "\n").encode())
+        # Only now, the new dataset being complete: the journal goes last, so that an
+        # interruption here is finished by a resume.
+        remove_earlier_run(out, dataset_name, (info.file for info in summary.shards),
+                           (str(entry["file"]) for entry in completed.values()))
         journal.remove(out, dataset_name)
     except WriteError:
         raise
@@ -494,8 +601,11 @@ def _run_job(out: storage.Folder, dataset: Iterable[Any], dataset_name: str, num
         bar.close()
         if tmp is not None:
             storage.remove_quietly(tmp)
+        # Queued work is dropped at once (after Ctrl-C or an error: nothing waits for
+        # items that will not be written); the tasks already running end soon.
+        pool.shutdown(wait=False, cancel_futures=True)
         _settle(pending, out, dataset_name)
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=True)
     logger.info("%s", summary.describe())
     return summary
 
@@ -552,10 +662,10 @@ def create(
     store_images: bool = True,
     **options: Any,
 ) -> list[dict[str, Any]]:
-    """Write a dataset of SPEC items as sharded TFRecord files (the original tool's call).
+    """Write a dataset of items as sharded TFRecord files (the original tool's call).
 
     Args:
-        dataset: the items (nested dicts; see SPEC.md). Never reordered or modified.
+        dataset: the items (README, "The item format"). Never reordered or modified.
         dataset_name: shard name prefix: ``{name}-{i:05d}-of-{num_shards:05d}``.
         output_directory: created when missing.
         num_shards: any number >= 1 (no longer a multiple of ``num_threads``).
@@ -563,8 +673,8 @@ def create(
         shuffle: write items in a seeded random order.
         store_images: store the image bytes (``image/encoded``).
         **options: ``seed``, ``compression``, ``quality``, ``max_side``,
-            ``decode_check``, ``validation``, ``root``, ``resume``, ``fsync``, ``progress``
-            (see ``write_dataset``).
+            ``decode_check``, ``validation``, ``root``, ``resume``, ``fsync``, ``progress``,
+            ``interrupted`` (see ``write_dataset``).
     Returns:
         The items that failed, each a copy with an added ``error_msg``.
     Raises:

@@ -1,4 +1,4 @@
-"""Converters from standard dataset layouts to SPEC items.
+"""Converters from standard dataset layouts to items (README, "The item format").
 
 Each converter is an iterable of items (nested dicts, as ``create()`` takes) with:
 
@@ -7,7 +7,7 @@ Each converter is an iterable of items (nested dicts, as ``create()`` takes) wit
 * ``problems``: one message per bad annotation, naming the image and the problem.
 
 Converters stream and never write files; they read image sizes from file headers and
-never decode pixels. Coordinates are normalized to [0, 1] as SPEC.md says.
+never decode pixels. Coordinates are normalized to [0, 1] (README, "The item format").
 """
 
 from __future__ import annotations
@@ -69,18 +69,36 @@ def add_box(objects: dict[str, Any], box: tuple[float, float, float, float], lab
     objects["count"] += 1
 
 
+def count_phrase(n: int, phrase: str) -> str:
+    """``n`` and a plural phrase, its first word made singular when ``n`` is 1:
+    ``(1, "boxes clipped")`` -> ``"1 box clipped"``, ``(2, "images")`` -> ``"2 images"``."""
+    if n != 1:
+        return f"{n} {phrase}"
+    word, space, rest = phrase.partition(" ")
+    if word.endswith(("sses", "xes", "ches", "shes")):
+        word = word[:-2]
+    elif word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    return f"1 {word}{space}{rest}"
+
+
 def label_map_json(labels: list[str], offset: int = 0) -> dict[str, str]:
     """``{"<stored label>": name}``."""
     return {str(i + offset): name for i, name in enumerate(labels)}
 
 
-def label_map_pbtxt(labels: list[str], offset: int = 0) -> str:
-    """The Object Detection API's ``label_map.pbtxt``; ids are the stored labels."""
+def label_map_pbtxt(labels: list[str], offset: int = 1) -> str:
+    """The Object Detection API's ``label_map.pbtxt``; ids are the stored labels.
+
+    Raises:
+        ValueError: ``offset`` is below 1: the API reserves id 0 for the background, so
+            no valid pbtxt agrees with labels stored from 0.
+    """
+    if offset < 1:
+        raise ValueError(f"label_map.pbtxt needs labels stored from 1 or more (label offset "
+                         f"{offset}): the Object Detection API reserves id 0 for the "
+                         "background")
     lines = []
-    if offset == 0:
-        lines.append("# ids are the labels as stored (0-based). The Object Detection API "
-                     "reserves id 0 for\n# the background: convert with --label-offset 1 "
-                     "to train with it.")
     for i, name in enumerate(labels):
         escaped = name.replace("\\", "\\\\").replace("'", "\\'")
         lines.append(f"item {{\n  id: {i + offset}\n  name: '{escaped}'\n}}")

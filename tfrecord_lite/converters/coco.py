@@ -8,7 +8,9 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from . import Converter, add_box, empty_objects, normalize_box
+from . import Converter, add_box, count_phrase, empty_objects, normalize_box
+
+_SHOWN_IDS = 10  # annotation ids named per missing image
 
 
 class CocoConverter(Converter):
@@ -42,10 +44,47 @@ class CocoConverter(Converter):
         by_image: dict[Any, list[dict[str, Any]]] = collections.defaultdict(list)
         for ann in self.data.get("annotations", []):
             by_image[ann.get("image_id")].append(ann)
+        self._report_orphans(by_image)
         for image in self.data["images"]:
             item = self._item(image, by_image.get(image.get("id"), []))
             if item is not None:
                 yield item
+
+    def _parts(self, where: str, ids: list[str],
+               points: list[list[tuple[float, float, int]]]) -> dict[str, list[Any]]:
+        """``object/parts``: every object's points, object after object, each object
+        with the same number K of points (the most any object of the image has), so that
+        object j holds points j*K .. j*K+K-1. An object with fewer (none, in an image
+        where others have keypoints) is completed with points of v = 0 (not labelled)."""
+        k = max(map(len, points))
+        parts: dict[str, list[Any]] = {"x": [], "y": [], "v": []}
+        for ident, own in zip(ids, points):
+            if len(own) < k:
+                if own:
+                    self.problem(f"{where}, annotation {ident!r}",
+                                 f"{len(own)} keypoints where the image's others have {k}")
+                self.report["objects completed with unlabelled keypoints (v = 0)"] += 1
+                own = own + [(0.0, 0.0, 0)] * (k - len(own))
+            for x, y, v in own:
+                parts["x"].append(x)
+                parts["y"].append(y)
+                parts["v"].append(v)
+        return parts
+
+    def _report_orphans(self, by_image: dict[Any, list[dict[str, Any]]]) -> None:
+        """Annotations whose ``image_id`` is not among ``images`` cannot be converted:
+        counted, and one problem per missing image id names their annotation ids."""
+        listed = {image.get("id") for image in self.data["images"] if isinstance(image, dict)}
+        for image_id, anns in by_image.items():
+            if image_id in listed:
+                continue
+            ids = [str(ann.get("id")) for ann in anns]
+            shown = ", ".join(ids[:_SHOWN_IDS]) + (
+                f" and {len(ids) - _SHOWN_IDS} more" if len(ids) > _SHOWN_IDS else "")
+            self.report["annotations whose image_id is not among the images"] += len(anns)
+            self.problems.append(f"image_id {image_id!r} is not among the images: "
+                                 f"{count_phrase(len(ids), 'annotations')} not converted "
+                                 f"(ids {shown})")
 
     def _item(self, image: dict[str, Any], anns: list[dict[str, Any]]) -> dict[str, Any] | None:
         where = f"image id {image.get('id')!r}"
@@ -57,7 +96,7 @@ class CocoConverter(Converter):
             self.report["images skipped"] += 1
             return None
         objects = empty_objects()
-        parts: dict[str, list[Any]] = {"x": [], "y": [], "v": []}
+        points: list[list[tuple[float, float, int]]] = []  # per kept object
         for ann in anns:
             ann_where = f"{where}, annotation {ann.get('id')!r}"
             label = self.category_label.get(ann.get("category_id"))
@@ -77,18 +116,16 @@ class CocoConverter(Converter):
             objects["area"].append(float(ann.get("area", w * h)) / (width * height))
             objects["is_crowd"].append(int(bool(ann.get("iscrowd", 0))))
             keypoints = ann.get("keypoints") or []
-            for k in range(0, len(keypoints) - 2, 3):
-                parts["x"].append(float(keypoints[k]) / width)
-                parts["y"].append(float(keypoints[k + 1]) / height)
-                parts["v"].append(int(keypoints[k + 2]))
+            points.append([(float(keypoints[k]) / width, float(keypoints[k + 1]) / height,
+                            int(keypoints[k + 2])) for k in range(0, len(keypoints) - 2, 3)])
         self.report["boxes"] += objects["count"]
         if objects["count"] == 0:
             self.report["images without annotations"] += 1
             if self.drop_empty:
                 self.report["images dropped (no annotations)"] += 1
                 return None
-        if parts["x"]:
-            objects["parts"] = parts
+        if any(points):
+            objects["parts"] = self._parts(where, objects["id"], points)
         self.report["images"] += 1
         return {"filename": os.path.join(self.images_dir, file_name), "id": str(image["id"]),
                 "height": height, "width": width, "object": objects}

@@ -20,7 +20,7 @@ from tfrecord_lite.example import iter_flat
 def main(dataset_path: str, out_dir: str, prefix: str) -> int:
     with open(dataset_path, encoding="utf-8") as f:
         items = {str(item["id"]): item for item in json.load(f)}
-    with open(os.path.join(out_dir, f"{prefix}-manifest.json"), encoding="utf-8") as f:
+    with open(os.path.join(out_dir, f"{prefix}.manifest.json"), encoding="utf-8") as f:
         manifest = json.load(f)
     problems = []
     seen = 0

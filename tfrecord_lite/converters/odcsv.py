@@ -1,0 +1,161 @@
+"""The Object Detection API tutorial CSV -> items.
+
+``filename,width,height,class,xmin,ymin,xmax,ymax``: one row per box, pixel coordinates,
+as labelImg's xml-to-csv scripts and Roboflow's "TensorFlow Object Detection CSV" write
+it. The header gives the column order (``width`` and ``height`` may be left out). A row
+whose class and box are empty stands for an image without boxes.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from ..errors import DatasetError, ImageError
+from ..images import read_size_from_file
+from . import Converter, add_box, empty_objects, normalize_box
+
+REQUIRED = ("filename", "class", "xmin", "ymin", "xmax", "ymax")
+OPTIONAL = ("width", "height")
+BOX = ("xmin", "ymin", "xmax", "ymax")
+
+
+class Row:
+    """One CSV row: its line, class, pixel box and the size the CSV gives (or None)."""
+
+    __slots__ = ("line", "name", "box", "size")
+
+    def __init__(self, line: int, name: str, box: tuple[float, float, float, float] | None,
+                 size: tuple[float, float] | None) -> None:
+        self.line, self.name, self.box, self.size = line, name, box, size
+
+
+class OdCsvConverter(Converter):
+    """Rows grouped by filename (in first-seen order) -> detection items; boxes normalized
+    by the image's size read from its header, which is checked against the CSV's
+    width/height (a mismatch skips the image); class names -> labels (sorted, or the order
+    of ``label_names``).
+
+    Args:
+        csv_file: the CSV file.
+        images_dir: where the ``filename`` column is found.
+        label_names: class names in label order (default: sorted names found).
+        label_offset: labels start at this value.
+
+    Raises:
+        DatasetError: the CSV or the images folder is missing, or the header lacks a
+            column.
+    """
+
+    name = "csv"
+
+    def __init__(self, csv_file: str, images_dir: str, label_names: list[str] | None = None,
+                 label_offset: int = 0) -> None:
+        super().__init__(label_offset)
+        if not os.path.isdir(images_dir):
+            raise DatasetError(f"--images {images_dir!r}: no such folder")
+        self.csv_file = csv_file
+        self.images_dir = images_dir
+        self.rows: dict[str, list[Row]] = {}
+        try:
+            with open(csv_file, encoding="utf-8-sig", newline="") as f:
+                self._read(csv.reader(f))
+        except FileNotFoundError as exc:
+            raise DatasetError(f"FILE {csv_file!r}: no such file") from exc
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise DatasetError(f"cannot read {csv_file}: {exc}") from exc
+        if label_names is None:
+            label_names = sorted({r.name for rows in self.rows.values() for r in rows
+                                  if r.box is not None})
+        self.labels = list(label_names)
+        self.label_of = {name: i + label_offset for i, name in enumerate(self.labels)}
+
+    def _read(self, reader: Any) -> None:
+        header = next(reader, None)
+        columns = [c.strip().lower() for c in header or []]
+        missing = [c for c in REQUIRED if c not in columns]
+        if missing:
+            raise DatasetError(f"{self.csv_file}: the header must name the columns "
+                               f"{','.join(REQUIRED[:1] + OPTIONAL + REQUIRED[1:])}; "
+                               f"missing: {', '.join(missing)}")
+        at = {name: columns.index(name) for name in REQUIRED + OPTIONAL if name in columns}
+        for fields in reader:
+            if not any(f.strip() for f in fields):
+                continue
+            where = f"{self.csv_file}:{reader.line_num}"
+            if len(fields) != len(columns):
+                self.problem(where, f"expected {len(columns)} fields "
+                                    f"({','.join(columns)}), got {len(fields)}")
+                continue
+            value = {name: fields[i].strip() for name, i in at.items()}
+            row = self._row(value, reader.line_num, where)
+            if row is not None:
+                self.rows.setdefault(value["filename"], []).append(row)
+
+    def _row(self, value: dict[str, str], line: int, where: str) -> Row | None:
+        if not value["filename"]:
+            self.problem(where, "empty filename")
+            return None
+        if not value["class"] and not any(value[c] for c in BOX):
+            return Row(line, "", None, None)  # an image without boxes
+        numbers: dict[str, float] = {}
+        for name in BOX + tuple(c for c in OPTIONAL if c in value):
+            try:
+                numbers[name] = float(value[name])
+            except ValueError:
+                self.problem(where, f"{name}: not a number: {value[name]!r}")
+                return None
+            if not math.isfinite(numbers[name]):
+                self.problem(where, f"{name}: not a finite number: {value[name]!r}")
+                return None
+        size = None
+        if "width" in numbers and "height" in numbers:
+            size = (numbers["width"], numbers["height"])
+        box = (numbers["xmin"], numbers["ymin"], numbers["xmax"], numbers["ymax"])
+        return Row(line, value["class"], box, size)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for file_name, rows in self.rows.items():
+            item = self._item(file_name, rows)
+            if item is None:
+                self.report["images skipped"] += 1
+            else:
+                self.report["images"] += 1
+                yield item
+
+    def _item(self, file_name: str, rows: list[Row]) -> dict[str, Any] | None:
+        path = os.path.join(self.images_dir, file_name)
+        try:
+            width, height, _ = read_size_from_file(path)
+        except (OSError, ImageError) as exc:
+            message = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            self.problem(f"{self.csv_file}:{rows[0].line}", f"image {path}: {message}")
+            return None
+        for row in rows:
+            if row.size is not None and row.size != (width, height):
+                self.problem(f"{self.csv_file}:{row.line}",
+                             f"image {file_name!r}: the CSV says {row.size[0]:g}x"
+                             f"{row.size[1]:g}, the image is {width}x{height}")
+                return None
+        objects = empty_objects()
+        for row in rows:
+            if row.box is None:
+                continue
+            where = f"{self.csv_file}:{row.line}"
+            label = self.label_of.get(row.name)
+            if label is None:
+                self.problem(where, f"class {row.name!r} is not in the label map")
+                continue
+            box = normalize_box(*row.box, width, height, self.report)
+            if box is None:
+                continue
+            add_box(objects, box, label, row.name)
+            objects["id"].append(str(row.line))
+            objects["area"].append((box[2] - box[0]) * (box[3] - box[1]))
+            objects["is_crowd"].append(0)
+        self.report["boxes"] += objects["count"]
+        return {"filename": path, "id": file_name, "height": height, "width": width,
+                "object": objects}
