@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import itertools
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -235,6 +236,9 @@ def _summary(values: list[float]) -> dict[str, float] | None:
     return {"min": min(values), "mean": sum(values) / len(values), "max": max(values)}
 
 
+_MISSING_SHOWN = 1000  # stats lists at most this many missing classes
+
+
 def stats(paths: Iterable[str | os.PathLike[str]], compression: str | None = None,
           examples: int = 5, max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> dict[str, Any]:
     """Class histogram, box sanity checks and keypoint counts over shards.
@@ -293,11 +297,15 @@ def stats(paths: Iterable[str | os.PathLike[str]], compression: str | None = Non
             for v in (obj.get("parts") or {}).get("v") or []:
                 visibility[v] += 1
     top = max(classes) if classes else -1
+    # A label of 2**62 leaves that many classes missing: list the first ones, count all.
+    missing = itertools.islice((c for c in range(top + 1) if c not in classes),
+                               _MISSING_SHOWN)
     return {
         "images": images,
         "boxes": boxes,
         "classes": {str(k): classes[k] for k in sorted(classes)},
-        "missing_classes": [c for c in range(top + 1) if c not in classes],
+        "missing_classes": list(missing),
+        "missing_classes_count": top + 1 - len(classes),
         "box_checks": {name: {"images": counts[name], "examples": checks[name]}
                        for name in checks},
         "box_width": _summary(widths),
