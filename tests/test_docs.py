@@ -71,12 +71,8 @@ def _hints(path: Path) -> list[str]:
     return [" ".join(m.group(0).split()) for m in _PIP.finditer(path.read_text())]
 
 
-@pytest.mark.parametrize("path", [
-    pytest.param(p, id=str(p.relative_to(ROOT)), marks=pytest.mark.xfail(
-        strict=True, reason="images.py's install hints are rewritten with the simplejpeg "
-        "dependency change (not in this branch)"))
-    if p.name == "images.py" else pytest.param(p, id=str(p.relative_to(ROOT)))
-    for p in _sources()])
+@pytest.mark.parametrize("path", [pytest.param(p, id=str(p.relative_to(ROOT)))
+                                  for p in _sources()])
 def test_every_install_command_works_from_pypi_or_a_clone(path: Path) -> None:
     names, extras = _allowed()
     bad = []

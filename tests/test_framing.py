@@ -151,7 +151,7 @@ def test_every_truncation_is_reported(tmp_path: Path) -> None:
 def test_huge_bogus_length_without_verify_does_not_allocate(tmp_path: Path) -> None:
     path = tmp_path / "bogus"
     path.write_bytes(b"\xff" * 8 + b"\x00" * 4 + b"tiny")
-    with pytest.raises(TruncatedRecordError):
+    with pytest.raises(CorruptRecordError, match="over the 268,435,456-byte limit"):
         list(read_records(path, compression="none", verify=False))
     with pytest.raises(CorruptRecordError, match="length CRC"):
         list(read_records(path, compression="none"))
@@ -201,3 +201,53 @@ def test_mixed_sizes_keep_their_order_in_a_real_file(tmp_path: Path, batch_bytes
             buffer[:] = b"x" * len(buffer)  # reused by the caller at once
         framer.flush()
     assert path.read_bytes() == b"".join(encode_record(r) for r in records)
+
+
+def test_without_os_writev_the_bytes_are_the_same(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # Windows has no os.writev: the framer writes the pieces one after the other.
+    import os
+
+    sizes = [0, 5, 16383, 16384, 70_000, 3, 200_000, 20_000, 1] * 150
+    records = [bytes([i % 251]) * n for i, n in enumerate(sizes)]
+
+    def write(name: str) -> bytes:
+        path = tmp_path / name
+        with TFRecordWriter(path) as w:
+            for r in records:
+                w.write(r)
+        return path.read_bytes()
+
+    normal = write("with.tfrecord")
+    calls: list[int] = []
+    real_write = os.write
+    monkeypatch.delattr(os, "writev")
+    monkeypatch.setattr(os, "write", lambda fd, data: calls.append(1) or real_write(fd, data))
+    assert write("without.tfrecord") == normal == b"".join(encode_record(r) for r in records)
+    assert calls  # the fallback did the writing
+
+
+def test_gzip_headers_members_and_padding_of_other_tools(tmp_path: Path) -> None:
+    # The gzip tool stores a file name (and may add comments, an extra field, a header
+    # CRC); files may hold several members, and zero padding after the last one.
+    import gzip
+    import struct
+    import zlib
+
+    records = [b"first", b"x" * 70_000, b"", b"last"]
+    plain = b"".join(encode_record(r) for r in records)
+    deflated = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    body = deflated.compress(plain) + deflated.flush()
+    extra = b"AB\x02\x00hi"
+    header = (b"\x1f\x8b\x08" + bytes([4 | 8 | 16 | 2]) + b"\x00" * 4 + b"\x00\xff"
+              + struct.pack("<H", len(extra)) + extra + b"name.tfrecord\x00comment\x00")
+    header += struct.pack("<H", zlib.crc32(header) & 0xFFFF)
+    trailer = struct.pack("<II", zlib.crc32(plain), len(plain))
+    path = tmp_path / "tool.gz"
+    half = len(encode_record(b"first"))
+    for data, expected in [(header + body + trailer, records),
+                           (gzip.compress(plain[:half]) + gzip.compress(plain[half:]), records),
+                           (gzip.compress(plain) + b"\x00" * 100, records),
+                           (zlib.compress(plain) + zlib.compress(plain), records * 2)]:
+        path.write_bytes(data)
+        assert list(read_records(path, compression="gzip")) == expected

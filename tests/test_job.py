@@ -166,3 +166,15 @@ def test_user_mistakes_still_exit_2_without_traceback(
     err = capsys.readouterr().err
     assert "Traceback" not in err and "internal error" not in err
     assert "cannot read dir.tfrecord" in err
+
+
+def test_show_of_a_record_without_image_is_a_usage_error(
+        tmp_path: Path, image_file: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    dataset = _dataset(tmp_path, image_file, 1)
+    assert main(["create", "--dataset_path", dataset, "--prefix", "t", "--output_dir", "out",
+                 "--no-store-images", "--quiet"]) == 0
+    assert main(["show", "out/t-00000-of-00001", "-o", "x.png"]) == 2
+    err = capsys.readouterr().err
+    assert "stores no image" in err and "Traceback" not in err

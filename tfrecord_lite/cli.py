@@ -36,11 +36,13 @@ from . import storage
 from ._version import __version__
 from .errors import (
     DatasetError,
+    ImageError,
     InterruptedRunError,
     RecordError,
     TFRecordLiteError,
     WriteError,
 )
+from .framing import DEFAULT_MAX_RECORD_SIZE
 from .options import JobOptions
 from .sharding import failures_name, is_side_file
 
@@ -363,6 +365,27 @@ def _add_readers(sub: Any) -> None:
                        "an index could not be written")
     p.add_argument("files", nargs="+", metavar="FILE")
 
+    for name in ("verify", "inspect", "stats", "show", "index"):
+        sub.choices[name].add_argument(
+            "--max-record-size", type=_byte_size, default=DEFAULT_MAX_RECORD_SIZE,
+            metavar="BYTES", help="longest record accepted, e.g. 512M or 2G; a longer "
+            "length field is reported as damage before anything is read (default: 256M)")
+
+
+def _byte_size(text: str) -> int:
+    """``1000``, ``512K``, ``512M``, ``2G`` (powers of 1024; ``MiB``/``MB`` spellings too)."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    number = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = number[-1:] if number[-1:] in units else ""
+    try:
+        value = int(number[:len(number) - len(unit)]) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size in bytes such as 512M, got "
+                                         f"{text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 byte, got {text!r}")
+    return value
+
 
 def _write_failures(output_dir: str, prefix: str, failures: list[dict[str, Any]]) -> str:
     """Write ``{prefix}.failures.json`` whole (for the Beam runner: the local job writes
@@ -600,7 +623,7 @@ def _run_verify(args: argparse.Namespace) -> int:
     from .verify import report_dict, verify_files
 
     report = verify_files(_shard_paths(args.files), args.threads, args.decode,
-                          args.compression)
+                          args.compression, args.max_record_size)
     if args.json:
         print(json.dumps(report_dict(report), indent=2))
     else:
@@ -612,7 +635,7 @@ def _run_verify(args: argparse.Namespace) -> int:
 
 
 def _summarize(key: str, values: list[Any]) -> Any:
-    if key == "image/encoded" and values:
+    if key == "image/encoded" and values and isinstance(values[0], bytes):
         from PIL import Image
 
         data = values[0]
@@ -630,16 +653,17 @@ def _summarize(key: str, values: list[Any]) -> Any:
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
-    from .example import feature_values, parse_example
-    from .reader import read_records
+    from .example import feature_values
+    from .reader import parse_record, read_framed
 
     shown: list[dict[str, Any]] = []
     where: list[str] = []
     for path in _shard_paths(args.files):
-        for n, data in enumerate(read_records(path, args.compression)):
+        for n, offset, data in read_framed(path, args.compression,
+                                           max_record_size=args.max_record_size):
             if len(shown) >= args.n:
                 break
-            feats = parse_example(data).features.feature
+            feats = parse_record(data, path, n, offset).features.feature
             shown.append({key: _summarize(key, feature_values(feats[key])[1])
                           for key in sorted(feats)})
             where.append(f"record {n} of {path}")
@@ -659,7 +683,8 @@ def _run_inspect(args: argparse.Namespace) -> int:
 def _run_stats(args: argparse.Namespace) -> int:
     from .verify import stats
 
-    result = stats(_shard_paths(args.files), args.compression)
+    result = stats(_shard_paths(args.files), args.compression,
+                   max_record_size=args.max_record_size)
     if args.json:
         print(json.dumps(result, indent=2))
         return EXIT_OK
@@ -690,7 +715,7 @@ def _run_show(args: argparse.Namespace) -> int:
     files = "the file holds" if len(paths) == 1 else "the files hold"
     if args.grid:
         items = []
-        for item in iterate(paths, args.compression):
+        for item in iterate(paths, args.compression, max_record_size=args.max_record_size):
             items.append(item)
             if len(items) >= args.grid:
                 break
@@ -703,7 +728,8 @@ def _run_show(args: argparse.Namespace) -> int:
         if args.index < 0:
             raise UsageError("--index must be >= 0")
         seen = 0
-        for seen, item in enumerate(iterate(paths, args.compression), 1):  # noqa: B007
+        for seen, item in enumerate(iterate(paths, args.compression,  # noqa: B007
+                                            max_record_size=args.max_record_size), 1):
             if seen - 1 == args.index:
                 image = draw(item)
                 break
@@ -726,11 +752,9 @@ def _run_index(args: argparse.Namespace) -> int:
             raise UsageError(f"{path}: index writes FILE.idx beside each file, so it needs "
                              "local files (copy the shards first)")
         try:
-            target = write_index(path)
-        except (FileNotFoundError, TFRecordLiteError):
+            target = write_index(path, max_record_size=args.max_record_size)
+        except FileNotFoundError:
             raise
-        except ValueError as exc:  # a compressed file: its index is refused
-            raise UsageError(str(exc)) from exc
         except OSError as exc:
             raise WriteError(f"cannot write {path}.idx: {exc.strerror or exc}") from exc
         print(f"wrote {target}")
@@ -887,6 +911,7 @@ EXIT_FOR: tuple[tuple[type[BaseException], int], ...] = (
     (UsageError, EXIT_USAGE),
     (FileNotFoundError, EXIT_USAGE),
     (RecordError, EXIT_FAILED_ITEMS),
+    (ImageError, EXIT_FAILED_ITEMS),  # an image in a shard (show) that does not decode
     (WriteError, EXIT_WRITE),
     (TFRecordLiteError, EXIT_USAGE),
     (OSError, EXIT_USAGE),  # an input file that cannot be read (output errors: WriteError)

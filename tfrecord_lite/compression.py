@@ -7,15 +7,15 @@ input gives equal bytes.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
 import os
 import struct
 import zlib
-from typing import IO, Callable, Optional, Union, cast
+from typing import IO, Any, Callable, Optional, Union, cast
 
 from .crc32c import crc32c, mask
+from .errors import CorruptRecordError, RecordError, TruncatedRecordError
 
 _CRC = struct.Struct("<I")
 
@@ -25,7 +25,8 @@ Compression = Optional[str]
 COMPRESSION_LEVEL = 6
 _BUFFER = 1 << 20
 _WBITS = {"zlib": zlib.MAX_WBITS, "gzip": 16 + zlib.MAX_WBITS}
-_WBITS_AUTO = 32 + zlib.MAX_WBITS  # inflate either wrapper
+_GZIP_TRAILER = struct.Struct("<II")  # CRC-32, length mod 2**32
+_ADLER = struct.Struct(">I")
 
 
 class _DeflateWriter(io.RawIOBase):
@@ -51,42 +52,189 @@ class _DeflateWriter(io.RawIOBase):
                 super().close()
 
 
+_MAX_HEADER = 1 << 16  # a gzip header (file name, comment, extra field) longer than this is damage
+_ZLIB_FDICT = 0x20
+_GZIP_FLAGS = ((4, "extra"), (8, "name"), (16, "comment"), (2, "hcrc"))
+
+
+def _member_header(buf: bytes, first: bool) -> tuple[str, int | None]:
+    """The wrapper ("gzip" or "zlib") of the member starting ``buf`` and its header's
+    length (None: ``buf`` holds only part of it).
+
+    Raises:
+        CorruptRecordError: ``buf`` starts neither a gzip nor a zlib stream.
+    """
+    if len(buf) < 2:
+        return "gzip", None
+    if buf[:2] == b"\x1f\x8b":
+        if len(buf) < 10:
+            return "gzip", None
+        if buf[2] != 8:
+            raise CorruptRecordError(f"the gzip stream is damaged (compression method "
+                                     f"{buf[2]} in its header, expected 8: deflate)")
+        flags, pos = buf[3], 10
+        for bit, part in _GZIP_FLAGS:
+            if not flags & bit:
+                continue
+            if part == "extra":
+                if len(buf) < pos + 2:
+                    return "gzip", None
+                pos += 2 + (buf[pos] | buf[pos + 1] << 8)
+            elif part == "hcrc":
+                pos += 2
+            else:  # a zero-terminated string
+                stop = buf.find(b"\0", pos)
+                if stop < 0:
+                    return "gzip", None
+                pos = stop + 1
+        return "gzip", (pos if len(buf) >= pos else None)
+    cmf, flg = buf[0], buf[1]
+    if cmf & 0x0F == 8 and cmf >> 4 <= 7 and (cmf << 8 | flg) % 31 == 0:
+        if flg & _ZLIB_FDICT:
+            raise CorruptRecordError("the zlib stream needs a preset dictionary, which "
+                                     "TFRecord files never use (the stream is damaged)")
+        return "zlib", 2
+    where = "the file" if first else "the data after the end of the compressed stream"
+    raise CorruptRecordError(f"the compressed stream is damaged: {where} starts neither a "
+                             f"gzip nor a zlib stream ({buf[:4]!r})")
+
+
+def _salvage(zobj: Any, data: bytes) -> bytes:
+    """What inflates from ``data`` before the point where it is damaged, in small steps
+    (zlib returns nothing at all from a call that meets damage)."""
+    parts = []
+    try:
+        while data and not zobj.eof:
+            parts.append(zobj.decompress(data, 256))
+            data = zobj.unconsumed_tail
+    except zlib.error:
+        pass
+    return b"".join(parts)
+
+
 class _InflateReader(io.RawIOBase):
-    """A read-only file object that inflates a zlib or gzip stream from a raw file."""
+    """A read-only file object that inflates gzip or zlib members from a raw file.
+
+    The wrappers are read here, and the deflate data by zlib: so every byte that
+    inflated before a damaged spot or a damaged trailer is delivered first, and the
+    damage is raised after it (as :class:`CorruptRecordError`, a cut stream as
+    :class:`TruncatedRecordError`, without a place: the record reader adds the record
+    index and offset). Concatenated members and zero padding after a member are read
+    as gzip readers do.
+    """
 
     def __init__(self, raw: IO[bytes]) -> None:
         self._raw = raw
-        self._zobj = zlib.decompressobj(_WBITS_AUTO)
-        self._pending = b""
+        self._input = b""  # compressed bytes read but not yet inflated
+        self._zobj: Any = None  # the current member's inflater; None between members
+        self._kind = "gzip"
+        self._check = 0  # running CRC-32 (gzip) or Adler-32 (zlib) of the member's data
+        self._size = 0
+        self._members = 0
+        self._pending = memoryview(b"")
+        self._error: RecordError | None = None
+        self._done = False
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
-        try:
-            return self._inflate_into(buffer)
-        except zlib.error as exc:  # as a damaged file: an OSError, like EOFError a cut one
-            raise OSError(errno.EIO, f"the compressed stream is damaged ({exc})") from exc
-
-    def _inflate_into(self, buffer: bytearray) -> int:
+    def readinto(self, buffer: Any) -> int:
         while not self._pending:
-            if self._zobj.eof:
-                rest = self._zobj.unused_data
-                if not rest:
-                    rest = self._raw.read(_BUFFER)
-                    if not rest:
-                        return 0
-                self._zobj = zlib.decompressobj(_WBITS_AUTO)  # next gzip member
-                self._pending = self._zobj.decompress(rest, _BUFFER)
-                continue
-            chunk = self._zobj.unconsumed_tail or self._raw.read(_BUFFER)
-            if not chunk:
-                raise EOFError("compressed stream ended before its end marker")
-            self._pending = self._zobj.decompress(chunk, _BUFFER)
+            if self._error is not None:
+                raise self._error
+            if self._done:
+                return 0
+            self._fill()
         n = min(len(buffer), len(self._pending))
         buffer[:n] = self._pending[:n]
         self._pending = self._pending[n:]
         return n
+
+    def _fill(self) -> None:
+        """Inflate the next piece into ``_pending``; damage found after some output is
+        kept in ``_error`` and raised once that output is read."""
+        if self._zobj is None and not self._start_member():
+            self._done = True
+            return
+        zobj = self._zobj
+        src = zobj.unconsumed_tail
+        if not src:
+            src, self._input = self._input or self._raw.read(_BUFFER), b""
+        backup = zobj.copy()
+        try:
+            out = zobj.decompress(src, _BUFFER)
+        except zlib.error as exc:
+            out = _salvage(backup, src)
+            self._error = CorruptRecordError(f"the {self._kind} stream is damaged ({exc})")
+        else:
+            if not out and not src and not zobj.eof:
+                raise TruncatedRecordError(f"the {self._kind} stream is cut short (it ends "
+                                           "before its end marker) or damaged")
+        self._pending = memoryview(out)
+        if self._error is None:
+            self._size += len(out)
+            self._check = (zlib.crc32 if self._kind == "gzip" else zlib.adler32)(out,
+                                                                                 self._check)
+            if zobj.eof:
+                self._input = zobj.unused_data
+                self._zobj = None
+                try:
+                    self._end_member()
+                except RecordError as exc:
+                    self._error = exc
+
+    def _read_more(self) -> bool:
+        more = self._raw.read(_BUFFER)
+        self._input += more
+        return bool(more)
+
+    def _start_member(self) -> bool:
+        """Read a member's header; False at the clean end of the stream."""
+        first = self._members == 0
+        while True:
+            if not first:
+                self._input = self._input.lstrip(b"\0")  # zero padding after a member
+            if self._input:
+                kind, length = _member_header(self._input, first)
+                if length is not None:
+                    break
+                if len(self._input) > _MAX_HEADER:
+                    raise CorruptRecordError(f"the gzip stream is damaged (a header of "
+                                             f"more than {_MAX_HEADER} bytes)")
+            if not self._read_more():
+                if not self._input and not first:
+                    return False
+                raise TruncatedRecordError(
+                    "the compressed stream is cut short (it ends inside a header)"
+                    if self._input else "the compressed stream is empty (no header)")
+        self._input = self._input[length:]
+        self._kind = kind
+        self._zobj = zlib.decompressobj(-zlib.MAX_WBITS)
+        self._check = 0 if kind == "gzip" else 1
+        self._size = 0
+        return True
+
+    def _end_member(self) -> None:
+        """Read and check a member's trailer (CRC-32 and length, or Adler-32)."""
+        need = 8 if self._kind == "gzip" else 4
+        while len(self._input) < need:
+            if not self._read_more():
+                raise TruncatedRecordError(f"the {self._kind} stream is cut short (it ends "
+                                           "inside its trailer)")
+        trailer, self._input = self._input[:need], self._input[need:]
+        self._members += 1
+        if self._kind == "zlib":
+            if _ADLER.unpack(trailer)[0] != self._check:
+                raise CorruptRecordError("the zlib stream is damaged (its Adler-32 "
+                                         "checksum does not match the data)")
+            return
+        crc, size = _GZIP_TRAILER.unpack(trailer)
+        if crc != self._check:
+            raise CorruptRecordError("the gzip stream is damaged (the CRC-32 in its "
+                                     "trailer does not match the data)")
+        if size != self._size & 0xFFFFFFFF:
+            raise CorruptRecordError(f"the gzip stream is damaged (its trailer gives "
+                                     f"{size} bytes, the data holds {self._size})")
 
     def close(self) -> None:
         if not self.closed:

@@ -13,7 +13,8 @@ logger = logging.getLogger(__name__)
 
 CrcFn = Callable[[bytes], int]
 
-_MASK_DELTA = 0xA282EAD8
+MASK_DELTA = 0xA282EAD8
+"""The constant TFRecord adds to a rotated CRC32C (see ``mask``)."""
 _U32 = 0xFFFFFFFF
 
 
@@ -67,7 +68,7 @@ BACKEND, crc32c = _pick_backend()
 
 def mask(crc: int) -> int:
     """TFRecord's masking of a CRC32C: rotate right by 15 bits and add a constant."""
-    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & _U32
+    return (((crc >> 15) | (crc << 17)) + MASK_DELTA) & _U32
 
 
 def masked_crc32c(data: bytes, crc_fn: CrcFn | None = None) -> int:

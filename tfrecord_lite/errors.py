@@ -6,8 +6,13 @@ working for callers who do not know this package::
 
     TFRecordLiteError
     ├── RecordError                      (problems in a TFRecord file)
-    │   ├── CorruptRecordError           + ValueError   a CRC does not match
-    │   └── TruncatedRecordError         + EOFError     the file ends inside a record
+    │   ├── CorruptRecordError           + ValueError   a CRC does not match, a length over
+    │   │                                               the limit, a damaged compressed stream
+    │   ├── TruncatedRecordError         + EOFError     the file ends inside a record
+    │   └── RecordDecodeError            + ExampleDecodeError   a record of a file is not an
+    │                                                   Example, or its features have the
+    │                                                   wrong types
+    ├── IndexFileError                   + ValueError   an ``.idx`` file that does not fit
     ├── ExampleError                     + ValueError   an item cannot become an Example
     │   ├── ValidationError                             its annotations fail validation
     │   └── ExampleDecodeError                          bytes that are not an Example
@@ -73,6 +78,17 @@ class ResumeError(TFRecordLiteError, ValueError):
 
 class ExampleDecodeError(ExampleError):
     """Bytes that do not parse as a ``tf.train.Example``."""
+
+
+class RecordDecodeError(RecordError, ExampleDecodeError):
+    """A record of a file is not a ``tf.train.Example``, or its features do not have the
+    types this package reads (``image/width`` as bytes, ``image/object`` both a value
+    and a group, ...): names the file, record index and offset."""
+
+
+class IndexFileError(TFRecordLiteError, ValueError):
+    """An index (``FILE.idx``) cannot be read or used: a malformed line, an entry outside
+    its TFRecord file, or an index asked of a compressed file. Names the file and line."""
 
 
 class ImageError(TFRecordLiteError, ValueError):

@@ -19,15 +19,26 @@ import struct
 from collections.abc import Iterator
 from typing import IO, Callable
 
-from .crc32c import CrcFn, crc32c, mask
-from .errors import CorruptRecordError, TruncatedRecordError
+from .crc32c import MASK_DELTA, CrcFn, crc32c, mask
+from .errors import CorruptRecordError, RecordError, TruncatedRecordError
 
-HEADER_SIZE = 12
-FOOTER_SIZE = 4
+HEADER_SIZE = 12  # uint64 length + uint32 masked CRC of the length
+FOOTER_SIZE = 4  # uint32 masked CRC of the data
+FRAMED_OVERHEAD = HEADER_SIZE + FOOTER_SIZE
+"""Bytes a record takes in a file beyond its data: ``framed size = len(data) + 16``."""
+DEFAULT_MAX_RECORD_SIZE = 256 << 20
+"""The longest record readers accept by default (256 MiB, like the image file limit).
+
+A length field beyond it is reported as corrupt before a byte of the record is read,
+so a damaged or hostile header cannot make a reader allocate more."""
 _LENGTH = struct.Struct("<Q")
 _CRC = struct.Struct("<I")
-_MASK_DELTA = 0xA282EAD8
-_CHUNK = 16 << 20  # read big records in pieces, so a bogus length cannot allocate it all
+_CHUNK = 16 << 20  # read big records of unknown-size streams in pieces
+
+
+def framed_size(length: int) -> int:
+    """The bytes a record of ``length`` data bytes takes in a file (header and footer too)."""
+    return length + FRAMED_OVERHEAD
 
 
 def encode_header(length: int, crc_fn: CrcFn = crc32c) -> bytes:
@@ -51,20 +62,30 @@ def _mask_all(crcs: list[int]) -> bytes:
     import numpy as np
 
     c = np.array(crcs, dtype=np.uint64)
-    masked = (((c >> np.uint64(15)) | (c << np.uint64(17))) + np.uint64(_MASK_DELTA)) & np.uint64(
+    masked = (((c >> np.uint64(15)) | (c << np.uint64(17))) + np.uint64(MASK_DELTA)) & np.uint64(
         0xFFFFFFFF)
     return masked.astype("<u4").tobytes()
 
 
-def _writev_all(fd: int, buffers: list[bytes]) -> None:
-    """os.writev that retries after a partial write."""
-    total = sum(len(b) for b in buffers)
-    done = os.writev(fd, buffers)
-    if done == total:
-        return
-    rest = memoryview(b"".join(buffers))[done:]
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    """os.write until every byte is written."""
+    rest = memoryview(data)
     while rest:
         rest = rest[os.write(fd, rest):]
+
+
+def _writev_all(fd: int, buffers: list[bytes]) -> None:
+    """os.writev that retries after a partial write; piece by piece where the platform
+    has no ``os.writev`` (Windows)."""
+    writev = getattr(os, "writev", None)
+    if writev is None:
+        for piece in buffers:
+            _write_all(fd, piece)
+        return
+    total = sum(len(b) for b in buffers)
+    done = writev(fd, buffers)
+    if done != total:
+        _write_all(fd, memoryview(b"".join(buffers))[done:])
 
 
 class RecordFramer:
@@ -76,7 +97,8 @@ class RecordFramer:
       are.
     * What is queued reaches the file in one ``os.writev`` (when the file object is a
       raw ``io.FileIO``) once it passes ``batch_bytes``: few system calls, and few
-      waits to take the GIL back after them when other threads are busy.
+      waits to take the GIL back after them when other threads are busy. Where ``os``
+      has no ``writev`` (Windows), the pieces are written one after the other.
     * The 12-byte header depends only on the record's length, so headers are cached
       per length.
 
@@ -114,6 +136,7 @@ class RecordFramer:
         crc_append = self._crcs.append
         crc = self._crc
         large = self.LARGE
+        overhead = FRAMED_OVERHEAD
         queue_small = self._queue_small
         write_large = self._write_large
         type_of, bytes_type = type, bytes
@@ -136,16 +159,16 @@ class RecordFramer:
                     pending = 0
             else:
                 write_large(header, data)
-            return n + 16
+            return n + overhead
 
         return write
 
     def _write_large(self, header: bytes, data: bytes) -> None:
         c = self._crc(data)
-        footer = _CRC.pack((((c >> 15) | (c << 17)) + _MASK_DELTA) & 0xFFFFFFFF)
+        footer = _CRC.pack((((c >> 15) | (c << 17)) + MASK_DELTA) & 0xFFFFFFFF)
         self._queue_small()
         self._queue += (header, data, footer)
-        self._queued += len(data) + 16
+        self._queued += len(data) + FRAMED_OVERHEAD
         if self._queued >= self._batch_bytes or len(self._queue) >= self.MAX_BUFFERS:
             self._write_queue()
 
@@ -186,19 +209,112 @@ class RecordFramer:
         self._write_queue()
 
 
-def _read_exact(fileobj: IO[bytes], n: int) -> bytes:
-    """Read up to ``n`` bytes, in bounded pieces; fewer only at end of file."""
-    if n <= _CHUNK:
+def _read_exact(fileobj: IO[bytes], n: int, known: bool) -> bytes:
+    """Read up to ``n`` bytes; fewer only at end of file.
+
+    ``known``: the file is known to hold them (its size was checked), so they are read
+    at once. Otherwise (a compressed stream) they are read in pieces into a growing
+    buffer, so a record that is not there costs no more than what the stream holds.
+    """
+    if known or n <= _CHUNK:
         return fileobj.read(n)
-    parts = []
+    buffer = io.BytesIO()
     remaining = n
     while remaining:
         part = fileobj.read(min(remaining, _CHUNK))
         if not part:
             break
-        parts.append(part)
+        buffer.write(part)
         remaining -= len(part)
-    return b"".join(parts)
+        del part
+    return buffer.getvalue()  # the buffer itself, not a copy
+
+
+def iter_framed(
+    fileobj: IO[bytes],
+    *,
+    verify: bool = True,
+    path: str | None = None,
+    crc_fn: CrcFn = crc32c,
+    max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
+    size: int | None = None,
+) -> Iterator[tuple[int, int, bytes]]:
+    """Yield ``(index, offset, data)`` of each record of a binary file object positioned
+    at a record start; ``offset`` counts from that start (in the uncompressed stream).
+
+    Args:
+        fileobj: any object with ``read(n)``.
+        verify: compare both CRCs of every record.
+        path: the file's name, used in error messages.
+        max_record_size: the longest record accepted; a longer length field is corrupt.
+        size: the bytes the file holds from here, when known (a plain local file): a
+            record that would end past it is reported without reading it.
+    Raises:
+        TruncatedRecordError: the stream ends inside a record.
+        CorruptRecordError: a CRC does not match (only with ``verify``), a length over
+            ``max_record_size``, or a damaged compressed stream.
+        RecordError: what the stream below raises without a place (a damaged or cut
+            compressed stream) is raised again naming the record index and offset.
+    """
+    index = 0
+    offset = 0
+    read = fileobj.read
+    unpack_len = _LENGTH.unpack_from
+    unpack_crc = _CRC.unpack_from
+    known = size is not None
+    end = size if size is not None else -1
+    try:
+        while True:
+            header = read(HEADER_SIZE)
+            if not header:
+                return
+            if len(header) < HEADER_SIZE:
+                raise TruncatedRecordError(
+                    f"file ends inside a record header ({len(header)} of {HEADER_SIZE} bytes)",
+                    path=path, index=index, offset=offset,
+                )
+            (length,) = unpack_len(header)
+            if verify and mask(crc_fn(header[:8])) != unpack_crc(header, 8)[0]:
+                raise CorruptRecordError(
+                    "length CRC mismatch (the record header is damaged)",
+                    path=path, index=index, offset=offset,
+                )
+            if length > max_record_size:
+                raise CorruptRecordError(
+                    f"the header claims a record of {length:,} bytes, over the "
+                    f"{max_record_size:,}-byte limit (max_record_size; the header is "
+                    "damaged, or raise the limit)",
+                    path=path, index=index, offset=offset,
+                )
+            if known and offset + FRAMED_OVERHEAD + length > end:
+                raise TruncatedRecordError(
+                    f"file ends inside a record: expected {length + FOOTER_SIZE} bytes of "
+                    f"data and CRC after the header, the file holds "
+                    f"{max(0, end - offset - HEADER_SIZE)}",
+                    path=path, index=index, offset=offset,
+                )
+            data = _read_exact(fileobj, length, known)
+            footer = read(FOOTER_SIZE) if len(data) == length else b""
+            if len(footer) < FOOTER_SIZE:
+                raise TruncatedRecordError(
+                    f"file ends inside a record: expected {length + FOOTER_SIZE} bytes of "
+                    f"data and CRC after the header, found {len(data) + len(footer)}",
+                    path=path, index=index, offset=offset,
+                )
+            if verify and mask(crc_fn(data)) != unpack_crc(footer)[0]:
+                raise CorruptRecordError(
+                    f"data CRC mismatch in a record of {length} bytes (the data is damaged)",
+                    path=path, index=index, offset=offset,
+                )
+            yield index, offset, data
+            index += 1
+            offset += FRAMED_OVERHEAD + length
+    except RecordError as exc:
+        if exc.index is not None:  # raised above, with its place
+            raise
+        # From the stream below (a damaged or cut compressed stream): add the place.
+        raise type(exc)(exc.reason, path=path if path is not None else exc.path,
+                        index=index, offset=offset) from exc
 
 
 def iter_records(
@@ -207,50 +323,14 @@ def iter_records(
     verify: bool = True,
     path: str | None = None,
     crc_fn: CrcFn = crc32c,
+    max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
+    size: int | None = None,
 ) -> Iterator[bytes]:
     """Yield each record's data from a binary file object positioned at a record start.
 
-    Args:
-        fileobj: any object with ``read(n)``.
-        verify: compare both CRCs of every record.
-        path: the file's name, used in error messages.
-    Raises:
-        TruncatedRecordError: the stream ends inside a record.
-        CorruptRecordError: a CRC does not match (only with ``verify``).
+    The same as :func:`iter_framed` (see there for the arguments and errors), without
+    the index and offset.
     """
-    index = 0
-    offset = 0
-    read = fileobj.read
-    unpack_len = _LENGTH.unpack_from
-    unpack_crc = _CRC.unpack_from
-    while True:
-        header = read(HEADER_SIZE)
-        if not header:
-            return
-        if len(header) < HEADER_SIZE:
-            raise TruncatedRecordError(
-                f"file ends inside a record header ({len(header)} of {HEADER_SIZE} bytes)",
-                path=path, index=index, offset=offset,
-            )
-        (length,) = unpack_len(header)
-        if verify and mask(crc_fn(header[:8])) != unpack_crc(header, 8)[0]:
-            raise CorruptRecordError(
-                "length CRC mismatch (the record header is damaged)",
-                path=path, index=index, offset=offset,
-            )
-        data = _read_exact(fileobj, length)
-        footer = read(FOOTER_SIZE) if len(data) == length else b""
-        if len(footer) < FOOTER_SIZE:
-            raise TruncatedRecordError(
-                f"file ends inside a record: expected {length + FOOTER_SIZE} bytes of data "
-                f"and CRC after the header, found {len(data) + len(footer)}",
-                path=path, index=index, offset=offset,
-            )
-        if verify and mask(crc_fn(data)) != unpack_crc(footer)[0]:
-            raise CorruptRecordError(
-                f"data CRC mismatch in a record of {length} bytes (the data is damaged)",
-                path=path, index=index, offset=offset,
-            )
+    for _, _, data in iter_framed(fileobj, verify=verify, path=path, crc_fn=crc_fn,
+                                  max_record_size=max_record_size, size=size):
         yield data
-        index += 1
-        offset += HEADER_SIZE + length + FOOTER_SIZE

@@ -4,26 +4,63 @@
 * Anything else Pillow reads (PNG of any mode, gray or CMYK JPEG, GIF's first frame,
   BMP, WebP, TIFF, ...) is converted to RGB and re-encoded as JPEG.
 * With ``decode_check`` every stored image is decoded once, so a truncated or corrupt
-  file fails its item instead of failing a training job later.
+  file fails its item instead of failing a training job later (or, for JPEG data, is
+  stored with a warning under lenient validation).
 
 EXIF orientation is not applied: TensorFlow's decoders ignore it, and boxes are
 relative to the stored pixels. Pillow's decompression-bomb limit stays on, and is
 enforced from the header, before any pixel is decoded: an image with more pixels
 than ``PIL.Image.MAX_IMAGE_PIXELS`` fails its item (reason "too large").
 
-The decode check of a JPEG that is stored as is runs in libjpeg-turbo through the
-optional ``simplejpeg`` package when it is installed (``pip install
-tfrecord-lite-writer[jpeg]``): one call that lets other threads run, about 15% less
-work than going through Pillow. It is strict (any warning from libjpeg counts), so
-the few files it does not pass go to Pillow, which decides: the verdict is Pillow's
-either way.
+The decode check of a JPEG (stored as is or converted) runs in libjpeg-turbo through
+``simplejpeg`` (a dependency), before any full decode: the JPEG is decoded at 1/8
+scale, luma only (CMYK as it is), which reads every byte of every scan without a
+full-size pixel buffer, and the first warning libjpeg gives decides:
+
+=====================================================  ==========================  =========
+libjpeg-turbo message (jerror.h)                       code                        verdict
+=====================================================  ==========================  =========
+Corrupt JPEG data: premature end of data segment       JWRN_HIT_MARKER             truncated
+Premature end of JPEG file                             JWRN_JPEG_EOF               truncated
+Corrupt JPEG data: bad Huffman code                    JWRN_HUFF_BAD_CODE          corrupt
+Corrupt JPEG data: bad arithmetic code                 JWRN_ARITH_BAD_CODE         corrupt
+Corrupt JPEG data: found marker 0x.. instead of RSTn   JWRN_MUST_RESYNC            corrupt
+Invalid SOS parameters for sequential JPEG             JWRN_NOT_SEQUENTIAL         corrupt
+Inconsistent progression sequence for component ...    JWRN_BOGUS_PROGRESSION      corrupt
+any error, any other message                           JERR_...                    corrupt
+Corrupt JPEG data: N extraneous bytes before marker    JWRN_EXTRANEOUS_DATA        no loss
+Warning: unknown JFIF revision number                  JWRN_JFIF_MAJOR             no loss
+Unknown Adobe color transform code                     JWRN_ADOBE_XFORM            no loss
+Corrupt JPEG data: bad ICC marker                      JWRN_BOGUS_ICC              no loss
+=====================================================  ==========================  =========
+
+The first four "no loss" warnings lose no pixels. libjpeg stops at the first warning,
+so one of them could hide damage further on: extraneous bytes before the end-of-image
+marker come after every scan was decoded, so the check ends there; any other is looked
+past by checking again a copy of the file whose header keeps only what the pixels are
+decoded from (DQT, DHT, DAC, DRI, SOF; no APPn, COM or garbage between segments), with
+the scans as they are. Garbage left between two scans in that copy is damage
+("corrupt"): the scans after it cannot be checked.
+
+With ``corrupt_data="fail"`` (validation "strict") damage fails the image with
+libjpeg's message; with "warn" (lenient) the image is stored and the message is
+returned in ``StoredImage.warnings``. Without the decode check a JPEG stored as is
+must still end with an end-of-image marker. 12-bit, lossless and hierarchical JPEGs
+are left to Pillow, which decodes them in full or refuses them.
 
 PNG photos are decoded with Wuffs when the optional ``pywuffs`` package is installed
-(``pip install tfrecord-lite-writer[png]``): about 2.5x faster than Pillow's decoder,
-and it lets other threads run while it works. Only 8-bit RGB and RGBA, non-interlaced
-files take that path, with every checksum verified; the pixels are the same as
+(``pip install pywuffs``, or ``pip install '.[png]'`` in a clone): about 2.5x faster
+than Pillow's decoder, and it lets other threads run while it works. Only 8-bit RGB and
+RGBA, non-interlaced files take that path, with every checksum verified; the pixels are the same as
 Pillow's, so the stored JPEG is byte-identical either way. Anything else, or any
 error, goes to Pillow, which decides what the item's error is.
+
+Memory is bounded for any image under the pixel limit: 16-bit, 32-bit and float
+pixels are converted to 8 bits a block of rows at a time (no whole-image float64 copy),
+a source image is freed once converted, and images of ``_LARGE_PIXELS`` or more are
+decoded under a process-wide budget of ``DECODE_BUDGET_PIXELS`` (the default pixel
+limit): threads never hold two images near the limit at once. Pillow's image blocks are
+made larger than glibc's mmap threshold, so freed pixels go back to the system.
 
 Pillow and numpy are imported when this module is, so ``import tfrecord_lite``
 does not import this module.
@@ -32,9 +69,14 @@ does not import this module.
 from __future__ import annotations
 
 import io
+import os
+import re
 import struct
+import threading
 import warnings
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 
 from PIL import Image
@@ -53,10 +95,7 @@ else:
     _wuffs_config.pixel_format = PixelFormat.BGRA_NONPREMUL
     _wuffs_config.quirks = {ImageDecoderQuirks.IGNORE_CHECKSUM: 0}
 
-try:  # optional: the JPEG decode check without Pillow's Python layer (the [jpeg] extra)
-    import simplejpeg
-except ImportError:  # pragma: no cover - exercised where simplejpeg is not installed
-    simplejpeg = None
+import simplejpeg
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # Magic bytes -> format name, checked in order.
@@ -73,11 +112,75 @@ MAGIC: tuple[tuple[bytes, int, str], ...] = (
 # JPEG start-of-frame markers TensorFlow and browsers decode: baseline, extended, progressive.
 _PASSTHROUGH_SOF = {0xC0, 0xC1, 0xC2}
 _ALL_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+# What the decode check accepts: 8-bit Huffman (baseline, extended, progressive) and
+# arithmetic (sequential, progressive) JPEG.
+_CHECKED_SOF = {0xC0, 0xC1, 0xC2, 0xC9, 0xCA}
+_PROGRESSIVE_SOF = {0xC2, 0xCA}
 _NO_LENGTH = {0x01, 0xD0, 0xD1, 0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8}
 _U16 = struct.Struct(">H")
+CORRUPT_DATA = ("fail", "warn")
+# libjpeg-turbo's warnings (jerror.h), by their message text: see the module docstring.
+_EXTRANEOUS = re.compile(r"Corrupt JPEG data: \d+ extraneous bytes before marker 0x([0-9a-f]{2})")
+_BENIGN_WARNINGS = (
+    "Warning: unknown JFIF revision number",  # JWRN_JFIF_MAJOR
+    "Unknown Adobe color transform code",  # JWRN_ADOBE_XFORM
+    "Corrupt JPEG data: bad ICC marker",  # JWRN_BOGUS_ICC
+)
+_TRUNCATED_WARNINGS = (
+    "Corrupt JPEG data: premature end of data segment",  # JWRN_HIT_MARKER
+    "Premature end of JPEG file",  # JWRN_JPEG_EOF
+)
 _PNG_IHDR = struct.Struct(">IIBBBBB")
 _PNG_CHUNK = struct.Struct(">I4s")
 _FAST_PNG_MAX_PIXELS = 1 << 24  # larger PNGs go to Pillow: memory matters more than speed
+# Rows converted at a time from 16-bit or float pixels to 8 bits.
+_ROWS_PER_BLOCK = 256
+# Images at least this large are decoded under the process-wide budget below.
+_LARGE_PIXELS = 1 << 22
+# At most this many pixels of large images are being decoded at once in a process:
+# the default pixel limit, so one image at the limit is decoded alone.
+DECODE_BUDGET_PIXELS = 89_478_485
+
+
+class _PixelBudget:
+    """A semaphore weighted by pixel count, shared by every thread of the process.
+
+    A large image waits until the pixels of the large images being decoded plus its
+    own fit the budget; an image alone always proceeds, even one above the budget.
+    """
+
+    def __init__(self, pixels: int) -> None:
+        self.pixels = pixels
+        self.in_use = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        if pixels < _LARGE_PIXELS:
+            yield
+            return
+        with self._cond:
+            while self.in_use and self.in_use + pixels > self.pixels:
+                self._cond.wait()
+            self.in_use += pixels
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.in_use -= pixels
+                self._cond.notify_all()
+
+
+_budget = _PixelBudget(DECODE_BUDGET_PIXELS)
+
+# Pillow holds a large image in blocks of 16 MiB by default. glibc's malloc serves
+# blocks that size from its heap once its mmap threshold has risen (up to 32 MiB), and
+# the heap keeps freed memory: a job of large images then grows by hundreds of MB.
+# Blocks above that threshold are mapped and unmapped, so freed pixels go back to the
+# system. Left alone when set through Pillow's own PILLOW_BLOCK_SIZE variable.
+_PILLOW_BLOCK_BYTES = 64 << 20
+if "PILLOW_BLOCK_SIZE" not in os.environ and Image.core.get_block_size() < _PILLOW_BLOCK_BYTES:
+    Image.core.set_block_size(_PILLOW_BLOCK_BYTES)
 
 
 @dataclass(frozen=True)
@@ -88,11 +191,20 @@ class ImageOptions:
         quality: JPEG quality for re-encoded images (1-100).
         max_side: downscale so that the longer side is at most this many pixels.
         decode_check: decode every stored image once to prove it decodes.
+        corrupt_data: what the decode check does with a JPEG whose pixels do not all
+            decode: "fail" the image, or "warn" (store it, with a warning in
+            ``StoredImage.warnings``).
     """
 
     quality: int = 95
     max_side: int | None = None
     decode_check: bool = True
+    corrupt_data: str = "fail"
+
+    def __post_init__(self) -> None:
+        if self.corrupt_data not in CORRUPT_DATA:
+            raise ValueError(f"corrupt_data must be one of {', '.join(CORRUPT_DATA)}, "
+                             f"got {self.corrupt_data!r}")
 
 
 @dataclass(frozen=True)
@@ -116,12 +228,12 @@ class StoredImage:
     format: str = "JPEG"
     colorspace: str = "RGB"
     channels: int = 3
+    warnings: tuple[str, ...] = ()
 
 
 def decoders() -> str:
     """Which decoders this installation uses for the JPEG check and for PNG input."""
-    jpeg = (f"simplejpeg {getattr(simplejpeg, '__version__', '')}".rstrip()
-            if simplejpeg is not None else "Pillow (the jpeg extra adds simplejpeg)")
+    jpeg = f"simplejpeg {getattr(simplejpeg, '__version__', '')}".rstrip()
     png = "Wuffs" if _wuffs_config is not None else "Pillow (the png extra adds Wuffs)"
     return f"JPEG check: {jpeg}; PNG: {png}"
 
@@ -145,8 +257,12 @@ def jpeg_info(data: bytes) -> JpegInfo | None:
     pos = 2
     adobe: int | None = None
     while pos + 4 <= n:
-        if data[pos] != 0xFF:
-            return None
+        if data[pos] != 0xFF or data[pos + 1] == 0x00:
+            # Garbage between segments: libjpeg skips it (with a warning), so do we.
+            pos = _next_marker(data, pos + 1)
+            if pos < 0:
+                return None
+            continue
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
@@ -213,21 +329,126 @@ def _load(im: Any, where: str) -> None:
         raise ImageError(f"{where}: {im.format} does not decode: {message}") from exc
 
 
-def decodes_fast(data: bytes, info: JpegInfo) -> bool:
-    """Whether libjpeg-turbo decodes the JPEG, at 1/8 scale, without a single warning.
+def _libjpeg_message(data: bytes, info: JpegInfo) -> str | None:
+    """libjpeg-turbo's first warning or error decoding the JPEG at 1/8 scale; None if none.
 
-    False means "not proven here" (simplejpeg missing, or any complaint at all): the
-    caller asks Pillow, which ignores some of libjpeg's warnings. Every file this
-    accepts, Pillow accepts too (a test compares both on damaged files).
+    Luma only (CMYK as it is): every byte of every scan is still read, at a fraction of
+    the cost of a full decode, and no full-size pixel buffer is allocated.
     """
-    if simplejpeg is None:
-        return False
+    colorspace = "CMYK" if info.components == 4 else "GRAY"
     try:
-        simplejpeg.decode_jpeg(data, "GRAY", min_height=info.height // 8,
+        simplejpeg.decode_jpeg(data, colorspace, min_height=info.height // 8,
                                min_width=info.width // 8, strict=True)
-    except Exception:  # noqa: BLE001 - ValueError mostly; any failure is Pillow's to judge
-        return False
-    return True
+    except ValueError as exc:  # simplejpeg raises ValueError with libjpeg's message
+        return str(exc) or "libjpeg error"
+    return None
+
+
+def _benign(message: str) -> int | None:
+    """For a warning that loses no pixels, the marker it came before (-1: not about a
+    marker); None for any other message (see the table in the module docstring)."""
+    extraneous = _EXTRANEOUS.match(message)
+    if extraneous is not None:
+        return int(extraneous[1], 16)
+    return -1 if message.startswith(_BENIGN_WARNINGS) else None
+
+
+def _scan_core(data: bytes) -> bytes | None:
+    """The JPEG with only what libjpeg decodes pixels from before the first scan.
+
+    Keeps the tables, restart interval and frame header (DQT, DHT, DAC, DRI, SOF and
+    any marker not known to be metadata), then everything from the first start of scan
+    as it is; drops APPn and COM segments and any garbage between segments. None when
+    the markers cannot be walked.
+    """
+    n = len(data)
+    parts = [b"\xff\xd8"]
+    pos = 2
+    while pos + 4 <= n:
+        if data[pos] != 0xFF or data[pos + 1] in (0x00, 0xFF):
+            pos = _next_marker(data, pos + 1)  # garbage (or fill bytes) between segments
+            if pos < 0:
+                return None
+            continue
+        marker = data[pos + 1]
+        if marker == 0xDA:
+            parts.append(data[pos:])
+            return b"".join(parts)
+        if marker in _NO_LENGTH:
+            pos += 2
+            continue
+        (length,) = _U16.unpack_from(data, pos + 2)
+        if length < 2:
+            return None
+        if not (0xE0 <= marker <= 0xEF or marker == 0xFE):
+            parts.append(data[pos:pos + 2 + length])
+        pos += 2 + length
+    return None
+
+
+def _next_marker(data: bytes, pos: int) -> int:
+    """Offset of the next 0xFF that starts a marker (not followed by 0x00 or 0xFF)."""
+    while True:
+        pos = data.find(b"\xff", pos)
+        if pos < 0 or pos + 1 >= len(data):
+            return -1
+        if data[pos + 1] not in (0x00, 0xFF):
+            return pos
+        pos += 1
+
+
+def jpeg_damage(data: bytes, info: JpegInfo) -> tuple[str, str] | None:
+    """Whether libjpeg-turbo decodes every pixel of the JPEG: None, or ``(message,
+    reason)`` with libjpeg's message and "truncated" or "corrupt".
+
+    A warning that loses no pixels is no damage. Because libjpeg stops at the first
+    warning, a harmless one in the header is looked past by checking a copy without
+    the header's metadata and garbage (see the module docstring).
+    """
+    message = _libjpeg_message(data, info)
+    if message is None:
+        return None
+    marker = _benign(message)
+    if marker is None:
+        return message, _reason(message)
+    if marker == 0xD9:  # after the last scan: every pixel was decoded
+        return None
+    core = _scan_core(data)
+    if core is None:
+        return message, "corrupt"
+    second = _libjpeg_message(core, info)
+    if second is None:
+        return None
+    marker = _benign(second)
+    if marker is None:
+        return second, _reason(second)
+    if marker == 0xD9:
+        return None
+    # Garbage between two scans: the scans after it cannot be checked past it.
+    return f"{second} (between two scans)", "corrupt"
+
+
+def _reason(message: str) -> str:
+    return "truncated" if message.startswith(_TRUNCATED_WARNINGS) else "corrupt"
+
+
+def _checked_by_libjpeg(info: JpegInfo) -> bool:
+    """Whether the libjpeg check applies: 8-bit, Huffman or arithmetic, 1, 3 or 4
+    components (others are left to Pillow, which decodes them in full or refuses)."""
+    return info.precision == 8 and info.sof in _CHECKED_SOF and info.components in (1, 3, 4)
+
+
+def _check_jpeg(data: bytes, info: JpegInfo, options: ImageOptions,
+                where: str) -> tuple[str, ...]:
+    """Run the decode check; raise for damage, or return it as a warning ("warn")."""
+    damage = jpeg_damage(data, info)
+    if damage is None:
+        return ()
+    message, reason = damage
+    text = f"{where}: {reason} JPEG data, not every pixel decodes ({message})"
+    if options.corrupt_data == "fail":
+        raise ImageError(text, reason)
+    return (f"{text}; stored anyway (validation is not strict)",)
 
 
 def _draft_eighth_luma(im: Any) -> None:
@@ -238,16 +459,26 @@ def _draft_eighth_luma(im: Any) -> None:
 def decoded_size(data: bytes) -> tuple[int, int]:
     """Decode an image once (a JPEG at 1/8 scale, luma only); its full ``(width, height)``.
 
-    Raises whatever the decoder raises for a file that does not decode.
+    A JPEG gets the decode check of ``prepare`` (strict): damage raises ImageError
+    with libjpeg's message.
+
+    Raises:
+        ImageError: a JPEG whose pixels do not all decode.
+        Exception: whatever Pillow raises for another file that does not decode.
     """
     info = jpeg_info(data)
-    if info is not None and decodes_fast(data, info):
+    if info is not None and _checked_by_libjpeg(info):
+        damage = jpeg_damage(data, info)
+        if damage is not None:
+            raise ImageError(f"{damage[1]} JPEG data, not every pixel decodes ({damage[0]})",
+                             damage[1])
         return info.width, info.height
     with Image.open(io.BytesIO(data)) as im:
         size: tuple[int, int] = im.size
         if im.format == "JPEG":
             _draft_eighth_luma(im)
-        im.load()
+        with _budget.hold(im.width * im.height):
+            im.load()
     return size
 
 
@@ -288,20 +519,51 @@ def _decode_png_fast(data: bytes) -> Any:
     return Image.frombuffer("RGB", (width, height), pixels, "raw", "BGRX", 0, 1)
 
 
+_HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def _to_gray8(im: Any) -> Any:
+    """A 16-bit, 32-bit or float image as 8-bit "L": scaled by 1/257 when any value is
+    above 255, else clipped; rounded half up.
+
+    Row block by row block, so no full-size float64 copy is made (the arithmetic per
+    block is the float64 one, so the bytes are those of a whole-image conversion).
+    """
+    import numpy as np
+
+    width, height = im.size
+    peak = None
+    for top in range(0, height, _ROWS_PER_BLOCK):
+        block = np.asarray(im.crop((0, top, width, min(height, top + _ROWS_PER_BLOCK))))
+        if block.size:
+            block_max = block.max()
+            peak = block_max if peak is None else np.maximum(peak, block_max)  # NaN stays
+    scale = peak is not None and float(peak) > 255
+    out = np.empty((height, width), dtype=np.uint8)
+    for top in range(0, height, _ROWS_PER_BLOCK):
+        bottom = min(height, top + _ROWS_PER_BLOCK)
+        arr = np.asarray(im.crop((0, top, width, bottom)), dtype=np.float64)
+        if scale:
+            arr = arr / 257.0
+        out[top:bottom] = np.clip(arr + 0.5, 0, 255).astype(np.uint8)
+    return Image.fromarray(out)  # 2-D uint8: "L"
+
+
 def _to_rgb(im: Any) -> Any:
+    """The image as RGB; a new image frees ``im``'s pixels (closes it) once made."""
     if im.mode == "RGB":
         return im
-    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        import numpy as np
-
-        arr = np.asarray(im, dtype=np.float64)
-        if arr.size and arr.max() > 255:
-            arr = arr / 257.0
-        gray = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8))  # 2-D uint8: "L"
+    if im.mode in _HIGH_DEPTH:
+        gray = _to_gray8(im)
+        im.close()
         return gray.convert("RGB")
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        im = im.convert("RGBA")  # alpha is dropped, as tf.io.decode_png(channels=3) does
-    return im.convert("RGB")
+        rgba = im.convert("RGBA")  # alpha is dropped, as tf.io.decode_png(channels=3) does
+        im.close()
+        im = rgba
+    rgb = im.convert("RGB")
+    im.close()
+    return rgb
 
 
 def _fit(width: int, height: int, max_side: int | None) -> tuple[int, int] | None:
@@ -331,42 +593,64 @@ def prepare(data: bytes, options: ImageOptions = ImageOptions(),
     if not data:
         raise ImageError(f"{where}: empty file", "empty")
     info = jpeg_info(data)
+    warned: tuple[str, ...] = ()
+    if info is not None:
+        _check_pixels(info.width, info.height, where)
+        if options.decode_check and _checked_by_libjpeg(info):
+            # Before any full decode: a frame header that claims more than the data
+            # holds fails here, without a full-size buffer. A progressive JPEG needs
+            # its coefficients in memory (2 bytes a sample), so it counts as large.
+            progressive = info.sof in _PROGRESSIVE_SOF
+            with _budget.hold(info.width * info.height if progressive else 0):
+                warned = _check_jpeg(data, info, options, where)
     if (info is not None and info.components == 3 and info.precision == 8
             and info.sof in _PASSTHROUGH_SOF):
-        _check_pixels(info.width, info.height, where)
         target = _fit(info.width, info.height, options.max_side)
         if target is None:
-            if options.decode_check and not decodes_fast(data, info):
-                # Decoding at 1/8 scale, luma only, still reads every byte of every
-                # scan (so a cut or broken stream fails) at half the cost of a full decode.
-                im = _open(data, where)
-                _draft_eighth_luma(im)
-                _load(im, where)
-            elif data.rfind(b"\xff\xd9") < info.frame_end:
+            if not options.decode_check and data.rfind(b"\xff\xd9") < info.frame_end:
                 # Even unchecked, a cut file is caught: it lacks the end-of-image marker
                 # (which cannot occur inside entropy-coded data).
                 raise ImageError(f"{where}: truncated JPEG file (no end-of-image marker)",
                                  "truncated")
-            return StoredImage(data, info.width, info.height)
-        im = _open(data, where)
-        im.draft("RGB", target)
-        _load(im, where)
-        return _encode_jpeg(_to_rgb(im).resize(target, Image.Resampling.LANCZOS), options.quality)
+            return StoredImage(data, info.width, info.height, warnings=warned)
+    stored = _convert(data, options, where)
+    return replace(stored, warnings=warned) if warned else stored
 
-    rgb = _decode_png_fast(data)
-    if rgb is not None:
-        target = _fit(rgb.width, rgb.height, options.max_side)
-    else:
-        im = _open(data, where)
-        _check_pixels(im.width, im.height, where)
-        target = _fit(im.width, im.height, options.max_side)
-        if target is not None and im.format == "JPEG":
-            im.draft("RGB", target)
+
+def _convert(data: bytes, options: ImageOptions, where: str) -> StoredImage:
+    """Decode, convert to RGB, downscale and encode as JPEG, within the pixel budget."""
+    size = _png_size(data)
+    if size is not None and _wuffs_config is not None:
+        with _budget.hold(size[0] * size[1]):
+            rgb = _decode_png_fast(data)
+            if rgb is not None:
+                return _finish(rgb, _fit(rgb.width, rgb.height, options.max_side), options)
+    im = _open(data, where)
+    _check_pixels(im.width, im.height, where)
+    target = _fit(im.width, im.height, options.max_side)
+    pixels = im.width * im.height
+    if target is not None and im.format == "JPEG":
+        im.draft("RGB", target)
+        pixels = im.width * im.height  # the scaled size libjpeg decodes to
+    with _budget.hold(pixels):
         _load(im, where)  # always: converting needs the pixels
-        rgb = _to_rgb(im)
+        return _finish(_to_rgb(im), target, options)
+
+
+def _finish(rgb: Any, target: tuple[int, int] | None, options: ImageOptions) -> StoredImage:
     if target is not None:
-        rgb = rgb.resize(target, Image.Resampling.LANCZOS)
+        small = rgb.resize(target, Image.Resampling.LANCZOS)
+        rgb.close()
+        rgb = small
     return _encode_jpeg(rgb, options.quality)
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from a PNG's IHDR, or None."""
+    if len(data) < 24 or data[:8] != _PNG_MAGIC or data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack_from(">II", data, 16)
+    return width, height
 
 
 def read_size_from_file(path: str) -> tuple[int, int, str]:

@@ -18,7 +18,7 @@ import logging
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import images, storage
@@ -42,7 +42,9 @@ class ItemOptions:
     Attributes:
         store_images: store the image bytes (``image/encoded``).
         image: how images are stored (quality, downscaling, decode check).
-        validation: "strict", "lenient" or "off" (see ``validate``).
+        validation: "strict", "lenient" or "off" (see ``validate``); it also sets
+            ``image.corrupt_data``: JPEG data that does not decode in full fails its
+            item under "strict" and is written with a warning otherwise.
         root: when set, relative filenames are read from this folder and a path that
             leads outside it (``..``, an absolute path, a symbolic link) is refused.
         max_file_bytes: larger image files fail their item unread.
@@ -58,6 +60,9 @@ class ItemOptions:
         if self.validation not in MODES:
             raise ValueError(f"validation must be one of {', '.join(MODES)}, "
                              f"got {self.validation!r}")
+        # JPEG data that does not decode in full fails under strict validation only.
+        corrupt = "fail" if self.validation == "strict" else "warn"
+        object.__setattr__(self, "image", replace(self.image, corrupt_data=corrupt))
 
 
 def resolve_path(filename: str, root: str | None) -> str:
@@ -128,7 +133,8 @@ def _read_file(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
         os.close(fd)
 
 
-def _image_fields(item: Mapping[str, Any], options: ItemOptions) -> ImageFields:
+def _image_fields(item: Mapping[str, Any], options: ItemOptions,
+                  warnings: list[str] | None = None) -> ImageFields:
     if item.get("encoded") is not None:
         check_source(item, options)
         if not isinstance(item["encoded"], (bytes, bytearray, memoryview)):
@@ -150,6 +156,8 @@ def _image_fields(item: Mapping[str, Any], options: ItemOptions) -> ImageFields:
         return ImageFields(None, height, width, fmt or "",
                            item.get("colorspace", "RGB"), item.get("channels", 3))
     stored = images.prepare(_read_file(path, options.max_file_bytes), options.image, where=path)
+    if stored.warnings and warnings is not None:
+        warnings.extend(f"{item_label(item)}: {w}" for w in stored.warnings)
     return ImageFields(stored.data, stored.height, stored.width, stored.format,
                        stored.colorspace, stored.channels)
 
@@ -225,9 +233,11 @@ def encode_item(item: Any, options: ItemOptions = ItemOptions(),
         ImageError: the image is missing, empty, truncated, corrupt or not an image.
     """
     problems = check(item, options, duplicate)
-    data = encode_example(item, _image_fields(item, options))
-    if problems:
-        message = describe(item, problems)
+    image_warnings: list[str] = []
+    data = encode_example(item, _image_fields(item, options, image_warnings))
+    messages = [describe(item, problems)] if problems else []
+    messages += image_warnings
+    for message in messages:
         if warnings is None:
             logger.warning("%s", message)
         else:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .errors import ImageError
+from .errors import ExampleError, ImageError
+from .reader import image_decode_errors
 
 COLORS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
           (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212)]
@@ -35,10 +37,22 @@ def _font(size: int) -> _FontT:
 
 
 def _open(item: dict[str, Any]) -> Image.Image | None:
+    """The record's stored image (RGB), or None when it stores none.
+
+    Raises:
+        ImageError: the stored image does not decode, or is over Pillow's
+            decompression-bomb limit.
+    """
     data = item.get("encoded")
     if not isinstance(data, bytes):
         return None
-    return Image.open(io.BytesIO(data)).convert("RGB")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data)).convert("RGB")
+    except image_decode_errors() as exc:
+        raise ImageError(f"record {item.get('id')!r}: image/encoded does not decode: "
+                         f"{exc or type(exc).__name__}") from exc
 
 
 def _caption(canvas: ImageDraw.ImageDraw, xy: tuple[float, float], text: str,
@@ -94,13 +108,12 @@ def draw(item: dict[str, Any]) -> Image.Image:
     captions sized to the image (about 1/40 of its longer side, at least 14 px).
 
     Raises:
-        ImageError: (a ValueError) the record stores no image (written with
+        ExampleError: (a ValueError) the record stores no image (written with
             store_images=False).
     """
     image = _open(item)
     if image is None:
-        raise ImageError(f"record {item.get('id')!r} stores no image (image/encoded)",
-                         "missing")
+        raise ExampleError(f"record {item.get('id')!r} stores no image (image/encoded)")
     return annotate(image, item, max(_MIN_TEXT, round(max(image.size) / 40)))
 
 

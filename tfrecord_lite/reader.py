@@ -1,5 +1,8 @@
 """Reading TFRecord files back: records as bytes or item dicts, and record indexes.
 
+Every reader goes through :func:`read_framed`, which yields ``(index, offset, data)``
+and checks each record (CRCs, a length within ``max_record_size`` and within the file).
+
 An index (``FILE.idx``) is text, one ``offset length`` line per record, ``length``
 being the whole framed record (header, data and CRC): the format the ``tfrecord``
 package and NVIDIA DALI read.
@@ -7,27 +10,58 @@ package and NVIDIA DALI read.
 
 from __future__ import annotations
 
+import io
 import os
+import stat
+import struct
+import warnings
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import IO, Any, Union
 
 from . import compression as _compression
 from .crc32c import CrcFn, crc32c
-from .errors import RecordError, TruncatedRecordError
-from .example import decode_example
-from .framing import iter_records
+from .errors import (
+    ExampleDecodeError,
+    ImageError,
+    IndexFileError,
+    RecordDecodeError,
+    RecordError,
+    TruncatedRecordError,
+)
+from .example import BYTES, FLOAT, INT64, RECORD_FIELDS, decode_example, parse_example
+from .framing import DEFAULT_MAX_RECORD_SIZE, FRAMED_OVERHEAD, framed_size, iter_framed
+
+PathArg = Union[str, "os.PathLike[str]"]
 
 
-def read_records(path: str | os.PathLike[str], compression: str | None = None,
-                 verify: bool = True, crc_fn: CrcFn = crc32c) -> Iterator[bytes]:
-    """Yield the data of each record of one TFRecord file.
+def _known_size(f: IO[bytes]) -> int | None:
+    """The bytes a plain file holds from its current position, when they are known: a
+    local regular file (``fstat``) or a remote object that tells its size."""
+    try:
+        st = os.fstat(f.fileno())
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        size = getattr(f, "size", None)  # fsspec files
+        return size - f.tell() if isinstance(size, int) else None
+    return st.st_size - f.tell() if stat.S_ISREG(st.st_mode) else None
+
+
+def read_framed(path: PathArg, compression: str | None = None, verify: bool = True,
+                crc_fn: CrcFn = crc32c, max_record_size: int = DEFAULT_MAX_RECORD_SIZE
+                ) -> Iterator[tuple[int, int, bytes]]:
+    """Yield ``(index, offset, data)`` of each record of one TFRecord file; ``offset`` is
+    the record's place in the (uncompressed) stream.
 
     Args:
-        path: the file.
+        path: the file (a local path or a URL).
         compression: "none", "gzip" or "zlib"; None detects it from the file's first bytes.
         verify: check the length and data CRC of every record.
+        max_record_size: the longest record accepted (default 256 MiB); a header that
+            claims more is reported as corrupt before anything is read. In a plain local
+            file, a record that would end past the end of the file is reported without
+            reading it.
     Raises:
-        CorruptRecordError: a CRC does not match (names file, record index, offset).
+        CorruptRecordError: a CRC does not match, a length over ``max_record_size``, or
+            a damaged compressed stream (each names file, record index, offset).
         TruncatedRecordError: the file ends inside a record, or a compressed stream
             ends early.
         FileNotFoundError: no such file.
@@ -35,25 +69,116 @@ def read_records(path: str | os.PathLike[str], compression: str | None = None,
     name = os.fspath(path)
     comp = _compression.detect(name) if compression is None else _compression.normalize(compression)
     with _compression.open_file(name, "r", comp) as f:
-        try:
-            yield from iter_records(f, verify=verify, path=name, crc_fn=crc_fn)
-        except RecordError:
-            raise
-        except (EOFError, OSError) as exc:  # gzip / zlib stream cut or damaged
-            raise TruncatedRecordError(
-                f"{comp} stream is damaged or cut short: {exc}", path=name) from exc
+        size = _known_size(f) if comp == "none" else None
+        yield from iter_framed(f, verify=verify, path=name, crc_fn=crc_fn,
+                               max_record_size=max_record_size, size=size)
 
 
-def read_examples(path: str | os.PathLike[str], compression: str | None = None,
-                  verify: bool = True) -> Iterator[dict[str, Any]]:
-    """Yield each record of a file decoded as a nested item dict (see ``decode_example``)."""
-    for data in read_records(path, compression, verify):
-        yield decode_example(data)
+def read_records(path: PathArg, compression: str | None = None, verify: bool = True,
+                 crc_fn: CrcFn = crc32c, max_record_size: int = DEFAULT_MAX_RECORD_SIZE
+                 ) -> Iterator[bytes]:
+    """Yield the data of each record of one TFRecord file.
+
+    The arguments and errors are those of :func:`read_framed`.
+    """
+    for _, _, data in read_framed(path, compression, verify, crc_fn, max_record_size):
+        yield data
 
 
-def iterate(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
-            compression: str | None = None, verify: bool = True,
-            decode_images: bool = False) -> Iterator[dict[str, Any]]:
+# -- records as items ----------------------------------------------------------------------
+
+_PYTHON_TYPES: dict[str, tuple[type, ...]] = {INT64: (int,), FLOAT: (float,),
+                                              BYTES: (str, bytes)}
+_TYPE_KIND = {int: INT64, float: FLOAT, str: BYTES, bytes: BYTES}
+# (record key, its path in the item, the Python types of its values, is it a list)
+_TYPED = [(key, key[len("image/"):].split("/"),
+           (bytes,) if field.kind == BYTES and not field.text else _PYTHON_TYPES[field.kind],
+           field.is_list, field.kind)
+          for key, field in sorted(RECORD_FIELDS.items())]
+
+
+def type_problems(item: dict[str, Any]) -> list[str]:
+    """What in a decoded record does not have the type this package reads and writes:
+    a key of another kind (``image/width`` as bytes), or a value where a group of keys
+    belongs (``image/object`` beside ``image/object/bbox/xmin``). Empty when all is well.
+    """
+    problems: list[str] = []
+    for key, parts, types, is_list, kind in _TYPED:
+        node: Any = item
+        for depth, part in enumerate(parts[:-1]):
+            node = node.get(part)
+            if node is None:
+                break
+            if not isinstance(node, dict):
+                group = "image/" + "/".join(parts[:depth + 1])
+                message = f"{group} holds values, where {group}/... keys are a group"
+                if message not in problems:
+                    problems.append(message)
+                node = None
+                break
+        if node is None:
+            continue
+        value = node.get(parts[-1])
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            problems.append(f"{key} is a group of keys ({key}/...), expected {kind} values")
+            continue
+        first = (value[0] if value else None) if is_list else value
+        if first is not None and not isinstance(first, types):
+            found = _TYPE_KIND.get(type(first), type(first).__name__)
+            problems.append(f"{key} holds {found} values, expected {kind}")
+    return problems
+
+
+def decode_record(data: bytes, path: str, index: int, offset: int) -> dict[str, Any]:
+    """A record of a file as an item dict (``decode_example``) whose values have the
+    types this package reads.
+
+    Raises:
+        RecordDecodeError: not an Example, or a key of the wrong type (see
+            :func:`type_problems`); names the file, record index and offset.
+    """
+    try:
+        item = decode_example(data)
+    except ExampleDecodeError as exc:
+        raise RecordDecodeError(str(exc), path=path, index=index, offset=offset) from exc
+    problems = type_problems(item)
+    if problems:
+        raise RecordDecodeError("; ".join(problems), path=path, index=index, offset=offset)
+    return item
+
+
+def parse_record(data: bytes, path: str, index: int, offset: int) -> Any:
+    """A record of a file parsed as a ``tf.train.Example`` message.
+
+    Raises:
+        RecordDecodeError: not an Example (names the file, record index and offset).
+    """
+    try:
+        return parse_example(data)
+    except ExampleDecodeError as exc:
+        raise RecordDecodeError(str(exc), path=path, index=index, offset=offset) from exc
+
+
+def read_examples(path: PathArg, compression: str | None = None, verify: bool = True,
+                  max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> Iterator[dict[str, Any]]:
+    """Yield each record of a file decoded as a nested item dict (see ``decode_example``).
+
+    Raises:
+        RecordDecodeError: a record that is not an Example, or whose features have the
+            wrong types (names file, record index, offset and key).
+        RecordError: a damaged file (see :func:`read_framed`).
+    """
+    name = os.fspath(path)
+    for index, offset, data in read_framed(name, compression, verify,
+                                           max_record_size=max_record_size):
+        yield decode_record(data, name, index, offset)
+
+
+def iterate(paths: PathArg | Iterable[PathArg], compression: str | None = None,
+            verify: bool = True, decode_images: bool = False,
+            max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> Iterator[dict[str, Any]]:
     """Yield every record of one or many shards as the nested dict ``create()`` takes.
 
     Args:
@@ -62,58 +187,90 @@ def iterate(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
         verify: check every record's CRCs.
         decode_images: add ``"image"``, the decoded ``image/encoded`` as a numpy array
             (height x width x channels, uint8).
+        max_record_size: the longest record accepted (see :func:`read_framed`).
     Raises:
         RecordError: a damaged file (names the file, record index and offset).
-        ExampleDecodeError: a record that is not an Example.
+        RecordDecodeError: a record that is not an Example, or whose features have the
+            wrong types (an ``ExampleDecodeError`` too).
+        ImageError: with ``decode_images``, an image that does not decode (names the
+            file and record).
     """
     files = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     for path in files:
-        for item in read_examples(path, compression, verify):
+        name = os.fspath(path)
+        for index, offset, data in read_framed(name, compression, verify,
+                                               max_record_size=max_record_size):
+            item = decode_record(data, name, index, offset)
             if decode_images and isinstance(item.get("encoded"), bytes):
-                item["image"] = decode_image(item["encoded"])
+                item["image"] = decode_image(
+                    item["encoded"], f"{name}, record {index}, byte offset {offset}")
             yield item
 
 
-def decode_image(data: bytes) -> Any:
-    """Decode image bytes to a numpy array (uint8, height x width x channels)."""
-    import io
+def image_decode_errors() -> tuple[type[BaseException], ...]:
+    """What Pillow raises for damaged, cut or hostile image data (a bomb as an error)."""
+    from PIL import Image
 
+    return (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error,
+            Image.DecompressionBombError, Image.DecompressionBombWarning)
+
+
+def decode_image(data: bytes, where: str = "image") -> Any:
+    """Decode image bytes to a numpy array (uint8, height x width x channels).
+
+    Args:
+        data: the encoded image.
+        where: names the image in errors (file and record).
+    Raises:
+        ImageError: the bytes do not decode, or the image is over Pillow's
+            decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``).
+    """
     import numpy as np
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as im:
-        im.load()
-        if im.mode not in ("RGB", "L"):
-            im = im.convert("RGB")
-        array = np.asarray(im)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                im.load()
+                if im.mode not in ("RGB", "L"):
+                    im = im.convert("RGB")
+                array = np.asarray(im)
+    except image_decode_errors() as exc:
+        too_large = isinstance(exc, (Image.DecompressionBombError,
+                                     Image.DecompressionBombWarning))
+        raise ImageError(f"{where}: image/encoded does not decode: "
+                         f"{exc or type(exc).__name__}",
+                         "too large" if too_large else "corrupt") from exc
     return array if array.ndim == 3 else array[:, :, None]
 
+
+# -- indexes -------------------------------------------------------------------------------
 
 def _plain_only(path: str) -> None:
     comp = _compression.detect(path)
     if comp != "none":
-        raise ValueError(f"{path}: {comp}-compressed: an index of offsets needs a plain "
-                         "TFRecord file")
+        raise IndexFileError(f"{path}: {comp}-compressed: an index of offsets needs a plain "
+                             "TFRecord file")
 
 
-def index_entries(path: str | os.PathLike[str], verify: bool = True) -> list[tuple[int, int]]:
+def index_entries(path: PathArg, verify: bool = True,
+                  max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> list[tuple[int, int]]:
     """``(offset, length)`` of every record of a plain TFRecord file (length: framed size)."""
     name = os.fspath(path)
     _plain_only(name)
-    entries = []
-    offset = 0
-    for data in read_records(name, "none", verify):
-        size = len(data) + 16
-        entries.append((offset, size))
-        offset += size
-    return entries
+    return [(offset, framed_size(len(data)))
+            for _, offset, data in read_framed(name, "none", verify,
+                                               max_record_size=max_record_size)]
 
 
-def write_index(path: str | os.PathLike[str], index_path: str | None = None) -> str:
+def write_index(path: PathArg, index_path: str | None = None,
+                max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> str:
     """Write ``FILE.idx`` beside ``path`` (or at ``index_path``); returns its name."""
     name = os.fspath(path)
     target = index_path or name + ".idx"
-    text = "".join(f"{offset} {length}\n" for offset, length in index_entries(name))
+    entries = index_entries(name, max_record_size=max_record_size)
+    text = "".join(f"{offset} {length}\n" for offset, length in entries)
     tmp = target + ".tmp"
     with open(tmp, "w", encoding="ascii") as f:
         f.write(text)
@@ -121,10 +278,34 @@ def write_index(path: str | os.PathLike[str], index_path: str | None = None) -> 
     return target
 
 
-def read_index(index_path: str | os.PathLike[str]) -> list[tuple[int, int]]:
-    """Parse an ``.idx`` file into ``(offset, length)`` pairs."""
+def _check_entry(offset: int, length: int, size: int | None, max_record_size: int) -> str | None:
+    """Why an index entry cannot be a record of a file of ``size`` bytes, or None."""
+    if offset < 0:
+        return f"offset {offset} is negative"
+    if length < FRAMED_OVERHEAD:
+        return f"length {length} is less than a record's {FRAMED_OVERHEAD}-byte frame"
+    if length - FRAMED_OVERHEAD > max_record_size:
+        return (f"length {length:,} is over the {max_record_size:,}-byte record limit "
+                "(max_record_size)")
+    if size is not None and offset + length > size:
+        return f"offset {offset} + length {length} is past the end of the file ({size} bytes)"
+    return None
+
+
+def read_index(index_path: PathArg, size: int | None = None,
+               max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> list[tuple[int, int]]:
+    """Parse an ``.idx`` file into ``(offset, length)`` pairs, checking every entry.
+
+    Args:
+        index_path: the ``.idx`` file.
+        size: the TFRecord file's size, when known: entries past it are refused.
+        max_record_size: the longest record an entry may describe.
+    Raises:
+        IndexFileError: a malformed line, a negative offset, a length under 16 bytes or
+            over the limit, or an entry past ``size`` (names the file and line).
+    """
     entries = []
-    with open(index_path, encoding="ascii") as f:
+    with open(index_path, encoding="ascii", errors="replace") as f:
         for number, line in enumerate(f, 1):
             fields = line.split()
             if not fields:
@@ -132,46 +313,58 @@ def read_index(index_path: str | os.PathLike[str]) -> list[tuple[int, int]]:
             try:
                 offset, length = int(fields[0]), int(fields[1])
             except (ValueError, IndexError):
-                raise ValueError(f"{index_path}, line {number}: expected 'offset length', "
-                                 f"got {line.strip()!r}") from None
+                raise IndexFileError(f"{index_path}, line {number}: expected 'offset length', "
+                                     f"got {line.strip()[:80]!r}") from None
+            problem = _check_entry(offset, length, size, max_record_size)
+            if problem:
+                raise IndexFileError(f"{index_path}, line {number}: {problem}")
             entries.append((offset, length))
     return entries
 
 
-def read_record_at(path: str | os.PathLike[str], i: int,
-                   index: list[tuple[int, int]] | None = None, verify: bool = True) -> bytes:
+def read_record_at(path: PathArg, i: int, index: list[tuple[int, int]] | None = None,
+                   verify: bool = True, max_record_size: int = DEFAULT_MAX_RECORD_SIZE
+                   ) -> bytes:
     """Record ``i`` of a plain TFRecord file, found through its index without scanning.
 
     Args:
         path: the TFRecord file.
         i: the record number (negative counts from the end).
-        index: the parsed index; by default ``FILE.idx`` is read.
+        index: the parsed index; by default ``FILE.idx`` is read (and every entry checked).
+        max_record_size: the longest record accepted.
     Raises:
         IndexError: no record ``i``.
+        IndexFileError: the entry cannot be a record of this file (negative offset,
+            length under 16 bytes or over the limit, past the end of the file).
         RecordError: the record at that offset is damaged (or the index is stale).
     """
     name = os.fspath(path)
-    entries = index if index is not None else read_index(name + ".idx")
-    try:
-        offset, length = entries[i]
-    except IndexError:
-        raise IndexError(f"{name}: no record {i} (the index lists {len(entries)})") from None
-    number = i if i >= 0 else len(entries) + i
     with open(name, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        entries = index if index is not None else read_index(name + ".idx", size,
+                                                             max_record_size)
+        try:
+            offset, length = entries[i]
+        except IndexError:
+            raise IndexError(f"{name}: no record {i} (the index lists {len(entries)})") from None
+        number = i if i >= 0 else len(entries) + i
+        problem = _check_entry(offset, length, size, max_record_size)
+        if problem:
+            raise IndexFileError(f"{name}: index entry {number}: {problem}")
         f.seek(offset)
         framed = f.read(length)
-    import io
-
-    records = iter_records(io.BytesIO(framed), verify=verify, path=name, crc_fn=crc32c)
+    records = iter_framed(io.BytesIO(framed), verify=verify, path=name, crc_fn=crc32c,
+                          max_record_size=max_record_size, size=len(framed))
     try:
-        data = next(records)
+        _, _, data = next(records)
     except RecordError as exc:
         raise type(exc)(f"{exc.reason} (read through the index: is it stale?)", path=name,
                         index=number, offset=offset) from exc
     except StopIteration:
         raise TruncatedRecordError("no record at this offset (stale index?)", path=name,
                                    index=number, offset=offset) from None
-    if len(data) + 16 != length:
-        raise TruncatedRecordError(f"index says {length} bytes, record holds {len(data) + 16}"
-                                   " (stale index?)", path=name, index=number, offset=offset)
+    if framed_size(len(data)) != length:
+        raise TruncatedRecordError(f"index says {length} bytes, record holds "
+                                   f"{framed_size(len(data))} (stale index?)", path=name,
+                                   index=number, offset=offset)
     return data

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import itertools
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -23,11 +24,11 @@ from .example import (
     INT64,
     RECORD_FIELDS,
     SCALAR_KEYS,
-    decode_example,
     parse_example,
 )
-from .framing import iter_records
+from .framing import DEFAULT_MAX_RECORD_SIZE
 from .parallel import in_order
+from .reader import decode_record, read_framed
 
 MANIFEST_SUFFIX = sharding.MANIFEST_SUFFIX
 # The name earlier versions gave the manifest (``train-manifest.json``), still read.
@@ -90,11 +91,24 @@ def _find_manifest(path: str, cache: dict[str, dict[str, Any] | None]) -> dict[s
 
 _ONEOF = {BYTES: "bytes_list", FLOAT: "float_list", INT64: "int64_list"}
 _EXPECTED = [(key, _ONEOF[RECORD_FIELDS[key].kind]) for key in SCALAR_KEYS]
+_LIST_KINDS = {key: _ONEOF[f.kind] for key, f in RECORD_FIELDS.items() if f.is_list}
+# Keys that name a group of keys (image/object for image/object/bbox/xmin, ...).
+_GROUPS = frozenset(key.rsplit("/", n)[0] for key in RECORD_FIELDS
+                    for n in range(1, key.count("/")))
 
 
 def _check_scalars(example: Any) -> list[str]:
+    """What in a parsed Example has the wrong kind: a known key of another type, a key
+    where a group of keys belongs, a scalar key missing or holding other than one value."""
     problems = []
     features = example.features.feature
+    for key in features:
+        if key in _GROUPS:
+            problems.append(f"{key} holds values, where {key}/... keys are a group")
+        elif key in _LIST_KINDS:
+            kind = features[key].WhichOneof("kind")
+            if kind is not None and kind != _LIST_KINDS[key]:
+                problems.append(f"{key} is {kind}, expected {_LIST_KINDS[key]}")
     for key, oneof in _EXPECTED:
         if key not in features:
             if key != "image/encoded":  # absent when written with store_images=False
@@ -125,30 +139,14 @@ def _check_image(job: tuple[bytes, int, int]) -> str | None:
     return None
 
 
-def _records_with_offsets(path: str, compression: str | None
-                          ) -> Iterator[tuple[int, int, bytes]]:
-    """(index, offset, data) of each record."""
-    comp = _compression.detect(path) if compression is None else _compression.normalize(
-        compression)
-    with _compression.open_file(path, "r", comp) as f:
-        offset = 0
-        try:
-            for index, data in enumerate(iter_records(f, verify=True, path=path)):
-                yield index, offset, data
-                offset += len(data) + 16
-        except RecordError:
-            raise
-        except (EOFError, OSError, ValueError) as exc:  # a damaged compressed stream
-            raise RecordError(f"{comp} stream is damaged or cut short: {exc}", path=path,
-                              offset=offset) from exc
-
-
 def verify_files(paths: Iterable[str | os.PathLike[str]], threads: int = 1,
-                 decode_images: bool = True, compression: str | None = None) -> VerifyReport:
+                 decode_images: bool = True, compression: str | None = None,
+                 max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> VerifyReport:
     """Check every record of every file; returns the problems found, never raises for them.
 
-    Checks: both CRCs of every record; every record parses as an Example; every scalar
-    key is present once with its type; with ``decode_images`` every image decodes to
+    Checks: both CRCs of every record, and its length within ``max_record_size``; every
+    record parses as an Example; every key this package knows has its type, every
+    scalar key is present once; with ``decode_images`` every image decodes to
     ``image/width`` x ``image/height`` (on ``threads`` threads); when a manifest lies
     beside a shard, its record count and sha256 match.
     """
@@ -171,7 +169,8 @@ def verify_files(paths: Iterable[str | os.PathLike[str]], threads: int = 1,
             shard = _find_manifest(path, manifests)
             has_sha = shard is not None and shard.get("sha256")
             digest = hasher.submit(_compression.file_sha256, path) if has_sha else None
-            count = _verify_one(path, pool, threads, decode_images, compression, report)
+            count = _verify_one(path, pool, threads, decode_images, compression, report,
+                                max_record_size)
             if shard is not None:
                 if count is not None and shard.get("records") != count:
                     report.problems.append(Problem(path, None, None,
@@ -184,14 +183,15 @@ def verify_files(paths: Iterable[str | os.PathLike[str]], threads: int = 1,
 
 
 def _verify_one(path: str, pool: concurrent.futures.Executor, threads: int,
-                decode_images: bool, compression: str | None, report: VerifyReport
-                ) -> int | None:
+                decode_images: bool, compression: str | None, report: VerifyReport,
+                max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> int | None:
     """Verify one file; returns its record count, or None when it could not be read whole."""
     count = 0
 
     def records() -> Iterator[tuple[int, int, tuple[bytes, int, int]] | None]:
         nonlocal count
-        for index, offset, data in _records_with_offsets(path, compression):
+        for index, offset, data in read_framed(path, compression,
+                                               max_record_size=max_record_size):
             count += 1
             try:
                 example = parse_example(data)
@@ -236,14 +236,22 @@ def _summary(values: list[float]) -> dict[str, float] | None:
     return {"min": min(values), "mean": sum(values) / len(values), "max": max(values)}
 
 
+_MISSING_SHOWN = 1000  # stats lists at most this many missing classes
+
+
 def stats(paths: Iterable[str | os.PathLike[str]], compression: str | None = None,
-          examples: int = 5) -> dict[str, Any]:
+          examples: int = 5, max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> dict[str, Any]:
     """Class histogram, box sanity checks and keypoint counts over shards.
 
     Box checks (as the original ``stat_tfrecords.py``, plus the range check): reversed
     coordinates, boxes under 10 square pixels, ``object/count`` not matching the number
     of boxes, coordinates outside [0, 1]. For each, the count and the first ``examples``
     record ids.
+
+    Raises:
+        RecordError: a damaged file (names file, record index and offset).
+        RecordDecodeError: a record that is not an Example, or whose features have the
+            wrong types (``image/width`` as bytes, ...).
     """
     classes: collections.Counter[int] = collections.Counter()
     visibility: collections.Counter[int] = collections.Counter()
@@ -254,8 +262,10 @@ def stats(paths: Iterable[str | os.PathLike[str]], compression: str | None = Non
     heights: list[float] = []
     images = boxes = 0
     for raw_path in paths:
-        for _, _, data in _records_with_offsets(os.fspath(raw_path), compression):
-            item = decode_example(data)
+        path = os.fspath(raw_path)
+        for index, offset, data in read_framed(path, compression,
+                                               max_record_size=max_record_size):
+            item = decode_record(data, path, index, offset)
             images += 1
             label = (item.get("class") or {}).get("label")
             if isinstance(label, int) and label >= 0:
@@ -287,11 +297,15 @@ def stats(paths: Iterable[str | os.PathLike[str]], compression: str | None = Non
             for v in (obj.get("parts") or {}).get("v") or []:
                 visibility[v] += 1
     top = max(classes) if classes else -1
+    # A label of 2**62 leaves that many classes missing: list the first ones, count all.
+    missing = itertools.islice((c for c in range(top + 1) if c not in classes),
+                               _MISSING_SHOWN)
     return {
         "images": images,
         "boxes": boxes,
         "classes": {str(k): classes[k] for k in sorted(classes)},
-        "missing_classes": [c for c in range(top + 1) if c not in classes],
+        "missing_classes": list(missing),
+        "missing_classes_count": top + 1 - len(classes),
         "box_checks": {name: {"images": counts[name], "examples": checks[name]}
                        for name in checks},
         "box_width": _summary(widths),
