@@ -14,7 +14,7 @@ PYTEST_FLAGS ?= -q
 help:
 	@echo "make demo           install, write the demo dataset to demo-out/ and check it"
 	@echo "make test           install and run the test suite"
-	@echo "make check          ruff + mypy + tests"
+	@echo "make check          ruff + import layers (lint-imports) + mypy + tests"
 	@echo "make test-tf        TensorFlow interoperability tests (own venv, ~1.3 GB)"
 	@echo "make test-beam      Apache Beam pipeline tests (own venv with Beam and TensorFlow)"
 	@echo "make test-protobuf  proto tests under the oldest and newest protobuf runtimes"
@@ -36,6 +36,7 @@ test: venv
 
 lint: venv
 	$(PY) -m ruff check tfrecord_lite tests benchmarks proto
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: venv
 	$(PY) -m mypy

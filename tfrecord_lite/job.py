@@ -20,7 +20,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import compression as _compression
 from . import journal, sharding, storage
 from ._version import __version__
 from .dataset import ParseFailure, json_default
@@ -172,7 +171,7 @@ def finish_shard(out: storage.Folder, temp: str, name: str) -> str:
         WriteError: it could not be hashed or published (the temporary file is removed).
     """
     try:
-        digest = _compression.file_sha256(temp)
+        digest = storage.file_sha256(temp)
         out.publish(temp, name)
     except OSError as exc:
         storage.remove_quietly(temp)

@@ -15,7 +15,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import compression as _compression
 from . import sharding, storage
 from .errors import ExampleDecodeError, RecordError
 from .example import (
@@ -168,7 +167,7 @@ def verify_files(paths: Iterable[str | os.PathLike[str]], threads: int = 1,
                 continue
             shard = _find_manifest(path, manifests)
             has_sha = shard is not None and shard.get("sha256")
-            digest = hasher.submit(_compression.file_sha256, path) if has_sha else None
+            digest = hasher.submit(storage.file_sha256, path) if has_sha else None
             count = _verify_one(path, pool, threads, decode_images, compression, report,
                                 max_record_size)
             if shard is not None:
