@@ -13,8 +13,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = Path(os.environ.get("BENCH_DIR", ROOT / "bench-out"))
+from _common import ROOT
+
 SOURCES = sorted((ROOT / "tests" / "data" / "demo" / "images").iterdir())
 SIZE = (640, 480)
 
