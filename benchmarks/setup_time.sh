@@ -32,7 +32,7 @@ megabytes() { du -sm "$1" | cut -f1; }
 
 # run_make LOG TARGET: make TARGET in the clone, its output to LOG; on failure show the log.
 run_make() {
-    if ! make -C "$clone" "$2" > "$1" 2>&1; then
+    if ! make --no-print-directory -C "$clone" "$2" > "$1" 2>&1; then
         tail -n 30 "$1" >&2
         echo "make $2 failed: see $1" >&2
         exit 1
