@@ -35,8 +35,8 @@ endef
 	bench-beam soak fuzz measure-setup clean
 
 help:
-	@echo "make demo           install, write the demo dataset to demo-out/ and check it"
-	@echo "make test           install and run the test suite"
+	@echo "make demo           install (runtime only), write the demo dataset to demo-out/, check it"
+	@echo "make test           install the test extra too and run the test suite"
 	@echo "make check          ruff + mypy + tests"
 	@echo "  EXTRAS=png        ...with optional extras too (png: pywuffs, needs a C++ compiler)"
 	@echo "make test-tf        TensorFlow interoperability tests (own venv, ~1.3 GB)"
