@@ -1,20 +1,44 @@
 # Everything runs in virtual environments made here, so a fresh machine needs only
 # python3 (with venv and pip).  `make test` is what CI and the README use.
+#
+# .venv holds only what the target at hand needs: `make demo` the package and its runtime
+# dependencies, `make test` adds the test extra, `make lint`/`typecheck`/`check` the dev
+# extra.  All of these install from wheels, without a compiler.  EXTRAS adds optional
+# extras, e.g. `make test EXTRAS=png` (pywuffs, built from source: needs a C++ compiler),
+# which CI uses so that the Wuffs tests run rather than skip.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install -q --disable-pip-version-check
 TF_VENV := .venv-tf
 BEAM_VENV := .venv-beam
 PROTOBUF_OLDEST := 4.25.*
 PYTEST_FLAGS ?= -q
+EXTRAS ?=
+
+empty :=
+space := $(empty) $(empty)
+comma := ,
+# The extras $(1) plus EXTRAS, comma-separated ("test png" and "test,png" alike).
+extras = $(subst $(space),$(comma),$(strip $(1) $(subst $(comma),$(space),$(EXTRAS))))
+# One stamp per set of extras; a larger set also stamps the smaller ones it contains.
+RUNTIME_ENV := $(VENV)/.installed-$(or $(call extras),runtime)
+TEST_ENV := $(VENV)/.installed-$(call extras,test)
+DEV_ENV := $(VENV)/.installed-$(call extras,dev)
+# Make the venv if there is none and install the package (editable) with the extras $(1).
+define install
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) -e '.$(if $(1),[$(1)])'
+endef
 
 .PHONY: help venv test check lint typecheck demo proto test-tf test-beam test-protobuf bench \
-	bench-beam soak fuzz clean
+	bench-beam soak fuzz measure-setup clean
 
 help:
-	@echo "make demo           install, write the demo dataset to demo-out/ and check it"
-	@echo "make test           install and run the test suite"
+	@echo "make demo           install (runtime only), write the demo dataset to demo-out/, check it"
+	@echo "make test           install the test extra too and run the test suite"
 	@echo "make check          ruff + import layers (lint-imports) + mypy + tests"
+	@echo "  EXTRAS=png        ...with optional extras too (png: pywuffs, needs a C++ compiler)"
 	@echo "make test-tf        TensorFlow interoperability tests (own venv, ~1.3 GB)"
 	@echo "make test-beam      Apache Beam pipeline tests (own venv with Beam and TensorFlow)"
 	@echo "make test-protobuf  proto tests under the oldest and newest protobuf runtimes"
@@ -23,27 +47,35 @@ help:
 	@echo "make soak           100,000 records through create(), peak memory of streamed input"
 	@echo "make bench-beam     the Beam DirectRunner against create() (uses the test-beam venv)"
 	@echo "make fuzz           100,000 random and mutated inputs to the reader and decoder"
+	@echo "make measure-setup  time make demo and make test in a fresh clone (cold cache, no compiler)"
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+$(RUNTIME_ENV): pyproject.toml
+	$(call install,$(call extras))
 	touch $@
 
-venv: $(VENV)/.installed
+$(TEST_ENV): pyproject.toml
+	$(call install,$(call extras,test))
+	touch $@ $(RUNTIME_ENV)
 
-test: venv
+$(DEV_ENV): pyproject.toml
+	$(call install,$(call extras,dev))
+	touch $@ $(TEST_ENV) $(RUNTIME_ENV)
+
+venv: $(DEV_ENV)
+
+test: $(TEST_ENV)
 	$(PY) -m pytest $(PYTEST_FLAGS) -m "not tensorflow and not beam"
 
-lint: venv
+lint: $(DEV_ENV)
 	$(PY) -m ruff check tfrecord_lite tests benchmarks proto
 	$(VENV)/bin/lint-imports --no-cache
 
-typecheck: venv
+typecheck: $(DEV_ENV)
 	$(PY) -m mypy
 
 check: lint typecheck test
 
-demo: venv
+demo: $(RUNTIME_ENV)
 	rm -rf demo-out
 	$(PY) -m tfrecord_lite --dataset_path tests/data/demo/dataset.json --prefix train \
 	    --output_dir demo-out --shards 2 --threads 2 --shuffle --seed 7 --store_images
@@ -52,7 +84,7 @@ demo: venv
 proto:
 	$(PY) proto/generate.py
 
-fuzz: venv
+fuzz: $(TEST_ENV)
 	FUZZ_EXAMPLES=100000 $(PY) -m pytest -q tests/test_fuzz.py
 
 $(TF_VENV)/.installed: pyproject.toml
@@ -89,14 +121,18 @@ test-protobuf:
 bench-beam: $(BEAM_VENV)/.installed
 	$(BEAM_VENV)/bin/python benchmarks/bench_beam.py
 
-bench: venv $(TF_VENV)/.installed
+bench: $(RUNTIME_ENV) $(TF_VENV)/.installed
 	$(TF_VENV)/bin/python benchmarks/bench_write.py
 	$(TF_VENV)/bin/python benchmarks/bench_create.py
 	$(TF_VENV)/bin/python benchmarks/bench_read.py
 	$(PY) benchmarks/bench_soak.py
 
-soak: venv
+soak: $(RUNTIME_ENV)
 	$(PY) benchmarks/bench_soak.py
+
+# Of the committed HEAD; RUNS=2 measures twice.
+measure-setup:
+	benchmarks/setup_time.sh $(RUNS)
 
 clean:
 	rm -rf $(VENV) $(TF_VENV) $(BEAM_VENV) .venv-pb-* demo-out bench-out *.egg-info

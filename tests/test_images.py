@@ -186,7 +186,9 @@ def _prepare_both(data: bytes, monkeypatch: pytest.MonkeyPatch,
 
 # As imported: the tests switch these off and on.
 _WUFFS = images._wuffs_config
-needs_wuffs = pytest.mark.skipif(_WUFFS is None, reason="pywuffs not installed")
+needs_wuffs = pytest.mark.skipif(
+    _WUFFS is None, reason="pywuffs (the png extra) not installed; to run these: `make test "
+    "EXTRAS=png` or `pip install '.[png]'` (built from source: needs a C++ compiler)")
 
 
 @needs_wuffs

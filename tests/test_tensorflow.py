@@ -164,7 +164,9 @@ def test_tensorflow_reads_converter_output(tmp_path: Path) -> None:
         "coco": ["from-coco", str(coco_json), "--images", str(coco_images), "--drop-empty"],
         "voc": ["from-voc", str(voc_root)],
     }
-    expected = {"coco": ([0.1, 0.75], [0, 2]), "voc": ([0.1, 0.5], [1, 0])}
+    # Labels from 1 (the converters' default when they write the Object Detection API's
+    # label_map.pbtxt, which reserves 0).
+    expected = {"coco": ([0.1, 0.75], [1, 3]), "voc": ([0.1, 0.5], [2, 1])}
     spec = {"image/object/bbox/xmin": tf.io.VarLenFeature(tf.float32),
             "image/object/bbox/label": tf.io.VarLenFeature(tf.int64),
             "image/object/difficult": tf.io.VarLenFeature(tf.int64)}
