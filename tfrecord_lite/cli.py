@@ -32,8 +32,13 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from . import storage
+# Modules that need Pillow (the runners, images, preview, the converters' readers) and
+# Beam are imported by the commands that use them, so that --help starts fast.
+from . import journal, storage
 from ._version import __version__
+from .converters import count_phrase, label_map_json, label_map_pbtxt
+from .crc32c import BACKEND
+from .dataset import open_dataset
 from .errors import (
     DatasetError,
     ImageError,
@@ -42,9 +47,12 @@ from .errors import (
     TFRecordLiteError,
     WriteError,
 )
+from .example import RECORD_FIELDS, feature_values
 from .framing import DEFAULT_MAX_RECORD_SIZE
 from .options import JobOptions
+from .reader import iterate, parse_record, read_framed, write_index
 from .sharding import failures_name, is_side_file
+from .verify import report_dict, stats, verify_files
 
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_USAGE, EXIT_WRITE = 0, 1, 2, 3
 EXIT_INTERNAL = 70  # EX_SOFTWARE (sysexits.h): a bug
@@ -427,8 +435,6 @@ def _failures_location(output_dir: str, prefix: str) -> str:
 
 
 def _run_create(args: argparse.Namespace) -> int:
-    from .dataset import open_dataset
-
     try:
         dataset = open_dataset(args.dataset_path)
     except DatasetError as exc:
@@ -465,7 +471,7 @@ def _print_problems(kind: str, messages: list[str], where: str | None) -> None:
 
 
 def _validate_only(args: argparse.Namespace, dataset: Any) -> int:
-    from .writer import validate_dataset
+    from .writer import validate_dataset  # the local runner (Pillow)
 
     report = validate_dataset(dataset, validation=args.validation, root=args.root,
                               store_images=args.store_images)
@@ -508,7 +514,7 @@ def _job_options(args: argparse.Namespace) -> JobOptions:
 
 
 def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
-    from .writer import write_dataset
+    from .writer import write_dataset  # the local runner (Pillow)
 
     if args.validate_only:
         return _validate_only(args, dataset)
@@ -570,12 +576,10 @@ def _interrupted_message(args: argparse.Namespace | None) -> str:
     if (args is None or not prefix or not output_dir or getattr(args, "validate_only", False)
             or getattr(args, "to_json", None) or getattr(args, "runner", "local") != "local"):
         return plain
-    from .journal import progress
-
     try:
         out = storage.folder(output_dir)
         try:
-            found = progress(out, prefix)
+            found = journal.progress(out, prefix)
         finally:
             out.close()
     except (OSError, TFRecordLiteError):
@@ -614,14 +618,10 @@ def _shard_paths(patterns: list[str]) -> list[str]:
 def _count(n: int, noun: str) -> str:
     """``1 file``, ``2 files``: ``noun`` is the plural phrase, its first word made singular
     for one (``boxes dropped`` -> ``1 box dropped``)."""
-    from .converters import count_phrase
-
     return count_phrase(n, noun)
 
 
 def _run_verify(args: argparse.Namespace) -> int:
-    from .verify import report_dict, verify_files
-
     report = verify_files(_shard_paths(args.files), args.threads, args.decode,
                           args.compression, args.max_record_size)
     if args.json:
@@ -644,8 +644,6 @@ def _summarize(key: str, values: list[Any]) -> Any:
                 return f"<{len(data):,} bytes, {im.format} {im.width}x{im.height} {im.mode}>"
         except (OSError, ValueError, Image.DecompressionBombError):  # not opened as an image
             return f"<{len(data):,} bytes, not an image Pillow reads>"
-    from .example import RECORD_FIELDS
-
     out = [v.decode("utf-8", "replace") if isinstance(v, bytes)
            else float(f"{v:.7g}") if isinstance(v, float) else v for v in values]
     field = RECORD_FIELDS.get(key)
@@ -653,9 +651,6 @@ def _summarize(key: str, values: list[Any]) -> Any:
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
-    from .example import feature_values
-    from .reader import parse_record, read_framed
-
     shown: list[dict[str, Any]] = []
     where: list[str] = []
     for path in _shard_paths(args.files):
@@ -681,8 +676,6 @@ def _run_inspect(args: argparse.Namespace) -> int:
 
 
 def _run_stats(args: argparse.Namespace) -> int:
-    from .verify import stats
-
     result = stats(_shard_paths(args.files), args.compression,
                    max_record_size=args.max_record_size)
     if args.json:
@@ -708,8 +701,7 @@ def _run_stats(args: argparse.Namespace) -> int:
 
 
 def _run_show(args: argparse.Namespace) -> int:
-    from .preview import contact_sheet, draw
-    from .reader import iterate
+    from .preview import contact_sheet, draw  # Pillow
 
     paths = _shard_paths(args.files)
     files = "the file holds" if len(paths) == 1 else "the files hold"
@@ -745,8 +737,6 @@ def _run_show(args: argparse.Namespace) -> int:
 
 
 def _run_index(args: argparse.Namespace) -> int:
-    from .reader import write_index
-
     for path in _shard_paths(args.files):
         if storage.is_url(path):
             raise UsageError(f"{path}: index writes FILE.idx beside each file, so it needs "
@@ -793,7 +783,7 @@ def _check_inputs(args: argparse.Namespace) -> None:
 
 
 def _make_converter(args: argparse.Namespace) -> Any:
-    from .converters.caltech import CaltechConverter
+    from .converters.caltech import CaltechConverter  # Pillow
     from .converters.coco import CocoConverter
     from .converters.folder import FolderConverter
     from .converters.voc import VocConverter
@@ -824,9 +814,8 @@ def _make_converter(args: argparse.Namespace) -> Any:
 def _make_text_converter(args: argparse.Namespace, offset: int) -> Any:
     """from-yolo and from-csv: their paths resolve against the current directory, and a
     missing ROOT, FILE or --images folder is a usage error before anything is read."""
-    from .converters.odcsv import OdCsvConverter
+    from .converters.odcsv import OdCsvConverter  # Pillow
     from .converters.yolo import YoloConverter
-    from .errors import DatasetError
 
     try:
         if args.command == "from-yolo":
@@ -848,8 +837,6 @@ def _write_label_maps(output_dir: str, labels: list[str], offset: int) -> list[s
     """Write ``label_map.json`` and, when the labels start at 1 or more, the Object
     Detection API's ``label_map.pbtxt`` (the API reserves id 0 for the background, so a
     pbtxt of labels from 0 would not agree with the records). Returns the names written."""
-    from .converters import label_map_json, label_map_pbtxt
-
     files = {"label_map.json": json.dumps(label_map_json(labels, offset), indent=1) + "\n"}
     if offset >= 1:
         files["label_map.pbtxt"] = label_map_pbtxt(labels, offset)
@@ -946,8 +933,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The original stores images only with --store_images; the commands store them.
         args.store_images = not legacy
     if args.version:
-        from .crc32c import BACKEND
-        from .images import decoders
+        from .images import decoders  # Pillow
 
         print(f"tfrecord-lite {__version__} (CRC32C: {BACKEND}; {decoders()})")
         return EXIT_OK
