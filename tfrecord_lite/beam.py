@@ -398,7 +398,21 @@ def run(
                              validation=validation, root=root)
     plan = transform.plan
     options = pipeline_options(beam_options)
-    directory = plan.output_directory
+    _make_directory(plan.output_directory)
+    handoff = f".{plan.name}-summary-{uuid.uuid4().hex}.json"
+    dataset = list(items)
+    _run_pipeline(options, transform, dataset, handoff)
+    summary = _read_summary(plan, handoff)
+    if summary.total != len(dataset):
+        raise WriteError(f"the Beam pipeline accounted for {summary.total} of "
+                         f"{len(dataset)} items; the output in {plan.output_directory} is "
+                         "incomplete")
+    summary.seconds = time.perf_counter() - started
+    logger.info("%s", summary.describe())
+    return summary
+
+
+def _make_directory(directory: str) -> None:
     out = storage.folder(directory)
     try:
         out.makedirs()
@@ -407,8 +421,15 @@ def run(
             f"cannot create output directory {directory}: {exc.strerror or exc}") from exc
     finally:
         out.close()
-    handoff = f".{plan.name}-summary-{uuid.uuid4().hex}.json"
-    dataset = list(items)
+
+
+def _run_pipeline(options: PipelineOptions, transform: WriteDataset, dataset: list[Any],
+                  handoff: str) -> None:
+    """Run ``transform`` on the items and wait; the summary is left in file ``handoff``.
+
+    Raises:
+        WriteError: the pipeline failed (the runner's error, named and chained).
+    """
     pipeline = beam.Pipeline(options=options)
     # Not beam.Create(dataset): it infers a type from every value of every item, which
     # takes longer than encoding them on a remote runner.
@@ -417,7 +438,7 @@ def run(
          | "Items" >> beam.FlatMap(_each, dataset).with_output_types(Any)
          | "Spread" >> beam.Reshuffle()
          | "WriteDataset" >> transform
-         | "HandOff" >> beam.Map(_write_json, directory, handoff))
+         | "HandOff" >> beam.Map(_write_json, transform.plan.output_directory, handoff))
     try:
         state = pipeline.run().wait_until_finish()
     except _NOT_WRAPPED:
@@ -426,6 +447,12 @@ def run(
         raise WriteError(f"the Beam pipeline failed: {_last_line(exc)}") from exc
     if state is not None and state != PipelineState.DONE:
         raise WriteError(f"the Beam pipeline ended in state {state}")
+
+
+def _read_summary(plan: _Plan, handoff: str) -> JobSummary:
+    """The JobSummary of a finished pipeline, from the hand-off file (then removed) and
+    the failures file."""
+    directory = plan.output_directory
     out = storage.folder(directory)
     try:
         result = json.loads(out.read(handoff) or b"null")
@@ -439,18 +466,12 @@ def run(
     if result is None or failures_file is None:
         raise WriteError(f"the Beam pipeline finished but its summary is missing in {directory}")
     manifest = result["manifest"]
-    summary = JobSummary(plan.name, directory, manifest["records"] + manifest["failed"],
-                         written=manifest["records"], bytes=manifest["bytes"],
-                         options=manifest["options"],
-                         failed_by_reason=result["failed_by_reason"],
-                         failures=[json.loads(line) for line in failures_file.splitlines()],
-                         shards=[ShardInfo(**s) for s in manifest["shards"]])
-    if summary.total != len(dataset):
-        raise WriteError(f"the Beam pipeline accounted for {summary.total} of "
-                         f"{len(dataset)} items; the output in {directory} is incomplete")
-    summary.seconds = time.perf_counter() - started
-    logger.info("%s", summary.describe())
-    return summary
+    return JobSummary(plan.name, directory, manifest["records"] + manifest["failed"],
+                      written=manifest["records"], bytes=manifest["bytes"],
+                      options=manifest["options"],
+                      failed_by_reason=result["failed_by_reason"],
+                      failures=[json.loads(line) for line in failures_file.splitlines()],
+                      shards=[ShardInfo(**s) for s in manifest["shards"]])
 
 
 __all__ = ["FAILURES_JSONL_SUFFIX", "WriteDataset", "pipeline_options", "run"]
