@@ -35,7 +35,11 @@ _OLD_MANIFEST_SUFFIX = "-manifest.json"
 
 
 @dataclass
-class Problem:
+class FileProblem:
+    """What verify found wrong in a file, and where (record index, byte offset).
+
+    Not ``validate.Problem``, an item's annotation problem."""
+
     file: str
     index: int | None
     offset: int | None
@@ -56,7 +60,7 @@ class VerifyReport:
     records: int = 0
     bytes: int = 0
     images: int = 0
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[FileProblem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -163,7 +167,7 @@ def verify_files(paths: Iterable[str | os.PathLike[str]], threads: int = 1,
             except (OSError, storage.StorageError) as exc:
                 reason = getattr(exc, "strerror", None) or (
                     "no such file" if isinstance(exc, FileNotFoundError) else exc)
-                report.problems.append(Problem(path, None, None, f"cannot read: {reason}"))
+                report.problems.append(FileProblem(path, None, None, f"cannot read: {reason}"))
                 continue
             shard = _find_manifest(path, manifests)
             has_sha = shard is not None and shard.get("sha256")
@@ -172,10 +176,10 @@ def verify_files(paths: Iterable[str | os.PathLike[str]], threads: int = 1,
                                 max_record_size)
             if shard is not None:
                 if count is not None and shard.get("records") != count:
-                    report.problems.append(Problem(path, None, None,
+                    report.problems.append(FileProblem(path, None, None,
                         f"holds {count} records, the manifest says {shard.get('records')}"))
                 if digest is not None and shard["sha256"] != digest.result():
-                    report.problems.append(Problem(path, None, None,
+                    report.problems.append(FileProblem(path, None, None,
                         "sha256 differs from the manifest's (the file changed since it was "
                         "written)"))
     return report
@@ -195,10 +199,10 @@ def _verify_one(path: str, pool: concurrent.futures.Executor, threads: int,
             try:
                 example = parse_example(data)
             except ExampleDecodeError as exc:
-                report.problems.append(Problem(path, index, offset, str(exc)))
+                report.problems.append(FileProblem(path, index, offset, str(exc)))
                 continue
             for message in _check_scalars(example):
-                report.problems.append(Problem(path, index, offset, message))
+                report.problems.append(FileProblem(path, index, offset, message))
             feats = example.features.feature
             if decode_images and "image/encoded" in feats:
                 encoded = feats["image/encoded"].bytes_list.value
@@ -215,13 +219,13 @@ def _verify_one(path: str, pool: concurrent.futures.Executor, threads: int,
                                                chunk=4):
             report.images += 1
             if message:
-                report.problems.append(Problem(path, index, offset, message))
+                report.problems.append(FileProblem(path, index, offset, message))
     except RecordError as exc:
-        report.problems.append(Problem(path, exc.index, exc.offset, exc.reason))
+        report.problems.append(FileProblem(path, exc.index, exc.offset, exc.reason))
         report.records += count
         return None
     except OSError as exc:
-        report.problems.append(Problem(path, None, None, f"cannot read: {exc.strerror or exc}"))
+        report.problems.append(FileProblem(path, None, None, f"cannot read: {exc.strerror or exc}"))
         return None
     report.records += count
     return count
