@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import tfrecord_lite
-from tfrecord_lite import JobOptions, OptionsError, cli, job, storage, write_dataset
+from tfrecord_lite import JobOptions, OptionsError, cli, items, job, storage, write_dataset
 from tfrecord_lite.cli import main
 
 from conftest import ROOT, detection_item
@@ -178,3 +178,30 @@ def test_show_of_a_record_without_image_is_a_usage_error(
     assert main(["show", "out/t-00000-of-00001", "-o", "x.png"]) == 2
     err = capsys.readouterr().err
     assert "stores no image" in err and "Traceback" not in err
+
+
+def test_a_bug_in_encoding_an_item_is_not_a_failed_item(
+        tmp_path: Path, image_file: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """items.try_encode returns the library's errors as failed items; a bug propagates."""
+    monkeypatch.chdir(tmp_path)
+    dataset = _dataset(tmp_path, image_file)
+    monkeypatch.setattr(items, "encode_example", _zero)  # deep in every item's encoding
+    status = main(["--dataset_path", dataset, "--prefix", "t", "--output_dir", "out",
+                   "--threads", "2", "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 70, err
+    assert "Traceback" in err and "_zero" in err
+    assert err.strip().splitlines()[-1].startswith(
+        "tfrecord-lite: internal error: ZeroDivisionError")
+    assert not Path("out/t.failures.json").exists()  # not reported as failed items
+    assert not list(Path("out").glob("t-0*"))
+
+
+def test_an_item_error_is_still_a_failed_item(tmp_path: Path, image_file: Any) -> None:
+    good = detection_item(image_file("jpeg-rgb"), "good")
+    missing = detection_item(str(tmp_path / "missing.jpg"), "missing")
+    data, error, _ = items.try_encode(good)
+    assert data is not None and error is None
+    data, error, _ = items.try_encode(missing)
+    assert data is None and isinstance(error, tfrecord_lite.ImageError)
