@@ -1,13 +1,8 @@
 from __future__ import annotations
 
-import importlib.util
 import io
-import os
 import random
-import subprocess
-import sys
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +12,7 @@ from PIL import Image
 from tfrecord_lite import ImageError, images
 from tfrecord_lite.images import ImageOptions, jpeg_info, prepare, read_size_from_file, sniff
 
-from conftest import DEMO, KINDS, ROOT, encode, make_image_bytes
+from conftest import DEMO, KINDS, encode, make_image_bytes
 
 CONVERTED = [k for k in KINDS if k not in ("jpeg-rgb", "jpeg-progressive")]
 
@@ -155,21 +150,7 @@ def test_read_size_from_file(image_file) -> None:  # type: ignore[no-untyped-def
         read_size_from_file(image_file(b"nope"))
 
 
-# --- the fast PNG decoders (libspng; Wuffs with the [png] extra) against Pillow's ---------
-
-# As imported: the tests switch these off and on.
-_WUFFS = images._wuffs_config
-_SPNG = images._spng
-needs_wuffs = pytest.mark.skipif(_WUFFS is None, reason="pywuffs not installed")
-FAST = [pytest.param("wuffs", marks=needs_wuffs), "spng"]
-
-
-def _only(monkeypatch: pytest.MonkeyPatch, decoder: str) -> None:
-    """Decode PNG with this decoder ("wuffs", "spng"), then Pillow; "pillow": Pillow alone."""
-    assert _SPNG is not None, "pyspng-seunglab (a dependency) is not installed"
-    monkeypatch.setattr(images, "_wuffs_config", _WUFFS if decoder == "wuffs" else None)
-    monkeypatch.setattr(images, "_spng", _SPNG if decoder == "spng" else None)
-
+# --- the Wuffs PNG decoder (the [png] extra) against Pillow's --------------------------
 
 def _png_with_chunks(image: Image.Image, **kwargs: object) -> bytes:
     return encode(image, "PNG", **kwargs)
@@ -189,33 +170,13 @@ def _fast_png_cases() -> dict[str, bytes]:
     }
 
 
-def _spng_only_cases() -> dict[str, bytes]:
-    """What libspng decodes and Wuffs leaves to Pillow: gray, palette, tRNS, < 8 bits."""
-    rng = np.random.default_rng(4)
-    rgb = Image.fromarray(rng.integers(0, 256, (37, 53, 3), np.uint8))
-    gray = Image.fromarray(rng.integers(0, 256, (37, 53), np.uint8))
-    return {
-        "png-palette": make_image_bytes("png-palette"),
-        "png-gray": make_image_bytes("png-gray"),
-        "rgb-trns": _png_with_chunks(rgb, transparency=tuple(np.asarray(rgb)[0, 0].tolist())),
-        "gray-trns": _png_with_chunks(gray, transparency=int(np.asarray(gray)[0, 0])),
-        "gray-alpha": _png_with_chunks(Image.merge("LA", (gray, gray.transpose(0)))),
-        "palette-trns": _png_with_chunks(rgb.quantize(16), transparency=3),
-        "palette-4bit": _png_with_chunks(rgb.quantize(16), bits=4),
-        "gray-1bit": _png_with_chunks(gray.convert("1")),
-        "demo-camera": (DEMO / "images" / "camera.png").read_bytes(),
-    }
-
-
 def _prepare_both(data: bytes, monkeypatch: pytest.MonkeyPatch,
-                  options: ImageOptions | None = None,
-                  decoder: str = "wuffs") -> tuple[object, object]:
-    """prepare() with a fast decoder, then with Pillow alone: the stored bytes or the
-    error reason."""
+                  options: ImageOptions | None = None) -> tuple[object, object]:
+    """prepare() with Wuffs, then with Pillow alone: the stored bytes or the error reason."""
     options = options or ImageOptions()
     outcomes = []
-    for used in (decoder, "pillow"):
-        _only(monkeypatch, used)
+    for config in (_WUFFS, None):
+        monkeypatch.setattr(images, "_wuffs_config", config)
         try:
             outcomes.append(prepare(data, options).data)
         except ImageError as exc:
@@ -223,75 +184,40 @@ def _prepare_both(data: bytes, monkeypatch: pytest.MonkeyPatch,
     return outcomes[0], outcomes[1]
 
 
-def _same_bytes_as_pillow(data: bytes, decoder: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    _only(monkeypatch, decoder)
-    assert images._decode_png_fast(data) is not None  # the fast path was taken
-    fast, pillow = _prepare_both(data, monkeypatch, decoder=decoder)
-    assert isinstance(fast, bytes) and fast == pillow
-    fast, pillow = _prepare_both(data, monkeypatch, ImageOptions(max_side=20, quality=80),
-                                 decoder)
-    assert isinstance(fast, bytes) and fast == pillow
+# As imported: the tests switch these off and on.
+_WUFFS = images._wuffs_config
+needs_wuffs = pytest.mark.skipif(_WUFFS is None, reason="pywuffs not installed")
 
 
-@pytest.mark.parametrize("decoder", FAST)
+@needs_wuffs
 @pytest.mark.parametrize("case", sorted(_fast_png_cases()))
 def test_fast_png_decoder_stores_the_same_bytes_as_pillow(
-        case: str, decoder: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    _same_bytes_as_pillow(_fast_png_cases()[case], decoder, monkeypatch)
-
-
-@pytest.mark.parametrize("case", sorted(_spng_only_cases()))
-def test_libspng_decodes_gray_palette_and_trns_as_pillow_does(
         case: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    _same_bytes_as_pillow(_spng_only_cases()[case], "spng", monkeypatch)
-
-
-def test_libspng_decodes_the_benchmark_photos_as_pillow_does(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = importlib.util.spec_from_file_location("photos", ROOT / "benchmarks" / "photos.py")
-    assert spec is not None and spec.loader is not None
-    photos = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(photos)
-    for item in photos.make_photos(tmp_path, 3, "PNG"):  # 640x480 crops of the demo photos
-        data = Path(item["filename"]).read_bytes()
-        _only(monkeypatch, "spng")
-        fast = images._decode_png_fast(data)
-        _only(monkeypatch, "pillow")
-        with Image.open(io.BytesIO(data)) as im:
-            assert fast is not None and fast.tobytes() == im.convert("RGB").tobytes()
-        fast_stored, pillow_stored = _prepare_both(data, monkeypatch, decoder="spng")
-        assert isinstance(fast_stored, bytes) and fast_stored == pillow_stored
-
-
-@pytest.mark.parametrize("decoder", FAST)
-def test_sixteen_bit_pngs_are_left_to_pillow(decoder: str,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    _only(monkeypatch, decoder)  # libspng's 16 to 8 bits is not Pillow's
-    assert images._decode_png_fast(make_image_bytes("png-16bit")) is None
+    data = _fast_png_cases()[case]
+    assert images._decode_png_fast(data) is not None  # the fast path was taken
+    fast, pillow = _prepare_both(data, monkeypatch)
+    assert isinstance(fast, bytes) and fast == pillow
+    fast, pillow = _prepare_both(data, monkeypatch, ImageOptions(max_side=20, quality=80))
+    assert isinstance(fast, bytes) and fast == pillow
 
 
 @needs_wuffs
 @pytest.mark.parametrize("kind", ["png-palette", "png-gray", "png-16bit"])
-def test_other_pngs_are_left_to_pillow_by_wuffs(
-        kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    _only(monkeypatch, "wuffs")
+def test_other_pngs_are_left_to_pillow(kind: str) -> None:
     assert images._decode_png_fast(make_image_bytes(kind)) is None
 
 
-@pytest.mark.parametrize("decoder", FAST)
-def test_interlaced_png_is_left_to_pillow(decoder: str,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    _only(monkeypatch, decoder)
+@needs_wuffs
+def test_interlaced_png_is_left_to_pillow() -> None:
     data = bytearray(make_image_bytes("png-rgb"))
     data[28] = 1  # IHDR interlace method: Adam7
     assert images._decode_png_fast(bytes(data)) is None
 
 
 @needs_wuffs
-def test_rgb_png_with_a_transparent_color_is_left_to_pillow_by_wuffs(
+def test_rgb_png_with_a_transparent_color_is_left_to_pillow(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # Wuffs turns the pixels of a tRNS color black; Pillow keeps their color.
-    _only(monkeypatch, "wuffs")
     rgb = Image.fromarray(np.random.default_rng(5).integers(0, 256, (20, 30, 3), np.uint8))
     data = _png_with_chunks(rgb, transparency=tuple(np.asarray(rgb)[0, 0].tolist()))
     assert images._decode_png_fast(data) is None
@@ -311,84 +237,36 @@ def _fix_crcs(data: bytes) -> bytes:
     return bytes(out)
 
 
-@pytest.mark.parametrize("decoder", FAST)
+@needs_wuffs
 @pytest.mark.parametrize("fix_crcs", [False, True], ids=["plain", "crc-fixed"])
 def test_damaged_pngs_get_the_same_verdict_from_both_decoders(
-        fix_crcs: bool, decoder: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        fix_crcs: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     # Random damage to the pixel data and headers; with fixed CRCs the damage reaches the
     # decoders instead of failing the CRC check, so the zlib stream itself is judged.
     rng = random.Random(11)
     verdicts = set()
-    for kind in ("png-rgb", "png-rgba", "png-palette", "png-gray"):
+    for kind in ("png-rgb", "png-rgba"):
         base = make_image_bytes(kind, width=40, height=30)
         for _ in range(150):
             data = bytearray(base)
             for _ in range(rng.randint(1, 3)):
                 data[rng.randrange(16, len(data) - 12)] = rng.randrange(256)
             damaged = _fix_crcs(bytes(data)) if fix_crcs else bytes(data)
-            _only(monkeypatch, decoder)
+            monkeypatch.setattr(images, "_wuffs_config", _WUFFS)
             decoded = images._decode_png_fast(damaged) is not None
-            fast, pillow = _prepare_both(damaged, monkeypatch, decoder=decoder)
+            fast, pillow = _prepare_both(damaged, monkeypatch)
             assert fast == pillow
             verdicts.add((decoded, isinstance(fast, bytes)))
-    # Seen: damage the fast decoder decodes (a byte "damaged" to its own value, a
-    # damaged ancillary chunk with a good CRC), damage only Pillow passes, damage that
-    # fails both.
+    # Seen: damage Wuffs decodes, damage only Pillow passes, damage that fails both.
     assert verdicts == {(True, True), (False, True), (False, False)}
 
 
-def test_a_wrong_zlib_checksum_is_left_to_pillow(monkeypatch: pytest.MonkeyPatch) -> None:
-    data = bytearray(make_image_bytes("png-rgb"))
-    data[data.index(b"IEND") - 9] ^= 0xFF  # the last byte of the Adler-32 of the IDAT data
-    damaged = _fix_crcs(bytes(data))
-    _only(monkeypatch, "spng")
-    assert images._decode_png_fast(damaged) is None
-    assert _prepare_both(damaged, monkeypatch, decoder="spng") == ("corrupt", "corrupt")
-
-
-def test_a_pyspng_that_ignores_the_zlib_checksum_is_not_used() -> None:
-    class Lax:  # pyspng 0.1.x: decodes image data whose Adler-32 is wrong
-        @staticmethod
-        def load(data: bytes, fmt: str) -> np.ndarray:
-            return np.zeros((1, 16, 3), np.uint8)
-
-    assert images._verifies_adler32(_SPNG) and not images._verifies_adler32(Lax)
-
-
-@pytest.mark.parametrize("decoder", FAST)
-def test_very_large_pngs_are_left_to_pillow(decoder: str,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    _only(monkeypatch, decoder)
+@needs_wuffs
+def test_very_large_pngs_are_left_to_pillow(monkeypatch: pytest.MonkeyPatch) -> None:
     data = make_image_bytes("png-rgb")  # 64x48
     assert images._decode_png_fast(data) is not None
     monkeypatch.setattr(images, "_FAST_PNG_MAX_PIXELS", 64 * 48 - 1)
     assert images._decode_png_fast(data) is None
-
-
-def test_without_pyspng_pillow_decodes_png(tmp_path: Path) -> None:
-    # A fresh interpreter where `import pyspng` fails, as where it is not installed.
-    script = (
-        "import sys; sys.modules['pyspng'] = None\n"
-        "from tfrecord_lite import images\n"
-        "from conftest import make_image_bytes\n"
-        "assert images._spng is None\n"
-        "assert images._decode_png_fast(make_image_bytes('png-gray')) is None\n"
-        "sys.stdout.buffer.write(images.prepare(make_image_bytes('png-gray')).data)\n"
-        "print(images.decoders(), file=sys.stderr)\n")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, env=env,
-                         cwd=tmp_path, check=True)
-    assert run.stdout == prepare(make_image_bytes("png-gray")).data
-    assert run.stderr.decode().strip().endswith("PNG: Pillow") or "Wuffs then Pillow" in \
-        run.stderr.decode()
-
-
-def test_version_names_the_png_decoder(monkeypatch: pytest.MonkeyPatch) -> None:
-    _only(monkeypatch, "spng")
-    assert images.decoders().endswith(
-        f"; PNG: libspng (pyspng-seunglab {_SPNG.__version__}) then Pillow")
-    _only(monkeypatch, "pillow")
-    assert images.decoders().endswith("; PNG: Pillow")
 
 
 def _jpeg_bases() -> list[bytes]:

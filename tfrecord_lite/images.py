@@ -74,7 +74,6 @@ import re
 import struct
 import threading
 import warnings
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -98,11 +97,6 @@ else:
 
 import simplejpeg
 
-try:  # libspng (a dependency): PNG decoding with wheels for Linux, macOS and Windows
-    import pyspng
-except ImportError:  # pragma: no cover - exercised by monkeypatching _spng to None
-    pyspng = None
-
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # Magic bytes -> format name, checked in order.
 MAGIC: tuple[tuple[bytes, int, str], ...] = (
@@ -124,7 +118,6 @@ _CHECKED_SOF = {0xC0, 0xC1, 0xC2, 0xC9, 0xCA}
 _PROGRESSIVE_SOF = {0xC2, 0xCA}
 _NO_LENGTH = {0x01, 0xD0, 0xD1, 0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8}
 _U16 = struct.Struct(">H")
-_U32 = struct.Struct(">I")
 CORRUPT_DATA = ("fail", "warn")
 # libjpeg-turbo's warnings (jerror.h), by their message text: see the module docstring.
 _EXTRANEOUS = re.compile(r"Corrupt JPEG data: \d+ extraneous bytes before marker 0x([0-9a-f]{2})")
@@ -241,10 +234,7 @@ class StoredImage:
 def decoders() -> str:
     """Which decoders this installation uses for the JPEG check and for PNG input."""
     jpeg = f"simplejpeg {getattr(simplejpeg, '__version__', '')}".rstrip()
-    png = " then ".join(name for name, on in (
-        ("Wuffs", _wuffs_config is not None),
-        (f"libspng (pyspng-seunglab {getattr(_spng, '__version__', '')})", _spng is not None),
-        ("Pillow", True)) if on)
+    png = "Wuffs" if _wuffs_config is not None else "Pillow (the png extra adds Wuffs)"
     return f"JPEG check: {jpeg}; PNG: {png}"
 
 
@@ -505,81 +495,28 @@ def _png_has_trns(data: bytes) -> bool:
     return False
 
 
-def _png_intact(data: bytes) -> bool:
-    """Whether every chunk's CRC is right and the chunks end with IEND at the file's end.
-
-    libspng skips chunk CRCs (pyspng asks it to), so they are checked here.
-    """
-    view, pos, end = memoryview(data), 8, len(data)
-    while pos + 12 <= end:
-        length, kind = _PNG_CHUNK.unpack_from(data, pos)
-        stop = pos + 8 + length
-        if stop + 4 > end or zlib.crc32(view[pos + 4:stop]) != _U32.unpack_from(data, stop)[0]:
-            return False
-        if kind == b"IEND":
-            return stop + 4 == end
-        pos = stop + 4
-    return False
-
-
-def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    return _U32.pack(len(body)) + kind + body + _U32.pack(zlib.crc32(kind + body))
-
-
-def _verifies_adler32(module: Any) -> bool:
-    """Whether a pyspng module refuses image data whose zlib checksum is wrong.
-
-    The pyspng-seunglab build (miniz) does; pyspng 0.1.x (zlib, checksum ignored), which
-    installs the same module name, does not, and is then not used.
-    """
-    stream = bytearray(zlib.compress(b"\x00" + bytes(range(48))))
-    stream[-1] ^= 0xFF  # the Adler-32 of the 16x1 RGB row
-    png = (_PNG_MAGIC + _png_chunk(b"IHDR", _PNG_IHDR.pack(16, 1, 8, 2, 0, 0, 0))
-           + _png_chunk(b"IDAT", bytes(stream)) + _png_chunk(b"IEND", b""))
-    try:
-        module.load(png, "RGB")
-    except Exception:  # any refusal will do: the module's error types are not documented
-        return True
-    return False
-
-
-# The libspng decoder in use, or None (not installed, or not checking zlib checksums).
-_spng: Any = pyspng if pyspng is not None and _verifies_adler32(pyspng) else None
-
-
 def _decode_png_fast(data: bytes) -> Any:
-    """A PNG decoded by Wuffs or libspng, as an RGB image; None to leave it to Pillow.
+    """An 8-bit RGB(A) PNG decoded by Wuffs, as an RGB image; None to leave it to Pillow.
 
-    Wuffs (the png extra) takes 8-bit RGB and RGBA files without a tRNS chunk; libspng
-    takes any non-interlaced file of 8 bits or fewer per sample, gray and palette
-    included (tRNS is ignored: alpha is dropped anyway). Chunk CRCs and the zlib
-    checksum are verified; a file that fails any check, or that a decoder refuses, goes
-    to Pillow like any other doubtful file, so Pillow decides every error.
+    Chunk CRCs and the zlib checksum are verified (Wuffs skips them unless asked); a
+    file that fails any check goes to Pillow like any other doubtful file.
     """
-    if len(data) < 33 or data[:8] != _PNG_MAGIC or data[12:16] != b"IHDR":
+    if (_wuffs_config is None or len(data) < 33 or data[:8] != _PNG_MAGIC
+            or data[12:16] != b"IHDR"):
         return None
     width, height, depth, color_type, _, _, interlace = _PNG_IHDR.unpack_from(data, 16)
-    # Large ones: their pixels and Pillow's copy would both be held at once.
+    if depth != 8 or color_type not in (2, 6) or interlace or _png_has_trns(data):
+        return None
+    # Large ones: their 4-byte pixels and Pillow's copy would both be held at once.
     # Beyond the bomb limit, or a damaged size: Pillow refuses them from the header.
     limit = min(_FAST_PNG_MAX_PIXELS, Image.MAX_IMAGE_PIXELS or _FAST_PNG_MAX_PIXELS)
-    if interlace or not 0 < width * height <= limit:
+    if not 0 < width * height <= limit:
         return None
-    if (_wuffs_config is not None and depth == 8 and color_type in (2, 6)
-            and not _png_has_trns(data)):
-        result = ImageDecoder(_wuffs_config).decode(data)
-        pixels = result.pixbuf
-        if result.error_message or pixels.shape != (height, width, 4):
-            return None
-        return Image.frombuffer("RGB", (width, height), pixels, "raw", "BGRX", 0, 1)
-    if _spng is None or depth > 8 or not _png_intact(data):
+    result = ImageDecoder(_wuffs_config).decode(data)
+    pixels = result.pixbuf
+    if result.error_message or pixels.shape != (height, width, 4):
         return None
-    try:
-        rgb = _spng.load(data, "RGB")
-    except Exception:  # libspng refused it: Pillow gives the reason
-        return None
-    if rgb.shape != (height, width, 3):
-        return None
-    return Image.frombuffer("RGB", (width, height), rgb, "raw", "RGB", 0, 1)
+    return Image.frombuffer("RGB", (width, height), pixels, "raw", "BGRX", 0, 1)
 
 
 _HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
@@ -683,7 +620,7 @@ def prepare(data: bytes, options: ImageOptions = ImageOptions(),
 def _convert(data: bytes, options: ImageOptions, where: str) -> StoredImage:
     """Decode, convert to RGB, downscale and encode as JPEG, within the pixel budget."""
     size = _png_size(data)
-    if size is not None and (_wuffs_config is not None or _spng is not None):
+    if size is not None and _wuffs_config is not None:
         with _budget.hold(size[0] * size[1]):
             rgb = _decode_png_fast(data)
             if rgb is not None:
