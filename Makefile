@@ -37,7 +37,7 @@ endef
 help:
 	@echo "make demo           install (runtime only), write the demo dataset to demo-out/, check it"
 	@echo "make test           install the test extra too and run the test suite"
-	@echo "make check          ruff + mypy + tests"
+	@echo "make check          ruff + import layers (lint-imports) + mypy + tests"
 	@echo "  EXTRAS=png        ...with optional extras too (png: pywuffs, needs a C++ compiler)"
 	@echo "make test-tf        TensorFlow interoperability tests (own venv, ~1.3 GB)"
 	@echo "make test-beam      Apache Beam pipeline tests (own venv with Beam and TensorFlow)"
@@ -68,6 +68,7 @@ test: $(TEST_ENV)
 
 lint: $(DEV_ENV)
 	$(PY) -m ruff check tfrecord_lite tests benchmarks proto
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: $(DEV_ENV)
 	$(PY) -m mypy

@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Callable
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import OUT, images, rounds
+from photos import make_photos
 
-from photos import OUT, make_photos  # noqa: E402
-
-COUNT = int(os.environ.get("BENCH_IMAGES", "1000"))
+COUNT = images(1000)
 THREADS = 2
 SHARDS = 4
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+ROUNDS = rounds(2)
 RUNNERS = {
     "in_memory, 1 worker": "--runner=DirectRunner",
     "multi_threading, 2 workers":

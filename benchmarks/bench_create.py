@@ -16,24 +16,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import OUT, fresh_dir, images, rounds, run_python
+from photos import make_photos
 
-from photos import make_photos  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-OUT = Path(os.environ.get("BENCH_DIR", ROOT / "bench-out"))
-COUNT = int(os.environ.get("BENCH_IMAGES", "600"))
+COUNT = images(600)
 THREADS = 2
 SHARDS = 4
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+ROUNDS = rounds(2)
 
 
 def tf_pipeline(items: list[dict], out_dir: Path, png: bool) -> None:
@@ -118,9 +111,7 @@ def ours_pillow_only(items: list[dict], out_dir: Path, decode_check: bool) -> No
 
 
 def timed(fn, *args) -> float:  # type: ignore[no-untyped-def]
-    out_dir = OUT / "run"
-    shutil.rmtree(out_dir, ignore_errors=True)
-    out_dir.mkdir(parents=True)
+    out_dir = fresh_dir(OUT / "run")
     start = time.perf_counter()
     fn(*args[:1], out_dir, *args[1:])
     return time.perf_counter() - start
@@ -128,19 +119,16 @@ def timed(fn, *args) -> float:  # type: ignore[no-untyped-def]
 
 def peak_rss_mb(count: int, fmt: str) -> float:
     code = f"""
-import sys, shutil
-sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
 from pathlib import Path
+from _common import fresh_dir, peak_rss_mb
 from photos import make_photos
 from tfrecord_lite import write_dataset
 items = make_photos(Path({str(OUT / 'photos')!r}), {count}, {fmt!r})
-shutil.rmtree({str(OUT / 'mem')!r}, ignore_errors=True)
-write_dataset(items, "m", {str(OUT / 'mem')!r}, {SHARDS}, {THREADS}, progress=False)
-# VmHWM, not ru_maxrss: ru_maxrss keeps the forking parent's (TensorFlow's) peak.
-print([int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")][0] / 1024)
+out = fresh_dir(Path({str(OUT / 'mem')!r}))
+write_dataset(items, "m", out, {SHARDS}, {THREADS}, progress=False)
+print(peak_rss_mb())
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    return float(run_python(code).strip().splitlines()[-1])
 
 
 def main() -> None:

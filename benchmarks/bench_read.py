@@ -8,28 +8,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
-import time
-from pathlib import Path
+from typing import Callable
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import OUT, best_of, images, rounds
+from photos import make_photos
 
-from photos import make_photos  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-OUT = Path(os.environ.get("BENCH_DIR", ROOT / "bench-out"))
-COUNT = int(os.environ.get("BENCH_IMAGES", "600"))
-ROUNDS = 3
+COUNT = images(600)
+ROUNDS = rounds(3)
 
 
-def best(fn) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(ROUNDS):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def best(fn: Callable[[], object]) -> float:
+    return best_of(fn, ROUNDS)
 
 
 def main() -> None:

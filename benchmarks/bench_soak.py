@@ -17,14 +17,14 @@ import io
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = Path(os.environ.get("BENCH_DIR", ROOT / "bench-out")) / "soak"
-SOAK_ITEMS = int(os.environ.get("SOAK_ITEMS", "100000"))
-STREAM_ITEMS = int(os.environ.get("STREAM_ITEMS", "300000"))
+from _common import OUT as BENCH_OUT
+from _common import env_int, run_python
+
+OUT = BENCH_OUT / "soak"
+SOAK_ITEMS = env_int("SOAK_ITEMS", 100000)
+STREAM_ITEMS = env_int("STREAM_ITEMS", 300000)
 THREADS = 2
 SHARDS = 16
 FILES = 64  # distinct small image files, used in turn
@@ -78,17 +78,15 @@ def _run(dataset: Path, shuffle: bool) -> tuple[float, float, int]:
     shutil.rmtree(out_dir, ignore_errors=True)
     code = f"""
 import time
+from _common import peak_rss_mb
 from tfrecord_lite import open_dataset, write_dataset
 start = time.perf_counter()
 summary = write_dataset(open_dataset({str(dataset)!r}), "s", {str(out_dir)!r}, {SHARDS},
                         {THREADS}, shuffle={shuffle}, seed=1, progress=False)
 rate = summary.total / (time.perf_counter() - start)
-peak = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
-print(rate, peak / 1024, summary.written)
+print(rate, peak_rss_mb(), summary.written)
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    rate, peak, written = out.stdout.split()
+    rate, peak, written = run_python(code).split()
     return float(rate), float(peak), int(written)
 
 

@@ -10,13 +10,13 @@ figure is the best of several rounds. Also times `import tfrecord_lite` against
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
 import time
 
+from _common import rounds, run_python
+
 SIZES = [(100_000, 2_000), (200, 300_000)]  # (record bytes, records per round)
-ROUNDS = 7
+ROUNDS = rounds(7)
 
 
 def _time_ours(path: str, records: list[bytes]) -> float:
@@ -42,18 +42,13 @@ def _time_tf(path: str, records: list[bytes]) -> float:
 def _import_time(module: str, repeats: int) -> float:
     best = float("inf")
     for _ in range(repeats):
-        out = subprocess.run(
-            [sys.executable, "-c",
-             f"import time; t = time.perf_counter(); import {module}; "
-             "print(time.perf_counter() - t)"],
-            capture_output=True, text=True, check=True,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-        best = min(best, float(out.stdout.strip().splitlines()[-1]))
+        out = run_python(f"import time; t = time.perf_counter(); import {module}; "
+                         "print(time.perf_counter() - t)")
+        best = min(best, float(out.strip().splitlines()[-1]))
     return best
 
 
 def main() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf  # imported up front so that its import is not timed below
 
     print(f"# write benchmark: TensorFlow {tf.__version__}, {os.cpu_count()} CPUs")

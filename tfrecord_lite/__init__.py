@@ -1,13 +1,15 @@
 """tfrecord_lite: write and read TFRecord files of image Examples, without TensorFlow.
 
 Heavy modules (Pillow, numpy, tqdm) are imported only when a job needs them, so
-``import tfrecord_lite`` stays fast.
+``import tfrecord_lite`` stays fast: the job's names (``create``, ``write_dataset``, ...)
+load the local runner (``writer``, which needs Pillow) on first use.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .crc32c import BACKEND as CRC_BACKEND
 from .crc32c import masked_crc32c
 from .dataset import JsonLines, open_dataset
@@ -19,6 +21,7 @@ from .errors import (
     ImageError,
     IndexFileError,
     InterruptedRunError,
+    OptionsError,
     OutputBusyError,
     RecordDecodeError,
     RecordError,
@@ -29,16 +32,27 @@ from .errors import (
     WriteError,
 )
 from .example import decode_example, encode_example
+from .options import JobOptions
 from .reader import iterate, read_examples, read_index, read_record_at, read_records, write_index
+from .records import TFRecordWriter
 from .verify import stats, verify_files
-from .writer import (
-    JobSummary,
-    TFRecordWriter,
-    ValidationReport,
-    create,
-    validate_dataset,
-    write_dataset,
-)
+
+if TYPE_CHECKING:
+    from .writer import JobSummary, ValidationReport, create, validate_dataset, write_dataset
+
+# Names of the local runner, imported from it on first use (it imports Pillow).
+_FROM_WRITER = ("JobSummary", "ValidationReport", "create", "validate_dataset", "write_dataset")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_WRITER:
+        from . import writer
+
+        value = getattr(writer, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CRC_BACKEND",
@@ -49,8 +63,10 @@ __all__ = [
     "ImageError",
     "IndexFileError",
     "InterruptedRunError",
+    "JobOptions",
     "JobSummary",
     "JsonLines",
+    "OptionsError",
     "OutputBusyError",
     "RecordDecodeError",
     "RecordError",

@@ -58,23 +58,22 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineState
 
-from . import compression as _compression
 from . import sharding, storage
-from .dataset import json_default
-from .errors import WriteError
-from .images import ImageOptions
-from .items import ItemOptions, failure_reason, try_encode
-from .validate import Problem
-from .writer import (
+from .errors import OptionsError, WriteError
+from .items import failure_reason, try_encode
+from .job import (
     JobSummary,
     ShardInfo,
-    TFRecordWriter,
-    check_job_arguments,
+    check_job,
     failure_copy,
+    failures_line,
     finish_shard,
-    manifest_options,
+    item_options,
     write_error,
 )
+from .options import JobOptions, fspath_or_none
+from .records import TFRecordWriter
+from .validate import Problem
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +81,13 @@ FAILURES_JSONL_SUFFIX = sharding.FAILURES_JSONL_SUFFIX
 _FAILED = "failed"
 
 SortKey = tuple[str, ...]
+
+# A runner reports a failed pipeline with errors of its own types (Dataflow's
+# DataflowRuntimeException derives from Exception): those become a WriteError naming the
+# cause. A worker's error that is a bug in Python code, which the DirectRunner re-raises
+# with its own type, propagates with its traceback instead.
+_NOT_WRAPPED = (WriteError, ArithmeticError, AssertionError, AttributeError, LookupError,
+                NameError, TypeError)
 
 
 # -- file operations: through storage.Folder, so the output may be a URL ---------------
@@ -95,7 +101,7 @@ def _write_shard(plan: _Plan, name: str, records: Iterable[bytes]) -> tuple[int,
     try:
         try:
             out.makedirs()
-            with TFRecordWriter(temp, plan.compression) as writer:
+            with TFRecordWriter(temp, plan.options.compression) as writer:
                 for data in records:
                     writer.write(data)
             size = os.path.getsize(temp)
@@ -137,14 +143,7 @@ class _Plan:
     name: str
     output_directory: str
     num_shards: int
-    shuffle: bool
-    seed: int | None
-    compression: str
-    item_options: ItemOptions
-
-    def options(self) -> dict[str, Any]:
-        """The manifest's ``options``, as ``create()`` records them."""
-        return manifest_options(self.shuffle, self.seed, self.compression, self.item_options)
+    options: JobOptions  # seeded
 
     def place(self, item: Any) -> tuple[int, SortKey]:
         """The shard of an item and its sort key within the shard."""
@@ -152,27 +151,15 @@ class _Plan:
         if isinstance(item, Mapping):
             ident = "" if item.get("id") is None else str(item["id"])
             filename = "" if item.get("filename") is None else str(item["filename"])
-        salt = [self.seed] if self.shuffle else []
+        shuffle = self.options.shuffle
+        salt = [self.options.seed] if shuffle else []
         digest = hashlib.sha256(json.dumps([*salt, ident, filename]).encode()).hexdigest()
         shard = int(digest, 16) % self.num_shards
-        if self.shuffle:
+        if shuffle:
             return shard, (digest,)
         # Whole-number ids in numeric order: shorter first, then by digits.
         rank = f"{len(ident):012d}" if ident.isdigit() else "~"
         return shard, (rank, ident, filename)
-
-
-def _make_plan(dataset_name: str, output_directory: str | os.PathLike[str], num_shards: int,
-               shuffle: bool, store_images: bool, seed: int | None, compression: str | None,
-               quality: int, max_side: int | None, decode_check: bool, validation: str,
-               root: str | os.PathLike[str] | None) -> _Plan:
-    check_job_arguments(dataset_name, num_shards, quality, max_side)
-    if shuffle and seed is None:
-        seed = sharding.new_seed()
-    return _Plan(dataset_name, os.fspath(output_directory), num_shards, shuffle,
-                 seed if shuffle else None, _compression.normalize(compression),
-                 ItemOptions(store_images, ImageOptions(quality, max_side, decode_check),
-                             validation, None if root is None else os.fspath(root)))
 
 
 # -- the steps ----------------------------------------------------------------------------
@@ -212,11 +199,12 @@ class _EncodeFn(beam.DoFn):
 
     def __init__(self, plan: _Plan) -> None:
         self._plan = plan
+        self._item_options = item_options(plan.options)
 
     def process(self, element: tuple[Any, Problem | None]) -> Iterator[Any]:
         item, duplicate = element
         shard, key = self._plan.place(item)
-        data, error, warnings = try_encode(item, self._plan.item_options, duplicate)
+        data, error, warnings = try_encode(item, self._item_options, duplicate)
         for message in warnings:  # lenient validation: written, with a warning
             logger.warning("%s", message)
         if data is not None:
@@ -260,20 +248,18 @@ class _FinishFn(beam.DoFn):
                 f"{plan.output_directory} are incomplete and no manifest was written (Beam's "
                 "DirectRunner does this in multi_threading mode: use in_memory or "
                 "multi_processing)")
-        lines = sorted((key, json.dumps(failed, default=json_default))
-                       for key, _, failed in failures)
-        summary = JobSummary(plan.name, plan.output_directory, count, options=plan.options())
-        summary.shards = [info for _, info in sorted(shards, key=lambda s: s[0])]
-        summary.written = sum(s.records for s in summary.shards)
-        summary.bytes = sum(s.bytes for s in summary.shards)
+        lines = sorted((key, failures_line(failed)) for key, _, failed in failures)
+        summary = JobSummary(plan.name, plan.output_directory, count,
+                             options=plan.options.manifest())
+        for _, info in sorted(shards, key=lambda s: s[0]):
+            summary.add_shard(info)
         summary.failures = [failed for _, _, failed in failures]
         directory = plan.output_directory
         try:
             _write_small_files(directory, {  # the failures first: the manifest comes last
                 plan.name + FAILURES_JSONL_SUFFIX: "".join(line + "\n" for _, line in lines
                                                            ).encode(),
-                sharding.manifest_name(plan.name): (json.dumps(summary.manifest(), indent=2)
-                                              + "\n").encode()})
+                sharding.manifest_name(plan.name): summary.manifest_json()})
         except OSError as exc:
             raise WriteError(f"cannot write the failures file or the manifest in {directory}: "
                              f"{exc.strerror or exc}") from exc
@@ -310,13 +296,17 @@ class WriteDataset(beam.PTransform):
                  validation: str = "strict", root: str | os.PathLike[str] | None = None
                  ) -> None:
         super().__init__()
-        self.plan = _make_plan(dataset_name, output_directory, num_shards, shuffle,
-                               store_images, seed, compression, quality, max_side,
-                               decode_check, validation, root)
+        check_job(dataset_name, num_shards)
+        options = JobOptions(shuffle=shuffle, seed=seed, store_images=store_images,
+                             compression=compression, quality=quality, max_side=max_side,
+                             decode_check=decode_check, validation=validation,
+                             root=fspath_or_none(root))
+        self.plan = _Plan(dataset_name, os.fspath(output_directory), num_shards,
+                          options.seeded())
 
     def expand(self, items: Any) -> Any:
         plan = self.plan
-        if plan.item_options.validation == "off":
+        if plan.options.validation == "off":
             checked = items | "NoIdCheck" >> beam.Map(_no_duplicates_sought)
         else:
             checked = (items
@@ -347,7 +337,7 @@ def pipeline_options(beam_options: Sequence[str] | str | None) -> PipelineOption
     """Beam pipeline options from flags (a list, or one string split as a shell would).
 
     Raises:
-        ValueError: an option's value does not parse.
+        OptionsError: (a ValueError) an option's value does not parse.
     """
     flags = shlex.split(beam_options) if isinstance(beam_options, str) else list(beam_options or [])
     options = PipelineOptions(flags)
@@ -357,7 +347,8 @@ def pipeline_options(beam_options: Sequence[str] | str | None) -> PipelineOption
             options.get_all_options()
     except SystemExit as exc:
         problem = printed.getvalue().strip().rpartition("error: ")[2]
-        raise ValueError(f"invalid Beam pipeline options {' '.join(flags)!r}: {problem}") from exc
+        raise OptionsError(
+            f"invalid Beam pipeline options {' '.join(flags)!r}: {problem}") from exc
     standard = options.view_as(StandardOptions)
     if standard.runner is None:
         standard.runner = "DirectRunner"
@@ -407,7 +398,21 @@ def run(
                              validation=validation, root=root)
     plan = transform.plan
     options = pipeline_options(beam_options)
-    directory = plan.output_directory
+    _make_directory(plan.output_directory)
+    handoff = f".{plan.name}-summary-{uuid.uuid4().hex}.json"
+    dataset = list(items)
+    _run_pipeline(options, transform, dataset, handoff)
+    summary = _read_summary(plan, handoff)
+    if summary.total != len(dataset):
+        raise WriteError(f"the Beam pipeline accounted for {summary.total} of "
+                         f"{len(dataset)} items; the output in {plan.output_directory} is "
+                         "incomplete")
+    summary.seconds = time.perf_counter() - started
+    logger.info("%s", summary.describe())
+    return summary
+
+
+def _make_directory(directory: str) -> None:
     out = storage.folder(directory)
     try:
         out.makedirs()
@@ -416,8 +421,15 @@ def run(
             f"cannot create output directory {directory}: {exc.strerror or exc}") from exc
     finally:
         out.close()
-    handoff = f".{plan.name}-summary-{uuid.uuid4().hex}.json"
-    dataset = list(items)
+
+
+def _run_pipeline(options: PipelineOptions, transform: WriteDataset, dataset: list[Any],
+                  handoff: str) -> None:
+    """Run ``transform`` on the items and wait; the summary is left in file ``handoff``.
+
+    Raises:
+        WriteError: the pipeline failed (the runner's error, named and chained).
+    """
     pipeline = beam.Pipeline(options=options)
     # Not beam.Create(dataset): it infers a type from every value of every item, which
     # takes longer than encoding them on a remote runner.
@@ -426,15 +438,21 @@ def run(
          | "Items" >> beam.FlatMap(_each, dataset).with_output_types(Any)
          | "Spread" >> beam.Reshuffle()
          | "WriteDataset" >> transform
-         | "HandOff" >> beam.Map(_write_json, directory, handoff))
+         | "HandOff" >> beam.Map(_write_json, transform.plan.output_directory, handoff))
     try:
         state = pipeline.run().wait_until_finish()
-    except WriteError:
+    except _NOT_WRAPPED:
         raise
-    except Exception as exc:  # the runner's own error, whatever its type: named, chained
+    except Exception as exc:  # the runner's own error (e.g. DataflowRuntimeException)
         raise WriteError(f"the Beam pipeline failed: {_last_line(exc)}") from exc
     if state is not None and state != PipelineState.DONE:
         raise WriteError(f"the Beam pipeline ended in state {state}")
+
+
+def _read_summary(plan: _Plan, handoff: str) -> JobSummary:
+    """The JobSummary of a finished pipeline, from the hand-off file (then removed) and
+    the failures file."""
+    directory = plan.output_directory
     out = storage.folder(directory)
     try:
         result = json.loads(out.read(handoff) or b"null")
@@ -448,18 +466,12 @@ def run(
     if result is None or failures_file is None:
         raise WriteError(f"the Beam pipeline finished but its summary is missing in {directory}")
     manifest = result["manifest"]
-    summary = JobSummary(plan.name, directory, manifest["records"] + manifest["failed"],
-                         written=manifest["records"], bytes=manifest["bytes"],
-                         options=manifest["options"],
-                         failed_by_reason=result["failed_by_reason"],
-                         failures=[json.loads(line) for line in failures_file.splitlines()],
-                         shards=[ShardInfo(**s) for s in manifest["shards"]])
-    if summary.total != len(dataset):
-        raise WriteError(f"the Beam pipeline accounted for {summary.total} of "
-                         f"{len(dataset)} items; the output in {directory} is incomplete")
-    summary.seconds = time.perf_counter() - started
-    logger.info("%s", summary.describe())
-    return summary
+    return JobSummary(plan.name, directory, manifest["records"] + manifest["failed"],
+                      written=manifest["records"], bytes=manifest["bytes"],
+                      options=manifest["options"],
+                      failed_by_reason=result["failed_by_reason"],
+                      failures=[json.loads(line) for line in failures_file.splitlines()],
+                      shards=[ShardInfo(**s) for s in manifest["shards"]])
 
 
 __all__ = ["FAILURES_JSONL_SUFFIX", "WriteDataset", "pipeline_options", "run"]

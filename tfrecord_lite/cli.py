@@ -5,7 +5,11 @@ The only module that prints or picks exit statuses:
 * 0: every item was written;
 * 1: some items failed (they are listed in ``{output_dir}/{prefix}.failures.json``);
 * 2: usage error (bad flag, unreadable or malformed dataset file);
-* 3: the output could not be written (nothing partial is left under a shard name).
+* 3: the output could not be written (nothing partial is left under a shard name);
+* 70: an internal error, a bug: the traceback is printed, with a line asking to report it.
+
+Only the documented errors become statuses 1 to 3 (see ``EXIT_FOR``): the library's own
+(``TFRecordLiteError``), a usage mistake, and an input file that cannot be read.
 
 The original tool's flags work unchanged, with or without the ``create`` word::
 
@@ -24,10 +28,17 @@ import os
 import re
 import shlex
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from . import __version__, storage
+# Modules that need Pillow (the runners, images, preview, the converters' readers) and
+# Beam are imported by the commands that use them, so that --help starts fast.
+from . import journal, storage
+from ._version import __version__
+from .converters import count_phrase, label_map_json, label_map_pbtxt
+from .crc32c import BACKEND
+from .dataset import open_dataset
 from .errors import (
     DatasetError,
     ImageError,
@@ -36,10 +47,18 @@ from .errors import (
     TFRecordLiteError,
     WriteError,
 )
+from .example import RECORD_FIELDS, feature_values
 from .framing import DEFAULT_MAX_RECORD_SIZE
-from .sharding import is_side_file
+from .options import JobOptions
+from .reader import iterate, parse_record, read_framed, write_index
+from .sharding import failures_name, is_side_file
+from .verify import report_dict, stats, verify_files
 
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_USAGE, EXIT_WRITE = 0, 1, 2, 3
+EXIT_INTERNAL = 70  # EX_SOFTWARE (sysexits.h): a bug
+# The job options' defaults, declared once in JobOptions. (The original command line
+# does not shuffle by default, and chooses whether to store images from the command word.)
+_DEFAULT = JobOptions.defaults()
 _SHOWN_FAILURES = 10
 # Apache Beam from PyPI; the repository's own extra for someone with a clone.
 BEAM_INSTALL = "pip install 'apache-beam>=2.50'"
@@ -120,10 +139,11 @@ def _add_create(sub: Any) -> None:
         epilog="exit status: 0 all written, 1 some items failed (see "
                "{output_dir}/{prefix}.failures.json), 2 usage error, 3 output not writable",
     )
-    io = p.add_argument_group("input and output (the original tool's flags)")
-    io.add_argument("--dataset_path", "--dataset-path", required=True, metavar="FILE",
-                    help="JSON file holding a list of item dicts (.jsonl: one item per line)")
-    _add_output_options(p, io)
+    files = p.add_argument_group("input and output (the original tool's flags)")
+    files.add_argument("--dataset_path", "--dataset-path", required=True, metavar="FILE",
+                       help="JSON file holding a list of item dicts (.jsonl: one item per "
+                       "line)")
+    _add_output_options(p, files)
     _add_runner_options(p)
 
 
@@ -140,46 +160,51 @@ def _add_runner_options(p: Any) -> None:
                            "(default: the DirectRunner)")
 
 
-def _add_output_options(p: Any, io: Any) -> None:
-    """The shard-writing options shared by create and the from-* converters."""
-    io.add_argument("--prefix", required=True, metavar="NAME",
+def _add_output_options(p: Any, files: Any) -> None:
+    """The shard-writing options shared by create and the from-* converters (``files``:
+    the group of the input and output flags)."""
+    files.add_argument("--prefix", required=True, metavar="NAME",
                     help="shard name prefix, e.g. train -> train-00000-of-00010")
-    io.add_argument("--output_dir", "--output-dir", required=True, metavar="DIR",
+    files.add_argument("--output_dir", "--output-dir", required=True, metavar="DIR",
                     help="directory for the shards (created when missing)")
-    io.add_argument("--shards", type=_positive_int, default=1, metavar="N",
+    files.add_argument("--shards", type=_positive_int, default=1, metavar="N",
                     help="number of shard files (default: 1)")
-    io.add_argument("--threads", type=_positive_int, default=min(4, os.cpu_count() or 1),
+    files.add_argument("--threads", type=_positive_int, default=min(4, os.cpu_count() or 1),
                     metavar="N", help="worker threads (default: min(4, CPUs))")
-    io.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=False,
+    files.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=False,
                     help="write the items in a seeded random order (default: input order)")
-    io.add_argument("--store_images", "--store-images", action=argparse.BooleanOptionalAction,
+    files.add_argument("--store_images", "--store-images", action=argparse.BooleanOptionalAction,
                     default=None, help="store the image bytes in image/encoded (default: yes; "
                     "in the original command line, without a command word: no, as in the "
                     "original tool)")
     more = _options(p)
-    more.add_argument("--compression", choices=("none", "gzip", "zlib"), default="none",
+    more.add_argument("--compression", choices=("none", "gzip", "zlib"),
+                      default=_DEFAULT["compression"],
                       help="compress each shard as a whole, as TFRecordOptions does")
-    more.add_argument("--seed", type=int, default=None, metavar="N",
+    more.add_argument("--seed", type=int, default=_DEFAULT["seed"], metavar="N",
                       help="shuffle seed: equal input and seed give identical shards "
                            "(default: a random seed, recorded in the manifest)")
-    more.add_argument("--quality", type=_quality, default=95, metavar="Q",
-                      help="JPEG quality for converted images (default: 95)")
-    more.add_argument("--max-side", "--max_side", type=_positive_int, default=None,
+    more.add_argument("--quality", type=_quality, default=_DEFAULT["quality"], metavar="Q",
+                      help="JPEG quality for converted images (default: %(default)s)")
+    more.add_argument("--max-side", "--max_side", type=_positive_int,
+                      default=_DEFAULT["max_side"],
                       metavar="PX", help="downscale images whose longer side exceeds PX")
     more.add_argument("--no-decode-check", dest="decode_check", action="store_false",
+                      default=_DEFAULT["decode_check"],
                       help="do not decode each stored image to prove it decodes (faster)")
-    more.add_argument("--validation", choices=("strict", "lenient", "off"), default="strict",
+    more.add_argument("--validation", choices=("strict", "lenient", "off"),
+                      default=_DEFAULT["validation"],
                       help="annotation checks (boxes in [0, 1] and not reversed, equal list "
                            "lengths, object/count, finite numbers, integer labels, unique "
                            "ids): strict fails the item, lenient writes it with a warning "
-                           "(default: strict)")
+                           "(default: %(default)s)")
     more.add_argument("--validate-only", action="store_true",
                       help="check the items (annotations, ids, image paths) and write nothing; "
                            "exit status 1 when an item would fail")
-    more.add_argument("--root", metavar="DIR", default=None,
+    more.add_argument("--root", metavar="DIR", default=_DEFAULT["root"],
                       help="dataset root: relative filenames are read from DIR, and paths "
                            "that lead outside it are refused")
-    more.add_argument("--resume", action="store_true",
+    more.add_argument("--resume", action="store_true", default=_DEFAULT["resume"],
                       help="finish an interrupted run in the output directory: keep its "
                            "complete shards, write the rest (same input and options; the "
                            "output is identical to an uninterrupted run)")
@@ -187,7 +212,7 @@ def _add_output_options(p: Any, io: Any) -> None:
                       help="start over where the output directory holds an interrupted run "
                            "of the prefix, discarding its complete shards (without --resume "
                            "or --restart, such a run is refused)")
-    more.add_argument("--fsync", action="store_true",
+    more.add_argument("--fsync", action="store_true", default=_DEFAULT["fsync"],
                       help="flush every shard, journal file and the manifest to the disk "
                            "before giving it its name: even a power failure leaves no "
                            "partial file under a final name (slower)")
@@ -279,9 +304,9 @@ def _converter_options(p: Any, label_offset: int = 1) -> None:
                        "output; with K >= 1 a label_map.pbtxt is written too)")
     conv.add_argument("--label-offset", type=int, default=label_offset, metavar="K",
                       help=offset_help)
-    io = p.add_argument_group("output (as for create)")
-    _add_output_options(p, io)
-    for action in io._group_actions:
+    files = p.add_argument_group("output (as for create)")
+    _add_output_options(p, files)
+    for action in files._group_actions:
         if action.dest in ("prefix", "output_dir"):
             action.required = False
     _add_runner_options(p)
@@ -373,8 +398,7 @@ def _byte_size(text: str) -> int:
 def _write_failures(output_dir: str, prefix: str, failures: list[dict[str, Any]]) -> str:
     """Write ``{prefix}.failures.json`` whole (for the Beam runner: the local job writes
     its own); returns where it is."""
-    from .sharding import failures_name
-    from .writer import failures_json
+    from .job import failures_json  # the job core (Pillow): imported when a job runs
 
     out = storage.folder(output_dir)
     name = failures_name(prefix)
@@ -390,7 +414,7 @@ def _write_failures(output_dir: str, prefix: str, failures: list[dict[str, Any]]
 def _remove_earlier_run(output_dir: str, prefix: str, keep: list[str]) -> None:
     """After a Beam run: the shards of an earlier run of the prefix go (as the local
     job does itself)."""
-    from .writer import remove_earlier_run
+    from .job import remove_earlier_run
 
     out = storage.folder(output_dir)
     try:
@@ -403,8 +427,6 @@ def _remove_earlier_run(output_dir: str, prefix: str, keep: list[str]) -> None:
 
 
 def _failures_location(output_dir: str, prefix: str) -> str:
-    from .sharding import failures_name
-
     out = storage.folder(output_dir)
     try:
         return out.location(failures_name(prefix))
@@ -413,8 +435,6 @@ def _failures_location(output_dir: str, prefix: str) -> str:
 
 
 def _run_create(args: argparse.Namespace) -> int:
-    from .dataset import open_dataset
-
     try:
         dataset = open_dataset(args.dataset_path)
     except DatasetError as exc:
@@ -451,7 +471,7 @@ def _print_problems(kind: str, messages: list[str], where: str | None) -> None:
 
 
 def _validate_only(args: argparse.Namespace, dataset: Any) -> int:
-    from .writer import validate_dataset
+    from .writer import validate_dataset  # the local runner (Pillow)
 
     report = validate_dataset(dataset, validation=args.validation, root=args.root,
                               store_images=args.store_images)
@@ -484,15 +504,17 @@ def _run_beam(args: argparse.Namespace, dataset: Any) -> Any:
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
     for name in ("apache_beam.runners.common", "apache_beam.runners.worker"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    return beam.run(
-        dataset, args.prefix, args.output_dir, args.shards, shuffle=args.shuffle,
-        store_images=args.store_images, seed=args.seed, compression=args.compression,
-        quality=args.quality, max_side=args.max_side, decode_check=args.decode_check,
-        validation=args.validation, root=args.root, beam_options=args.beam_options)
+    return beam.run(dataset, args.prefix, args.output_dir, args.shards,
+                    **_job_options(args).keywords(local=False), beam_options=args.beam_options)
+
+
+def _job_options(args: argparse.Namespace) -> JobOptions:
+    """The job options given on the command line (every field of JobOptions is a flag)."""
+    return JobOptions(**{name: getattr(args, name) for name in _DEFAULT})
 
 
 def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
-    from .writer import write_dataset
+    from .writer import write_dataset  # the local runner (Pillow)
 
     if args.validate_only:
         return _validate_only(args, dataset)
@@ -514,10 +536,7 @@ def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
         try:
             summary = write_dataset(
                 dataset, args.prefix, args.output_dir, args.shards, args.threads,
-                shuffle=args.shuffle, store_images=args.store_images, seed=args.seed,
-                compression=args.compression, quality=args.quality, max_side=args.max_side,
-                decode_check=args.decode_check, validation=args.validation, root=args.root,
-                resume=args.resume, fsync=args.fsync, progress=not args.quiet,
+                **_job_options(args).keywords(), progress=not args.quiet,
                 interrupted="restart" if args.restart else "refuse",
             )
         except InterruptedRunError as exc:
@@ -557,12 +576,10 @@ def _interrupted_message(args: argparse.Namespace | None) -> str:
     if (args is None or not prefix or not output_dir or getattr(args, "validate_only", False)
             or getattr(args, "to_json", None) or getattr(args, "runner", "local") != "local"):
         return plain
-    from .journal import progress
-
     try:
         out = storage.folder(output_dir)
         try:
-            found = progress(out, prefix)
+            found = journal.progress(out, prefix)
         finally:
             out.close()
     except (OSError, TFRecordLiteError):
@@ -601,14 +618,10 @@ def _shard_paths(patterns: list[str]) -> list[str]:
 def _count(n: int, noun: str) -> str:
     """``1 file``, ``2 files``: ``noun`` is the plural phrase, its first word made singular
     for one (``boxes dropped`` -> ``1 box dropped``)."""
-    from .converters import count_phrase
-
     return count_phrase(n, noun)
 
 
 def _run_verify(args: argparse.Namespace) -> int:
-    from .verify import report_dict, verify_files
-
     report = verify_files(_shard_paths(args.files), args.threads, args.decode,
                           args.compression, args.max_record_size)
     if args.json:
@@ -629,10 +642,8 @@ def _summarize(key: str, values: list[Any]) -> Any:
         try:
             with Image.open(io.BytesIO(data)) as im:
                 return f"<{len(data):,} bytes, {im.format} {im.width}x{im.height} {im.mode}>"
-        except Exception:
+        except (OSError, ValueError, Image.DecompressionBombError):  # not opened as an image
             return f"<{len(data):,} bytes, not an image Pillow reads>"
-    from .example import RECORD_FIELDS
-
     out = [v.decode("utf-8", "replace") if isinstance(v, bytes)
            else float(f"{v:.7g}") if isinstance(v, float) else v for v in values]
     field = RECORD_FIELDS.get(key)
@@ -640,9 +651,6 @@ def _summarize(key: str, values: list[Any]) -> Any:
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
-    from .example import feature_values
-    from .reader import parse_record, read_framed
-
     shown: list[dict[str, Any]] = []
     where: list[str] = []
     for path in _shard_paths(args.files):
@@ -668,8 +676,6 @@ def _run_inspect(args: argparse.Namespace) -> int:
 
 
 def _run_stats(args: argparse.Namespace) -> int:
-    from .verify import stats
-
     result = stats(_shard_paths(args.files), args.compression,
                    max_record_size=args.max_record_size)
     if args.json:
@@ -695,8 +701,7 @@ def _run_stats(args: argparse.Namespace) -> int:
 
 
 def _run_show(args: argparse.Namespace) -> int:
-    from .preview import contact_sheet, draw
-    from .reader import iterate
+    from .preview import contact_sheet, draw  # Pillow
 
     paths = _shard_paths(args.files)
     files = "the file holds" if len(paths) == 1 else "the files hold"
@@ -732,8 +737,6 @@ def _run_show(args: argparse.Namespace) -> int:
 
 
 def _run_index(args: argparse.Namespace) -> int:
-    from .reader import write_index
-
     for path in _shard_paths(args.files):
         if storage.is_url(path):
             raise UsageError(f"{path}: index writes FILE.idx beside each file, so it needs "
@@ -780,7 +783,7 @@ def _check_inputs(args: argparse.Namespace) -> None:
 
 
 def _make_converter(args: argparse.Namespace) -> Any:
-    from .converters.caltech import CaltechConverter
+    from .converters.caltech import CaltechConverter  # Pillow
     from .converters.coco import CocoConverter
     from .converters.folder import FolderConverter
     from .converters.voc import VocConverter
@@ -811,9 +814,8 @@ def _make_converter(args: argparse.Namespace) -> Any:
 def _make_text_converter(args: argparse.Namespace, offset: int) -> Any:
     """from-yolo and from-csv: their paths resolve against the current directory, and a
     missing ROOT, FILE or --images folder is a usage error before anything is read."""
-    from .converters.odcsv import OdCsvConverter
+    from .converters.odcsv import OdCsvConverter  # Pillow
     from .converters.yolo import YoloConverter
-    from .errors import DatasetError
 
     try:
         if args.command == "from-yolo":
@@ -835,8 +837,6 @@ def _write_label_maps(output_dir: str, labels: list[str], offset: int) -> list[s
     """Write ``label_map.json`` and, when the labels start at 1 or more, the Object
     Detection API's ``label_map.pbtxt`` (the API reserves id 0 for the background, so a
     pbtxt of labels from 0 would not agree with the records). Returns the names written."""
-    from .converters import label_map_json, label_map_pbtxt
-
     files = {"label_map.json": json.dumps(label_map_json(labels, offset), indent=1) + "\n"}
     if offset >= 1:
         files["label_map.pbtxt"] = label_map_pbtxt(labels, offset)
@@ -893,6 +893,7 @@ RUNNERS.update({"from-yolo": _run_convert, "from-csv": _run_convert})
 
 
 # A user's mistake or a damaged file -> a message and an exit status, never a traceback.
+# Anything else is a bug: its traceback is printed, then an internal-error line (70).
 EXIT_FOR: tuple[tuple[type[BaseException], int], ...] = (
     (UsageError, EXIT_USAGE),
     (FileNotFoundError, EXIT_USAGE),
@@ -900,9 +901,18 @@ EXIT_FOR: tuple[tuple[type[BaseException], int], ...] = (
     (ImageError, EXIT_FAILED_ITEMS),  # an image in a shard (show) that does not decode
     (WriteError, EXIT_WRITE),
     (TFRecordLiteError, EXIT_USAGE),
-    (ValueError, EXIT_USAGE),
+    (OSError, EXIT_USAGE),  # an input file that cannot be read (output errors: WriteError)
 )
 _HANDLED = tuple(kind for kind, _ in EXIT_FOR)
+
+
+def _message(exc: BaseException) -> str:
+    """The error line's text for one of the errors of ``EXIT_FOR``."""
+    if isinstance(exc, FileNotFoundError):  # fsspec gives the path as the only argument
+        return f"no such file: {exc.filename or (exc.args[0] if exc.args else '')}"
+    if type(exc) is not WriteError and isinstance(exc, OSError) and exc.filename:
+        return f"cannot read {exc.filename}: {exc.strerror or exc}"
+    return str(exc)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -923,8 +933,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The original stores images only with --store_images; the commands store them.
         args.store_images = not legacy
     if args.version:
-        from .crc32c import BACKEND
-        from .images import decoders
+        from .images import decoders  # Pillow
 
         print(f"tfrecord-lite {__version__} (CRC32C: {BACKEND}; {decoders()})")
         return EXIT_OK
@@ -936,12 +945,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return RUNNERS[args.command](args)
     except _HANDLED as exc:
-        if isinstance(exc, FileNotFoundError):  # fsspec gives the path as the only argument
-            message = f"no such file: {exc.filename or (exc.args[0] if exc.args else '')}"
-        else:
-            message = str(exc)
-        print(f"tfrecord-lite: error: {message}", file=sys.stderr)
+        print(f"tfrecord-lite: error: {_message(exc)}", file=sys.stderr)
         return next(code for kind, code in EXIT_FOR if isinstance(exc, kind))
     except KeyboardInterrupt:
         print(f"tfrecord-lite: {_interrupted_message(args)}", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: shown whole, never as a user's mistake
+        traceback.print_exc()
+        print(f"tfrecord-lite: internal error: {type(exc).__name__}: {exc}; please report "
+              "it, with the traceback above", file=sys.stderr)
+        return EXIT_INTERNAL

@@ -7,7 +7,6 @@ input gives equal bytes.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import struct
@@ -16,6 +15,7 @@ from typing import IO, Any, Callable, Optional, Union, cast
 
 from .crc32c import crc32c, mask
 from .errors import CorruptRecordError, RecordError, TruncatedRecordError
+from .storage import open_read
 
 _CRC = struct.Struct("<I")
 
@@ -244,8 +244,6 @@ class _InflateReader(io.RawIOBase):
 
 def _open_read(path: PathLike, buffering: int = -1) -> IO[bytes]:
     """A local file, or a URL (through fsspec), opened for reading bytes."""
-    from .storage import open_read  # storage imports this module
-
     return open_read(os.fspath(path), buffering)
 
 
@@ -313,17 +311,3 @@ def open_file(path: PathLike, mode: str = "r", compression: Compression = None) 
     if mode not in ("r", "w"):
         raise ValueError(f"mode must be 'r' or 'w', not {mode!r}")
     return OPENERS[normalize(compression)](path, mode)
-
-
-def file_sha256(path: PathLike) -> str:
-    """The sha256 of a file's bytes as stored (compressed or not), read in 1 MiB pieces."""
-    with _open_read(path) as f:
-        return stream_sha256(f)
-
-
-def stream_sha256(f: IO[bytes]) -> str:
-    """The sha256 of what is left to read in a binary file object, in 1 MiB pieces."""
-    h = hashlib.sha256()
-    for chunk in iter(lambda: f.read(1 << 20), b""):
-        h.update(chunk)
-    return h.hexdigest()

@@ -20,6 +20,8 @@ working for callers who do not know this package::
     ├── ResumeError                      + ValueError   an interrupted run cannot be resumed
     │   └── InterruptedRunError                         ... or is there, and would be lost
     ├── OutputBusyError                  + BlockingIOError  another run writes the prefix
+    ├── OptionsError                     + ValueError   a job option is out of range
+    ├── StorageError                     + ValueError   a URL needs fsspec (or its scheme's package)
     ├── ImageError                       + ValueError   missing, empty, cut or undecodable image
     └── WriteError                       + OSError      shards could not be written (disk full, ...)
 """
@@ -120,3 +122,11 @@ class InterruptedRunError(ResumeError):
 
 class OutputBusyError(TFRecordLiteError, BlockingIOError):
     """Another run is writing the same prefix in the same directory (its lock is held)."""
+
+
+class OptionsError(TFRecordLiteError, ValueError):
+    """A job option (or argument) is out of range: raised before any file is touched."""
+
+
+class StorageError(TFRecordLiteError, ValueError):
+    """A URL cannot be used: fsspec (or the package for its scheme) is not installed."""

@@ -83,6 +83,7 @@ from typing import Any
 from PIL import Image
 
 from .errors import ImageError
+from .storage import open_read
 
 try:  # optional: a faster PNG decoder (the [png] extra)
     from pywuffs import ImageDecoderQuirks, ImageDecoderType, PixelFormat
@@ -656,8 +657,6 @@ def _png_size(data: bytes) -> tuple[int, int] | None:
 
 def read_size_from_file(path: str) -> tuple[int, int, str]:
     """``(width, height, format)`` of an image file (a path or a URL), reading its header."""
-    from .storage import open_read
-
     with open_read(path) as f:
         head = f.read(1 << 18)
     if not head:

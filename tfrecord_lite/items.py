@@ -250,16 +250,15 @@ def try_encode(item: Any, options: ItemOptions = ItemOptions(),
                ) -> tuple[bytes | None, BaseException | None, list[str]]:
     """``encode_item`` with the error returned, not raised: ``(data, error, warnings)``.
 
-    Any exception is returned (an unforeseen one is also logged at debug level), so
-    that an item is reported as failed and never lost.
+    The documented errors of an item (the library's own: ``ValidationError``,
+    ``ExampleError``, ``ImageError``) are returned, so that the item is reported as
+    failed. Any other exception is a bug: it propagates, with its traceback, and stops
+    the job rather than hide among the failed items.
     """
     warnings: list[str] = []
     try:
         return encode_item(item, options, warnings, duplicate), None, warnings
     except TFRecordLiteError as exc:
-        return None, exc, warnings
-    except Exception as exc:  # a bug or an unforeseen input: reported, never lost
-        logger.debug("unexpected error encoding an item", exc_info=True)
         return None, exc, warnings
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .errors import ImageError
+from .errors import ExampleError, ImageError
 from .reader import image_decode_errors
 
 COLORS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
@@ -108,11 +108,12 @@ def draw(item: dict[str, Any]) -> Image.Image:
     captions sized to the image (about 1/40 of its longer side, at least 14 px).
 
     Raises:
-        ValueError: the record stores no image (written with store_images=False).
+        ExampleError: (a ValueError) the record stores no image (written with
+            store_images=False).
     """
     image = _open(item)
     if image is None:
-        raise ValueError(f"record {item.get('id')!r} stores no image (image/encoded)")
+        raise ExampleError(f"record {item.get('id')!r} stores no image (image/encoded)")
     return annotate(image, item, max(_MIN_TEXT, round(max(image.size) / 40)))
 
 

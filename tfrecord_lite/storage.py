@@ -13,18 +13,14 @@ from __future__ import annotations
 
 import errno
 import glob
+import hashlib
 import os
 import posixpath
 import shutil
 import tempfile
 from typing import IO, Any
 
-from .compression import file_sha256
-from .errors import TFRecordLiteError
-
-
-class StorageError(TFRecordLiteError, ValueError):
-    """A URL cannot be used: fsspec (or the package for its scheme) is not installed."""
+from .errors import StorageError as StorageError  # defined in errors, importable here
 
 
 def is_url(path: str) -> bool:
@@ -289,3 +285,18 @@ def remove_quietly(path: str) -> None:
         os.remove(path)
     except OSError:
         pass
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a file's bytes as stored (compressed or not), read in 1 MiB pieces;
+    a local path or a URL."""
+    with open_read(os.fspath(path)) as f:
+        return stream_sha256(f)
+
+
+def stream_sha256(f: IO[bytes]) -> str:
+    """The sha256 of what is left to read in a binary file object, in 1 MiB pieces."""
+    h = hashlib.sha256()
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+        h.update(chunk)
+    return h.hexdigest()

@@ -15,7 +15,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import compression as _compression
 from . import sharding, storage
 from .errors import ExampleDecodeError, RecordError
 from .example import (
@@ -30,13 +29,15 @@ from .framing import DEFAULT_MAX_RECORD_SIZE
 from .parallel import in_order
 from .reader import decode_record, read_framed
 
-MANIFEST_SUFFIX = sharding.MANIFEST_SUFFIX
-# The name earlier versions gave the manifest (``train-manifest.json``), still read.
-_OLD_MANIFEST_SUFFIX = "-manifest.json"
+MANIFEST_SUFFIX = sharding.MANIFEST_SUFFIX  # (and sharding.OLD_MANIFEST_SUFFIX, still read)
 
 
 @dataclass
-class Problem:
+class FileProblem:
+    """What verify found wrong in a file, and where (record index, byte offset).
+
+    Not ``validate.Problem``, an item's annotation problem."""
+
     file: str
     index: int | None
     offset: int | None
@@ -57,7 +58,7 @@ class VerifyReport:
     records: int = 0
     bytes: int = 0
     images: int = 0
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[FileProblem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -74,7 +75,7 @@ def _find_manifest(path: str, cache: dict[str, dict[str, Any] | None]) -> dict[s
         try:
             names = folder.names("")
             # Older names first, so that a manifest under today's name wins for its shards.
-            for manifest_name in ([n for n in names if n.endswith(_OLD_MANIFEST_SUFFIX)]
+            for manifest_name in ([n for n in names if n.endswith(sharding.OLD_MANIFEST_SUFFIX)]
                                   + [n for n in names if n.endswith(MANIFEST_SUFFIX)]):
                 try:
                     manifest = json.loads(folder.read(manifest_name) or b"null")
@@ -164,19 +165,19 @@ def verify_files(paths: Iterable[str | os.PathLike[str]], threads: int = 1,
             except (OSError, storage.StorageError) as exc:
                 reason = getattr(exc, "strerror", None) or (
                     "no such file" if isinstance(exc, FileNotFoundError) else exc)
-                report.problems.append(Problem(path, None, None, f"cannot read: {reason}"))
+                report.problems.append(FileProblem(path, None, None, f"cannot read: {reason}"))
                 continue
             shard = _find_manifest(path, manifests)
             has_sha = shard is not None and shard.get("sha256")
-            digest = hasher.submit(_compression.file_sha256, path) if has_sha else None
+            digest = hasher.submit(storage.file_sha256, path) if has_sha else None
             count = _verify_one(path, pool, threads, decode_images, compression, report,
                                 max_record_size)
             if shard is not None:
                 if count is not None and shard.get("records") != count:
-                    report.problems.append(Problem(path, None, None,
+                    report.problems.append(FileProblem(path, None, None,
                         f"holds {count} records, the manifest says {shard.get('records')}"))
                 if digest is not None and shard["sha256"] != digest.result():
-                    report.problems.append(Problem(path, None, None,
+                    report.problems.append(FileProblem(path, None, None,
                         "sha256 differs from the manifest's (the file changed since it was "
                         "written)"))
     return report
@@ -196,10 +197,10 @@ def _verify_one(path: str, pool: concurrent.futures.Executor, threads: int,
             try:
                 example = parse_example(data)
             except ExampleDecodeError as exc:
-                report.problems.append(Problem(path, index, offset, str(exc)))
+                report.problems.append(FileProblem(path, index, offset, str(exc)))
                 continue
             for message in _check_scalars(example):
-                report.problems.append(Problem(path, index, offset, message))
+                report.problems.append(FileProblem(path, index, offset, message))
             feats = example.features.feature
             if decode_images and "image/encoded" in feats:
                 encoded = feats["image/encoded"].bytes_list.value
@@ -216,13 +217,13 @@ def _verify_one(path: str, pool: concurrent.futures.Executor, threads: int,
                                                chunk=4):
             report.images += 1
             if message:
-                report.problems.append(Problem(path, index, offset, message))
+                report.problems.append(FileProblem(path, index, offset, message))
     except RecordError as exc:
-        report.problems.append(Problem(path, exc.index, exc.offset, exc.reason))
+        report.problems.append(FileProblem(path, exc.index, exc.offset, exc.reason))
         report.records += count
         return None
     except OSError as exc:
-        report.problems.append(Problem(path, None, None, f"cannot read: {exc.strerror or exc}"))
+        report.problems.append(FileProblem(path, None, None, f"cannot read: {exc.strerror or exc}"))
         return None
     report.records += count
     return count

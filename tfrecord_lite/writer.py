@@ -1,9 +1,11 @@
-"""Writing TFRecord files: one file (``TFRecordWriter``), and the sharded job (``create``).
+"""The local runner: ``write_dataset`` (and the original tool's ``create``) on a pool of
+threads, and ``validate_dataset``.
 
 The job reads items in a seeded order, encodes them on a pool of threads and writes
 the records in that order, so the output bytes do not depend on the thread count.
 Each shard is written under a hidden temporary name and renamed when complete: no
-file ever carries a final shard name while partial.
+file ever carries a final shard name while partial. What a job is, whichever runner
+runs it (options, summary, manifest, failures, publishing a shard), is in ``job``.
 """
 
 from __future__ import annotations
@@ -11,230 +13,48 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
-import errno
 import functools
-import glob
-import json
 import logging
 import os
-import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
-from dataclasses import asdict, dataclass, field
-from typing import IO, Any, Callable, Optional
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
 
-from . import __version__, journal, sharding, storage
-from . import compression as _compression
-from .crc32c import CrcFn, crc32c
-from .dataset import ParseFailure
+from . import items, journal, sharding, storage
 from .errors import (
     DatasetError,
     InterruptedRunError,
+    OptionsError,
     OutputBusyError,
     ResumeError,
     TFRecordLiteError,
     WriteError,
 )
-from .framing import RecordFramer
+from .example import ImageFields, encode_example
+from .items import ItemOptions
+from .job import (
+    JobSummary,
+    ShardInfo,
+    check_job,
+    failure_copy,
+    failures_json,
+    finish_shard,
+    item_options,
+    remove_earlier_run,
+    temp_patterns,
+    write_error,
+)
+from .options import JobOptions, fspath_or_none
 from .parallel import in_order
-from .progress import make_progress
+from .progress import Progress, make_progress
+from .records import TFRecordWriter
 from .validate import IdTracker, Problem
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_SUFFIX = sharding.MANIFEST_SUFFIX
-FAILURES_SUFFIX = sharding.FAILURES_SUFFIX
-
-
-class TFRecordWriter:
-    """Writes records to one TFRecord file, plain or compressed as a whole stream.
-
-    Use as a context manager::
-
-        with TFRecordWriter("data.tfrecord", compression="gzip") as w:
-            w.write(example_bytes)
-
-    Args:
-        path: the file to write (truncated if it exists).
-        compression: None / "none", "gzip" or "zlib" (TensorFlow's names work too).
-        crc_fn: the CRC32C function (tests swap it).
-    """
-
-    def __init__(self, path: str | os.PathLike[str], compression: str | None = None,
-                 crc_fn: CrcFn = crc32c) -> None:
-        self.path = os.fspath(path)
-        self.compression = _compression.normalize(compression)
-        self._file: IO[bytes] = _compression.open_file(self.path, "w", self.compression)
-        self._framer = RecordFramer(self._file, crc_fn)
-        # write(data: bytes) -> int frames and writes one record, returning the framed
-        # size; bound directly to the framer to keep per-record overhead minimal.
-        self.write = self._framer.write
-
-    def flush(self) -> None:
-        """Push every record written so far to the operating system."""
-        self._framer.flush()
-        self._file.flush()
-
-    def close(self) -> None:
-        """Flush and close; idempotent."""
-        if not self._file.closed:
-            try:
-                self._framer.flush()
-            finally:
-                self._file.close()
-
-    def __enter__(self) -> TFRecordWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-# -- the sharded job --------------------------------------------------------------------
-
-@dataclass
-class ShardInfo:
-    file: str
-    records: int
-    bytes: int
-    sha256: str
-
-
-@dataclass
-class JobSummary:
-    """What a ``write_dataset`` run did."""
-
-    name: str
-    output_directory: str
-    total: int
-    written: int = 0
-    failures: list[dict[str, Any]] = field(default_factory=list)
-    failed_by_reason: dict[str, int] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    shards: list[ShardInfo] = field(default_factory=list)
-    bytes: int = 0
-    seconds: float = 0.0
-    resumed_shards: int = 0
-    options: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def failed(self) -> int:
-        return len(self.failures)
-
-    def manifest(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "format": "tfrecord",
-            "records": self.written,
-            "failed": self.failed,
-            "warned": len(self.warnings),
-            "num_shards": len(self.shards),
-            "bytes": self.bytes,
-            "shards": [asdict(s) for s in self.shards],
-            "options": self.options,
-            "tfrecord_lite_version": __version__,
-        }
-
-    def describe(self) -> str:
-        """A few lines for people: written, failed by reason, shards, bytes, time."""
-        rate = self.total / self.seconds if self.seconds > 0 else 0.0
-        lines = [
-            f"wrote {self.written} of {self.total} items to {len(self.shards)} shards "
-            f"({_human_bytes(self.bytes)}) in {self.output_directory} "
-            f"in {self.seconds:.1f} s ({rate:.0f} items/s)",
-        ]
-        if self.resumed_shards:
-            lines.append(f"resumed: {self.resumed_shards} shards were already complete")
-        if self.failures:
-            reasons = ", ".join(f"{n} {reason}" for reason, n in
-                                sorted(self.failed_by_reason.items(), key=lambda kv: -kv[1]))
-            lines.append(f"failed: {self.failed} ({reasons})")
-        if self.warnings:
-            lines.append(f"written with warnings (lenient validation): {len(self.warnings)}")
-        return "\n".join(lines)
-
-
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"  # pragma: no cover
-
-
-def failure_copy(item: Any, error: BaseException | str) -> dict[str, Any]:
-    """What the failure list holds for an item: a copy with ``error_msg`` added."""
-    if isinstance(item, ParseFailure):
-        return item.as_failure()
-    failed = dict(item) if isinstance(item, Mapping) else {"item": item}
-    failed["error_msg"] = error if isinstance(error, str) else str(error) or type(error).__name__
-    return failed
-
-
-def failures_json(failures: list[dict[str, Any]]) -> bytes:
-    """The content of ``{prefix}.failures.json``: the failed items as a JSON list."""
-    from .dataset import json_default
-
-    return (json.dumps(failures, indent=2, default=json_default) + "\n").encode()
-
-
-def _temp_patterns(name: str) -> list[str]:
-    """The job's file names (globs) whose temporary files a killed run may leave."""
-    shard = glob.escape(name) + "-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9]"
-    return [shard, glob.escape(sharding.manifest_name(name)),
-            glob.escape(sharding.failures_name(name)),
-            *journal.temp_patterns(glob.escape(name))]
-
-
-# Files of an earlier run of a prefix under the names of earlier versions.
-_OLD_SIDE_SUFFIXES = ("-manifest.json", "-failures.json", "-failures.jsonl")
-
-
-def remove_earlier_run(out: storage.Folder, name: str, shards: Iterable[str],
-                       kept: Iterable[str] = ()) -> list[str]:
-    """Remove what an earlier run of prefix ``name`` left that no longer describes the
-    dataset: shards (``name-NNNNN-of-NNNNN``) not in ``shards``, the record indexes
-    (``.idx``) of every shard but those ``kept`` unchanged from an earlier run (a resume),
-    and a manifest or failures file under an earlier version's names.
-
-    Called once a run is complete (after its manifest), so that the shard glob of the
-    prefix matches exactly this run's shards. Other prefixes are never touched
-    (``train2-...`` does not start with ``train-``). Each removal is logged by name.
-
-    Returns:
-        The names removed.
-    Raises:
-        OSError: a file could not be removed.
-    """
-    shard = re.compile(re.escape(name) + r"-[0-9]{5,}-of-[0-9]{5,}")
-    earlier = {name + suffix for suffix in _OLD_SIDE_SUFFIXES}
-    this_run, unchanged = set(shards), set(kept)
-    removed = []
-    for file in out.names(name + "-"):
-        stem = file[:-len(".idx")] if file.endswith(".idx") else None
-        if (file in earlier or (shard.fullmatch(file) and file not in this_run)
-                or (stem is not None and shard.fullmatch(stem) and stem not in unchanged)):
-            out.remove(file)
-            logger.info("removed %s (from an earlier run of %r)", out.location(file), name)
-            removed.append(file)
-    return removed
-
-
-def finish_shard(out: storage.Folder, temp: str, name: str) -> str:
-    """Hash a complete temporary shard and give it its final name; returns the sha256."""
-    try:
-        digest = _compression.file_sha256(temp)
-        out.publish(temp, name)
-    except OSError as exc:
-        storage.remove_quietly(temp)
-        raise write_error(f"shard {out.location(name)}", exc) from exc
-    return digest
-
-
-def write_error(what: str, exc: OSError) -> WriteError:
-    full = " (disk full?)" if exc.errno == errno.ENOSPC else ""
-    return WriteError(f"cannot write {what}: {exc.strerror or exc}{full}; "
-                      "no partial shard was left under a final name")
+__all__ = ["JobSummary", "TFRecordWriter", "ValidationReport", "create", "validate_dataset",
+           "write_dataset"]
 
 
 class _Input:
@@ -300,55 +120,15 @@ class _Finishing:
     future: concurrent.futures.Future[str]
 
 
-def _settle(pending: collections.deque[_Finishing], out: storage.Folder, name: str) -> None:
-    """After an error or an interruption: publish and journal the complete shards still
-    pending, and remove the temporary files of those that could not be."""
-    for shard in pending:
-        try:
-            # Dropped from the pool's queue (see the job's end): finished here instead,
-            # without waiting for the work queued before it.
-            shard.entry["sha256"] = (finish_shard(out, shard.temp, shard.info.file)
-                                     if shard.future.cancelled() else shard.future.result())
-            journal.add(out, name, shard.entry)
-        except BaseException:  # noqa: BLE001 - the first error is the one reported
-            logger.debug("shard %s was not completed", shard.info.file, exc_info=True)
-        storage.remove_quietly(shard.temp)
-    pending.clear()
-
-
+# (item, record or None, error or None, lenient validation's warnings or None)
 _Result = tuple[Any, Optional[bytes], Optional[BaseException], Optional[list[str]]]
 
 
-def _encode_task(try_encode: Callable[..., Any], options: Any,
-                 task: tuple[int, Any, Problem | None, bool]) -> _Result:
+def _encode_task(options: ItemOptions, task: tuple[int, Any, Problem | None, bool]) -> _Result:
     _, item, duplicate, skip = task
     if skip:
         return item, None, None, None
-    return (item, *try_encode(item, options, duplicate))
-
-
-def manifest_options(shuffle: bool, seed: int | None, compression: str | None,
-                     options: Any) -> dict[str, Any]:
-    """The job's ``options`` as the manifest (and the resume journal) records them."""
-    image = options.image
-    return {"shuffle": shuffle, "seed": seed if shuffle else None,
-            "store_images": options.store_images, "compression": compression,
-            "quality": image.quality, "max_side": image.max_side,
-            "decode_check": image.decode_check, "validation": options.validation,
-            "root": options.root}
-
-
-def check_job_arguments(dataset_name: str, num_shards: int, quality: int,
-                        max_side: int | None) -> None:
-    """Raise ValueError for an argument of a sharded job that is out of range."""
-    if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
-        raise ValueError(f"num_shards must be a whole number >= 1, got {num_shards!r}")
-    if not dataset_name or "/" in dataset_name or os.sep in dataset_name:
-        raise ValueError(f"dataset_name must be a plain file name prefix, got {dataset_name!r}")
-    if not 1 <= quality <= 100:
-        raise ValueError(f"quality must be between 1 and 100, got {quality}")
-    if max_side is not None and max_side < 1:
-        raise ValueError(f"max_side must be at least 1, got {max_side}")
+    return (item, *items.try_encode(item, options, duplicate))
 
 
 def write_dataset(
@@ -407,18 +187,16 @@ def write_dataset(
     manifest are complete. Beside the shards: ``{name}.failures.json`` (the failed
     items, an empty list when none failed), then ``{name}.manifest.json``.
     """
-    from .images import ImageOptions  # Pillow: imported when a job runs, not with the package
-    from .items import ItemOptions
-
-    check_job_arguments(dataset_name, num_shards, quality, max_side)
+    check_job(dataset_name, num_shards)
+    options = JobOptions(shuffle=shuffle, seed=seed, store_images=store_images,
+                         compression=compression, quality=quality, max_side=max_side,
+                         decode_check=decode_check, validation=validation,
+                         root=fspath_or_none(root), resume=resume, fsync=fsync)
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-        raise ValueError(f"num_threads must be a whole number >= 1, got {num_threads!r}")
-    comp = _compression.normalize(compression)
-    options = ItemOptions(store_images, ImageOptions(quality, max_side, decode_check),
-                          validation, None if root is None else os.fspath(root))
+        raise OptionsError(f"num_threads must be a whole number >= 1, got {num_threads!r}")
     if interrupted not in _ON_INTERRUPTED:
-        raise ValueError(f"interrupted must be one of {', '.join(_ON_INTERRUPTED)}, got "
-                         f"{interrupted!r}")
+        raise OptionsError(f"interrupted must be one of {', '.join(_ON_INTERRUPTED)}, got "
+                           f"{interrupted!r}")
     out = storage.folder(os.fspath(output_directory), durable=fsync)
     try:
         try:
@@ -433,8 +211,8 @@ def write_dataset(
                 raise
             except OSError as exc:
                 raise write_error(f"the lock file in {out}", exc) from exc
-            return _run_job(out, dataset, dataset_name, num_shards, num_threads, shuffle,
-                            seed, comp, options, resume, progress, interrupted)
+            return _run_job(out, dataset, dataset_name, num_shards, num_threads, options,
+                            progress, interrupted)
     finally:
         out.close()
 
@@ -461,153 +239,238 @@ def _check_interrupted(out: storage.Folder, name: str, interrupted: str) -> None
         "resume=True)", what)
 
 
-def _run_job(out: storage.Folder, dataset: Iterable[Any], dataset_name: str, num_shards: int,
-             num_threads: int, shuffle: bool, seed: int | None, comp: str | None,
-             options: Any, resume: bool, progress: bool | Callable[[int, int], Any],
-             interrupted: str) -> JobSummary:
-    from .items import failure_reason, try_encode
+def _run_job(out: storage.Folder, dataset: Iterable[Any], name: str, num_shards: int,
+             num_threads: int, options: JobOptions,
+             progress: bool | Callable[[int, int], Any], interrupted: str) -> JobSummary:
+    """The job, in the output directory it holds the lock of: find what an interrupted
+    run completed, start the journal, write the shards, then the files beside them."""
+    previous, completed = _read_journal(out, name, options.resume, interrupted)
+    earlier = previous.get("options", {}).get("seed") if previous is not None else None
+    options = options.seeded(earlier)
+    source = _Input(dataset, options.shuffle, options.seed, options.validation != "off")
+    completed = _start_journal(out, name, num_shards, source.total, options, previous,
+                               completed)
+    summary = JobSummary(name, str(out), source.total, options=options.manifest(),
+                         resumed_shards=len(completed))
+    _write_shards(out, name, num_shards, num_threads, options, source, completed, summary,
+                  progress)
+    logger.info("%s", summary.describe())
+    return summary
 
+
+def _read_journal(out: storage.Folder, name: str, resume: bool, interrupted: str
+                  ) -> tuple[dict[str, Any] | None, dict[int, dict[str, Any]]]:
+    """An interrupted run's journal: its header and its completed shards by index
+    (``None, {}`` without ``resume``, after checking what ``interrupted`` says)."""
     try:
         if not resume:
-            _check_interrupted(out, dataset_name, interrupted)
-        previous, completed = journal.read(out, dataset_name) if resume else (None, {})
+            _check_interrupted(out, name, interrupted)
+        previous, completed = journal.read(out, name) if resume else (None, {})
     except OSError as exc:
         raise write_error(f"the job journal in {out}", exc) from exc
     if resume and previous is None:
-        logger.info("no interrupted run of %s to resume in %s; writing every shard",
-                    dataset_name, out)
-    if shuffle and seed is None and previous is not None:
-        seed = previous.get("options", {}).get("seed")
-    if shuffle and seed is None:
-        seed = sharding.new_seed()
-    job_options = manifest_options(shuffle, seed, comp, options)
-    source = _Input(dataset, shuffle, seed, options.validation != "off")
-    this_run = journal.header(dataset_name, num_shards, source.total, job_options)
+        logger.info("no interrupted run of %s to resume in %s; writing every shard", name, out)
+    return previous, completed
+
+
+def _start_journal(out: storage.Folder, name: str, num_shards: int, total: int,
+                   options: JobOptions, previous: dict[str, Any] | None,
+                   completed: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Remove a killed run's temporary files and start this run's journal; returns the
+    interrupted run's shards that are kept (same job, files intact).
+
+    Raises:
+        ResumeError: the interrupted run had other arguments.
+        WriteError: the journal cannot be written.
+    """
+    this_run = journal.header(name, num_shards, total, options.manifest())
     try:
-        out.remove_stale_temps(_temp_patterns(dataset_name))
+        out.remove_stale_temps(temp_patterns(name))
         if previous is not None:
             journal.check_same(previous, this_run)
             completed = {i: e for i, e in completed.items()
                          if 0 <= i < num_shards and journal.intact(out, e)}
         else:
             completed = {}
-        journal.start(out, dataset_name, this_run, set(completed))
+        journal.start(out, name, this_run, set(completed))
     except OSError as exc:
         raise write_error(f"the job journal in {out}", exc) from exc
+    return completed
 
-    summary = JobSummary(dataset_name, str(out), source.total, options=job_options,
-                         resumed_shards=len(completed))
+
+def _write_shards(out: storage.Folder, name: str, num_shards: int, num_threads: int,
+                  options: JobOptions, source: _Input, completed: dict[int, dict[str, Any]],
+                  summary: JobSummary, progress: bool | Callable[[int, int], Any]) -> None:
+    """Encode the items on a pool of threads and write (or, resuming, keep) each shard,
+    then the failures file and the manifest; the earlier run's files go last."""
     ranges = sharding.shard_ranges(source.total, num_shards)
     skip = bytearray(source.total)
     for index in completed:
         start, stop = ranges[index]
         skip[start:stop] = b"\x01" * (stop - start)
-    reasons: collections.Counter[str] = collections.Counter()
     started = time.perf_counter()
-    bar = make_progress(progress, source.total, f"{dataset_name}")
-
+    bar = make_progress(progress, source.total, f"{name}")
     pool = concurrent.futures.ThreadPoolExecutor(num_threads, thread_name_prefix="tfrecord-lite")
-    results = in_order(pool, functools.partial(_encode_task, try_encode, options),
+    results = in_order(pool, functools.partial(_encode_task, item_options(options)),
                        source.tasks(skip), window=3 * num_threads, chunk=8)
-    tmp: str | None = None
-    # Complete shards are hashed and published on the pool, beside the encoding of the
-    # next ones; each is journaled once published.
-    pending: collections.deque[_Finishing] = collections.deque()
-
-    def record_finished(wait: bool) -> None:
-        while pending and (wait or pending[0].future.done()):
-            shard = pending.popleft()
-            shard.info.sha256 = shard.entry["sha256"] = shard.future.result()
-            journal.add(out, dataset_name, shard.entry)
-
+    shards = _Shards(out, name, num_shards, options.compression, summary, results, bar, pool)
     try:
         for index, (start, stop) in enumerate(ranges):
-            name = sharding.shard_name(dataset_name, index, num_shards)
-            fingerprint = journal.new_fingerprint()
             entry = completed.get(index)
             if entry is not None:
-                failed_at = {f[0]: f[2] for f in entry["failures"]}
-                for position in range(start, stop):
-                    item = next(results)[0]
-                    journal.item_fingerprint(fingerprint, item)
-                    if position in failed_at:
-                        summary.failures.append(failure_copy(item, failed_at[position]))
-                    bar.update(1)
-                if fingerprint.hexdigest() != entry["items"]:
-                    raise ResumeError(
-                        f"cannot resume: the items of shard {name} are not those of the "
-                        "interrupted run (ids or filenames differ); resume with the same "
-                        "input, or run without resume to start over")
-                reasons.update(f[1] for f in entry["failures"])
-                summary.warnings += entry["warnings"]
-                info = ShardInfo(name, entry["records"], entry["bytes"], entry["sha256"])
-                summary.shards.append(info)
-                summary.written += info.records
-                summary.bytes += info.bytes
-                continue
-            tmp = out.temp_path(name)
-            records = 0
-            failed: list[tuple[int, str, str]] = []
-            warned: list[str] = []
-            try:
-                with TFRecordWriter(tmp, comp) as writer:
-                    for position in range(start, stop):
-                        item, data, error, warnings = next(results)
-                        journal.item_fingerprint(fingerprint, item)
-                        if data is not None:
-                            writer.write(data)
-                            records += 1
-                            if warnings:
-                                warned += warnings
-                        else:
-                            assert error is not None
-                            copy = failure_copy(item, error)
-                            summary.failures.append(copy)
-                            failed.append((position, failure_reason(error), copy["error_msg"]))
-                        bar.update(1)
-                size = os.path.getsize(tmp)
-            except OSError as exc:
-                raise write_error(f"shard {out.location(name)}", exc) from exc
-            reasons.update(f[1] for f in failed)
-            summary.warnings += warned
-            info = ShardInfo(name, records, size, "")
-            summary.shards.append(info)
-            summary.written += records
-            summary.bytes += size
-            entry = {"shard": index, "file": name, "records": records, "bytes": size,
-                     "items": fingerprint.hexdigest(), "failures": failed, "warnings": warned}
-            pending.append(_Finishing(info, entry, tmp,
-                                      pool.submit(finish_shard, out, tmp, name)))
-            tmp = None
-            record_finished(wait=False)
-        record_finished(wait=True)
-        summary.failed_by_reason = dict(reasons)
+                shards.keep(index, start, stop, entry)
+            else:
+                shards.write(index, start, stop)
+        shards.record_finished(wait=True)
+        summary.failed_by_reason = dict(shards.reasons)
         summary.seconds = time.perf_counter() - started
-        # The failures first (always, so that no earlier run's list is left), the
-        # manifest last: a manifest means the whole dataset is there.
-        out.write(sharding.failures_name(dataset_name), failures_json(summary.failures))
-        out.write(sharding.manifest_name(dataset_name),
-                  (json.dumps(summary.manifest(), indent=2) + "\n").encode())
-        # Only now, the new dataset being complete: the journal goes last, so that an
-        # interruption here is finished by a resume.
-        remove_earlier_run(out, dataset_name, (info.file for info in summary.shards),
-                           (str(entry["file"]) for entry in completed.values()))
-        journal.remove(out, dataset_name)
+        _publish(out, name, summary, completed)
     except WriteError:
         raise
     except OSError as exc:
         raise write_error(f"in {out}", exc) from exc
     finally:
         bar.close()
-        if tmp is not None:
-            storage.remove_quietly(tmp)
-        # Queued work is dropped at once (after Ctrl-C or an error: nothing waits for
-        # items that will not be written); the tasks already running end soon.
-        pool.shutdown(wait=False, cancel_futures=True)
-        _settle(pending, out, dataset_name)
-        pool.shutdown(wait=True)
-    logger.info("%s", summary.describe())
-    return summary
+        shards.close()
+
+
+def _publish(out: storage.Folder, name: str, summary: JobSummary,
+             completed: dict[int, dict[str, Any]]) -> None:
+    """The files beside the shards: the failures first (always, so that no earlier run's
+    list is left), the manifest last (a manifest means the whole dataset is there). Only
+    then, the new dataset being complete, what an earlier run left is removed; the
+    journal goes last, so that an interruption here is finished by a resume.
+
+    Raises:
+        OSError: a file could not be written or removed.
+    """
+    out.write(sharding.failures_name(name), failures_json(summary.failures))
+    out.write(sharding.manifest_name(name), summary.manifest_json())
+    remove_earlier_run(out, name, (info.file for info in summary.shards),
+                       (str(entry["file"]) for entry in completed.values()))
+    journal.remove(out, name)
+
+
+class _Shards:
+    """The shards of one local run, in order: each written from the encoded items (or
+    kept from an interrupted run), then hashed and published on the pool beside the
+    encoding of the next ones, and journaled once published."""
+
+    def __init__(self, out: storage.Folder, name: str, num_shards: int,
+                 compression: str | None, summary: JobSummary, results: Iterator[_Result],
+                 bar: Progress, pool: concurrent.futures.ThreadPoolExecutor) -> None:
+        self.out, self.name, self.num_shards = out, name, num_shards
+        self.compression = compression
+        self.summary = summary
+        self.results = results
+        self.bar = bar
+        self.pool = pool
+        self.reasons: collections.Counter[str] = collections.Counter()
+        self.pending: collections.deque[_Finishing] = collections.deque()
+        self.temp: str | None = None  # the shard being written
+
+    def keep(self, index: int, start: int, stop: int, entry: dict[str, Any]) -> None:
+        """A shard the interrupted run completed: its items are read (their failures
+        listed again) and checked against its journal entry; the file is kept.
+
+        Raises:
+            ResumeError: the items are not those of the interrupted run.
+        """
+        name = sharding.shard_name(self.name, index, self.num_shards)
+        fingerprint = journal.new_fingerprint()
+        failed_at = {f[0]: f[2] for f in entry["failures"]}
+        for position in range(start, stop):
+            item = next(self.results)[0]
+            journal.item_fingerprint(fingerprint, item)
+            if position in failed_at:
+                self.summary.failures.append(failure_copy(item, failed_at[position]))
+            self.bar.update(1)
+        if fingerprint.hexdigest() != entry["items"]:
+            raise ResumeError(
+                f"cannot resume: the items of shard {name} are not those of the "
+                "interrupted run (ids or filenames differ); resume with the same "
+                "input, or run without resume to start over")
+        self.reasons.update(f[1] for f in entry["failures"])
+        self.summary.warnings += entry["warnings"]
+        self.summary.add_shard(ShardInfo(name, entry["records"], entry["bytes"],
+                                         entry["sha256"]))
+
+    def write(self, index: int, start: int, stop: int) -> None:
+        """Write the records of items ``start:stop`` under a temporary name, then queue
+        the shard's hashing and publishing.
+
+        Raises:
+            WriteError: the shard could not be written.
+        """
+        name = sharding.shard_name(self.name, index, self.num_shards)
+        fingerprint = journal.new_fingerprint()
+        self.temp = tmp = self.out.temp_path(name)
+        records = 0
+        failed: list[tuple[int, str, str]] = []
+        warned: list[str] = []
+        try:
+            with TFRecordWriter(tmp, self.compression) as writer:
+                for position in range(start, stop):
+                    item, data, error, warnings = next(self.results)
+                    journal.item_fingerprint(fingerprint, item)
+                    if data is not None:
+                        writer.write(data)
+                        records += 1
+                        if warnings:
+                            warned += warnings
+                    else:
+                        assert error is not None
+                        copy = failure_copy(item, error)
+                        self.summary.failures.append(copy)
+                        failed.append((position, items.failure_reason(error),
+                                       copy["error_msg"]))
+                    self.bar.update(1)
+            size = os.path.getsize(tmp)
+        except OSError as exc:
+            raise write_error(f"shard {self.out.location(name)}", exc) from exc
+        self.reasons.update(f[1] for f in failed)
+        self.summary.warnings += warned
+        info = ShardInfo(name, records, size, "")
+        self.summary.add_shard(info)
+        entry = {"shard": index, "file": name, "records": records, "bytes": size,
+                 "items": fingerprint.hexdigest(), "failures": failed, "warnings": warned}
+        self.pending.append(_Finishing(info, entry, tmp,
+                                       self.pool.submit(finish_shard, self.out, tmp, name)))
+        self.temp = None
+        self.record_finished(wait=False)
+
+    def record_finished(self, wait: bool) -> None:
+        """Journal the shards published so far (``wait``: all of them, waiting)."""
+        while self.pending and (wait or self.pending[0].future.done()):
+            shard = self.pending.popleft()
+            shard.info.sha256 = shard.entry["sha256"] = shard.future.result()
+            journal.add(self.out, self.name, shard.entry)
+
+    def close(self) -> None:
+        """After the job, an error or an interruption: remove a partial shard, drop the
+        queued work at once (nothing waits for items that will not be written; the tasks
+        already running end soon), and settle the complete shards still pending."""
+        if self.temp is not None:
+            storage.remove_quietly(self.temp)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        _settle(self.pending, self.out, self.name)
+        self.pool.shutdown(wait=True)
+
+
+def _settle(pending: collections.deque[_Finishing], out: storage.Folder, name: str) -> None:
+    """After an error or an interruption: publish and journal the complete shards still
+    pending, and remove the temporary files of those that could not be."""
+    for shard in pending:
+        try:
+            # Dropped from the pool's queue (see _Shards.close): finished here instead,
+            # without waiting for the work queued before it.
+            shard.entry["sha256"] = (finish_shard(out, shard.temp, shard.info.file)
+                                     if shard.future.cancelled() else shard.future.result())
+            journal.add(out, name, shard.entry)
+        except OSError:  # WriteError too; the first error is the one reported
+            logger.debug("shard %s was not completed", shard.info.file, exc_info=True)
+        storage.remove_quietly(shard.temp)
+    pending.clear()
 
 
 @dataclass
@@ -632,23 +495,19 @@ def validate_dataset(dataset: Iterable[Any], *, validation: str = "strict",
     encoder refuses (wrong types), duplicate ids, missing image files and paths outside
     ``root``; images are not decoded.
     """
-    from .example import ImageFields, encode_example
-    from .items import ItemOptions, check, check_source, describe
-
-    options = ItemOptions(store_images, validation=validation,
-                          root=None if root is None else os.fspath(root))
+    options = ItemOptions(store_images, validation=validation, root=fspath_or_none(root))
     source = _Input(dataset, False, None, validation != "off")
     report = ValidationReport(source.total)
     for _, item, duplicate, _ in source.tasks(bytearray(source.total)):
         try:
-            warnings = check(item, options, duplicate)
+            warnings = items.check(item, options, duplicate)
             encode_example(item, ImageFields(None, 1, 1))  # the encoder's own type checks
-            check_source(item, options)
+            items.check_source(item, options)
         except TFRecordLiteError as exc:
             report.failures.append(failure_copy(item, exc))
             continue
         if warnings:
-            report.warnings.append(describe(item, warnings))
+            report.warnings.append(items.describe(item, warnings))
     return report
 
 
