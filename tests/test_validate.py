@@ -193,3 +193,68 @@ def test_the_fast_screen_never_hides_a_problem(item: dict[str, Any]) -> None:
     item.update(filename="x.jpg", id=1)
     if check_item(item) == []:
         assert find_problems(item) == []
+
+
+# -- every failure names the item, and the key path ------------------------------------------
+
+def _odd_items() -> list[dict[str, Any]]:
+    huge = _item(object__bbox__xmin=[0.1, 10**400])
+    huge.update(id="huge", filename="a.jpg")
+    return [huge,
+            {"filename": ["a.jpg"], "id": "listed"},
+            {"filename": "a\0.jpg", "id": "nul"},
+            {"filename": "a\ud800.jpg", "id": "surrogate-file"},
+            {"filename": "a.jpg", "id": "surrogate\udc00"},
+            {"filename": {"path": "a.jpg"}, "id": "dict"}]
+
+
+_ODD_MESSAGES = {
+    "huge": "id 'huge': object/bbox/xmin[1]: an integer of about 401 digits is too large "
+            "for a float",
+    "listed": "id 'listed': filename: expected one path, got a list",
+    "nul": "id 'nul': filename: 'a\\x00.jpg' holds a NUL byte, which no file name can hold",
+    "surrogate-file": "id 'surrogate-file': filename: 'a\\ud800.jpg' cannot be written as "
+                      "UTF-8: a lone surrogate '\\ud800' at position 1",
+    "surrogate\udc00": "id 'surrogate\\udc00': id: 'surrogate\\udc00' cannot be written as "
+                        "UTF-8: a lone surrogate '\\udc00' at position 9",
+    "dict": "id 'dict': filename: expected one path, got a dict",
+}
+
+
+def test_a_huge_integer_does_not_stop_the_checks() -> None:
+    item = _item(object__bbox__xmin=[0.1, 10**400], object__bbox__xmax=[10**400, 0.9])
+    assert check_item(item) == find_problems(item)  # no OverflowError from the fast screen
+    assert check_item(_item(object__count=10**400))[0].message.startswith(
+        "an integer of about 401 digits does not fit in int64")
+
+
+@pytest.mark.parametrize("validation", ["strict", "lenient", "off"])
+def test_values_no_record_can_hold_fail_naming_item_and_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, image_file: Any,
+        validation: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    image_file("jpeg-rgb", name="a.jpg")
+    items = _odd_items() + [detection_item("a.jpg", "good"),
+                            detection_item("a.jpg", "nul\0in id")]  # a NUL in an id is fine
+    summary = write_dataset(items, "v", "out", 1, 2, shuffle=False, validation=validation,
+                            progress=False)
+    assert {f["id"]: f["error_msg"] for f in summary.failures} == _ODD_MESSAGES
+    assert summary.failed_by_reason == {"invalid item": len(_ODD_MESSAGES)}
+    ids = [r["id"] for r in read_examples(Path("out") / "v-00000-of-00001")]
+    assert ids == ["good", "nul\0in id"]
+    report = validate_dataset(items, validation=validation)
+    assert {f["id"]: f["error_msg"] for f in report.failures} == _ODD_MESSAGES
+
+
+def test_cli_validate_only_names_them_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("a.jpg").write_bytes(b"")
+    text = json.dumps(_odd_items()).replace("1" + "0" * 400, "1" + "0" * 400)
+    Path("d.json").write_text(text)
+    assert main(["--dataset_path", "d.json", "--prefix", "v", "--output_dir", "out",
+                 "--validate-only"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "6 of 6 items would fail" in err
+    for message in _ODD_MESSAGES.values():
+        assert message in err, message

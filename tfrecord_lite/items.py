@@ -24,7 +24,7 @@ from typing import Any
 from . import images, storage
 from .dataset import ParseFailure
 from .errors import ExampleError, ImageError, TFRecordLiteError, ValidationError
-from .example import ImageFields, encode_example, item_label
+from .example import ImageFields, _as_bytes, encode_example, item_label
 from .validate import MODES, Problem, check_item
 
 logger = logging.getLogger(__name__)
@@ -220,17 +220,19 @@ def check(item: Any, options: ItemOptions = ItemOptions(),
 
     Raises:
         ValidationError: strict mode, and the item has a problem.
-        ExampleError: not a dict, ``filename`` or ``id`` missing, or a value that
-            cannot be encoded (such as a label that is not an integer).
+        ExampleError: not a dict; ``filename`` or ``id`` missing, a list or dict, not
+            writable as UTF-8 (a lone surrogate), a filename with a NUL byte; or a value
+            that cannot be encoded (such as a label that is not an integer).
     """
     if isinstance(item, ParseFailure):
         raise ExampleError(str(item))
     if not isinstance(item, Mapping):
         raise ExampleError(f"an item must be a dict, got {type(item).__name__}")
-    for key in ("filename", "id"):
-        if item.get(key) is None:
-            raise ExampleError(f"{item_label(item)}: {key}: missing (every item needs "
-                               "'filename' and 'id')")
+    filename, ident = item.get("filename"), item.get("id")
+    if not (type(filename) is str and filename.isascii() and "\0" not in filename
+            and (type(ident) is int or (type(ident) is str and ident.isascii()))):
+        for key in ("filename", "id"):  # not the usual ASCII text: look closer
+            _check_name(item, key)
     if options.validation == "off":
         return []
     problems = check_item(item)
@@ -241,6 +243,42 @@ def check(item: Any, options: ItemOptions = ItemOptions(),
     if problems and options.validation == "strict":
         raise ValidationError(describe(item, problems))
     return problems
+
+
+_NOT_TEXT = (Mapping, list, tuple, set, frozenset)
+
+
+def _check_name(item: Mapping[str, Any], key: str) -> None:
+    """``filename`` or ``id``: given, one value (text, a number, a path), and writable as
+    UTF-8; a filename without a NUL byte. Checked before the image is read.
+
+    Raises:
+        ExampleError: naming the item and the key.
+    """
+    value = item.get(key)
+    if type(value) is str:
+        text = value
+    elif type(value) is int:
+        return
+    elif value is None:
+        raise ExampleError(f"{item_label(item)}: {key}: missing (every item needs "
+                           "'filename' and 'id')")
+    elif isinstance(value, _NOT_TEXT):
+        raise ExampleError(f"{item_label(item)}: {key}: expected one "
+                           f"{'path' if key == 'filename' else 'text or number'}, got a "
+                           f"{type(value).__name__}")
+    elif isinstance(value, (bytes, bytearray)):
+        return
+    else:
+        text = str(value)
+    if not text.isascii():
+        try:
+            _as_bytes(text)
+        except ValueError as exc:  # a lone surrogate
+            raise ExampleError(f"{item_label(item)}: {key}: {exc}") from None
+    if key == "filename" and "\0" in text:
+        raise ExampleError(f"{item_label(item)}: filename: {text!r} holds a NUL byte, "
+                           "which no file name can hold")
 
 
 def describe(item: Any, problems: list[Problem]) -> str:

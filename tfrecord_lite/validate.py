@@ -187,7 +187,11 @@ def _looks_clean(item: Mapping[str, Any]) -> bool:
 
 def check_item(item: Mapping[str, Any]) -> list[Problem]:
     """Every problem of one item's annotations (empty when it looks right)."""
-    return [] if _looks_clean(item) else find_problems(item)
+    try:
+        clean = _looks_clean(item)
+    except OverflowError:  # an int beyond any float: the full checks find it
+        clean = False
+    return [] if clean else find_problems(item)
 
 
 def find_problems(item: Mapping[str, Any]) -> list[Problem]:
