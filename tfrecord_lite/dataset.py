@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -79,6 +80,40 @@ class JsonLines:
                                        raw[:200].decode("utf-8", "replace").rstrip())
 
 
+    def id_texts(self) -> Iterator[str]:
+        """The text of each item's id (``str(item["id"])``), for a pass that only looks
+        for repeated ids; several times faster than parsing the lines.
+
+        Never misses an item's id, but may give more texts: in a line without a
+        backslash (so that every quote begins or ends a string, and every key is
+        written as it is), the value of each ``"id"`` key that is not a list or an
+        object, nested ones too, even if the line does not parse; other lines are
+        parsed. Ids that are lists or objects are left out (see ``validate._id_key``).
+        """
+        with open_read(self.path) as f:
+            for _, raw in _lines(f):
+                if b"\\" not in raw:
+                    for token in _ID_VALUE.findall(raw):
+                        try:
+                            value = (token[1:-1].decode("utf-8") if token[:1] == b'"'
+                                     else json.loads(token))
+                        except ValueError:  # not UTF-8, not a number: the line fails
+                            continue
+                        if value is not None:
+                            yield str(value)
+                    continue
+                try:
+                    item = json.loads(raw.decode("utf-8"))
+                except (ValueError, RecursionError):
+                    continue
+                ident = item.get("id") if isinstance(item, dict) else None
+                if ident is not None and not isinstance(ident, (dict, list)):
+                    yield str(ident)
+
+
+# An "id" key and its value when that is not a list or an object: a string (without a
+# backslash, so without a quote inside) or a number, true, false, null.
+_ID_VALUE = re.compile(rb'"id"\s*:\s*("[^"]*"|[^\s,:\[\]{}"]+)')
 BOM = b"\xef\xbb\xbf"
 
 
