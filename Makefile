@@ -44,7 +44,7 @@ help:
 	@echo "make test-protobuf  proto tests under the oldest and newest protobuf runtimes"
 	@echo "make proto          regenerate tfrecord_lite/proto from proto/ (needs protoc 3.21)"
 	@echo "make bench          benchmarks against TensorFlow (uses the test-tf venv)"
-	@echo "make soak           100,000 records through create(), peak memory of streamed input"
+	@echo "make soak           100,000 records through create(); peak memory of streamed input, per item"
 	@echo "make bench-beam     the Beam DirectRunner against create() (uses the test-beam venv)"
 	@echo "make fuzz           100,000 random and mutated inputs to the reader and decoder"
 	@echo "make measure-setup  time make demo and make test in a fresh clone (cold cache, no compiler)"

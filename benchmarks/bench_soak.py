@@ -6,9 +6,15 @@ Each scenario runs in a fresh process, which reports its own peak resident memor
 * 100,000 small records (64x48 JPEG files, decode check on) from a JSON list;
 * 300,000 items from JSON Lines without shuffling (streamed: memory should not grow
   with the number of items), and the same items as a shuffled JSON list (held in
-  memory, for comparison).
+  memory, for comparison);
+* the growth of the streamed job's peak memory per item: 500,000 and 2,000,000 items
+  without images (``store_images=False``, the size given in each item), from JSON
+  Lines, not shuffled; the difference of the two peaks over the difference of the
+  counts, in bytes per item (the aim: under 16).
 
-    python benchmarks/bench_soak.py        (SOAK_ITEMS / STREAM_ITEMS to change the sizes)
+    python benchmarks/bench_soak.py        (SOAK_ITEMS / STREAM_ITEMS / GROWTH_ITEMS=n1,n2
+                                            to change the sizes, SOAK_ONLY=growth for the
+                                            last part alone)
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ STREAM_ITEMS = env_int("STREAM_ITEMS", 300000)
 THREADS = 2
 SHARDS = 16
 FILES = 64  # distinct small image files, used in turn
+GROWTH_ITEMS = tuple(int(n) for n in os.environ.get("GROWTH_ITEMS", "500000,2000000").split(","))
 
 
 def _images() -> list[str]:
@@ -72,7 +79,22 @@ def _dataset(count: int, suffix: str) -> Path:
     return path
 
 
-def _run(dataset: Path, shuffle: bool) -> tuple[float, float, int]:
+def _imageless_dataset(count: int) -> Path:
+    """JSON Lines of items without image files: the size is given, nothing is read."""
+    path = OUT / f"imageless-{count}.jsonl"
+    if not path.exists():
+        OUT.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as f:
+            for i in range(count):
+                f.write(json.dumps({
+                    "filename": f"images/{i:07d}.jpg", "id": f"item-{i:07d}", "height": 480,
+                    "width": 640, "class": {"label": i % 10},
+                    "object": {"bbox": {"xmin": [0.1], "xmax": [0.4], "ymin": [0.2],
+                                        "ymax": [0.6], "label": [i % 7]}}}) + "\n")
+    return path
+
+
+def _run(dataset: Path, shuffle: bool, store_images: bool = True) -> tuple[float, float, int]:
     """(items/s, peak MB, written) of the command line's job in a fresh process."""
     out_dir = OUT / "out"
     shutil.rmtree(out_dir, ignore_errors=True)
@@ -82,7 +104,8 @@ from _common import peak_rss_mb
 from tfrecord_lite import open_dataset, write_dataset
 start = time.perf_counter()
 summary = write_dataset(open_dataset({str(dataset)!r}), "s", {str(out_dir)!r}, {SHARDS},
-                        {THREADS}, shuffle={shuffle}, seed=1, progress=False)
+                        {THREADS}, shuffle={shuffle}, store_images={store_images}, seed=1,
+                        progress=False)
 rate = summary.total / (time.perf_counter() - start)
 print(rate, peak_rss_mb(), summary.written)
 """
@@ -90,7 +113,25 @@ print(rate, peak_rss_mb(), summary.written)
     return float(rate), float(peak), int(written)
 
 
+def growth() -> float:
+    """Bytes of peak memory per item that a streamed job adds, between two sizes."""
+    (small, large), peaks = GROWTH_ITEMS, []
+    for count in (small, large):
+        rate, peak, written = _run(_imageless_dataset(count), shuffle=False, store_images=False)
+        assert written == count
+        peaks.append(peak)
+        print(f"stream {count:>9,} items, JSON Lines, no images, no shuffle: {rate:6.0f} "
+              f"records/s, peak RSS {peak:5.0f} MB")
+    per_item = (peaks[1] - peaks[0]) * 2**20 / (large - small)
+    print(f"streamed peak memory grows {per_item:.1f} bytes per item "
+          f"(from {small:,} to {large:,} items; aim: under 16)")
+    return per_item
+
+
 def main() -> None:
+    if os.environ.get("SOAK_ONLY") == "growth":
+        growth()
+        return
     print(f"# soak benchmark: {THREADS} threads, {SHARDS} shards, {os.cpu_count()} CPUs; "
           "64x48 JPEG files, decode check on; peak RSS of a fresh process")
     rate, peak, written = _run(_dataset(SOAK_ITEMS, ".json"), shuffle=False)
@@ -104,6 +145,7 @@ def main() -> None:
     rate, peak, written = _run(_dataset(STREAM_ITEMS, ".json"), shuffle=True)
     print(f"list   {STREAM_ITEMS:>7,} items, JSON list, shuffled : {rate:6.0f} records/s, "
           f"peak RSS {peak:4.0f} MB (held in memory)")
+    growth()
 
 
 if __name__ == "__main__":

@@ -147,3 +147,76 @@ class _Lying:
 
     def __iter__(self) -> Iterator[_Item]:
         return iter(self.stream)
+
+
+# -- dataset files that fight back -----------------------------------------------------------
+
+_DEEP = "[" * 100_000 + "]" * 100_000
+_HUGE_INT = '{"id": "huge", "filename": "a.jpg", "class": {"label": ' + "7" * 5000 + "}}"
+
+
+def _read_failures(out: Path, prefix: str) -> list[dict[str, Any]]:
+    failures: list[dict[str, Any]] = json.loads(
+        next(out.glob(f"{prefix}[.-]failures.json")).read_text())
+    return failures
+
+
+@pytest.mark.parametrize("content, message", [
+    (_DEEP, "d.json: not readable: lists or objects nested too deeply"),
+    (f"[{_HUGE_INT}]", "d.json: not readable: Exceeds the limit (4300 digits)"),
+])
+def test_a_json_list_the_parser_refuses_is_a_usage_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        content: str, message: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("d.json").write_text(content)
+    for extra in ([], ["--validate-only"]):
+        assert main(["--dataset_path", "d.json", "--prefix", "s", "--output_dir", "out",
+                     *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"tfrecord-lite: error: {message}"), err
+        assert "Traceback" not in err and len(err) < 400
+    assert not Path("out").exists()
+
+
+def test_json_lines_the_parser_refuses_fail_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, image_file: Any,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    image_file("jpeg-rgb", name="a.jpg")
+    good = [json.dumps(detection_item("a.jpg", i)) for i in range(3)]
+    _write_jsonl(Path("d.jsonl"), [good[0], _DEEP, good[1], _HUGE_INT, good[2]])
+    args = ["--dataset_path", "d.jsonl", "--prefix", "s", "--output_dir", "out", "-q"]
+    assert main(args + ["--validate-only"]) == 1
+    err = capsys.readouterr().err
+    assert "2 of 5 items would fail" in err, err
+    assert "d.jsonl, line 2: not readable: lists or objects nested too deeply" in err
+    assert "d.jsonl, line 4: not readable: Exceeds the limit (4300 digits)" in err
+    assert main(args) == 1
+    failures = _read_failures(Path("out"), "s")
+    assert [f["line"] for f in failures] == [2, 4]
+    assert failures[0]["error_msg"].startswith("d.jsonl, line 2: not readable: lists or ")
+    assert failures[1]["error_msg"].startswith("d.jsonl, line 4: not readable: Exceeds")
+    assert [r["id"] for r in read_examples(Path("out") / "s-00000-of-00001")] == ["0", "1", "2"]
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_byte_order_mark_is_accepted_in_json_and_json_lines(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, image_file: Any) -> None:
+    monkeypatch.chdir(tmp_path)
+    image_file("jpeg-rgb", name="a.jpg")
+    items = [detection_item("a.jpg", i) for i in range(3)]
+    bom = b"\xef\xbb\xbf"
+    Path("d.json").write_bytes(bom + json.dumps(items).encode())
+    Path("d.jsonl").write_bytes(bom + b"".join(json.dumps(i).encode() + b"\n" for i in items))
+    for name in ("d.json", "d.jsonl"):
+        assert main(["--dataset_path", name, "--prefix", "s", "--output_dir",
+                     name.replace(".", "-"), "-q"]) == 0
+        assert len(open_dataset(name)) == 3
+    shard = "s-00000-of-00001"
+    assert (Path("d-json") / shard).read_bytes() == (Path("d-jsonl") / shard).read_bytes()
+    # Only at the start of the file: elsewhere it is a stray character, as in a JSON list.
+    Path("late.jsonl").write_bytes(json.dumps(items[0]).encode() + b"\n" + bom
+                                   + json.dumps(items[1]).encode() + b"\n")
+    late = list(open_dataset("late.jsonl"))
+    assert isinstance(late[1], ParseFailure) and "BOM" in str(late[1])

@@ -132,6 +132,35 @@ def test_lenient_numbers() -> None:
     assert decoded["object"]["is_crowd"] == [1]
 
 
+@pytest.mark.parametrize("path, value, message", [
+    ("object/bbox/xmin", [0.1, 10**400],
+     "object/bbox/xmin[1]: an integer of about 401 digits is too large for a float"),
+    ("class/conf", -(10**400), "class/conf: an integer of about 401 digits is too large"),
+    ("class/label", 10**400, "class/label: an integer of about 401 digits does not fit in"),
+    ("id", "a\ud800b", "id: 'a\\ud800b' cannot be written as UTF-8: a lone surrogate "
+                        "'\\ud800' at position 1"),
+    ("filename", "\udcff.jpg", "filename: '\\udcff.jpg' cannot be written as UTF-8"),
+    ("object/bbox/text", ["ok", "x\udfff"], "object/bbox/text[1]: 'x\\udfff' cannot be"),
+    ("class/label", "9" * 5000, "class/label: not an integer: '99999"),
+], ids=["huge-int-in-list", "huge-int-float", "huge-int-int64", "surrogate-id",
+        "surrogate-filename", "surrogate-in-list", "5000-digit-text"])
+def test_values_no_record_can_hold_name_item_and_key_path(path: str, value: Any,
+                                                          message: str) -> None:
+    # These used to escape as OverflowError ("int too large to convert to float") or
+    # UnicodeEncodeError, naming neither the item nor the key.
+    item = _full_item()
+    node = item
+    *parents, last = path.split("/")
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    with pytest.raises(ExampleError) as info:
+        encode_example(item, IMAGE)
+    text = str(info.value)
+    assert text.startswith("id ") and message in text, text
+    assert len(text) < 200
+
+
 def test_int64_range() -> None:
     with pytest.raises(ExampleError, match="int64"):
         encode_example({"filename": "x", "id": 1, "class": {"label": 1 << 63}}, IMAGE)

@@ -3,10 +3,10 @@ and write failures (disk full, permission denied, read-only file system)."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
+import socket
 import struct
 import subprocess
 import sys
@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
-from tfrecord_lite import ImageError, WriteError, read_records, write_dataset
+from tfrecord_lite import ImageError, WriteError, read_records, validate_dataset, write_dataset
 from tfrecord_lite import compression as _compression
 from tfrecord_lite.cli import main
 from tfrecord_lite.example import decode_example
 from tfrecord_lite.items import ItemOptions, encode_item
 
-from conftest import DEMO, ROOT, detection_item, make_image_bytes
+from conftest import ROOT, detection_item, make_image_bytes
 
 
 def _png(width: int, height: int, pixel_rows: bytes) -> bytes:
@@ -84,36 +84,127 @@ def test_oversized_file_fails_unread(tmp_path: Path) -> None:
     assert info.value.reason == "too large"
 
 
-def _fifo(tmp_path: Path, data: bytes) -> tuple[Path, threading.Thread]:
-    """A named pipe fed ``data`` in small pieces by a thread: a file of no known size."""
-    path = tmp_path / "pipe.jpg"
-    os.mkfifo(path)
+# -- image paths that are not regular files -------------------------------------------------
 
-    def feed() -> None:
-        with open(path, "wb", buffering=0) as f, contextlib.suppress(BrokenPipeError):
-            for at in range(0, len(data), 1000):
-                f.write(data[at:at + 1000])
-
-    feeder = threading.Thread(target=feed)
-    feeder.start()
-    return path, feeder
+def _failures_file(out: Path, prefix: str) -> Any:
+    """The failures file a job wrote beside its shards (either naming)."""
+    return json.loads(next(out.glob(f"{prefix}[.-]failures.json")).read_text())
 
 
-def test_an_image_from_a_pipe_is_read_whole(tmp_path: Path) -> None:
-    data = (DEMO / "images" / "rocket.jpg").read_bytes()
-    path, feeder = _fifo(tmp_path, data)
-    record = encode_item(detection_item(str(path), 1))
-    feeder.join()
+def _not_regular_files() -> dict[str, str]:
+    """In the current folder: a FIFO with no writer, a socket, a directory; and two devices."""
+    os.mkfifo("pipe.jpg")
+    os.mkdir("folder.jpg")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind("socket.jpg")
+    sock.close()  # the file stays
+    return {"fifo": "pipe.jpg", "socket": "socket.jpg", "directory": "folder.jpg",
+            "zero": "/dev/zero", "urandom": "/dev/urandom"}
+
+
+@pytest.mark.parametrize("store_images", [True, False])
+def test_paths_that_are_not_regular_files_fail_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_images: bool) -> None:
+    # A FIFO used to block a worker in open() forever, and /dev/zero was read up to the
+    # size limit. In a fresh process with a deadline, so that a hang fails the test.
+    monkeypatch.chdir(tmp_path)
+    paths = _not_regular_files()
+    (tmp_path / "good.jpg").write_bytes(make_image_bytes("jpeg-rgb"))
+    items = [{"filename": path, "id": kind} for kind, path in paths.items()]
+    items.append({"filename": "good.jpg", "id": "good"})
+    Path("d.json").write_text(json.dumps(items))
+    flag = "--store_images" if store_images else "--no-store_images"
+    done = subprocess.run([sys.executable, "-m", "tfrecord_lite", "--dataset_path", "d.json",
+                           "--prefix", "s", "--output_dir", "out", "--threads", "8", flag,
+                           "-q"], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 1, done.stderr
+    failures = {f["id"]: f["error_msg"] for f in _failures_file(tmp_path / "out", "s")}
+    assert set(failures) == set(paths)
+    for kind, path in paths.items():
+        assert failures[kind].startswith(f"{path}: not a regular file ("), failures[kind]
+    assert "a FIFO" in failures["fifo"] and "a directory" in failures["directory"]
+    assert "a character device" in failures["zero"] and "a socket" in failures["socket"]
+    assert "Traceback" not in done.stderr
+
+
+def test_validate_only_names_a_path_that_is_not_a_regular_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    paths = _not_regular_files()
+    Path("d.json").write_text(json.dumps([{"filename": p, "id": k} for k, p in paths.items()]))
+    assert main(["--dataset_path", "d.json", "--prefix", "s", "--output_dir", "out",
+                 "--validate-only"]) == 1
+    err = capsys.readouterr().err
+    assert err.count(": not a regular file (") == len(paths), err
+    assert "file not found" not in err and not Path("out").exists()
+    report = validate_dataset([{"filename": "pipe.jpg", "id": 1}])
+    assert report.failures[0]["error_msg"].startswith("pipe.jpg: not a regular file (a FIFO")
+
+
+def _encode_with_deadline(item: dict[str, Any], seconds: float = 20) -> Any:
+    """``encode_item(item)``'s result or error, from a thread given a deadline: a read
+    that blocks fails the test instead of hanging it."""
+    result: list[Any] = []
+
+    def run() -> None:
+        try:
+            result.append(encode_item(item))
+        except ImageError as exc:
+            result.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=seconds)
+    assert not worker.is_alive(), f"blocked reading {item['filename']}"
+    return result[0]
+
+
+def test_a_fifo_is_refused_even_when_swapped_in_after_the_check(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The path is a regular file when looked at, and a FIFO when opened: the open does
+    # not block (O_NONBLOCK), and what was opened is refused.
+    monkeypatch.chdir(tmp_path)
+    os.mkfifo("pipe.jpg")
+    Path("file.jpg").write_bytes(make_image_bytes("jpeg-rgb"))
+    real_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda path, *a, **k: real_stat(
+        "file.jpg" if path == "pipe.jpg" else path, *a, **k))
+    error = _encode_with_deadline(detection_item("pipe.jpg", 1))
+    assert isinstance(error, ImageError) and error.reason == "unreadable"
+    assert "not a regular file (a FIFO" in str(error)
+
+
+def test_without_o_nonblock_images_are_read_and_fifos_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Windows has no O_NONBLOCK: the check before opening is what refuses a FIFO there.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delattr(os, "O_NONBLOCK")
+    os.mkfifo("pipe.jpg")
+    data = make_image_bytes("jpeg-rgb")
+    Path("good.jpg").write_bytes(data)
+    error = _encode_with_deadline(detection_item("pipe.jpg", "pipe"))
+    assert isinstance(error, ImageError) and error.reason == "unreadable"
+    record = _encode_with_deadline(detection_item("good.jpg", "good"))
     assert decode_example(record)["encoded"] == data
 
 
-def test_a_pipe_beyond_the_size_limit_fails(tmp_path: Path) -> None:
-    data = (DEMO / "images" / "rocket.jpg").read_bytes()
-    path, feeder = _fifo(tmp_path, data)
-    with pytest.raises(ImageError, match="larger than the limit of 20,000 bytes") as info:
-        encode_item(detection_item(str(path), 1), ItemOptions(max_file_bytes=20_000))
-    feeder.join()  # the reader gave up: the feeder's next write found the pipe closed
-    assert info.value.reason == "too large"
+def test_sixteen_devices_on_eight_threads_take_no_memory(tmp_path: Path) -> None:
+    # Each /dev/zero item used to be read up to the 256 MB limit: 4.2 GB at the peak.
+    code = (
+        "import json, re\n"
+        "from tfrecord_lite import write_dataset\n"
+        "items = [{'filename': '/dev/zero', 'id': i} for i in range(16)]\n"
+        f"s = write_dataset(items, 'z', {str(tmp_path / 'out')!r}, 1, 8, progress=False)\n"
+        "peak = int(re.search(r'VmHWM:\\s*(\\d+)', open('/proc/self/status').read())[1])\n"
+        "print(json.dumps([s.failed_by_reason, peak // 1024]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True, timeout=60)
+    reasons, peak_mb = json.loads(out.stdout)
+    assert reasons == {"unreadable": 16}
+    assert peak_mb < 150, f"peak RSS {peak_mb} MB"
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tfrecord_lite import read_examples, validate_dataset, write_dataset
+from tfrecord_lite import (
+    JsonLines,
+    open_dataset,
+    read_examples,
+    validate,
+    validate_dataset,
+    write_dataset,
+)
 from tfrecord_lite.cli import main
 from tfrecord_lite.validate import IdTracker, check_item, find_problems
 
@@ -193,3 +201,186 @@ def test_the_fast_screen_never_hides_a_problem(item: dict[str, Any]) -> None:
     item.update(filename="x.jpg", id=1)
     if check_item(item) == []:
         assert find_problems(item) == []
+
+
+# -- every failure names the item, and the key path ------------------------------------------
+
+def _odd_items() -> list[dict[str, Any]]:
+    huge = _item(object__bbox__xmin=[0.1, 10**400])
+    huge.update(id="huge", filename="a.jpg")
+    return [huge,
+            {"filename": ["a.jpg"], "id": "listed"},
+            {"filename": "a\0.jpg", "id": "nul"},
+            {"filename": "a\ud800.jpg", "id": "surrogate-file"},
+            {"filename": "a.jpg", "id": "surrogate\udc00"},
+            {"filename": {"path": "a.jpg"}, "id": "dict"}]
+
+
+_ODD_MESSAGES = {
+    "huge": "id 'huge': object/bbox/xmin[1]: an integer of about 401 digits is too large "
+            "for a float",
+    "listed": "id 'listed': filename: expected one path, got a list",
+    "nul": "id 'nul': filename: 'a\\x00.jpg' holds a NUL byte, which no file name can hold",
+    "surrogate-file": "id 'surrogate-file': filename: 'a\\ud800.jpg' cannot be written as "
+                      "UTF-8: a lone surrogate '\\ud800' at position 1",
+    "surrogate\udc00": "id 'surrogate\\udc00': id: 'surrogate\\udc00' cannot be written as "
+                        "UTF-8: a lone surrogate '\\udc00' at position 9",
+    "dict": "id 'dict': filename: expected one path, got a dict",
+}
+
+
+def test_a_huge_integer_does_not_stop_the_checks() -> None:
+    item = _item(object__bbox__xmin=[0.1, 10**400], object__bbox__xmax=[10**400, 0.9])
+    assert check_item(item) == find_problems(item)  # no OverflowError from the fast screen
+    assert check_item(_item(object__count=10**400))[0].message.startswith(
+        "an integer of about 401 digits does not fit in int64")
+
+
+@pytest.mark.parametrize("validation", ["strict", "lenient", "off"])
+def test_values_no_record_can_hold_fail_naming_item_and_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, image_file: Any,
+        validation: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    image_file("jpeg-rgb", name="a.jpg")
+    items = _odd_items() + [detection_item("a.jpg", "good"),
+                            detection_item("a.jpg", "nul\0in id")]  # a NUL in an id is fine
+    summary = write_dataset(items, "v", "out", 1, 2, shuffle=False, validation=validation,
+                            progress=False)
+    assert {f["id"]: f["error_msg"] for f in summary.failures} == _ODD_MESSAGES
+    assert summary.failed_by_reason == {"invalid item": len(_ODD_MESSAGES)}
+    ids = [r["id"] for r in read_examples(Path("out") / "v-00000-of-00001")]
+    assert ids == ["good", "nul\0in id"]
+    report = validate_dataset(items, validation=validation)
+    assert {f["id"]: f["error_msg"] for f in report.failures} == _ODD_MESSAGES
+
+
+def test_cli_validate_only_names_them_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("a.jpg").write_bytes(b"")
+    text = json.dumps(_odd_items()).replace("1" + "0" * 400, "1" + "0" * 400)
+    Path("d.json").write_text(text)
+    assert main(["--dataset_path", "d.json", "--prefix", "v", "--output_dir", "out",
+                 "--validate-only"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "6 of 6 items would fail" in err
+    for message in _ODD_MESSAGES.values():
+        assert message in err, message
+
+
+# -- duplicate ids: exact, in a few bytes per item --------------------------------------------
+
+def _verdicts(tracker: IdTracker, items: list[Any]) -> list[str | None]:
+    return [None if p is None else str(p) for p in
+            (tracker.check(i, item) for i, item in enumerate(items))]
+
+
+def _bad_hash(text: str) -> int:
+    """A digest under which most ids collide: a match must never be taken for a duplicate."""
+    return len(text) % 3
+
+
+_ids = st.lists(st.one_of(st.sampled_from(["a", "b", "1", "A", "a\u00e9", "", " a"]),
+                          st.integers(0, 3), st.text(max_size=3)), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ids, st.booleans())
+def test_duplicates_of_a_list_are_those_every_id_kept_finds(ids: list[Any],
+                                                            collide: bool) -> None:
+    items: list[Any] = [{"id": i, "filename": "x"} for i in ids] + ["not a dict", {"id": None}]
+    expected = _verdicts(IdTracker(), items)  # keeps every id: the reference
+    with pytest.MonkeyPatch.context() as patch:
+        if collide:
+            patch.setattr(validate, "hash", _bad_hash, raising=False)
+        assert _verdicts(IdTracker(items), items) == expected
+
+
+_LINES = [
+    '{"id": "a", "filename": "x"}',
+    '{"filename": "x", "id":"\\u0061"}',           # "a" again, escaped
+    '{"id" :  1, "object": {"id": ["a", "b"]}}',
+    '{"id": "1"}',                                  # 1 again, as text
+    '{"id": 1.0}',                                  # "1.0": another id
+    '{"\\u0069d": "b"}',                            # the key escaped
+    '{"class": {"id": "b"}, "id": "c"}',            # a nested "id" is no id
+    '{"id": "b", "filename": "C:\\\\images\\\\b.jpg"}',
+    '{"id": true}', '{"id": "True"}',
+    '{"id": ["list"]}', '{"id": ["list"]}',         # fail anyway: not tracked
+    '{"id": "c", broken', '[{"id": "c"}]',
+    '{"id": "c"}',
+]
+
+
+@pytest.mark.parametrize("collide", [False, True])
+def test_duplicates_of_json_lines_are_those_every_id_kept_finds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, collide: bool) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text("\ufeff" + "\n".join(_LINES) + "\n", encoding="utf-8")
+    if collide:
+        monkeypatch.setattr(validate, "hash", _bad_hash, raising=False)
+    items = list(open_dataset(path))
+    found = _verdicts(IdTracker(open_dataset(path)), items)
+    assert found == _verdicts(IdTracker(), items)
+    assert [i for i, p in enumerate(found) if p] == [1, 3, 7, 9, 14]
+    assert found[1] == "id: 'a' is also the id of input item 0"
+    assert found[9] == "id: 'True' is also the id of input item 8"
+
+
+_scalar_ids = st.one_of(st.text(), st.integers(), st.floats(allow_nan=False), st.booleans())
+
+
+@settings(max_examples=300, deadline=None)
+@given(ident=_scalar_ids, nested=st.dictionaries(st.sampled_from(["id", "x"]), _scalar_ids),
+       ascii_only=st.booleans(), separators=st.sampled_from([(", ", ": "), (",", ":"),
+                                                            (" , ", " :  ")]))
+def test_json_lines_id_texts_never_miss_an_id(tmp_path_factory: pytest.TempPathFactory,
+                                              ident: Any, nested: dict[str, Any],
+                                              ascii_only: bool,
+                                              separators: tuple[str, str]) -> None:
+    item = {"object": nested, "id": ident, "filename": "x"}
+    path = tmp_path_factory.mktemp("lines") / "d.jsonl"
+    path.write_text(json.dumps(item, ensure_ascii=ascii_only, separators=separators) + "\n",
+                    encoding="utf-8", errors="surrogatepass")
+    lines = open_dataset(path)
+    assert isinstance(lines, JsonLines)
+    (parsed,) = list(lines)
+    if isinstance(parsed, dict):
+        assert str(parsed["id"]) in list(lines.id_texts())
+
+
+def test_the_id_tracker_keeps_almost_nothing_per_item() -> None:
+    # Every id used to be kept: about 100 bytes per item.
+    items = [{"id": f"image-{i:07d}", "filename": "x"} for i in range(100_000)]
+    items.append({"id": "image-0000007", "filename": "x"})
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        tracker = IdTracker(items)
+        problems = [tracker.check(i, item) for i, item in enumerate(items)]
+        kept, peak = (m - before for m in tracemalloc.get_traced_memory())
+    finally:
+        tracemalloc.stop()
+    per_item = 8 + 1  # a list slot for each result, and the list's slack
+    assert kept < 4096 + per_item * len(items), kept
+    assert peak < 4096 + (per_item + 9) * len(items), peak
+    assert problems.count(None) == len(items) - 1
+    assert str(problems[-1]) == "id: 'image-0000007' is also the id of input item 7"
+
+
+def test_cli_finds_duplicate_ids_in_streamed_json_lines(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, image_file: Any,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    image_file("jpeg-rgb", name="a.jpg")
+    ids = ["a", "b", "a", 1, "1", "c"]
+    Path("d.jsonl").write_text("".join(json.dumps(detection_item("a.jpg", i)) + "\n"
+                                       for i in ids))
+    args = ["--dataset_path", "d.jsonl", "--prefix", "s", "--output_dir", "out", "-q"]
+    assert main(args + ["--validate-only"]) == 1
+    err = capsys.readouterr().err
+    assert "id 'a': id: 'a' is also the id of input item 0" in err
+    assert "id '1': id: '1' is also the id of input item 3" in err
+    assert main(args) == 1
+    assert [r["id"] for r in read_examples(Path("out") / "s-00000-of-00001")] == [
+        "a", "b", "1", "c"]

@@ -452,7 +452,7 @@ def _converter_hint(args: argparse.Namespace) -> str | None:
     try:
         with storage.open_read(args.dataset_path) as f:
             data = json.loads(f.read().decode("utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # the refusal said why; no hint
         return None
     if not (isinstance(data, dict) and "images" in data and "annotations" in data):
         return None

@@ -162,6 +162,14 @@ def item_label(item: Any) -> str:
 
 # -- value conversion (the slow path, taken only for values that are not plain) ----------
 
+def _show(value: Any) -> str:
+    """A value as messages show it: its repr, cut short; a huge integer by its size."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 100:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
+
+
 def _as_int(value: Any) -> int:
     if isinstance(value, bool):
         return int(value)
@@ -171,13 +179,13 @@ def _as_int(value: Any) -> int:
         try:
             result = int(value.strip())  # "1" -> 1
         except ValueError:
-            raise ValueError(f"not an integer: {value!r}") from None
+            raise ValueError(f"not an integer: {_show(value)}") from None
     elif isinstance(value, numbers.Real) and float(value).is_integer():
         result = int(float(value))
     else:
-        raise TypeError(f"expected an integer, got {value!r} ({type(value).__name__})")
+        raise TypeError(f"expected an integer, got {_show(value)} ({type(value).__name__})")
     if not _INT64_MIN <= result <= _INT64_MAX:
-        raise ValueError(f"{result} does not fit in int64")
+        raise ValueError(f"{_show(result)} does not fit in int64")
     return result
 
 
@@ -186,8 +194,10 @@ def _as_float(value: Any) -> float:
         try:
             return float(value)
         except ValueError:
-            raise ValueError(f"not a number: {value!r}") from None
-    raise TypeError(f"expected a number, got {value!r} ({type(value).__name__})")
+            raise ValueError(f"not a number: {_show(value)}") from None
+        except OverflowError:  # an int beyond any float (float32 overflows to inf later)
+            raise ValueError(f"{_show(value)} is too large for a float") from None
+    raise TypeError(f"expected a number, got {_show(value)} ({type(value).__name__})")
 
 
 def _as_bytes(value: Any) -> bytes:
@@ -197,7 +207,12 @@ def _as_bytes(value: Any) -> bytes:
         return bytes(value)
     if isinstance(value, (Mapping, list, tuple, set)):
         raise TypeError(f"expected text, got {type(value).__name__}")
-    return str(value).encode("utf-8")
+    text = str(value)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate, as JSON's "\ud800" gives
+        raise ValueError(f"{_show(text)} cannot be written as UTF-8: a lone surrogate "
+                         f"{text[exc.start]!r} at position {exc.start}") from None
 
 
 # -- the protobuf wire format, written directly --------------------------------------------
@@ -282,10 +297,14 @@ def _payload(item: Any, field: Field, values: list[Any]) -> bytes:
     kind = field.kind
     if kind == BYTES:
         pieces = []
-        for v in values:
-            if type(v) is not bytes:
-                v = v.encode("utf-8") if type(v) is str else _convert_each(item, field, [v])[0]
-            pieces.append(b"\x0a" + _varint(len(v)) + v)
+        try:
+            for v in values:
+                if type(v) is not bytes:
+                    v = v.encode("utf-8") if type(v) is str else _as_bytes(v)
+                pieces.append(b"\x0a" + _varint(len(v)) + v)
+        except (TypeError, ValueError):  # ValueError: a str with a lone surrogate
+            _convert_each(item, field, values)  # raises, naming the value
+            raise
         return b"".join(pieces)
     if kind == INT64:
         try:
@@ -294,7 +313,7 @@ def _payload(item: Any, field: Field, values: list[Any]) -> bytes:
             return b"".join([_int64_varint(v) for v in _convert_each(item, field, values)])
     try:
         return _pack_float32(values)
-    except (struct.error, TypeError):
+    except (struct.error, TypeError, OverflowError):  # Overflow: an int beyond any float
         return _pack_float32(_convert_each(item, field, values))
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from . import images, storage
 from .dataset import ParseFailure
 from .errors import ExampleError, ImageError, TFRecordLiteError, ValidationError
-from .example import ImageFields, encode_example, item_label
+from .example import ImageFields, _as_bytes, encode_example, item_label
 from .validate import MODES, Problem, check_item
 
 logger = logging.getLogger(__name__)
@@ -98,35 +98,91 @@ def _read_url(path: str, limit: int) -> bytes:
         raise ImageError(f"{path}: cannot read: {exc}", "unreadable") from exc
 
 
+# What a path names when it is not a regular file: such a path fails its item at once.
+# A FIFO would block the reader until some writer comes (forever), a device such as
+# /dev/zero never ends, a directory has no bytes.
+_NOT_REGULAR = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                (stat.S_ISBLK, "a block device"))
+
+
+def _refuse_unless_regular(path: str, mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _NOT_REGULAR if test(mode)), "not a file")
+        raise ImageError(f"{path}: not a regular file ({kind}); an image must be a file",
+                         "unreadable")
+
+
+def _stat_image(path: str) -> os.stat_result:
+    """``os.stat`` of a local image path, which must name a regular file.
+
+    Raises:
+        ImageError: no file there ("missing"); a FIFO, socket, device or directory,
+            or a path that cannot be looked at ("unreadable").
+    """
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise ImageError(f"{path}: file not found", "missing") from exc
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read: {exc.strerror or exc}", "unreadable") from exc
+    except ValueError as exc:  # a NUL byte, a lone surrogate: no file can have that name
+        raise ImageError(f"{path!r}: not a possible file name ({exc})", "unreadable") from exc
+    _refuse_unless_regular(path, st.st_mode)
+    return st
+
+
+def _open_flags() -> int:
+    """Read only; never block (a FIFO swapped in after the check); binary on Windows.
+
+    Looked up at each call: ``O_NONBLOCK`` and ``O_BINARY`` exist on some systems only.
+    """
+    return os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _too_large(path: str, limit: int, size: int | None = None) -> ImageError:
+    what = f"{size:,} bytes is larger" if size is not None else "larger"
+    return ImageError(f"{path}: {what} than the limit of {limit:,} bytes for an image file",
+                      "too large")
+
+
 def _read_file(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of an image file (a local path or a URL), at most ``limit`` of them.
+
+    A local path must name a regular file: it is checked before it is opened, opened
+    without blocking, and checked again once open (it may have been replaced between).
+
+    Raises:
+        ImageError: missing, not a regular file, unreadable or larger than ``limit``.
+    """
     if storage.is_url(path):
         return _read_url(path, limit)
+    st = _stat_image(path)
+    if st.st_size > limit:
+        raise _too_large(path, limit, st.st_size)
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, _open_flags())
     except FileNotFoundError as exc:
         raise ImageError(f"{path}: file not found", "missing") from exc
     except OSError as exc:
         raise ImageError(f"{path}: cannot read: {exc.strerror or exc}", "unreadable") from exc
     try:
         st = os.fstat(fd)
+        _refuse_unless_regular(path, st.st_mode)
         size = st.st_size
         if size > limit:
-            raise ImageError(f"{path}: {size:,} bytes is larger than the limit of {limit:,} "
-                             "bytes for an image file", "too large")
+            raise _too_large(path, limit, size)
         chunk = os.read(fd, size + 1)
-        if len(chunk) <= size and stat.S_ISREG(st.st_mode):
+        if len(chunk) <= size:
             return chunk  # a regular file's short read is its end: the whole file
         chunks, total = [chunk], len(chunk)
-        while chunk:  # it grew while being read, or it is not a regular file
+        while chunk:  # it grew while being read
             if total > limit:
-                raise ImageError(f"{path}: larger than the limit of {limit:,} bytes for an "
-                                 "image file", "too large")
+                raise _too_large(path, limit)
             chunk = os.read(fd, 1 << 20)
             chunks.append(chunk)
             total += len(chunk)
         return b"".join(chunks)
-    except IsADirectoryError as exc:
-        raise ImageError(f"{path}: is a directory, not an image file", "unreadable") from exc
     except OSError as exc:
         raise ImageError(f"{path}: cannot read: {exc.strerror or exc}", "unreadable") from exc
     finally:
@@ -147,6 +203,8 @@ def _image_fields(item: Mapping[str, Any], options: ItemOptions,
         height, width = item.get("height"), item.get("width")
         fmt = item.get("format")
         if height is None or width is None:
+            if not storage.is_url(path):
+                _stat_image(path)  # the header is read: a FIFO would block, a device never end
             try:
                 width, height, fmt = images.read_size_from_file(path)
             except FileNotFoundError as exc:
@@ -170,17 +228,19 @@ def check(item: Any, options: ItemOptions = ItemOptions(),
 
     Raises:
         ValidationError: strict mode, and the item has a problem.
-        ExampleError: not a dict, ``filename`` or ``id`` missing, or a value that
-            cannot be encoded (such as a label that is not an integer).
+        ExampleError: not a dict; ``filename`` or ``id`` missing, a list or dict, not
+            writable as UTF-8 (a lone surrogate), a filename with a NUL byte; or a value
+            that cannot be encoded (such as a label that is not an integer).
     """
     if isinstance(item, ParseFailure):
         raise ExampleError(str(item))
     if not isinstance(item, Mapping):
         raise ExampleError(f"an item must be a dict, got {type(item).__name__}")
-    for key in ("filename", "id"):
-        if item.get(key) is None:
-            raise ExampleError(f"{item_label(item)}: {key}: missing (every item needs "
-                               "'filename' and 'id')")
+    filename, ident = item.get("filename"), item.get("id")
+    if not (type(filename) is str and filename.isascii() and "\0" not in filename
+            and (type(ident) is int or (type(ident) is str and ident.isascii()))):
+        for key in ("filename", "id"):  # not the usual ASCII text: look closer
+            _check_name(item, key)
     if options.validation == "off":
         return []
     problems = check_item(item)
@@ -193,6 +253,42 @@ def check(item: Any, options: ItemOptions = ItemOptions(),
     return problems
 
 
+_NOT_TEXT = (Mapping, list, tuple, set, frozenset)
+
+
+def _check_name(item: Mapping[str, Any], key: str) -> None:
+    """``filename`` or ``id``: given, one value (text, a number, a path), and writable as
+    UTF-8; a filename without a NUL byte. Checked before the image is read.
+
+    Raises:
+        ExampleError: naming the item and the key.
+    """
+    value = item.get(key)
+    if type(value) is str:
+        text = value
+    elif type(value) is int:
+        return
+    elif value is None:
+        raise ExampleError(f"{item_label(item)}: {key}: missing (every item needs "
+                           "'filename' and 'id')")
+    elif isinstance(value, _NOT_TEXT):
+        raise ExampleError(f"{item_label(item)}: {key}: expected one "
+                           f"{'path' if key == 'filename' else 'text or number'}, got a "
+                           f"{type(value).__name__}")
+    elif isinstance(value, (bytes, bytearray)):
+        return
+    else:
+        text = str(value)
+    if not text.isascii():
+        try:
+            _as_bytes(text)
+        except ValueError as exc:  # a lone surrogate
+            raise ExampleError(f"{item_label(item)}: {key}: {exc}") from None
+    if key == "filename" and "\0" in text:
+        raise ExampleError(f"{item_label(item)}: filename: {text!r} holds a NUL byte, "
+                           "which no file name can hold")
+
+
 def describe(item: Any, problems: list[Problem]) -> str:
     """One line naming the item and each problem with its key path."""
     return f"{item_label(item)}: " + "; ".join(map(str, problems))
@@ -203,7 +299,8 @@ def check_source(item: Mapping[str, Any], options: ItemOptions = ItemOptions()) 
 
     Raises:
         ExampleError: ``encoded`` without the fields that must come with it.
-        ImageError: the path leads outside the root, or no file is there.
+        ImageError: the path leads outside the root, no file is there, or what is
+            there is not a regular file (a FIFO, a device, a directory).
     """
     if item.get("encoded") is not None:
         missing = [k for k in GIVEN_WITH_ENCODED if item.get(k) is None]
@@ -214,7 +311,11 @@ def check_source(item: Mapping[str, Any], options: ItemOptions = ItemOptions()) 
         return
     path = resolve_path(str(item["filename"]), options.root)
     opened = options.store_images or item.get("height") is None or item.get("width") is None
-    if opened and not storage.is_file(path):
+    if not opened:
+        return
+    if not storage.is_url(path):
+        _stat_image(path)
+    elif not storage.is_file(path):
         raise ImageError(f"{path}: file not found", "missing")
 
 

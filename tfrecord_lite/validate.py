@@ -11,7 +11,7 @@ almost surely wrong:
 * ``object/count`` that is not the number of boxes;
 * NaN or infinity in any float field;
 * labels that are not integers (numeric strings such as ``"3"`` are fine);
-* an id used by an earlier item (``IdTracker``).
+* an id used by an earlier item (``IdTracker``, exact in a few bytes per item).
 
 An empty list counts as not given. Each problem names the key path; the messages are
 prefixed with the item's id where they are reported.
@@ -24,7 +24,7 @@ these checks.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from .example import FIELDS, FLOAT, INT64, _as_float, _as_int
@@ -187,7 +187,11 @@ def _looks_clean(item: Mapping[str, Any]) -> bool:
 
 def check_item(item: Mapping[str, Any]) -> list[Problem]:
     """Every problem of one item's annotations (empty when it looks right)."""
-    return [] if _looks_clean(item) else find_problems(item)
+    try:
+        clean = _looks_clean(item)
+    except OverflowError:  # an int beyond any float: the full checks find it
+        clean = False
+    return [] if clean else find_problems(item)
 
 
 def find_problems(item: Mapping[str, Any]) -> list[Problem]:
@@ -262,17 +266,80 @@ def _check_count(item: Mapping[str, Any]) -> list[Problem]:
     return []
 
 
-class IdTracker:
-    """Finds ids used by an earlier item. Feed items in input order."""
+def _id_key(item: Any) -> str | None:
+    """What makes two items' ids equal: their text (``1`` and ``"1"`` are one id).
 
-    def __init__(self) -> None:
+    None for an item without an id, and for an id that is a list or a dict (such an
+    item fails for its id anyway). ``JsonLines.id_texts`` follows the same rule.
+    """
+    if not isinstance(item, Mapping):
+        return None
+    ident = item.get("id")
+    if ident is None or isinstance(ident, (Mapping, list, tuple, set)):
+        return None
+    return str(ident)
+
+
+def _repeated_digests(texts: Iterable[str], size: int) -> set[int]:
+    """The digests of the texts that occur more than once.
+
+    A digest is the text's 64-bit keyed hash (Python's string hash: SipHash, with a
+    key drawn per process). They go into one array of 8 bytes each (``size``: how many
+    are expected), sorted in place; only the repeated ones are kept.
+    """
+    import numpy as np
+
+    digests = np.empty(max(size, 16), dtype=np.int64)
+    count = 0
+    for text in texts:
+        if count == len(digests):  # more than expected: a line with several "id" keys
+            digests = np.resize(digests, count + count // 2)
+        digests[count] = hash(text)
+        count += 1
+    found = digests[:count]
+    found.sort()
+    repeated = found[1:][found[1:] == found[:-1]]
+    return set(repeated.tolist())
+
+
+class IdTracker:
+    """Finds ids used by an earlier item, exactly. Feed items in input order.
+
+    Given ``source``, the whole input, when it can be read twice (a list, a
+    ``JsonLines`` file), memory does not grow with the number of items: a first pass
+    takes a 64-bit digest of every id (8 bytes per item, freed when the pass ends)
+    and keeps those that occur more than once (a JSON Lines file is not parsed for
+    it: see ``JsonLines.id_texts``, which may give more texts than ids, never fewer).
+    Two equal ids have equal digests, so an id whose digest occurs once in the input
+    is unique: nothing of it is kept.
+    Only the ids whose digest is repeated are kept, whole, and compared as text, so a
+    duplicate is never reported on a digest alone (two different ids with one digest
+    cost one more kept id). This holds while the input does not change between the
+    passes (a JSON Lines file being rewritten during the job).
+
+    Without a source, or with one that may be read only once (a generator, a sized
+    stream of another kind), every id is kept (about 100 bytes per item).
+
+    Args:
+        source: the items, in input order, if they can be iterated again.
+    """
+
+    def __init__(self, source: Iterable[Any] | None = None) -> None:
+        from .dataset import JsonLines
+
         self._first: dict[str, int] = {}
+        self._repeated: set[int] | None = None  # None: keep every id
+        if isinstance(source, JsonLines):
+            self._repeated = _repeated_digests(source.id_texts(), len(source))
+        elif isinstance(source, Sequence):
+            keys = (key for key in map(_id_key, source) if key is not None)
+            self._repeated = _repeated_digests(keys, len(source))
 
     def check(self, index: int, item: Any) -> Problem | None:
         """A problem when ``item`` (input number ``index``) repeats an earlier id."""
-        if not isinstance(item, Mapping) or item.get("id") is None:
+        key = _id_key(item)
+        if key is None or (self._repeated is not None and hash(key) not in self._repeated):
             return None
-        key = str(item["id"])
         first = self._first.setdefault(key, index)
         if first == index:
             return None

@@ -83,7 +83,8 @@ class _Input:
 
         Duplicate ids are found in input order, whatever the write order.
         """
-        tracker = IdTracker() if self._track_ids else None
+        tracker = (IdTracker(self._items if self._items is not None else self._stream)
+                   if self._track_ids else None)
         if self.order is not None:
             assert self._items is not None
             items = self._items
