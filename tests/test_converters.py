@@ -208,3 +208,27 @@ def test_converter_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert f"from-coco INSTANCES.json: no such file: {tmp_path / 'none.json'}" in err
     assert "no class sub-folders" in err and "not a COCO annotation file" in err
     assert "Traceback" not in err
+
+
+def test_a_fifo_among_the_images_is_reported_not_waited_on(tmp_path: Path) -> None:
+    # Converters read image sizes from headers: a FIFO there used to block the reader
+    # until a writer came (forever). In a thread with a deadline, so a hang fails the test.
+    import os
+    import threading
+
+    root = tmp_path / "VOCdevkit" / "VOC2007"
+    make_voc(root)
+    photo = root / "JPEGImages" / "2007_000001.jpg"
+    photo.unlink()
+    os.mkfifo(photo)
+    found: list[object] = []
+    conv = VocConverter(str(root), "train", ["cat", "dog"])
+    reader = threading.Thread(target=lambda: found.extend(conv), daemon=True)
+    reader.start()
+    reader.join(20)
+    if reader.is_alive():
+        with open(photo, "wb"):  # unblock the reader before failing
+            pass
+        pytest.fail("the converter waited on a FIFO")
+    assert [item["id"] for item in found] == ["2007_000002"]  # type: ignore[index]
+    assert any("not a regular file" in p for p in conv.problems), conv.problems

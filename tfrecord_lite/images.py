@@ -83,7 +83,7 @@ from typing import Any
 from PIL import Image
 
 from .errors import ImageError
-from .storage import open_read
+from .storage import open_regular
 
 try:  # optional: a faster PNG decoder (the [png] extra)
     from pywuffs import ImageDecoderQuirks, ImageDecoderType, PixelFormat
@@ -656,8 +656,13 @@ def _png_size(data: bytes) -> tuple[int, int] | None:
 
 
 def read_size_from_file(path: str) -> tuple[int, int, str]:
-    """``(width, height, format)`` of an image file (a path or a URL), reading its header."""
-    with open_read(path) as f:
+    """``(width, height, format)`` of an image file (a path or a URL), reading its header.
+
+    Raises:
+        ImageError: empty, not an image, or too large.
+        OSError: missing, unreadable, or not a regular file (a FIFO is never waited on).
+    """
+    with open_regular(path) as f:
         head = f.read(1 << 18)
     if not head:
         raise ImageError(f"{path}: empty file", "empty")
@@ -668,7 +673,7 @@ def read_size_from_file(path: str) -> tuple[int, int, str]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with open_read(path) as f, Image.open(f) as im:
+            with open_regular(path) as f, Image.open(f) as im:
                 size = im.width, im.height, im.format or ""
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"{path}: {exc}", "too large") from exc

@@ -17,6 +17,7 @@ import hashlib
 import os
 import posixpath
 import shutil
+import stat
 import tempfile
 from typing import IO, Any
 
@@ -54,6 +55,27 @@ def open_read(path: str, buffering: int = -1) -> IO[bytes]:
         return open(path, "rb", buffering=buffering)
     fs, inner = filesystem(path)
     return fs.open(inner, "rb")
+
+
+def open_regular(path: str) -> IO[bytes]:
+    """Open a local path that must name a regular file, or a URL, for reading bytes.
+
+    A local path is opened without blocking (a FIFO would wait for a writer forever) and
+    refused unless it is a regular file (a device such as ``/dev/zero`` never ends).
+
+    Raises:
+        OSError: no such file, not a regular file (``EINVAL``), or unreadable.
+    """
+    if is_url(path):
+        return open_read(path)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def is_file(path: str) -> bool:
