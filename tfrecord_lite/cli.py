@@ -171,6 +171,11 @@ def _add_output_options(p: Any, files: Any) -> None:
                     help="number of shard files (default: 1)")
     files.add_argument("--threads", type=_positive_int, default=min(4, os.cpu_count() or 1),
                     metavar="N", help="worker threads (default: min(4, CPUs))")
+    files.add_argument("--processes", type=_positive_int, default=None, metavar="N",
+                    help="worker processes, each writing whole shards with --threads "
+                         "threads; 1: all in this process (default: one per core, up to "
+                         "the number of shards, the threads shared out among them; 1 for "
+                         "fewer than 500 items per process)")
     files.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=False,
                     help="write the items in a seeded random order (default: input order)")
     files.add_argument("--store_images", "--store-images", action=argparse.BooleanOptionalAction,
@@ -538,6 +543,7 @@ def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
                 dataset, args.prefix, args.output_dir, args.shards, args.threads,
                 **_job_options(args).keywords(), progress=not args.quiet,
                 interrupted="restart" if args.restart else "refuse",
+                num_processes=args.processes,
             )
         except InterruptedRunError as exc:
             raise UsageError(
