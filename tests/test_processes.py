@@ -167,17 +167,25 @@ print("finished", flush=True)
 
 
 def _slow_image(tmp_path: Path) -> None:
-    # a large JPEG makes each item slow enough to be killed while writing
-    from PIL import Image
-
-    Image.effect_noise((1200, 900), 60).convert("RGB").save(tmp_path / "slow.jpg",
-                                                            quality=95)
+    (tmp_path / "slow.jpg").write_bytes(make_image_bytes("jpeg-rgb", 32, 24))
 
 
 def _start(tmp_path: Path, count: int, shards: int, resume: bool = False,
-           extra: str = "") -> subprocess.Popen[str]:
-    code = _SCRIPT.format(count=count, shards=shards, resume=resume, extra=extra)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+           delay: float = 0.05) -> subprocess.Popen[str]:
+    """The job in a child process, whose workers take ``delay`` seconds per item."""
+    site = tmp_path / "site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(textwrap.dedent(f"""
+        import time
+        from tfrecord_lite import items
+        original = items.try_encode
+        def try_encode(*args, **kw):
+            time.sleep({delay})
+            return original(*args, **kw)
+        items.try_encode = try_encode
+    """))
+    code = _SCRIPT.format(count=count, shards=shards, resume=resume, extra="")
+    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{ROOT}"}
     return subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -222,15 +230,16 @@ def _wait_for_workers(tmp_path: Path, proc: subprocess.Popen[str]) -> list[int]:
 def test_interrupted_or_killed_parent_leaves_no_worker_and_nothing_partial(
         tmp_path: Path, sig: int) -> None:
     _slow_image(tmp_path)
-    proc = _start(tmp_path, 40, 4)
+    proc = _start(tmp_path, 40, 4, delay=0.5)  # 5 s a shard
     workers = _wait_for_workers(tmp_path, proc)
     assert all(_alive(w) for w in workers)
     os.kill(proc.pid, sig)
-    proc.communicate(timeout=30)
+    proc.wait(timeout=30)  # (not communicate: a worker holds the parent's stderr)
     deadline = time.monotonic() + 2
     while any(_alive(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(w) for w in workers), "a worker outlived its parent"
+    proc.communicate(timeout=30)
     left = [p.name for p in (tmp_path / "out").iterdir()]
     assert not [n for n in left if ".tmp-" in n], left  # no temporary file
     assert "ds.manifest.json" not in left

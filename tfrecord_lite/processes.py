@@ -394,9 +394,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     try:
         _serve(stdin, stdout)
-    except (EOFError, BrokenPipeError):
-        pass
-    stdout.close()
+        stdout.close()
+    except (EOFError, OSError):  # the parent has gone: nothing to tell it
+        os._exit(1)
 
 
 if __name__ == "__main__":
