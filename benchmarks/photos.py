@@ -13,9 +13,9 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from _common import ROOT
-
-SOURCES = sorted((ROOT / "tests" / "data" / "demo" / "images").iterdir())
+# Self-contained (tests load this file by its path): the demo photos of the repository.
+SOURCES = sorted((Path(__file__).resolve().parent.parent / "tests" / "data" / "demo" / "images"
+                  ).iterdir())
 SIZE = (640, 480)
 
 

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import importlib.util
 import io
 import random
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ from PIL import Image
 from tfrecord_lite import ImageError, images
 from tfrecord_lite.images import ImageOptions, jpeg_info, prepare, read_size_from_file, sniff
 
-from conftest import DEMO, KINDS, encode, make_image_bytes
+from conftest import DEMO, KINDS, ROOT, encode, make_image_bytes
 
 CONVERTED = [k for k in KINDS if k not in ("jpeg-rgb", "jpeg-progressive")]
 
@@ -261,6 +263,33 @@ def test_damaged_pngs_get_the_same_verdict_from_both_decoders(
             verdicts.add((decoded, isinstance(fast, bytes)))
     # Seen: damage Wuffs decodes, damage only Pillow passes, damage that fails both.
     assert verdicts == {(True, True), (False, True), (False, False)}
+
+
+def _benchmark_photos(tmp_path: Path, count: int) -> list[bytes]:
+    """``count`` 640x480 PNG crops of the demo photos, as ``make bench`` makes them."""
+    spec = importlib.util.spec_from_file_location("photos", ROOT / "benchmarks" / "photos.py")
+    assert spec is not None and spec.loader is not None
+    photos = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(photos)
+    return [Path(item["filename"]).read_bytes()
+            for item in photos.make_photos(tmp_path, count, "PNG")]
+
+
+@needs_wuffs
+def test_wuffs_stores_the_corpus_as_pillow_does(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every PNG kind of the test corpus, the demo's gray camera.png and the benchmark's
+    # photos: the same stored bytes with and without the png extra; the photos take Wuffs.
+    corpus = {kind: make_image_bytes(kind) for kind in KINDS if kind.startswith("png")}
+    corpus["camera.png"] = (DEMO / "images" / "camera.png").read_bytes()
+    photos = _benchmark_photos(tmp_path, 3)
+    corpus.update((f"photo {i}", data) for i, data in enumerate(photos))
+    for name, data in corpus.items():
+        monkeypatch.setattr(images, "_wuffs_config", _WUFFS)
+        fast = images._decode_png_fast(data) is not None
+        assert fast == (name in ("png-rgb", "png-rgba") or name.startswith("photo")), name
+        wuffs, pillow = _prepare_both(data, monkeypatch)
+        assert isinstance(wuffs, bytes) and wuffs == pillow, name
 
 
 @needs_wuffs

@@ -11,6 +11,7 @@ bytes, the same bytes ``tf.train.Example.SerializeToString(deterministic=True)``
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import logging
 import math
@@ -18,7 +19,7 @@ import numbers
 import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from google.protobuf.message import DecodeError
 
@@ -113,7 +114,30 @@ _OBJECT_LISTS = tuple(f.path for f in FIELDS
                       if f.is_list and not f.path.startswith("object/parts/"))
 _KNOWN_TOP = {"filename", "id", "encoded", "height", "width", "colorspace", "channels",
               "format", "extra", "class", "object", "error_msg", "source_id", "key"}
-_warned_unknown: set[str] = set()
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class _Memo(dict[_K, _V]):
+    """A module-level cache that starts over (empties) when it reaches ``limit``
+    entries: a dataset's few distinct keys stay cached, and input with endless distinct
+    keys (hostile, or keys that vary item by item) cannot grow it without bound.
+    Reading is dict's own ``get``; ``put`` stores."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def put(self, key: _K, value: _V) -> _V:
+        if len(self) >= self.limit:
+            self.clear()
+        self[key] = value
+        return value
+
+
+# The unknown top-level keys already warned about (once each; after 1000 different
+# ones, the list starts over and a key may be named again).
+_warned_unknown: _Memo[str, None] = _Memo(1000)
 
 
 class ImageFields(NamedTuple):
@@ -186,6 +210,7 @@ def _as_bytes(value: Any) -> bytes:
 _M64 = (1 << 64) - 1
 _SMALL = [bytes([i]) for i in range(128)]
 _KIND_TAG = {BYTES: b"\x0a", FLOAT: b"\x12", INT64: b"\x1a"}
+# Packers of 1 to 64 floats (longer lists get a packer of their own, not kept).
 _FLOAT32_CACHE: dict[int, struct.Struct] = {}
 
 
@@ -273,7 +298,8 @@ def _payload(item: Any, field: Field, values: list[Any]) -> bytes:
         return _pack_float32(_convert_each(item, field, values))
 
 
-_heads: dict[tuple[bytes, str, int], bytes] = {}
+# (key prefix, kind, payload size) -> entry head: a few hundred in a dataset.
+_heads: _Memo[tuple[bytes, str, int], bytes] = _Memo(20000)
 
 
 def _entry_head(prefix: bytes, kind: str, n: int) -> bytes:
@@ -292,9 +318,7 @@ def _entry_head(prefix: bytes, kind: str, n: int) -> bytes:
         fsize = _varint(feature_len)
         head = (b"\x0a" + _varint(len(prefix) + len(fsize) + feature_len) + prefix + fsize
                 + feature_head)
-        if len(_heads) >= 20000:
-            _heads.clear()
-        _heads[(prefix, kind, n)] = head
+        _heads.put((prefix, kind, n), head)
     return head
 
 
@@ -316,7 +340,9 @@ _CONTAINERS = {(): 0, ("class",): 1, ("object",): 2, ("object", "bbox"): 3,
                ("object", "parts"): 4}
 _CACHEABLE = (int, str)
 _UNIQUE = frozenset({"id", "filename", "extra"})
-_entry_cache: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}  # -> (entry, payload)
+# (key prefix, type, value) -> (entry, payload) of defaults, empty lists and small
+# repeated scalars (labels, class texts): a few thousand in a dataset.
+_entry_cache: _Memo[tuple[Any, ...], tuple[bytes, bytes]] = _Memo(20000)
 _EMPTY: list[Any] = []
 
 
@@ -326,10 +352,8 @@ def _cached(ckey: tuple[Any, ...], item: Any, prefix: bytes, field: Field,
     serialized once."""
     cached = _entry_cache.get(ckey)
     if cached is None:
-        if len(_entry_cache) > 20000:
-            _entry_cache.clear()
         payload = _payload(item, field, values)
-        cached = _entry_cache[ckey] = (_entry(prefix, field, payload), payload)
+        cached = _entry_cache.put(ckey, (_entry(prefix, field, payload), payload))
     return cached
 
 
@@ -339,16 +363,27 @@ def _sha256_payload(stored: bytes | None) -> bytes:
     return b"\x0a" + _varint(len(digest)) + digest
 
 
+class _Derived(enum.IntEnum):
+    """Where a key's value comes from when not from one of the item's dicts (whose
+    indexes, 0 and up, are in _CONTAINERS)."""
+
+    COPY = -1  # the feature of another key (an alias such as image/filename)
+    SHA256 = -2  # the sha256 of the stored image
+
+
+_NOT_IMAGE = -1  # a _Step's image_index when the value is not one of ImageFields
+
+
 class _Step(NamedTuple):
     """One record key, in sorted order: where its value comes from and how it is written."""
 
     key: str
     prefix: bytes
     field: Field
-    where: int  # container index, see _CONTAINERS; -1: a copy of another key; -2: sha256
+    where: int  # container index (see _CONTAINERS), or a _Derived
     name: str
     source: str | None  # for copies: the key whose feature is copied
-    image_index: int  # position in ImageFields, or -1
+    image_index: int  # position in ImageFields, or _NOT_IMAGE
     is_list: bool
     copied: bool  # another key copies this one's feature
 
@@ -363,15 +398,15 @@ def _plan() -> list[_Step]:
             parts = tuple(field.path.split("/"))
             where = _CONTAINERS[parts[:-1]]
             image_index = ImageFields._fields.index(parts[-1]) if (
-                where == 0 and parts[-1] in ImageFields._fields) else -1
+                where == 0 and parts[-1] in ImageFields._fields) else _NOT_IMAGE
             steps.append(_Step(key, _KEY_PREFIX[key], field, where, parts[-1], None,
                                image_index, field.is_list, key in copies.values()))
         elif key in copies:
-            steps.append(_Step(key, _KEY_PREFIX[key], by_key[copies[key]], -1, "",
-                               copies[key], -1, False, False))
+            steps.append(_Step(key, _KEY_PREFIX[key], by_key[copies[key]], _Derived.COPY, "",
+                               copies[key], _NOT_IMAGE, False, False))
         else:
-            steps.append(_Step(key, _KEY_PREFIX[key], SHA256, -2, "sha256", None, -1, False,
-                               False))
+            steps.append(_Step(key, _KEY_PREFIX[key], SHA256, _Derived.SHA256, "sha256", None,
+                               _NOT_IMAGE, False, False))
     return steps
 
 
@@ -387,11 +422,11 @@ def _constant_entry(step: _Step, present: tuple[Any, ...], has_image: bool,
     or when it copies a constant key. ``payloads`` collects those of constant keys
     that others copy. b"": no entry at all (an absent image).
     """
-    if step.where == -1:
+    if step.where == _Derived.COPY:
         assert step.source is not None
         payload = payloads.get(step.source)
         return None if payload is None else _entry(step.prefix, step.field, payload)
-    if step.where == -2 or (step.image_index >= 0 and has_image):
+    if step.where == _Derived.SHA256 or (step.image_index != _NOT_IMAGE and has_image):
         return None
     keys = present[step.where]
     if keys is not None and step.name in keys:
@@ -426,125 +461,22 @@ def _compile_plan(present: tuple[Any, ...], has_image: bool) -> list[_Step | byt
     return plan
 
 
-class _Slow(Exception):
-    """A fast step met a value only the general loop handles (or reports)."""
+# An item's shape (which keys each of its dicts has) -> its plan. Items of a dataset
+# share a few shapes.
+_shape_plans: _Memo[tuple[Any, ...], list[_Step | bytes]] = _Memo(1024)
 
 
-# A fast step appends its key's entry to the body: (body, containers, image, copied).
-_FastStep = Callable[[list, tuple, Any, dict], None]
-
-
-def _fast_step(step: _Step, has_image: bool) -> _FastStep:
-    """One key of a shape's plan as a closure that handles the common values only.
-
-    Anything else (a value of another type, a missing required field, a bad value)
-    raises _Slow, and the item goes through the general loop, which writes the
-    same bytes or raises the error that names the item and the key.
-    """
-    key, prefix, field, where, name, source, image_index, is_list, is_copied = step
-    kind, default = field.kind, field.default
-    heads_get, cache_get = _heads.get, _entry_cache.get
-    cacheable = name not in _UNIQUE
-
-    def finish(body: list[bytes], copied: dict[str, bytes], payload: bytes) -> None:
-        body.append((heads_get((prefix, kind, len(payload)))
-                     or _entry_head(prefix, kind, len(payload))) + payload)
-        if is_copied:
-            copied[key] = payload
-
-    if where == -1:
-        assert source is not None
-
-        def copy(body: list[bytes], containers: tuple[Any, ...], image: Any,
-                 copied: dict[str, bytes]) -> None:
-            finish(body, copied, copied[source])
-        return copy
-    if where == -2:
-        def sha256(body: list[bytes], containers: tuple[Any, ...], image: Any,
-                   copied: dict[str, bytes]) -> None:
-            stored = image.encoded if image is not None else containers[0].get("encoded")
-            if stored is not None and type(stored) is not bytes:
-                raise _Slow
-            finish(body, copied, _sha256_payload(stored))
-        return sha256
-    if image_index == 0 and has_image:
-        def encoded(body: list[bytes], containers: tuple[Any, ...], image: Any,
-                    copied: dict[str, bytes]) -> None:
-            value = image[0]
-            if value is None:  # the image is not stored
-                return
-            if type(value) is not bytes:
-                raise _Slow
-            body += (_bytes_entry_head(prefix, len(value)), value)  # no copy of the image
-        return encoded
-
-    def scalar(body: list[bytes], copied: dict[str, bytes], value: Any) -> None:
-        if type(value) not in _SCALAR_TYPES:
-            raise _Slow
-        if type(value) in _CACHEABLE and cacheable:  # defaults, small repeated scalars
-            ckey = (prefix, type(value), value)
-            entry, payload = cache_get(ckey) or _cached(ckey, None, prefix, field, [value])
-            body.append(entry)
-            if is_copied:
-                copied[key] = payload
-            return
-        finish(body, copied, _payload(None, field, [value]))
-
-    if image_index > 0 and has_image:
-        def from_image(body: list[bytes], containers: tuple[Any, ...], image: Any,
-                       copied: dict[str, bytes]) -> None:
-            value = image[image_index]
-            if value is not None:  # None: the image is not stored
-                scalar(body, copied, value)
-        return from_image
-    if is_list:
-        def values(body: list[bytes], containers: tuple[Any, ...], image: Any,
-                   copied: dict[str, bytes]) -> None:
-            value = containers[where].get(name)
-            if type(value) is list:
-                finish(body, copied, _payload(None, field, value))
-            elif value is None:
-                finish(body, copied, b"")
-            else:
-                raise _Slow
-        return values
-
-    def single(body: list[bytes], containers: tuple[Any, ...], image: Any,
-               copied: dict[str, bytes]) -> None:
-        container = containers[where]
-        value = None if container is None else container.get(name)
-        if value is None:
-            if name == "encoded":
-                return
-            if name == "count":
-                value = _object_count(containers[0], containers[2], containers[3])
-            elif default is not None:
-                value = default
-            else:  # missing: the general loop names it
-                raise _Slow
-        scalar(body, copied, value)
-    return single
-
-
-# An item's shape: which keys each of its dicts has. Items of a dataset share a few.
-# Its plan, and the plan's steps as fast closures.
-_shape_plans: dict[tuple[Any, ...], tuple[list[_Step | bytes], list[_FastStep | bytes]]] = {}
-
-
-def _plan_for(containers: tuple[Any, ...], has_image: bool
-              ) -> tuple[list[_Step | bytes], list[_FastStep | bytes] | None]:
+def _plan_for(containers: tuple[Any, ...], has_image: bool) -> list[_Step | bytes]:
+    """The plan of an item's shape: constant runs of bytes, and the steps of the keys
+    it gives. Another Mapping than dict is walked key by key (its keys may vary)."""
     for c in containers:
         if c is not None and type(c) is not dict:
-            return _PLAN, None  # type: ignore[return-value]  # another Mapping: key by key
+            return list(_PLAN)
     shape = (has_image, *[None if c is None else tuple(c) for c in containers])
-    plans = _shape_plans.get(shape)
-    if plans is None:
-        if len(_shape_plans) >= 1024:
-            _shape_plans.clear()
-        plan = _compile_plan(shape[1:], has_image)
-        fast = [s if isinstance(s, bytes) else _fast_step(s, has_image) for s in plan]
-        plans = _shape_plans[shape] = plan, fast
-    return plans
+    plan = _shape_plans.get(shape)
+    if plan is None:
+        plan = _shape_plans.put(shape, _compile_plan(shape[1:], has_image))
+    return plan
 
 
 _SCALAR_TYPES = frozenset({str, int, float, bytes, bool})
@@ -577,7 +509,7 @@ def _as_list(item: Any, field: Field, value: Any) -> list[Any]:
 def _warn_unknown(item: Mapping[str, Any]) -> None:
     for key in item:
         if key not in _KNOWN_TOP and key not in _warned_unknown:
-            _warned_unknown.add(key)
+            _warned_unknown.put(key, None)
             logger.warning("ignoring unknown item field %r (first seen in %s)",
                            key, item_label(item))
 
@@ -620,22 +552,10 @@ def encode_example(item: Mapping[str, Any], image: ImageFields | None = None) ->
     bbox = _sub(item, obj, "bbox", "object")
     containers = (item, _sub(item, item, "class", "class"), obj, bbox,
                   _sub(item, obj, "parts", "object"))
-    plan, fast = _plan_for(containers, image is not None)
-    if fast is not None:
-        try:
-            body: list[bytes] = []
-            copied: dict[str, bytes] = {}
-            for run in fast:
-                if type(run) is bytes:
-                    body.append(run)
-                else:
-                    run(body, containers, image, copied)  # type: ignore[operator]
-            return b"".join([b"\x0a", _varint(sum(map(len, body))), *body])
-        except Exception:  # noqa: BLE001 - _Slow, or a bad value: the general loop
-            pass              # writes it or raises the error that names the key
+    plan = _plan_for(containers, image is not None)
     heads_get = _heads.get
-    copied = {}
-    body = []
+    copied: dict[str, bytes] = {}
+    body: list[bytes] = []
     size = 0
     for step in plan:
         if isinstance(step, bytes):  # the entries of keys this item's shape leaves at default
@@ -643,8 +563,8 @@ def encode_example(item: Mapping[str, Any], image: ImageFields | None = None) ->
             size += len(step)
             continue
         key, prefix, field, where, name, source, image_index, is_list, is_copied = step
-        if where >= 0:
-            if image_index >= 0 and image is not None:
+        if where >= 0:  # from one of the item's dicts
+            if image_index != _NOT_IMAGE and image is not None:
                 value = image[image_index]
                 if value is None:  # the image is not stored
                     continue
@@ -693,10 +613,10 @@ def encode_example(item: Mapping[str, Any], image: ImageFields | None = None) ->
                          or _entry_head(prefix, field.kind, len(payload))) + payload
             if is_copied:
                 copied[key] = payload
-        elif where == -1:
+        elif where == _Derived.COPY:
             assert source is not None
             entry = _entry(prefix, field, copied[source])
-        else:
+        else:  # _Derived.SHA256
             stored = image.encoded if image is not None else item.get("encoded")
             entry = _entry(prefix, field,
                            _sha256_payload(None if stored is None else _as_bytes(stored)))

@@ -187,10 +187,6 @@ def temp_patterns(name: str) -> list[str]:
             *journal.temp_patterns(glob.escape(name))]
 
 
-# Files of an earlier run of a prefix under the names of earlier versions.
-_OLD_SIDE_SUFFIXES = ("-manifest.json", "-failures.json", "-failures.jsonl")
-
-
 def remove_earlier_run(out: storage.Folder, name: str, shards: Iterable[str],
                        kept: Iterable[str] = ()) -> list[str]:
     """Remove what an earlier run of prefix ``name`` left that no longer describes the
@@ -208,7 +204,7 @@ def remove_earlier_run(out: storage.Folder, name: str, shards: Iterable[str],
         OSError: a file could not be removed.
     """
     shard = re.compile(re.escape(name) + r"-[0-9]{5,}-of-[0-9]{5,}")
-    earlier = {name + suffix for suffix in _OLD_SIDE_SUFFIXES}
+    earlier = {name + suffix for suffix in sharding.OLD_SIDE_SUFFIXES}
     this_run, unchanged = set(shards), set(kept)
     removed = []
     for file in out.names(name + "-"):

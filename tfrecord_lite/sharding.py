@@ -15,8 +15,9 @@ FAILURES_SUFFIX = ".failures.json"
 FAILURES_JSONL_SUFFIX = ".failures.jsonl"
 LABEL_MAP_FILES = ("label_map.json", "label_map.pbtxt")
 # Names of earlier versions (``train-manifest.json``): still recognised when read.
-_OLD_SUFFIXES = ("-manifest.json", "-failures.json", "-failures.jsonl")
-_SIDE_SUFFIXES = (MANIFEST_SUFFIX, FAILURES_SUFFIX, FAILURES_JSONL_SUFFIX, *_OLD_SUFFIXES,
+OLD_MANIFEST_SUFFIX = "-manifest.json"
+OLD_SIDE_SUFFIXES = (OLD_MANIFEST_SUFFIX, "-failures.json", "-failures.jsonl")
+_SIDE_SUFFIXES = (MANIFEST_SUFFIX, FAILURES_SUFFIX, FAILURES_JSONL_SUFFIX, *OLD_SIDE_SUFFIXES,
                   ".idx")
 
 

@@ -29,9 +29,7 @@ from .framing import DEFAULT_MAX_RECORD_SIZE
 from .parallel import in_order
 from .reader import decode_record, read_framed
 
-MANIFEST_SUFFIX = sharding.MANIFEST_SUFFIX
-# The name earlier versions gave the manifest (``train-manifest.json``), still read.
-_OLD_MANIFEST_SUFFIX = "-manifest.json"
+MANIFEST_SUFFIX = sharding.MANIFEST_SUFFIX  # (and sharding.OLD_MANIFEST_SUFFIX, still read)
 
 
 @dataclass
@@ -77,7 +75,7 @@ def _find_manifest(path: str, cache: dict[str, dict[str, Any] | None]) -> dict[s
         try:
             names = folder.names("")
             # Older names first, so that a manifest under today's name wins for its shards.
-            for manifest_name in ([n for n in names if n.endswith(_OLD_MANIFEST_SUFFIX)]
+            for manifest_name in ([n for n in names if n.endswith(sharding.OLD_MANIFEST_SUFFIX)]
                                   + [n for n in names if n.endswith(MANIFEST_SUFFIX)]):
                 try:
                     manifest = json.loads(folder.read(manifest_name) or b"null")

@@ -54,9 +54,6 @@ from .validate import IdTracker, Problem
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_SUFFIX = sharding.MANIFEST_SUFFIX
-FAILURES_SUFFIX = sharding.FAILURES_SUFFIX
-
 __all__ = ["JobSummary", "TFRecordWriter", "ValidationReport", "create", "validate_dataset",
            "write_dataset"]
 
