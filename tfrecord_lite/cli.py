@@ -175,7 +175,7 @@ def _add_output_options(p: Any, files: Any) -> None:
                     help="worker processes, each writing whole shards with --threads "
                          "threads; 1: all in this process (default: one per core, up to "
                          "the number of shards, the threads shared out among them; 1 below "
-                         "1,000 items per process)")
+                         "250 items per process)")
     files.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=False,
                     help="write the items in a seeded random order (default: input order)")
     files.add_argument("--store_images", "--store-images", action=argparse.BooleanOptionalAction,
