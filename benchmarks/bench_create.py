@@ -203,7 +203,8 @@ def scaling(count: int) -> None:
     then 4 to 64 cores modelled from the CPU time per image (C, one process and thread),
     the interpreter-lock-bound time per image (G: the CPU time of the same work without
     the decode, all of it Python holding the lock, an upper bound), the workers' CPU per
-    image (W) and the parent's (P, reading and sending the items: its own ceiling).
+    image (W, their start-up taken out) and the parent's (P, reading and sending the
+    items: its own ceiling). The start-up, once per worker, is left out of the model.
 
     threads on k cores: min(k / C, 1 / G); processes: min(k / W, 1 / P); ideal: k / C.
     """
@@ -216,12 +217,14 @@ def scaling(count: int) -> None:
     g = lock_bound["cpu"] / items
     threads = child_run(count, repeat, 1, n, True)
     runs = {p: child_run(count, repeat, p, 1, True) for p in range(1, n + 1)}
-    w = runs[n]["workers_cpu"] / items
+    # the workers' start-up (interpreter, imports), from a job of one item per shard
+    startup = child_run(PROC_SHARDS, 1, n, 1, True)["workers_cpu"]
+    w = max(runs[n]["workers_cpu"] - startup, 0.0) / items
     parent = max(runs[n]["cpu"] / items, 1e-9)
     base = items / runs[1]["wall"]
     print(f"# scaling, JPEG with the decode check, {items} items, {PROC_SHARDS} shards; "
-          f"C={c * 1e6:.0f} us, G<={g * 1e6:.0f} us, W={w * 1e6:.0f} us, "
-          f"P={parent * 1e6:.0f} us CPU per image")
+          f"CPU per image: C={c * 1e6:.0f} us, G<={g * 1e6:.0f} us, W={w * 1e6:.0f} us, "
+          f"P={parent * 1e6:.0f} us; worker start-up {startup / n:.2f} s CPU each")
     print(f"# 1 process x {n} threads (measured): {items / threads['wall']:.0f} img/s")
     print("cores  processes img/s  ideal img/s  efficiency  threads-only img/s  figures")
     for p, run in runs.items():
