@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import detection_item, make_image_bytes
 from tfrecord_lite import JsonLines, processes, writer
 from tfrecord_lite.cli import main
+from tfrecord_lite.errors import WriteError
 from tfrecord_lite.writer import default_processes, write_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -307,3 +308,63 @@ def test_worker_exiting_by_itself_names_its_shard(tmp_path: Path,
                             progress=False, resume=True)
     assert summary.resumed_shards >= 1
     assert summary.written + summary.failed == 20
+
+
+# -- a Beam run prints what a local run prints ----------------------------------------------
+
+@pytest.mark.beam
+def test_beam_run_is_as_quiet_as_a_local_run(tmp_path: Path) -> None:
+    pytest.importorskip("apache_beam")
+    items = _items(tmp_path / "img", 12)
+    for item in items:
+        item["filename"] = f"img/{item['filename']}"
+    del items[9], items[5]  # no failed item: exit 0
+    items[-1]["id"] = "last"
+    (tmp_path / "items.json").write_text(json.dumps(items))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def run(*flags: str) -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "tfrecord_lite", "create", "--dataset_path", "items.json",
+             "--prefix", "ds", "--output_dir", "out", "--shards", "2", *flags],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return (done.stdout + done.stderr).splitlines()
+
+    local = run()
+    beam = run("--runner", "beam", "--beam-options=--direct_num_workers=2 "
+               "--direct_running_mode=multi_processing")
+    assert len(beam) == len(local) == 1, beam
+    assert beam[0].startswith("wrote 10 of 10 items to 2 shards")
+    verbose = run("--runner", "beam", "-v", "--beam-options=--direct_num_workers=2 "
+                  "--direct_running_mode=multi_processing")
+    assert len(verbose) > 5 and verbose[-1].startswith("wrote 10 of 10 items")
+
+
+def test_disk_full_in_a_worker_is_a_write_error_naming_the_shard(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    items = _items(tmp_path / "img", 20)
+    for item in items:
+        item["filename"] = f"img/{item['filename']}"
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(textwrap.dedent("""
+        import errno
+        from tfrecord_lite import records
+        original = records.TFRecordWriter.__init__
+        def full(data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        def init(self, path, *args, **kw):
+            original(self, path, *args, **kw)
+            if "00003" in str(path):
+                self.write = full
+        records.TFRecordWriter.__init__ = init
+    """))
+    monkeypatch.setenv("PYTHONPATH", f"{site}{os.pathsep}{ROOT}")
+    with pytest.raises(WriteError) as info:
+        write_dataset(items, "ds", "out", 4, 1, shuffle=False, num_processes=2,
+                      progress=False)
+    assert "ds-00003-of-00004" in str(info.value) and "disk full" in str(info.value)
+    assert not list(Path("out").glob(".*tmp-*"))
+    assert not list(Path("out").glob("ds-00003*"))

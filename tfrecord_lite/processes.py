@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Optional
 
 from .errors import WriteError
+from .job import write_error
 
 # Messages, each one pickled object:
 #   parent -> worker: ("start", ItemOptions, compression, threads), then ShardTask, ...,
@@ -187,7 +188,7 @@ class Workers:
 
         Raises:
             WorkerDiedError: a worker ended while writing a shard.
-            OSError: a worker could not write its shard (the error as it happened).
+            WriteError: a worker could not write its shard.
             Exception: a bug in a worker (its traceback is chained).
         """
         while True:
@@ -208,7 +209,8 @@ class Workers:
                 continue
             if kind == "oserror":
                 _, shard, errno, strerror, filename = message
-                raise OSError(errno, strerror, filename)
+                worker.task = None  # its temporary file is removed
+                raise write_error(f"shard {shard}", OSError(errno, strerror, filename))
             # "bug": raised here with the worker's traceback chained
             _, shard, exc, text = message
             remote = _RemoteTraceback(f"in the worker writing {shard}:\n{text}")

@@ -460,12 +460,7 @@ def _write_shards_in_processes(out: storage.Folder, name: str, num_shards: int,
     tasks = source.tasks(skip)
 
     def handle(workers: processes.Workers) -> None:
-        try:
-            kind, value = workers.next_event()
-        except processes.WorkerDiedError:
-            raise
-        except OSError as exc:
-            raise write_error(f"a shard in {out}", exc) from exc
+        kind, value = workers.next_event()
         if kind == "progress":
             bar.update(value)
             return
