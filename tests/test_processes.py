@@ -368,3 +368,25 @@ def test_disk_full_in_a_worker_is_a_write_error_naming_the_shard(
     assert "ds-00003-of-00004" in str(info.value) and "disk full" in str(info.value)
     assert not list(Path("out").glob(".*tmp-*"))
     assert not list(Path("out").glob("ds-00003*"))
+
+
+def test_a_script_without_a_main_guard_runs_once(tmp_path: Path) -> None:
+    """Workers do not import the caller's main script (multiprocessing's spawn and
+    forkserver would, running this script's job again in every worker)."""
+    _items(tmp_path / "img", 12)
+    (tmp_path / "job.py").write_text(textwrap.dedent("""
+        import json, os
+        from tfrecord_lite import write_dataset
+        from tests.conftest import detection_item
+        with open("runs", "a") as f:
+            f.write("run\\n")
+        items = [detection_item(f"img/img{i}.jpg", f"id{i}") for i in (1, 2, 4, 5, 7, 8)]
+        summary = write_dataset(items, "ds", "out", 3, 1, num_processes=2, progress=False)
+        print(summary.written)
+    """))
+    done = subprocess.run([sys.executable, "job.py"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["6"]
+    assert (tmp_path / "runs").read_text() == "run\n"

@@ -135,10 +135,7 @@ class Workers:
         self.events: queue.Queue[tuple[int, Any]] = queue.Queue()
         self.workers: list[_Worker] = []
         self.closing = False
-        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        path = os.environ.get("PYTHONPATH")
-        env = {**os.environ,
-               "PYTHONPATH": package_parent + (os.pathsep + path if path else "")}
+        env = _worker_environment()
         try:
             for number in range(count):
                 process = subprocess.Popen(
@@ -270,6 +267,25 @@ class Workers:
 
     def __exit__(self, kind: Any, *rest: Any) -> None:
         self.close(kill=kind is not None)
+
+
+def _worker_environment() -> dict[str, str]:
+    """The environment of a worker: this one, with the folder this package was imported
+    from put first on ``PYTHONPATH`` when it is not an installed location (a clone, or a
+    path added at run time), so that the worker runs this same code."""
+    import site
+    import sysconfig
+
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    installed = {os.path.abspath(p) for p in (*site.getsitepackages(),
+                                              site.getusersitepackages(),
+                                              sysconfig.get_paths()["purelib"],
+                                              sysconfig.get_paths()["platlib"])}
+    env = dict(os.environ)
+    if parent not in installed:
+        path = env.get("PYTHONPATH")
+        env["PYTHONPATH"] = parent + (os.pathsep + path if path else "")
+    return env
 
 
 class _RemoteTraceback(Exception):
