@@ -73,17 +73,17 @@ def test_same_bytes_manifest_and_failures_for_any_processes_and_threads(
 
 
 def test_default_processes_rule() -> None:
-    assert default_processes(shards=10, items_=10_000, cores=2) == 2
-    assert default_processes(shards=1, items_=10_000, cores=2) == 1
-    assert default_processes(shards=10, items_=400, cores=8) == 1  # too small to gain
-    assert default_processes(shards=10, items_=800, cores=8) == 3
+    assert default_processes(shards=10, items_=100_000, cores=2) == 1  # threads suffice
+    assert default_processes(shards=10, items_=100_000, cores=4) == 4
+    assert default_processes(shards=3, items_=100_000, cores=8) == 3  # one per shard
+    assert default_processes(shards=10, items_=1500, cores=8) == 1  # too small to gain
+    assert default_processes(shards=10, items_=3000, cores=8) == 3
     assert default_processes(shards=64, items_=100_000, cores=16) == 16
     # given: as given (no more than the shards); by default: threads shared out
     assert writer._processes_and_threads(3, 2, shards=10, items_=10) == (3, 2)
     assert writer._processes_and_threads(3, 2, shards=2, items_=10) == (2, 2)
-    monkeypatch_cores = processes.cores()
     count, threads = writer._processes_and_threads(None, 4, shards=100, items_=10**6)
-    assert count == min(monkeypatch_cores, 100)
+    assert count == default_processes(100, 10**6, processes.cores())
     assert threads == max(1, 4 // count)
 
 
