@@ -19,6 +19,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from _common import OUT, env_int, fresh_dir, images, rounds, run_python
 from photos import make_photos
@@ -127,7 +128,8 @@ def processes(items: list[dict], out_dir: Path, decode_check: bool) -> None:
     ours(items, out_dir, decode_check, processes=cores(), threads=1, shards=PROC_SHARDS)
 
 
-def ours_pillow_only(items: list[dict], out_dir: Path, decode_check: bool) -> None:
+def ours_pillow_only(items: list[dict], out_dir: Path, decode_check: bool,
+                     **how: Any) -> None:
     """create() as it runs without the optional png extra: every PNG through Pillow (in
     this process, and in the worker processes through a ``sitecustomize``)."""
     from tfrecord_lite import images
@@ -140,13 +142,18 @@ def ours_pillow_only(items: list[dict], out_dir: Path, decode_check: bool) -> No
     images._wuffs_config = None
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), saved_path]))
     try:
-        ours(items, out_dir, decode_check)
+        ours(items, out_dir, decode_check, **how)
     finally:
         images._wuffs_config = saved
         if saved_path is None:
             del os.environ["PYTHONPATH"]
         else:
             os.environ["PYTHONPATH"] = saved_path
+
+
+def pillow_processes(items: list[dict], out_dir: Path, decode_check: bool) -> None:
+    """PNG through Pillow (the default install) on one worker process per core."""
+    ours_pillow_only(items, out_dir, decode_check, processes=cores(), threads=1)
 
 
 def timed(fn, *args) -> float:  # type: ignore[no-untyped-def]
@@ -265,6 +272,8 @@ def main() -> None:
         cases["PNG, Wuffs ([png])             "] = [(tf_pipeline, png, True), (ours, png, True)]
     else:
         print("# PNG with the [png] extra: skipped, pywuffs is not installed")
+    cases[f"PNG, Pillow, {cores()} processes x 1 thread"] = [
+        (tf_pipeline, png, True), (pillow_processes, png, True)]
     proc_jpeg = repeated(jpeg, REPEAT)
     procs = f"{cores()} processes x 1 thread"
     cases[f"JPEG, no check, {len(proc_jpeg)} items, {procs} vs 1 process x {THREADS} threads"

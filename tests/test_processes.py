@@ -276,7 +276,8 @@ def test_killed_worker_fails_the_job_and_resume_finishes_it(tmp_path: Path) -> N
 
 
 def test_worker_exiting_by_itself_names_its_shard(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
     """An injected fault: the worker ends in the middle of shard 2 (os._exit)."""
     monkeypatch.chdir(tmp_path)
     items = _items(tmp_path / "img", 20)
@@ -303,6 +304,13 @@ def test_worker_exiting_by_itself_names_its_shard(tmp_path: Path,
     assert info.value.shard == "ds-00002-of-00004" and info.value.code == 9
     assert "ds-00002-of-00004" in str(info.value) and "resume" in str(info.value)
     assert not list(Path("out").glob(".*tmp-*"))
+    Path("items.json").write_text(json.dumps(items))
+    argv = ["create", "--dataset_path", "items.json", "--prefix", "ds", "--output_dir",
+            "cli", "--shards", "4", "--threads", "1", "--processes", "2", "--quiet"]
+    assert main(argv) == 3  # a write error
+    err = capsys.readouterr().err
+    assert "worker process" in err and "ds-00002-of-00004" in err and "--resume" in err
+    assert "Traceback" not in err
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     summary = write_dataset(items, "ds", "out", 4, 1, shuffle=False, num_processes=2,
                             progress=False, resume=True)
