@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import detection_item, make_image_bytes
 from tfrecord_lite import JsonLines, processes, writer
 from tfrecord_lite.cli import main
-from tfrecord_lite.errors import WriteError
+from tfrecord_lite.errors import DatasetError, WriteError
 from tfrecord_lite.writer import default_processes, write_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -398,3 +398,18 @@ def test_a_script_without_a_main_guard_runs_once(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["6"]
     assert (tmp_path / "runs").read_text() == "run\n"
+
+
+def test_items_that_cannot_be_sent_to_a_worker(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    data = make_image_bytes("jpeg-rgb", 24, 16)
+    items = [{"id": f"id{i}", "encoded": memoryview(data), "height": 16, "width": 24}
+             for i in range(6)]
+    one = write_dataset(items, "ds", "one", 2, 1, num_processes=1, progress=False)
+    two = write_dataset(items, "ds", "two", 2, 1, num_processes=2, progress=False)
+    assert [s.sha256 for s in one.shards] == [s.sha256 for s in two.shards]
+    items[4]["extra"] = lambda: None  # cannot be pickled
+    with pytest.raises(DatasetError, match="item 'id4' cannot be sent to a worker process"):
+        write_dataset(items, "ds", "three", 2, 1, num_processes=2, progress=False)
+    assert not [p for p in Path("three").iterdir() if p.name.startswith("ds-")]

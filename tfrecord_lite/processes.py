@@ -48,7 +48,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Optional
 
-from .errors import WriteError
+from .errors import DatasetError, WriteError
 from .job import write_error
 
 # Messages, each one pickled object:
@@ -171,11 +171,22 @@ class Workers:
         return any(w.task is not None for w in self.workers)
 
     def submit(self, worker: _Worker, task: ShardTask) -> None:
-        """Give ``worker`` (idle) the shard ``task``."""
+        """Give ``worker`` (idle) the shard ``task``.
+
+        Raises:
+            DatasetError: an item cannot be sent to a process (it holds an object that
+                cannot be pickled).
+        """
+        task.items = [(p, _sendable(item), dup) for p, item, dup in task.items]
+        try:
+            data = pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise _unsendable(task, exc) from exc
         worker.task = task
         assert worker.process.stdin is not None
         try:
-            _send(worker.process.stdin, task)
+            worker.process.stdin.write(data)
+            worker.process.stdin.flush()
         except (BrokenPipeError, OSError):
             self._died(worker)
 
@@ -267,6 +278,31 @@ class Workers:
 
     def __exit__(self, kind: Any, *rest: Any) -> None:
         self.close(kill=kind is not None)
+
+
+def _sendable(item: Any) -> Any:
+    """An item as sent to a worker: image bytes given as a ``memoryview`` (which does not
+    pickle) as ``bytes``, the rest as is."""
+    if isinstance(item, dict) and isinstance(item.get("encoded"), memoryview):
+        return {**item, "encoded": bytes(item["encoded"])}
+    return item
+
+
+def _unsendable(task: ShardTask, exc: Exception) -> DatasetError:
+    """The error for a shard whose items cannot be pickled, naming the first such item."""
+    for _, item, _ in task.items:
+        try:
+            pickle.dumps(item)
+        except Exception as error:
+            ident = item.get("id") if isinstance(item, dict) else None
+            what = f"item {ident!r}" if ident is not None else f"an item of {task.name}"
+            return DatasetError(
+                f"{what} cannot be sent to a worker process ({type(error).__name__}: "
+                f"{error}); give its values as JSON-like types, or run in one process "
+                "(num_processes=1, --processes 1)")
+    return DatasetError(f"the items of {task.name} cannot be sent to a worker process "
+                        f"({type(exc).__name__}: {exc}); run in one process "
+                        "(num_processes=1, --processes 1)")
 
 
 def _worker_environment() -> dict[str, str]:
