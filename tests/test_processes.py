@@ -189,7 +189,8 @@ def _start(tmp_path: Path, count: int, shards: int, resume: bool = False,
     code = _SCRIPT.format(count=count, shards=shards, resume=resume, extra="")
     env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{ROOT}"}
     return subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
 
 
 def _children(pid: int) -> list[int]:
@@ -228,25 +229,32 @@ def _wait_for_workers(tmp_path: Path, proc: subprocess.Popen[str]) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+@pytest.mark.parametrize("sig,group", [(signal.SIGINT, False), (signal.SIGINT, True),
+                                       (signal.SIGKILL, False)])
 def test_interrupted_or_killed_parent_leaves_no_worker_and_nothing_partial(
-        tmp_path: Path, sig: int) -> None:
+        tmp_path: Path, sig: int, group: bool) -> None:
+    """SIGINT to the parent, Ctrl-C in a terminal (SIGINT to the whole process group),
+    and SIGKILL of the parent."""
     _slow_image(tmp_path)
     proc = _start(tmp_path, 40, 4, delay=0.5)  # 5 s a shard
     workers = _wait_for_workers(tmp_path, proc)
     assert all(_alive(w) for w in workers)
-    os.kill(proc.pid, sig)
+    if group:
+        os.killpg(proc.pid, sig)
+    else:
+        os.kill(proc.pid, sig)
     proc.wait(timeout=30)  # (not communicate: a worker holds the parent's stderr)
     deadline = time.monotonic() + 2
     while any(_alive(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(w) for w in workers), "a worker outlived its parent"
-    proc.communicate(timeout=30)
     left = [p.name for p in (tmp_path / "out").iterdir()]
     assert not [n for n in left if ".tmp-" in n], left  # no temporary file
     assert "ds.manifest.json" not in left
+    _, err = proc.communicate(timeout=30)
     if sig == signal.SIGINT:
         assert proc.returncode != 0
+        assert err.count("KeyboardInterrupt") == 1, err  # the parent's, none of a worker
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
