@@ -63,7 +63,7 @@ class WorkerDiedError(WriteError):
     """A worker process ended while writing a shard (killed, out of memory, crashed).
 
     Attributes:
-        shard: the name of the shard it was writing.
+        shard: the name of the shard it was writing ("" between shards).
         code: its exit status (negative: the signal that ended it).
     """
 
@@ -231,13 +231,14 @@ class Workers:
             code = worker.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             code = None
-        shard = worker.task.name if worker.task is not None else "no shard"
+        shard = worker.task.name if worker.task is not None else ""
+        doing = f"writing shard {shard}" if shard else "between shards"
         how = (f"killed by signal {-code}" if code is not None and code < 0
                else f"exit status {code}")
         raise WorkerDiedError(
-            f"worker process {worker.process.pid} writing shard {shard} ended ({how}; "
-            "out of memory, or killed?); the complete shards are kept: run the same job "
-            "again with resume (--resume) to finish it", shard, code)
+            f"worker process {worker.process.pid} {doing} ended ({how}; out of memory, "
+            "or killed?); the complete shards are kept: run the same job again with "
+            "resume (--resume) to finish it", shard, code)
 
     def close(self, kill: bool) -> None:
         """Stop the workers: asked to (``kill`` False, after the job) or killed at once
@@ -255,12 +256,11 @@ class Workers:
                 except (OSError, ValueError):
                     worker.process.kill()
         for worker in self.workers:
-            for stream in (worker.process.stdin, ):
-                try:
-                    if stream is not None:
-                        stream.close()
-                except OSError:
-                    pass
+            try:
+                if worker.process.stdin is not None:
+                    worker.process.stdin.close()
+            except OSError:
+                pass
             try:
                 worker.process.wait(timeout=None if kill else 30)
             except subprocess.TimeoutExpired:
