@@ -255,7 +255,7 @@ def main() -> None:
 
     plain = _processes_and_threads(None, THREADS, SHARDS, COUNT)
     print(f"# create benchmark: {COUNT} photos ~640x480, {THREADS} threads, {SHARDS} shards "
-          f"(a plain run: {plain[0]} processes x {plain[1]} threads), TensorFlow "
+          f"(a plain run: {plain[0]} process(es) x {plain[1]} thread(s)), TensorFlow "
           f"{tf.__version__}, {cores()} cores, best of {ROUNDS}")
     jpeg = make_photos(OUT / "photos", COUNT, "JPEG")
     png = make_photos(OUT / "photos", COUNT, "PNG")
