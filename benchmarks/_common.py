@@ -72,3 +72,15 @@ def run_python(code: str) -> str:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, env={**os.environ, "PYTHONPATH": path})
     return done.stdout
+
+
+def usage() -> dict[str, float]:
+    """CPU seconds and peak memory of this process and of its children that ended
+    (``resource.getrusage``): ``cpu``, ``children_cpu``, ``rss_mb`` (VmHWM) and
+    ``children_rss_mb`` (the largest child's peak)."""
+    import resource
+
+    me, kids = (resource.getrusage(resource.RUSAGE_SELF),
+                resource.getrusage(resource.RUSAGE_CHILDREN))
+    return {"cpu": me.ru_utime + me.ru_stime, "children_cpu": kids.ru_utime + kids.ru_stime,
+            "rss_mb": peak_rss_mb(), "children_rss_mb": kids.ru_maxrss / 1024}

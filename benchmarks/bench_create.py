@@ -19,14 +19,30 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
-from _common import OUT, fresh_dir, images, rounds, run_python
+from _common import OUT, env_int, fresh_dir, images, rounds, run_python
 from photos import make_photos
 
 COUNT = images(600)
 THREADS = 2
 SHARDS = 4
 ROUNDS = rounds(2)
+# Processes against one process: the JPEG photos listed REPEAT times (start-up amortized
+# as in a real job), in PROC_SHARDS shards.
+REPEAT = env_int("BENCH_REPEAT", 8)
+PROC_SHARDS = 8
+
+
+def cores() -> int:
+    from tfrecord_lite.processes import cores as _cores
+
+    return _cores()
+
+
+def repeated(items: list[dict], times: int) -> list[dict]:
+    """``items`` listed ``times`` times, each copy with its own id."""
+    return [{**item, "id": f"{item['id']}-{k}"} for k in range(times) for item in items]
 
 
 def tf_pipeline(items: list[dict], out_dir: Path, png: bool) -> None:
@@ -90,24 +106,54 @@ def tf_pipeline(items: list[dict], out_dir: Path, png: bool) -> None:
         t.join()
 
 
-def ours(items: list[dict], out_dir: Path, decode_check: bool) -> None:
+def ours(items: list[dict], out_dir: Path, decode_check: bool,
+         processes: int | None = None, threads: int = THREADS,
+         shards: int = SHARDS) -> None:
+    """create() as a plain run makes it (``processes`` None: the default)."""
     from tfrecord_lite import write_dataset
 
-    summary = write_dataset(items, "ours", out_dir, SHARDS, THREADS, shuffle=False,
-                            decode_check=decode_check, progress=False)
+    summary = write_dataset(items, "ours", out_dir, shards, threads, shuffle=False,
+                            decode_check=decode_check, progress=False,
+                            num_processes=processes)
     assert summary.failed == 0, summary.failures[:3]
 
 
-def ours_pillow_only(items: list[dict], out_dir: Path, decode_check: bool) -> None:
-    """create() as it runs without the optional png extra: every PNG through Pillow."""
+def one_process(items: list[dict], out_dir: Path, decode_check: bool) -> None:
+    """Today's single process: THREADS threads, no worker process."""
+    ours(items, out_dir, decode_check, processes=1, shards=PROC_SHARDS)
+
+
+def processes(items: list[dict], out_dir: Path, decode_check: bool) -> None:
+    """One worker process per core, one thread each (the default rule on this machine)."""
+    ours(items, out_dir, decode_check, processes=cores(), threads=1, shards=PROC_SHARDS)
+
+
+def ours_pillow_only(items: list[dict], out_dir: Path, decode_check: bool,
+                     **how: Any) -> None:
+    """create() as it runs without the optional png extra: every PNG through Pillow (in
+    this process, and in the worker processes through a ``sitecustomize``)."""
     from tfrecord_lite import images
 
-    saved = images._wuffs_config
+    site = OUT / "pillow-only"
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "sitecustomize.py").write_text(
+        "from tfrecord_lite import images\nimages._wuffs_config = None\n")
+    saved, saved_path = images._wuffs_config, os.environ.get("PYTHONPATH")
     images._wuffs_config = None
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), saved_path]))
     try:
-        ours(items, out_dir, decode_check)
+        ours(items, out_dir, decode_check, **how)
     finally:
         images._wuffs_config = saved
+        if saved_path is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = saved_path
+
+
+def pillow_processes(items: list[dict], out_dir: Path, decode_check: bool) -> None:
+    """PNG through Pillow (the default install) on one worker process per core."""
+    ours_pillow_only(items, out_dir, decode_check, processes=cores(), threads=1)
 
 
 def timed(fn, *args) -> float:  # type: ignore[no-untyped-def]
@@ -125,17 +171,92 @@ from photos import make_photos
 from tfrecord_lite import write_dataset
 items = make_photos(Path({str(OUT / 'photos')!r}), {count}, {fmt!r})
 out = fresh_dir(Path({str(OUT / 'mem')!r}))
-write_dataset(items, "m", out, {SHARDS}, {THREADS}, progress=False)
+write_dataset(items, "m", out, {SHARDS}, {THREADS}, progress=False, num_processes=1)
 print(peak_rss_mb())
 """
     return float(run_python(code).strip().splitlines()[-1])
 
 
+def child_run(count: int, repeat: int, processes: int, threads: int,
+              decode_check: bool) -> dict[str, float]:
+    """One job in a fresh interpreter: its wall time, the CPU seconds of the parent and
+    of the workers, and their peak memory (see ``_common.usage``)."""
+    code = f"""
+import json, time
+from pathlib import Path
+from _common import fresh_dir, usage
+from photos import make_photos
+from tfrecord_lite import write_dataset
+items = make_photos(Path({str(OUT / 'photos')!r}), {count}, "JPEG")
+items = [{{**i, "id": f"{{i['id']}}-{{k}}"}} for k in range({repeat}) for i in items]
+out = fresh_dir(Path({str(OUT / 'scale')!r}))
+before = usage()
+start = time.perf_counter()
+write_dataset(items, "s", out, {PROC_SHARDS}, {threads}, shuffle=False, progress=False,
+              decode_check={decode_check}, num_processes={processes})
+wall = time.perf_counter() - start
+after = usage()
+print(json.dumps({{"wall": wall, "items": len(items), "cpu": after["cpu"] - before["cpu"],
+                  "workers_cpu": after["children_cpu"] - before["children_cpu"],
+                  "rss_mb": after["rss_mb"], "worker_rss_mb": after["children_rss_mb"]}}))
+"""
+    import json
+
+    return dict(json.loads(run_python(code).strip().splitlines()[-1]))
+
+
+def scaling(count: int) -> None:
+    """Item 4's table: JPEG with the decode check on 1 to the cores available (measured),
+    then 4 to 64 cores modelled from the CPU time per image (C, one process and thread),
+    the interpreter-lock-bound time per image (G: the CPU time of the same work without
+    the decode, all of it Python holding the lock, an upper bound), the workers' CPU per
+    image (W, their start-up taken out) and the parent's (P, reading and sending the
+    items: its own ceiling). The start-up, once per worker, is left out of the model.
+
+    threads on k cores: min(k / C, 1 / G); processes: min(k / W, 1 / P); ideal: k / C.
+    """
+    n = cores()
+    repeat = max(1, REPEAT // 2)
+    single = child_run(count, repeat, 1, 1, True)
+    lock_bound = child_run(count, repeat, 1, 1, False)
+    items = single["items"]
+    c = single["cpu"] / items
+    g = lock_bound["cpu"] / items
+    threads = child_run(count, repeat, 1, n, True)
+    runs = {p: child_run(count, repeat, p, 1, True) for p in range(1, n + 1)}
+    # the workers' start-up (interpreter, imports), from a job of one item per shard
+    startup = child_run(PROC_SHARDS, 1, n, 1, True)["workers_cpu"]
+    w = max(runs[n]["workers_cpu"] - startup, 0.0) / items
+    parent = max(runs[n]["cpu"] / items, 1e-9)
+    base = items / runs[1]["wall"]
+    print(f"# scaling, JPEG with the decode check, {items} items, {PROC_SHARDS} shards; "
+          f"CPU per image: C={c * 1e6:.0f} us, G<={g * 1e6:.0f} us, W={w * 1e6:.0f} us, "
+          f"P={parent * 1e6:.0f} us; worker start-up {startup / n:.2f} s CPU each")
+    print(f"# 1 process x {n} threads (measured): {items / threads['wall']:.0f} img/s")
+    print("cores  processes img/s  ideal img/s  efficiency  threads-only img/s  figures")
+    for p, run in runs.items():
+        rate = items / run["wall"]
+        print(f"{p:5d}  {rate:15.0f}  {base * p:11.0f}  {rate / (base * p):9.0%}  "
+              f"{min(p / c, 1 / g):18.0f}  measured (threads-only: model)")
+    for k in (4, 8, 16, 64):
+        proc, ideal = min(k / w, 1 / parent), k / c
+        print(f"{k:5d}  {proc:15.0f}  {ideal:11.0f}  {proc / ideal:9.0%}  "
+              f"{min(k / c, 1 / g):18.0f}  modelled")
+    print("peak memory (RSS) by processes: " + "; ".join(
+        f"{p}: parent {r['rss_mb']:.0f} MB" + (f" + {p} x {r['worker_rss_mb']:.0f} MB"
+                                                if p > 1 else "")
+        for p, r in runs.items()))
+
+
 def main() -> None:
     import tensorflow as tf
 
-    print(f"# create benchmark: {COUNT} photos ~640x480, {THREADS} threads, {SHARDS} shards, "
-          f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, best of {ROUNDS}")
+    from tfrecord_lite.writer import _processes_and_threads
+
+    plain = _processes_and_threads(None, THREADS, SHARDS, COUNT)
+    print(f"# create benchmark: {COUNT} photos ~640x480, {THREADS} threads, {SHARDS} shards "
+          f"(a plain run: {plain[0]} process(es) x {plain[1]} thread(s)), TensorFlow "
+          f"{tf.__version__}, {cores()} cores, best of {ROUNDS}")
     jpeg = make_photos(OUT / "photos", COUNT, "JPEG")
     png = make_photos(OUT / "photos", COUNT, "PNG")
     avg_kb = sum(os.path.getsize(i["filename"]) for i in jpeg) / len(jpeg) / 1024
@@ -151,6 +272,14 @@ def main() -> None:
         cases["PNG, Wuffs ([png])             "] = [(tf_pipeline, png, True), (ours, png, True)]
     else:
         print("# PNG with the [png] extra: skipped, pywuffs is not installed")
+    cases[f"PNG, Pillow, {cores()} processes x 1 thread"] = [
+        (tf_pipeline, png, True), (pillow_processes, png, True)]
+    proc_jpeg = repeated(jpeg, REPEAT)
+    procs = f"{cores()} processes x 1 thread"
+    cases[f"JPEG, no check, {len(proc_jpeg)} items, {procs} vs 1 process x {THREADS} threads"
+          ] = [(one_process, proc_jpeg, False), (processes, proc_jpeg, False)]
+    cases[f"JPEG, decode check, {len(proc_jpeg)} items, {procs} vs 1 process x {THREADS} "
+          "threads"] = [(one_process, proc_jpeg, True), (processes, proc_jpeg, True)]
     for name, runs in cases.items():
         best = [float("inf"), float("inf")]
         for r in range(ROUNDS):
@@ -158,12 +287,18 @@ def main() -> None:
             for k in order:
                 fn, items, flag = runs[k]
                 best[k] = min(best[k], timed(fn, items, flag))
-        tf_rate, our_rate = COUNT / best[0], COUNT / best[1]
+        count = len(runs[0][1])
+        tf_rate, our_rate = count / best[0], count / best[1]
+        if runs[0][0] is one_process:
+            print(f"create {name}: {our_rate:7.0f} img/s vs {tf_rate:6.0f} img/s, "
+                  f"ratio {our_rate / tf_rate:.2f}x")
+            continue
         print(f"create {name}: tfrecord_lite {our_rate:7.0f} img/s, "
               f"TensorFlow {tf_rate:6.0f} img/s, ratio {our_rate / tf_rate:.2f}x")
     small, large = peak_rss_mb(COUNT // 4, "JPEG"), peak_rss_mb(COUNT, "JPEG")
     print(f"peak memory (RSS) of create(): {small:.0f} MB for {COUNT // 4} images, "
           f"{large:.0f} MB for {COUNT} images")
+    scaling(COUNT)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import io
 import json
 import logging
@@ -29,7 +30,7 @@ import re
 import shlex
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 # Modules that need Pillow (the runners, images, preview, the converters' readers) and
@@ -171,6 +172,11 @@ def _add_output_options(p: Any, files: Any) -> None:
                     help="number of shard files (default: 1)")
     files.add_argument("--threads", type=_positive_int, default=min(4, os.cpu_count() or 1),
                     metavar="N", help="worker threads (default: min(4, CPUs))")
+    files.add_argument("--processes", type=_positive_int, default=None, metavar="N",
+                    help="worker processes, each writing whole shards with --threads "
+                         "threads; 1: all in this process (default: 1 on fewer than 4 "
+                         "cores; else one per core, up to the number of shards and one per "
+                         "1,000 items, the threads shared out among them)")
     files.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=False,
                     help="write the items in a seeded random order (default: input order)")
     files.add_argument("--store_images", "--store-images", action=argparse.BooleanOptionalAction,
@@ -218,6 +224,10 @@ def _add_output_options(p: Any, files: Any) -> None:
                            "partial file under a final name (slower)")
     more.add_argument("-q", "--quiet", action="store_true",
                       help="no progress and no summary; errors only")
+    more.add_argument("-v", "--verbose", action="store_true",
+                      help="--runner beam: show Apache Beam's own log lines and its "
+                           "workers' (hidden by default: a Beam run prints what a local "
+                           "run prints)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -504,8 +514,45 @@ def _run_beam(args: argparse.Namespace, dataset: Any) -> Any:
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
     for name in ("apache_beam.runners.common", "apache_beam.runners.worker"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    return beam.run(dataset, args.prefix, args.output_dir, args.shards,
-                    **_job_options(args).keywords(local=False), beam_options=args.beam_options)
+    run = functools.partial(beam.run, dataset, args.prefix, args.output_dir, args.shards,
+                            **_job_options(args).keywords(local=False),
+                            beam_options=args.beam_options)
+    if getattr(args, "verbose", False):
+        logging.getLogger("apache_beam").setLevel(logging.INFO)
+        return run()
+    summary = _quiet_beam(run)
+    # The runner logged its summary with the lines set aside: it ends the output here,
+    # as a local run's does.
+    logging.getLogger("tfrecord_lite.beam").info("%s", summary.describe())
+    return summary
+
+
+def _quiet_beam(run: Callable[[], Any]) -> Any:
+    """Run a Beam pipeline with what Beam itself prints set aside: the lines of its
+    worker processes (which write to this process's standard error, file descriptor 2),
+    and the lines its runner logs for them. They go to a temporary file, named when the
+    run fails (with -v they are shown)."""
+    import tempfile
+
+    handle, path = tempfile.mkstemp(prefix="tfrecord-lite-beam-", suffix=".log")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(handle, 2)
+    failed = True
+    try:
+        result = run()
+        failed = False
+        return result
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(handle)
+        if failed:
+            print(f"tfrecord-lite: Apache Beam's own log of this run: {path} (-v shows "
+                  "it as it runs)", file=sys.stderr)
+        else:
+            os.remove(path)
 
 
 def _job_options(args: argparse.Namespace) -> JobOptions:
@@ -538,6 +585,7 @@ def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
                 dataset, args.prefix, args.output_dir, args.shards, args.threads,
                 **_job_options(args).keywords(), progress=not args.quiet,
                 interrupted="restart" if args.restart else "refuse",
+                num_processes=args.processes,
             )
         except InterruptedRunError as exc:
             raise UsageError(
