@@ -161,3 +161,36 @@ def test_contact_sheet_text_is_drawn_at_cell_scale() -> None:
     assert small.size == large.size
     # the caption's height (plus the box's edges): equal for both, and legible
     assert caption_rows(small) == caption_rows(large) >= 14
+
+
+def test_stats_counts_box_labels_with_their_names(out: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    # Detection sets (converters) have box labels but no class label: stats used to say
+    # only "classes: (no class labels)".
+    capsys.readouterr()
+    assert main(["stats", "--json", "out/train-*"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["box_labels"] == {"1": {"boxes": 4, "text": "bird"},
+                                    "2": {"boxes": 4, "text": "cat"}}
+    assert main(["stats", "out/train-*"]) == 0
+    assert "box labels: 1 (bird): 4, 2 (cat): 4" in capsys.readouterr().out
+
+
+def test_a_one_shard_summary_says_shard(tmp_path: Path, image_file: Any,
+                                        monkeypatch: pytest.MonkeyPatch,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "one.json").write_text(json.dumps([detection_item(image_file("jpeg-rgb"), 1)]))
+    with caplog.at_level("INFO"):
+        assert main(["create", "--dataset_path", "one.json", "--prefix", "one",
+                     "--output_dir", "o"]) == 0
+    assert "items to 1 shard (" in caplog.text, caplog.text
+
+
+def test_a_bad_prefix_is_named_as_the_prefix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.json").write_text("[]")
+    assert main(["create", "--dataset_path", "d.json", "--prefix", "a/b",
+                 "--output_dir", "o"]) == 2
+    assert "the prefix" in capsys.readouterr().err

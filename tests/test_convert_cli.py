@@ -44,7 +44,26 @@ CASES = {
     "from-caltech": (["from-caltech", "caltech/images", "caltech/annotations"],
                      ["caltech/images/set00_V000_I00001.jpg",
                       "caltech/images/set00_V000_I00002.jpg"]),
+    "from-yolo": (["from-yolo", "darknet/data"],
+                  ["darknet/data/obj/1.jpg", "darknet/data/obj/2.jpg"]),
+    "from-csv": (["from-csv", "labels.csv", "--images", "csvimages"],
+                 ["csvimages/a.jpg", "csvimages/b.jpg"]),
 }
+
+
+def _make_darknet(root: Path) -> None:
+    for stem in ("1", "2"):
+        _image(root / "obj" / f"{stem}.jpg")
+        (root / "obj" / f"{stem}.txt").write_text("0 0.5 0.5 0.2 0.4\n")
+    (root / "obj.names").write_text("cat\n")
+    (root / "train.txt").write_text("obj/1.jpg\nobj/2.jpg\n")
+
+
+def _make_csv(csv: Path, images: Path) -> None:
+    _image(images / "a.jpg")
+    _image(images / "b.jpg")
+    csv.write_text("filename,width,height,class,xmin,ymin,xmax,ymax\n"
+                   "a.jpg,200,100,cat,10,10,50,50\nb.jpg,200,100,dog,20,20,60,60\n")
 
 
 def _make_all(tmp_path: Path) -> None:
@@ -54,6 +73,8 @@ def _make_all(tmp_path: Path) -> None:
     (tmp_path / "annotations").mkdir()
     instances.rename(tmp_path / "annotations" / instances.name)
     _make_caltech(tmp_path / "caltech" / "images", tmp_path / "caltech" / "annotations")
+    _make_darknet(tmp_path / "darknet" / "data")
+    _make_csv(tmp_path / "labels.csv", tmp_path / "csvimages")
 
 
 @pytest.mark.parametrize("command", sorted(CASES))

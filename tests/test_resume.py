@@ -254,7 +254,9 @@ def test_cli_resume_and_its_errors(tmp_path: Path, job: dict[str, Any],
     base = ["--dataset_path", str(dataset), "--prefix", "t", "--output_dir", str(out),
             "--shards", str(SHARDS), "--shuffle", "--store_images", "--resume", "-q"]
     assert main(base + ["--seed", "3"]) == 2
-    assert "cannot resume" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "cannot resume" in err
+    assert "--restart" in err and "without resume" not in err.replace("from Python, without", "")
     assert main(base) == 1  # the seed comes from the journal; two items fail
     failures = json.loads((out / "t.failures.json").read_text())
     assert sorted(f["id"] for f in failures) == ["i33", "i7"]

@@ -734,6 +734,11 @@ def _run_stats(args: argparse.Namespace) -> int:
                          or "(no class labels)"))
     if result["missing_classes"]:
         print(f"classes missing in [0, max]: {result['missing_classes']}")
+    if result["box_labels"]:
+        named = {k: f"{k} ({v['text']})" if v["text"] else k
+                 for k, v in result["box_labels"].items()}
+        print("box labels: " + ", ".join(f"{named[k]}: {v['boxes']}"
+                                         for k, v in result["box_labels"].items()))
     for name, check in result["box_checks"].items():
         examples = f" (e.g. ids {', '.join(check['examples'])})" if check["examples"] else ""
         print(f"images with {name} boxes: {check['images']}{examples}")
@@ -808,9 +813,11 @@ CONVERTER_INPUTS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "from-voc": (("source_dir", "ROOT", "dir"),),
     "from-folder": (("source_dir", "ROOT", "dir"),),
     "from-caltech": (("images", "IMAGES", "dir"), ("annotations", "ANNOTATIONS", "dir")),
+    "from-yolo": (("yolo_root", "ROOT", "path"),),  # the dataset folder or its YAML file
+    "from-csv": (("csv_file", "FILE", "file"), ("csv_images", "--images", "dir")),
 }
-_IS_KIND = {"file": os.path.isfile, "dir": os.path.isdir}
-_KIND_NAME = {"file": "file", "dir": "directory"}
+_IS_KIND = {"file": os.path.isfile, "dir": os.path.isdir, "path": os.path.exists}
+_KIND_NAME = {"file": "file", "dir": "directory", "path": "file or directory"}
 
 
 def _check_inputs(args: argparse.Namespace) -> None:

@@ -101,7 +101,7 @@ def _read_url(path: str, limit: int) -> bytes:
 # What a path names when it is not a regular file: such a path fails its item at once.
 # A FIFO would block the reader until some writer comes (forever), a device such as
 # /dev/zero never ends, a directory has no bytes.
-_NOT_REGULAR = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+_NOT_REGULAR = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
                 (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
                 (stat.S_ISBLK, "a block device"))
 

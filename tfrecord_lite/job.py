@@ -42,7 +42,8 @@ def check_job(dataset_name: str, num_shards: int) -> None:
         raise OptionsError(f"num_shards must be a whole number >= 1, got {num_shards!r}")
     if not dataset_name or "/" in dataset_name or os.sep in dataset_name:
         raise OptionsError(
-            f"dataset_name must be a plain file name prefix, got {dataset_name!r}")
+            f"the prefix (dataset_name) must be a plain file name prefix, without '/', got "
+            f"{dataset_name!r}")
 
 
 def item_options(options: JobOptions) -> ItemOptions:
@@ -111,7 +112,8 @@ class JobSummary:
         """A few lines for people: written, failed by reason, shards, bytes, time."""
         rate = self.total / self.seconds if self.seconds > 0 else 0.0
         lines = [
-            f"wrote {self.written} of {self.total} items to {len(self.shards)} shards "
+            f"wrote {self.written} of {self.total} items to {len(self.shards)} "
+            f"shard{'' if len(self.shards) == 1 else 's'} "
             f"({_human_bytes(self.bytes)}) in {self.output_directory} "
             f"in {self.seconds:.1f} s ({rate:.0f} items/s)",
         ]

@@ -101,8 +101,8 @@ def check_same(previous: dict[str, Any], current: dict[str, Any]) -> None:
         if old != new:
             raise ResumeError(
                 f"cannot resume: the interrupted run had {what} = {old!r}, this one "
-                f"{new!r}; resume with the same input and options, or run without resume "
-                "to start over")
+                f"{new!r}; resume with the same input and options, or start over (--restart; "
+                "from Python, without resume)")
 
 
 def intact(out: Folder, entry: dict[str, Any]) -> bool:

@@ -255,6 +255,8 @@ def stats(paths: Iterable[str | os.PathLike[str]], compression: str | None = Non
             wrong types (``image/width`` as bytes, ...).
     """
     classes: collections.Counter[int] = collections.Counter()
+    box_labels: collections.Counter[int] = collections.Counter()
+    box_names: dict[int, str] = {}
     visibility: collections.Counter[int] = collections.Counter()
     checks: dict[str, list[str]] = {"reversed": [], "tiny (< 10 px²)": [],
                                     "count mismatch": [], "outside [0, 1]": []}
@@ -277,6 +279,12 @@ def stats(paths: Iterable[str | os.PathLike[str]], compression: str | None = Non
             ymin, ymax = bbox.get("ymin") or [], bbox.get("ymax") or []
             n = min(len(xmin), len(xmax), len(ymin), len(ymax))
             boxes += n
+            texts = bbox.get("text") or []
+            for i, box_label in enumerate(bbox.get("label") or []):
+                if isinstance(box_label, int):
+                    box_labels[box_label] += 1
+                    if i < len(texts) and isinstance(texts[i], str):
+                        box_names.setdefault(box_label, texts[i])
             ident = str(item.get("id"))
             found: set[str] = set()
             if obj.get("count") is not None and obj["count"] != len(xmin):
@@ -307,6 +315,8 @@ def stats(paths: Iterable[str | os.PathLike[str]], compression: str | None = Non
         "classes": {str(k): classes[k] for k in sorted(classes)},
         "missing_classes": list(missing),
         "missing_classes_count": top + 1 - len(classes),
+        "box_labels": {str(k): {"boxes": box_labels[k], "text": box_names.get(k, "")}
+                       for k in sorted(box_labels)},
         "box_checks": {name: {"images": counts[name], "examples": checks[name]}
                        for name in checks},
         "box_width": _summary(widths),

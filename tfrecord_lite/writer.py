@@ -408,7 +408,7 @@ def _kept_shard(name: str, entry: dict[str, Any], items_: Iterable[Any], start: 
         raise ResumeError(
             f"cannot resume: the items of shard {name} are not those of the "
             "interrupted run (ids or filenames differ); resume with the same "
-            "input, or run without resume to start over")
+            "input, or start over (--restart; from Python, without resume)")
     return _Outcome(ShardInfo(name, entry["records"], entry["bytes"], entry["sha256"]),
                     failures, [f[1] for f in entry["failures"]], list(entry["warnings"]))
 
