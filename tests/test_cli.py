@@ -176,7 +176,7 @@ def test_progress_logs_summary(tmp_path: Path, image_file: Any) -> None:
          "--prefix", "s", "--output_dir", str(tmp_path / "o")],
         capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
-    assert "wrote 2 of 2 items to 1 shards" in result.stderr
+    assert "wrote 2 of 2 items to 1 shard (" in result.stderr
 
 
 def test_urls_without_fsspec_are_a_clear_error(tmp_path: Path, image_file: Any,

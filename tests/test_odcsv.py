@@ -112,8 +112,8 @@ def test_cli_relative_paths_shards_and_label_maps(tmp_path: Path,
     report = verify_files(shards, 1)
     assert report.ok and report.records == 3, report.problems
     records = [r for s in shards for r in read_examples(s)]
-    assert sorted(r["filename"] for r in records) == [
-        "pets/images/astronaut.jpg", "pets/images/camera.png", "pets/images/coffee.jpg"]
+    assert sorted(r["filename"] for r in records) == [str(tmp_path / "pets/images" / f) for f in
+                                                      ("astronaut.jpg", "camera.png", "coffee.jpg")]
     label_map = json.loads(Path("out/label_map.json").read_text())
     offset = min(map(int, label_map))  # whatever the default --label-offset
     assert label_map == {str(i + offset): n
@@ -140,6 +140,6 @@ def test_cli_usage_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                  "--output_dir", "o"]) == 2
     err = capsys.readouterr().err
     assert "the following arguments are required: --images" in err
-    assert "--images 'pics': no such folder" in err
-    assert "FILE 'labels.csv': no such file" in err
+    assert "from-csv --images: no such directory: pics" in err
+    assert "from-csv FILE: no such file: labels.csv" in err
     assert "Traceback" not in err and not Path("o").exists()

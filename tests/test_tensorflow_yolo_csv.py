@@ -76,10 +76,10 @@ def test_tensorflow_reads_from_yolo(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.chdir(tmp_path)
     assert main(["from-yolo", "pets", "--prefix", "train", "--output_dir", "out",
                  "--shards", "2", "--label-offset", "1", "-q"]) == 1  # three bad lines
-    _check(Path("out"), "train", 2, list(YoloConverter("pets", label_offset=1)))
+    _check(Path("out"), "train", 2, list(YoloConverter(str(tmp_path / "pets"), label_offset=1)))
     assert main(["from-yolo", "pose", "--prefix", "pose", "--output_dir", "out",
                  "--label-offset", "1", "-q"]) == 1  # one line with too few keypoints
-    items = list(YoloConverter("pose", label_offset=1))
+    items = list(YoloConverter(str(tmp_path / "pose"), label_offset=1))
     assert items[0]["object"]["parts"]["v"] == [2, 1, 0, 2, 2, 2]
     _check(Path("out"), "pose", 1, items)
 
@@ -90,5 +90,7 @@ def test_tensorflow_reads_from_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert main(["from-csv", "pets/train_labels.csv", "--images", "pets/images",
                  "--prefix", "train", "--output_dir", "out", "--shards", "2",
                  "--label-offset", "1", "-q"]) == 1
-    _check(Path("out"), "train", 2, list(OdCsvConverter("pets/train_labels.csv",
-                                                        "pets/images", label_offset=1)))
+    # The command resolves its paths (the records hold absolute filenames).
+    _check(Path("out"), "train", 2, list(OdCsvConverter(str(tmp_path / "pets/train_labels.csv"),
+                                                        str(tmp_path / "pets/images"),
+                                                        label_offset=1)))

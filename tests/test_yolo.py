@@ -231,9 +231,9 @@ def test_cli_writes_shards_verify_accepts(tmp_path: Path, monkeypatch: pytest.Mo
     assert by_id["images/train/astronaut.jpg"]["object"]["bbox"]["text"] == [
         "person", "cat", "dog"]
     assert by_id["images/train/camera.png"]["object"]["count"] == 0
-    # filenames stay relative to where the command ran
-    assert by_id["images/train/rocket.jpg"]["filename"] == \
-        "datasets/pets/images/train/rocket.jpg"
+    # filenames are absolute, as the other converters give them (--to-json works anywhere)
+    assert by_id["images/train/rocket.jpg"]["filename"] == str(
+        tmp_path / "datasets/pets/images/train/rocket.jpg")
     # The label map and the records agree, whatever the default --label-offset.
     label_map = json.loads(Path("out/label_map.json").read_text())
     offset = min(map(int, label_map))
@@ -255,7 +255,8 @@ def test_cli_darknet_to_json_and_label_offset(tmp_path: Path,
     monkeypatch.chdir(tmp_path / "darknet")
     assert main(["from-yolo", "data", "--to-json", "items.json"]) == 0
     items = json.loads(Path("items.json").read_text())
-    assert [i["filename"] for i in items] == ["data/obj/astronaut.jpg", "data/obj/coffee.jpg"]
+    assert [i["filename"] for i in items] == [
+        str(tmp_path / "darknet" / f) for f in ("data/obj/astronaut.jpg", "data/obj/coffee.jpg")]
     assert main(["from-yolo", "data", "--label-offset", "1", "--prefix", "train",
                  "--output_dir", "out", "-q"]) == 0
     records = _records(Path("out"), "train")
@@ -270,7 +271,8 @@ def test_cli_usage_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert main(["from-yolo", ".", "--split", "dev", "--prefix", "p",
                  "--output_dir", "out"]) == 2
     err = capsys.readouterr().err
-    assert "ROOT 'nowhere': no such folder" in err and "invalid choice: 'dev'" in err
+    assert "from-yolo ROOT: no such file or directory: nowhere" in err
+    assert "invalid choice: 'dev'" in err
     assert "Traceback" not in err and not Path("out").exists()
 
 
