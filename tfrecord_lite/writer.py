@@ -7,7 +7,8 @@ Each shard is written under a hidden temporary name and renamed when complete to
 hidden name of its own (``.train-00003-of-00008.complete``); only when every shard is
 complete are they given their final names. So no file ever carries a final shard name
 while partial, and an interrupted run leaves an earlier run's dataset as it was. What
-a job is, whichever runner runs it (options, summary, manifest, failures, publishing a shard), is in ``job``.
+a job is, whichever runner runs it (options, summary, manifest, failures, publishing a
+shard), is in ``job``.
 """
 
 from __future__ import annotations
