@@ -206,3 +206,29 @@ def test_an_object_store_rerun_keeps_the_earlier_dataset_until_complete(
     _write(out, seed=2, resume=True)
     _write("reference", seed=2)
     assert _remote(out) == _visible("reference")
+
+
+def test_fsync_flushes_each_shard_before_its_first_name_and_the_names_after_renaming(
+        items: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+    real_fsync, real_rename = storage.fsync, storage.Folder.rename
+
+    def fsync(path: str, directory: bool = False) -> None:
+        events.append("sync-dir" if directory else f"sync {os.path.basename(path)}")
+        real_fsync(path, directory)
+
+    def rename(folder: Any, name: str, new_name: str) -> None:
+        events.append(f"rename {new_name}")
+        real_rename(folder, name, new_name)
+
+    monkeypatch.setattr(storage, "fsync", fsync)
+    monkeypatch.setattr(storage.Folder, "rename", rename)
+    _write("out", seed=1, fsync=True)
+    renames = [i for i, e in enumerate(events) if e.startswith("rename ")]
+    assert len(renames) == SHARDS
+    assert events[renames[-1] + 1] == "sync-dir"  # the final names reach the disk
+    for i in renames:  # each shard's bytes were flushed under its temporary name
+        shard = events[i].split()[1]
+        assert any(e.startswith(f"sync .{shard}.tmp-") for e in events[:renames[0]])
+    _write("reference", seed=1)
+    assert _visible("out") == _visible("reference")
