@@ -165,7 +165,8 @@ def write_error(what: str, exc: OSError) -> WriteError:
 
 
 def finish_shard(out: storage.Folder, temp: str, name: str) -> str:
-    """Hash a complete temporary shard and give it its final name; returns the sha256.
+    """Hash a complete temporary shard and give it the name ``name`` (its final name, or
+    the local runner's ``complete_name``); returns the sha256.
 
     Raises:
         WriteError: it could not be hashed or published (the temporary file is removed).

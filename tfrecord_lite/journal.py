@@ -9,8 +9,8 @@ store). The job deletes the journal after writing the manifest.
 
 After ``kill -9``: shards under their complete or final names are complete (they are
 renamed only when whole); a shard published but not yet journaled, or whose bytes no
-longer match its journal file, is simply written again. A shard found under neither its
-journaled name nor its final name with the journaled bytes is written again too.
+longer match its journal entry under either its journaled name or its final name (the
+run was killed while giving its shards their final names), is simply written again.
 
 One run per prefix and directory at a time: ``lock`` holds an advisory lock
 (``fcntl.flock``) on ``.{name}.lock`` for the whole job. The kernel releases it when the

@@ -198,8 +198,10 @@ def write_dataset(
         WriteError: the output could not be written (no partial shard is left).
 
     After the job, the shard glob of the prefix (``train-*``) matches exactly its shards:
-    those of an earlier run of the prefix are removed once the new ones and the
-    manifest are complete. Beside the shards: ``{name}.failures.json`` (the failed
+    until every new shard is complete (each waits under ``.{shard}.complete``), an
+    earlier run's shards, manifest and failures stay as they were; then the new shards
+    get their final names, and those of an earlier run that remain are removed once the
+    manifest is written. Beside the shards: ``{name}.failures.json`` (the failed
     items, an empty list when none failed), then ``{name}.manifest.json``.
     """
     check_job(dataset_name, num_shards)
