@@ -50,8 +50,9 @@ def dying(module, name, after):
 
 if die_in != "none":
     where, when = die_in.split(":")
-    module = {{"replace": writer.storage.os, "journal": journal}}[where]
-    dying(module, "replace" if where == "replace" else "add", when == "after")
+    module, function = {{"replace": (writer.storage.os, "replace"), "journal": (journal, "add"),
+                        "rename": (writer.storage.Folder, "rename")}}[where]
+    dying(module, function, when == "after")
 print("started", flush=True)
 writer.write_dataset(items, "t", out, {shards}, 2, shuffle=True, seed=11,
                      resume=resume == "1", progress=False)
@@ -106,6 +107,7 @@ def _assert_no_partial_shard(out: Path, reference: Path) -> None:
 @pytest.mark.parametrize("die_in, die_at", [
     ("replace:before", 1), ("replace:after", 1), ("replace:before", 4), ("replace:after", 4),
     ("replace:after", 6), ("journal:before", 3), ("journal:after", 3), ("journal:after", 6),
+    ("rename:before", 1), ("rename:after", 3),  # while the shards get their final names
 ])
 def test_killed_at_a_step_then_resumed_is_byte_identical(tmp_path: Path, job: dict[str, Any],
                                                          die_in: str, die_at: int) -> None:
