@@ -41,6 +41,12 @@ def _shards(prefix: str, count: int) -> list[str]:
     return [f"out/{shard_name(prefix, i, count)}" for i in range(count)]
 
 
+def _complete(shard: str) -> str:
+    """The hidden name a complete shard has until every shard of its run is complete."""
+    folder, _, name = shard.rpartition("/")
+    return f"{folder}/.{name}.complete"
+
+
 def test_the_shard_glob_matches_only_shards(dataset: list[dict[str, Any]],
                                            capsys: pytest.CaptureFixture[str]) -> None:
     assert _create("--shards", "3") == 1  # one item fails: a failures file is written
@@ -176,18 +182,19 @@ def test_ctrl_c_and_a_rerun_say_how_to_keep_complete_shards(
         "tfrecord-lite: interrupted: 3 of 4 shards of 'train' are complete in out; no "
         f"partial shard was left. To keep them: {keep}\n")
     # Shard 3 was published but not journaled: it is written again.
-    before = {p: Path(p).stat().st_mtime_ns for p in _shards("train", 4)[:3]}
+    # Complete shards wait under hidden names until every shard is complete.
+    before = {p: Path(_complete(p)).stat().st_mtime_ns for p in _shards("train", 4)[:3]}
     # A rerun without --resume is refused before anything is overwritten.
     assert main(argv) == 2
     assert capsys.readouterr().err == (
         "tfrecord-lite: error: out holds an interrupted run of 'train': 3 of 4 shards are "
         f"complete. To keep them, run the same command with --resume: {keep}; to start "
         "over, add --restart instead.\n")
-    assert {p: Path(p).stat().st_mtime_ns for p in before} == before
+    assert {p: Path(_complete(p)).stat().st_mtime_ns for p in before} == before
     assert main([*argv, "--resume", "--restart"]) == 2
     assert "give one of them" in capsys.readouterr().err
     assert main([*argv, "--resume"]) == 1  # one item fails
-    assert {p: Path(p).stat().st_mtime_ns for p in before} == before  # kept
+    assert {p: Path(p).stat().st_mtime_ns for p in before} == before  # kept: renamed
     assert sorted(glob.glob("out/train-*")) == _shards("train", 4)
 
 

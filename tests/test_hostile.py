@@ -311,6 +311,9 @@ def test_write_failures_are_clear_and_leave_nothing_partial(
         if not path.name.startswith("."):  # under a final name: a complete shard
             assert path.read_bytes() == (reference / path.name).read_bytes()
             assert len(list(read_records(path))) == 3
+        elif path.name.endswith(".complete"):  # a complete shard, waiting for the others
+            final = path.name[1:-len(".complete")]
+            assert path.read_bytes() == (reference / final).read_bytes()
         else:  # no temporary file is left; the journal stays, for --resume
             assert path.name.startswith(".w-journal") and path.name.endswith(".json"), path
     summary = write_dataset(items, "w", out, 3, 2, seed=1, resume=True, progress=False)

@@ -51,7 +51,8 @@ def long_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
              "train", "--output_dir", "out", "--shards", str(SHARDS), "--threads", "2",
              "--store_images"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
         children.append(child)
-        first = Path("out") / shard_name("train", 0, SHARDS)
+        # Complete shards wait under hidden names until every shard is complete.
+        first = Path("out") / f".{shard_name('train', 0, SHARDS)}.complete"
         deadline = time.monotonic() + 60
         while not first.exists():  # the job is under way: a shard is complete
             assert child.poll() is None and time.monotonic() < deadline

@@ -50,8 +50,9 @@ def dying(module, name, after):
 
 if die_in != "none":
     where, when = die_in.split(":")
-    module = {{"replace": writer.storage.os, "journal": journal}}[where]
-    dying(module, "replace" if where == "replace" else "add", when == "after")
+    module, function = {{"replace": (writer.storage.os, "replace"), "journal": (journal, "add"),
+                        "rename": (writer.storage.Folder, "rename")}}[where]
+    dying(module, function, when == "after")
 print("started", flush=True)
 writer.write_dataset(items, "t", out, {shards}, 2, shuffle=True, seed=11,
                      resume=resume == "1", progress=False)
@@ -106,6 +107,7 @@ def _assert_no_partial_shard(out: Path, reference: Path) -> None:
 @pytest.mark.parametrize("die_in, die_at", [
     ("replace:before", 1), ("replace:after", 1), ("replace:before", 4), ("replace:after", 4),
     ("replace:after", 6), ("journal:before", 3), ("journal:after", 3), ("journal:after", 6),
+    ("rename:before", 1), ("rename:after", 3),  # while the shards get their final names
 ])
 def test_killed_at_a_step_then_resumed_is_byte_identical(tmp_path: Path, job: dict[str, Any],
                                                          die_in: str, die_at: int) -> None:
@@ -152,12 +154,15 @@ def test_resume_after_a_write_error_keeps_complete_shards(
     with pytest.raises(WriteError):
         write_dataset(items, "t", out, SHARDS, 2, shuffle=True, seed=11, progress=False)
     monkeypatch.undo()
-    kept = {n: (out / n).stat().st_mtime_ns for n in os.listdir(out) if n.startswith("t-0")}
+    # Complete shards wait under hidden names until every shard is complete.
+    assert not [n for n in os.listdir(out) if n.startswith("t-0")]
+    kept = {n[1:-len(".complete")]: (out / n).stat().st_mtime_ns
+            for n in os.listdir(out) if n.startswith(".t-0") and n.endswith(".complete")}
     assert len(kept) == 2
     summary = write_dataset(items, "t", out, SHARDS, 2, shuffle=True, seed=11, resume=True,
                             progress=False)
     assert summary.resumed_shards == 2
-    assert {n: (out / n).stat().st_mtime_ns for n in kept} == kept  # not rewritten
+    assert {n: (out / n).stat().st_mtime_ns for n in kept} == kept  # not rewritten: renamed
     assert _files(out) == _files(job["reference"])
     reference = json.loads((job["reference"] / "t.manifest.json").read_text())
     assert summary.failed == reference["failed"] == 2
@@ -227,7 +232,7 @@ def test_resume_refuses_changed_items(tmp_path: Path, job: dict[str, Any],
 def test_resume_rewrites_a_damaged_shard(tmp_path: Path, job: dict[str, Any],
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     out = _interrupted(tmp_path, job["items"], monkeypatch)
-    shard = out / "t-00001-of-00006"
+    shard = out / ".t-00001-of-00006.complete"
     data = bytearray(shard.read_bytes())
     data[100] ^= 0xFF
     shard.write_bytes(bytes(data))

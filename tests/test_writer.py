@@ -199,11 +199,12 @@ def test_injected_write_failure_leaves_no_partial_shard(tmp_path: Path, image_fi
     monkeypatch.undo()
     assert calls[0] == 2
     names = sorted(p.name for p in out.iterdir())
-    # Shard 0 (4 records) was complete and renamed; shard 1 failed: nothing else is left,
-    # neither a partial shard nor a temporary file, nor a manifest; the journal stays
-    # for a resumed run.
-    assert names == [".w-journal-00000.json", ".w-journal.json", "w-00000-of-00003"]
-    assert len(list(read_records(out / names[2]))) == 4
+    # Shard 0 (4 records) was complete and renamed (to a hidden name: the shards get
+    # their final names only when all are complete); shard 1 failed: nothing else is
+    # left, neither a partial shard nor a temporary file, nor a manifest; the journal
+    # stays for a resumed run.
+    assert names == [".w-00000-of-00003.complete", ".w-journal-00000.json", ".w-journal.json"]
+    assert len(list(read_records(out / names[0]))) == 4
 
 
 def test_unwritable_output_is_a_clear_error(tmp_path: Path, image_file: Any) -> None:
@@ -279,7 +280,11 @@ def test_fsync_flushes_each_file_before_it_gets_its_name(tmp_path: Path, image_f
     directory = os.path.realpath(out)
     for event in renamed:
         at = events.index(event)
-        assert ("fsync", event[1]) in events[:at], f"{event[2]} named before its bytes were flushed"
+        # A shard's final name is its second: its bytes were flushed before its first.
+        first = (next(e for e in renamed if e[2] == event[1])
+                 if event[1].endswith(".complete") else event)
+        assert ("fsync", first[1]) in events[:events.index(first)], (
+            f"{event[2]} named before its bytes were flushed")
         assert ("fsync", directory) in events[at:], f"{event[2]}'s name was not flushed"
     assert [p.read_bytes() for p in sorted(out.glob("t-0*"))] == [
         p.read_bytes() for p in sorted((tmp_path / "plain").glob("t-0*"))]

@@ -167,7 +167,8 @@ def write_error(what: str, exc: OSError) -> WriteError:
 
 
 def finish_shard(out: storage.Folder, temp: str, name: str) -> str:
-    """Hash a complete temporary shard and give it its final name; returns the sha256.
+    """Hash a complete temporary shard and give it the name ``name`` (its final name, or
+    the local runner's ``complete_name``); returns the sha256.
 
     Raises:
         WriteError: it could not be hashed or published (the temporary file is removed).
@@ -179,6 +180,56 @@ def finish_shard(out: storage.Folder, temp: str, name: str) -> str:
         storage.remove_quietly(temp)
         raise write_error(f"shard {out.location(name)}", exc) from exc
     return digest
+
+
+# -- the two steps of publishing a local run's shards -----------------------------------------
+#
+# A complete shard first gets a hidden name of its own (``.train-00003-of-00008.complete``,
+# which no shard glob matches) and is journaled under it; only when every shard of the
+# run is complete are they renamed to their final names, one atomic rename each. So an
+# interrupted run leaves an earlier run's dataset as it was, under its names.
+
+COMPLETE_SUFFIX = ".complete"
+
+
+def complete_name(shard: str) -> str:
+    """The hidden name of a complete shard until every shard of its run is complete."""
+    return f".{shard}{COMPLETE_SUFFIX}"
+
+
+def _complete_shard(name: str) -> re.Pattern[str]:
+    return re.compile(r"\." + re.escape(name) + r"-[0-9]{5,}-of-[0-9]{5,}"
+                      + re.escape(COMPLETE_SUFFIX))
+
+
+def remove_abandoned(out: storage.Folder, name: str, keep: Iterable[str]) -> None:
+    """Remove the hidden complete shards of prefix ``name`` (an interrupted run's) that
+    are not in ``keep`` (those a resume keeps).
+
+    Raises:
+        OSError: a file could not be removed.
+    """
+    pattern, kept = _complete_shard(name), set(keep)
+    for file in out.names(f".{name}-"):
+        if pattern.fullmatch(file) and file not in kept:
+            out.remove(file)
+
+
+def put_in_place(out: storage.Folder, shards: Iterable[str], in_place: Iterable[str] = ()
+                 ) -> None:
+    """The last step of a run, all its shards being complete: rename each from its
+    hidden name to its final name (each rename atomic, replacing an earlier run's file
+    of that name), but those already ``in_place`` (a resume after an interruption
+    during this step); then, when durable, flush the directory's entries.
+
+    Raises:
+        OSError: a file could not be renamed.
+    """
+    done = set(in_place)
+    for shard in shards:
+        if shard not in done:
+            out.rename(complete_name(shard), shard)
+    out.sync_names()
 
 
 def temp_patterns(name: str) -> list[str]:

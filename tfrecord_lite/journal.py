@@ -2,13 +2,15 @@
 
 Small hidden files beside the shards: ``.{name}-journal.json`` holds the run's arguments
 (seed included); ``.{name}-journal-00003.json`` is written for shard 3 once it has its
-final name (file, records, bytes, sha256, a fingerprint of its items, its failures and
+complete name (file: the hidden ``.{shard}.complete`` of the local runner, final: its
+final name; records, bytes, sha256, a fingerprint of its items, its failures and
 warnings). Each is written whole (temporary name, then rename; one object on an object
 store). The job deletes the journal after writing the manifest.
 
-After ``kill -9``: shards under final names are complete (they are renamed only when
-whole); a shard published but not yet journaled, or whose bytes no longer match its
-journal file, is simply written again.
+After ``kill -9``: shards under their complete or final names are complete (they are
+renamed only when whole); a shard published but not yet journaled, or whose bytes no
+longer match its journal entry under either its journaled name or its final name (the
+run was killed while giving its shards their final names), is simply written again.
 
 One run per prefix and directory at a time: ``lock`` holds an advisory lock
 (``fcntl.flock``) on ``.{name}.lock`` for the whole job. The kernel releases it when the
@@ -105,13 +107,25 @@ def check_same(previous: dict[str, Any], current: dict[str, Any]) -> None:
                 "from Python, without resume)")
 
 
+def locate(out: Folder, entry: dict[str, Any], check_sha256: bool = True) -> str | None:
+    """Where a shard the journal lists is still complete, with the same bytes: the name
+    it was journaled under (``file``, hidden until the run is complete), else its final
+    name (``final``: the run was interrupted while renaming its shards); None when
+    neither holds it. ``check_sha256``: compare the sha256 too, not only the size."""
+    for key in ("file", "final"):
+        try:
+            file = str(entry[key])
+            if (out.size(file) == entry["bytes"]
+                    and (not check_sha256 or out.sha256(file) == entry["sha256"])):
+                return file
+        except (OSError, KeyError):
+            continue
+    return None
+
+
 def intact(out: Folder, entry: dict[str, Any]) -> bool:
     """Whether a shard the journal lists is still there with the same bytes."""
-    try:
-        file = str(entry["file"])
-        return out.size(file) == entry["bytes"] and out.sha256(file) == entry["sha256"]
-    except (OSError, KeyError):
-        return False
+    return locate(out, entry) is not None
 
 
 def start(out: Folder, name: str, header: dict[str, Any], keep: set[int]) -> None:
@@ -147,12 +161,8 @@ def progress(out: Folder, name: str) -> tuple[int, int] | None:
     header, shards = read(out, name)
     if header is None:
         return None
-    complete = 0
-    for entry in shards.values():
-        try:
-            complete += out.size(str(entry["file"])) == entry["bytes"]
-        except (OSError, KeyError):
-            continue
+    complete = sum(locate(out, entry, check_sha256=False) is not None
+                   for entry in shards.values())
     return complete, int(header.get("num_shards") or 0)
 
 

@@ -175,6 +175,16 @@ class Folder:
         if self.durable:
             fsync(self.path, directory=True)
 
+    def rename(self, name: str, new_name: str) -> None:
+        """Give a file of the folder another name, in one step, replacing a file of that
+        name (the directory's entries reach the disk at ``sync_names``)."""
+        os.replace(self.join(name), self.join(new_name))
+
+    def sync_names(self) -> None:
+        """When durable: flush the directory's entries (names given by ``rename``)."""
+        if self.durable:
+            fsync(self.path, directory=True)
+
     def size(self, name: str) -> int:
         return size(self.location(name))
 
@@ -249,6 +259,14 @@ class RemoteFolder(Folder):
     def publish(self, temp: str, name: str) -> None:
         self.fs.put_file(temp, self.join(name))
         remove_quietly(temp)
+
+    def rename(self, name: str, new_name: str) -> None:
+        """A server-side copy, then the old object is deleted (``fs.mv``): the new
+        object appears whole; an interruption between the two leaves both."""
+        self.fs.mv(self.join(name), self.join(new_name))
+
+    def sync_names(self) -> None:
+        pass  # an object is durable once written
 
     def read(self, name: str) -> bytes | None:
         try:

@@ -3,9 +3,12 @@ threads, and ``validate_dataset``.
 
 The job reads items in a seeded order, encodes them on a pool of threads and writes
 the records in that order, so the output bytes do not depend on the thread count.
-Each shard is written under a hidden temporary name and renamed when complete: no
-file ever carries a final shard name while partial. What a job is, whichever runner
-runs it (options, summary, manifest, failures, publishing a shard), is in ``job``.
+Each shard is written under a hidden temporary name and renamed when complete to a
+hidden name of its own (``.train-00003-of-00008.complete``); only when every shard is
+complete are they given their final names. So no file ever carries a final shard name
+while partial, and an interrupted run leaves an earlier run's dataset as it was. What
+a job is, whichever runner runs it (options, summary, manifest, failures, publishing a
+shard), is in ``job``.
 """
 
 from __future__ import annotations
@@ -38,10 +41,13 @@ from .job import (
     JobSummary,
     ShardInfo,
     check_job,
+    complete_name,
     failure_copy,
     failures_json,
     finish_shard,
     item_options,
+    put_in_place,
+    remove_abandoned,
     remove_earlier_run,
     temp_patterns,
     write_error,
@@ -192,8 +198,10 @@ def write_dataset(
         WriteError: the output could not be written (no partial shard is left).
 
     After the job, the shard glob of the prefix (``train-*``) matches exactly its shards:
-    those of an earlier run of the prefix are removed once the new ones and the
-    manifest are complete. Beside the shards: ``{name}.failures.json`` (the failed
+    until every new shard is complete (each waits under ``.{shard}.complete``), an
+    earlier run's shards, manifest and failures stay as they were; then the new shards
+    get their final names, and those of an earlier run that remain are removed once the
+    manifest is written. Beside the shards: ``{name}.failures.json`` (the failed
     items, an empty list when none failed), then ``{name}.manifest.json``.
     """
     check_job(dataset_name, num_shards)
@@ -298,7 +306,9 @@ def _start_journal(out: storage.Folder, name: str, num_shards: int, total: int,
                    options: JobOptions, previous: dict[str, Any] | None,
                    completed: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
     """Remove a killed run's temporary files and start this run's journal; returns the
-    interrupted run's shards that are kept (same job, files intact).
+    interrupted run's shards that are kept (same job, files intact), each with ``at``:
+    the name that holds it (hidden, or final when the run was interrupted while giving
+    the shards their final names). Hidden complete shards that are not kept go.
 
     Raises:
         ResumeError: the interrupted run had other arguments.
@@ -309,10 +319,13 @@ def _start_journal(out: storage.Folder, name: str, num_shards: int, total: int,
         out.remove_stale_temps(temp_patterns(name))
         if previous is not None:
             journal.check_same(previous, this_run)
-            completed = {i: e for i, e in completed.items()
-                         if 0 <= i < num_shards and journal.intact(out, e)}
+            found = {i: journal.locate(out, e) for i, e in completed.items()
+                     if 0 <= i < num_shards}
+            completed = {i: dict(completed[i], at=at) for i, at in found.items()
+                         if at is not None}
         else:
             completed = {}
+        remove_abandoned(out, name, (str(e["at"]) for e in completed.values()))
         journal.start(out, name, this_run, set(completed))
     except OSError as exc:
         raise write_error(f"the job journal in {out}", exc) from exc
@@ -357,18 +370,23 @@ def _write_shards(out: storage.Folder, name: str, num_shards: int, num_threads: 
 
 def _publish(out: storage.Folder, name: str, summary: JobSummary,
              completed: dict[int, dict[str, Any]]) -> None:
-    """The files beside the shards: the failures first (always, so that no earlier run's
-    list is left), the manifest last (a manifest means the whole dataset is there). Only
-    then, the new dataset being complete, what an earlier run left is removed; the
-    journal goes last, so that an interruption here is finished by a resume.
+    """Every shard being complete under its hidden name: the earlier run's manifest goes
+    (it no longer describes the files), each shard gets its final name (replacing the
+    earlier run's file of that name), then the files beside them: the failures (always,
+    so that no earlier run's list is left), the manifest last (a manifest means the whole
+    dataset is there). Only then what an earlier run left is removed (its other shards
+    and the record indexes, which may describe replaced files); the journal goes last,
+    so that an interruption anywhere here is finished by a resume.
 
     Raises:
-        OSError: a file could not be written or removed.
+        OSError: a file could not be written, renamed or removed.
     """
+    shards = [info.file for info in summary.shards]
+    out.remove(sharding.manifest_name(name))
+    put_in_place(out, shards, (str(entry["at"]) for entry in completed.values()))
     out.write(sharding.failures_name(name), failures_json(summary.failures))
     out.write(sharding.manifest_name(name), summary.manifest_json())
-    remove_earlier_run(out, name, (info.file for info in summary.shards),
-                       (str(entry["file"]) for entry in completed.values()))
+    remove_earlier_run(out, name, shards)
     journal.remove(out, name)
 
 
@@ -474,12 +492,13 @@ def _write_shards_in_processes(out: storage.Folder, name: str, num_shards: int,
             return
         result: processes.ShardResult = value
         try:
-            out.publish(result.temp, result.name)
+            out.publish(result.temp, complete_name(result.name))
         except OSError as exc:
             storage.remove_quietly(result.temp)
             raise write_error(f"shard {out.location(result.name)}", exc) from exc
         journal.add(out, name, {
-            "shard": result.index, "file": result.name, "records": result.records,
+            "shard": result.index, "file": complete_name(result.name),
+            "final": result.name, "records": result.records,
             "bytes": result.bytes, "items": result.fingerprint, "failures": result.failed,
             "warnings": result.warnings, "sha256": result.sha256})
         outcomes[result.index] = _Outcome(
@@ -587,10 +606,12 @@ class _Shards:
         self.summary.warnings += warned
         info = ShardInfo(name, records, size, "")
         self.summary.add_shard(info)
-        entry = {"shard": index, "file": name, "records": records, "bytes": size,
+        entry = {"shard": index, "file": complete_name(name), "final": name,
+                 "records": records, "bytes": size,
                  "items": fingerprint.hexdigest(), "failures": failed, "warnings": warned}
         self.pending.append(_Finishing(info, entry, tmp,
-                                       self.pool.submit(finish_shard, self.out, tmp, name)))
+                                       self.pool.submit(finish_shard, self.out, tmp,
+                                                         complete_name(name))))
         self.temp = None
         self.record_finished(wait=False)
 
@@ -619,7 +640,8 @@ def _settle(pending: collections.deque[_Finishing], out: storage.Folder, name: s
         try:
             # Dropped from the pool's queue (see _Shards.close): finished here instead,
             # without waiting for the work queued before it.
-            shard.entry["sha256"] = (finish_shard(out, shard.temp, shard.info.file)
+            shard.entry["sha256"] = (finish_shard(out, shard.temp,
+                                                  complete_name(shard.info.file))
                                      if shard.future.cancelled() else shard.future.result())
             journal.add(out, name, shard.entry)
         except OSError:  # WriteError too; the first error is the one reported
