@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from tfrecord_lite import read_record_at, read_records
 from tfrecord_lite.cli import main
 from tfrecord_lite.converters import label_map_json, label_map_pbtxt
 
@@ -28,7 +30,9 @@ def _dataset(tmp_path: Path, image_file: Any, n: int, shards: int) -> Path:
     out = tmp_path / "out"
     (out / "label_map.json").write_text(json.dumps(label_map_json(["a", "b"], 1)))
     (out / "label_map.pbtxt").write_text(label_map_pbtxt(["a", "b"], 1))
-    assert main(["index", f"out/train-00000-of-{shards:05d}"]) == 0  # a .idx file too
+    assert main(["index", f"out/train-00000-of-{shards:05d}"]) == 0  # a hidden .idx file
+    shard = f"out/train-00000-of-{shards:05d}"
+    assert main(["index", shard, "-o", shard + ".idx"]) == 0  # an earlier version's name
     return out
 
 
@@ -39,8 +43,9 @@ def out(tmp_path: Path, image_file: Any, monkeypatch: pytest.MonkeyPatch) -> Pat
 
 
 def _side_files(out: Path) -> list[str]:
-    return sorted(p.name for p in out.iterdir() if not p.name.startswith("train-0")
-                  or p.name.endswith(".idx"))
+    # (``out/*`` matches no hidden file, such as the index ``.train-00000-of-00002.idx``)
+    return sorted(p.name for p in out.iterdir() if not p.name.startswith(".") and (
+        not p.name.startswith("train-0") or p.name.endswith(".idx")))
 
 
 @pytest.mark.parametrize("command", [["verify"], ["verify", "--json"], ["stats"],
@@ -50,8 +55,9 @@ def test_readers_skip_the_files_beside_the_shards(out: Path, command: list[str],
                                                   expanded: bool,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     side = _side_files(out)
-    assert len(side) >= 5  # manifest, failures, two label maps, an index
-    files = sorted(f"out/{p.name}" for p in out.iterdir()) if expanded else ["out/*"]
+    assert len(side) >= 5  # manifest, failures, two label maps, an older index
+    files = sorted(f"out/{p.name}" for p in out.iterdir()
+                   if not p.name.startswith(".")) if expanded else ["out/*"]
     capsys.readouterr()
     assert main([*command, *files]) == 0
     captured = capsys.readouterr()
@@ -161,3 +167,19 @@ def test_contact_sheet_text_is_drawn_at_cell_scale() -> None:
     assert small.size == large.size
     # the caption's height (plus the box's edges): equal for both, and legible
     assert caption_rows(small) == caption_rows(large) >= 14
+
+
+def test_index_leaves_the_shard_glob_to_the_shards(out: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    (out / "train-00000-of-00002.idx").unlink()  # (the fixture's earlier-version index)
+    assert main(["index", "out/train-*"]) == 0
+    assert sorted(glob.glob("out/train-*")) == ["out/train-00000-of-00002",
+                                                "out/train-00001-of-00002"]
+    assert "wrote out/.train-00001-of-00002.idx" in capsys.readouterr().out
+    assert read_record_at("out/train-00001-of-00002", 1) == list(
+        read_records("out/train-00001-of-00002"))[1]
+    # One file may take an explicit path (the tfrecord package and DALI take it anyway).
+    assert main(["index", "out/train-00000-of-00002", "-o", "t0.idx"]) == 0
+    assert Path("t0.idx").read_text() == Path("out/.train-00000-of-00002.idx").read_text()
+    assert main(["index", "out/train-*", "-o", "t.idx"]) == 2
+    assert "--output takes one FILE, got 2" in capsys.readouterr().err

@@ -51,7 +51,7 @@ from .errors import (
 from .example import RECORD_FIELDS, feature_values
 from .framing import DEFAULT_MAX_RECORD_SIZE
 from .options import JobOptions
-from .reader import iterate, parse_record, read_framed, write_index
+from .reader import default_index_path, iterate, parse_record, read_framed, write_index
 from .sharding import failures_name, is_side_file
 from .verify import report_dict, stats, verify_files
 
@@ -375,13 +375,17 @@ def _add_readers(sub: Any) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT.png", help="image to write")
     p.add_argument("--compression", **compression)
 
-    p = sub.add_parser("index", help="write FILE.idx (offset length per record) for each file",
-                       description="Write FILE.idx beside each plain TFRecord file: one "
+    p = sub.add_parser("index", help="write .FILE.idx (offset length per record) for each file",
+                       description="Write .FILE.idx, hidden beside each plain TFRecord file "
+                       "(so that the shard glob out/train-* never matches it): one "
                        "'offset length' line per record (length: the whole framed record), "
-                       "the format of the tfrecord package and NVIDIA DALI.",
+                       "the format of the tfrecord package and NVIDIA DALI, which take the "
+                       "index path explicitly.",
                        epilog="exit status: 0 written, 1 a damaged file, 2 usage error, 3 "
                        "an index could not be written")
     p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("-o", "--output", metavar="PATH",
+                   help="write the index here instead (one FILE only)")
 
     for name in ("verify", "inspect", "stats", "show", "index"):
         sub.choices[name].add_argument(
@@ -785,16 +789,22 @@ def _run_show(args: argparse.Namespace) -> int:
 
 
 def _run_index(args: argparse.Namespace) -> int:
-    for path in _shard_paths(args.files):
+    paths = _shard_paths(args.files)
+    if args.output is not None and len(paths) != 1:
+        raise UsageError(f"--output takes one FILE, got {len(paths)}: {' '.join(paths)}")
+    for path in paths:
         if storage.is_url(path):
-            raise UsageError(f"{path}: index writes FILE.idx beside each file, so it needs "
+            raise UsageError(f"{path}: index writes .FILE.idx beside each file, so it needs "
                              "local files (copy the shards first)")
+        target = args.output or default_index_path(path)
         try:
-            target = write_index(path, max_record_size=args.max_record_size)
+            target = write_index(path, target, max_record_size=args.max_record_size)
         except FileNotFoundError:
+            if os.path.exists(path):  # the index's directory, not the shard
+                raise WriteError(f"cannot write {target}: no such directory") from None
             raise
         except OSError as exc:
-            raise WriteError(f"cannot write {path}.idx: {exc.strerror or exc}") from exc
+            raise WriteError(f"cannot write {target}: {exc.strerror or exc}") from exc
         print(f"wrote {target}")
     return EXIT_OK
 

@@ -191,8 +191,9 @@ def remove_earlier_run(out: storage.Folder, name: str, shards: Iterable[str],
                        kept: Iterable[str] = ()) -> list[str]:
     """Remove what an earlier run of prefix ``name`` left that no longer describes the
     dataset: shards (``name-NNNNN-of-NNNNN``) not in ``shards``, the record indexes
-    (``.idx``) of every shard but those ``kept`` unchanged from an earlier run (a resume),
-    and a manifest or failures file under an earlier version's names.
+    (``.name-NNNNN-of-NNNNN.idx``, or an older ``name-NNNNN-of-NNNNN.idx``) of every shard
+    but those ``kept`` unchanged from an earlier run (a resume), and a manifest or failures
+    file under an earlier version's names.
 
     Called once a run is complete (after its manifest), so that the shard glob of the
     prefix matches exactly this run's shards. Other prefixes are never touched
@@ -207,8 +208,10 @@ def remove_earlier_run(out: storage.Folder, name: str, shards: Iterable[str],
     earlier = {name + suffix for suffix in sharding.OLD_SIDE_SUFFIXES}
     this_run, unchanged = set(shards), set(kept)
     removed = []
-    for file in out.names(name + "-"):
-        stem = file[:-len(".idx")] if file.endswith(".idx") else None
+    # Record indexes: ``.train-00000-of-00003.idx`` (hidden), or ``train-...idx`` (older).
+    hidden = [f for f in out.names("." + name + "-") if f.endswith(sharding.INDEX_SUFFIX)]
+    for file in out.names(name + "-") + hidden:
+        stem = (file[:-len(".idx")].removeprefix(".") if file.endswith(".idx") else None)
         if (file in earlier or (shard.fullmatch(file) and file not in this_run)
                 or (stem is not None and shard.fullmatch(stem) and stem not in unchanged)):
             out.remove(file)

@@ -31,9 +31,19 @@ def failures_name(name: str) -> str:
     return name + FAILURES_SUFFIX
 
 
+INDEX_SUFFIX = ".idx"
+
+
+def index_name(file_name: str) -> str:
+    """``.train-00000-of-00001.idx``: the default record index of a file, hidden so that
+    the shard glob (``train-*``) never matches it."""
+    return "." + file_name + INDEX_SUFFIX
+
+
 def is_side_file(file_name: str) -> bool:
     """Whether a file name is one the tools write beside shards, never a shard: a
-    manifest, a failures list, a label map or a record index (``FILE.idx``)."""
+    manifest, a failures list, a label map or a record index (``.FILE.idx``, or
+    ``FILE.idx`` from earlier versions)."""
     return file_name in LABEL_MAP_FILES or file_name.endswith(_SIDE_SUFFIXES)
 
 
