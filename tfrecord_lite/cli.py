@@ -646,6 +646,24 @@ def _interrupted_message(args: argparse.Namespace | None) -> str:
     return message
 
 
+def _expand_patterns(patterns: list[str]) -> list[str]:
+    """The patterns expanded; a wildcard that matches nothing, or a directory, is a usage
+    error naming it (a file that does not exist is left to the command: "cannot read")."""
+    paths: list[str] = []
+    for pattern in patterns:
+        expanded = storage.expand([pattern])
+        wildcard = any(c in pattern for c in "*?[")
+        if wildcard and expanded == [pattern] and not storage.is_file(pattern):
+            raise UsageError(f"{pattern}: no file matches this pattern")
+        for path in expanded:
+            if not storage.is_url(path) and os.path.isdir(path):
+                where = path.rstrip("/" + os.sep) or path
+                raise UsageError(f"{path} is a directory: give its files, e.g. {where}/* or "
+                                 f"{where}/PREFIX-*")
+        paths += expanded
+    return paths
+
+
 def _shard_paths(patterns: list[str]) -> list[str]:
     """The files the reader commands read: the patterns expanded, less the files a job
     writes beside its shards (manifest, failures, label maps, ``.idx``), which a user's
@@ -653,7 +671,7 @@ def _shard_paths(patterns: list[str]) -> list[str]:
     checks the manifest, which it finds itself)."""
     shards: list[str] = []
     skipped: list[str] = []
-    for path in storage.expand(patterns):
+    for path in _expand_patterns(patterns):
         name = storage.split(path)[1]
         if is_side_file(name):
             skipped.append(name)
