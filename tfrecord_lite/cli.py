@@ -524,11 +524,26 @@ def _run_beam(args: argparse.Namespace, dataset: Any) -> Any:
     if getattr(args, "verbose", False):
         logging.getLogger("apache_beam").setLevel(logging.INFO)
         return run()
+    _warn_glob_clashes(args.output_dir, args.prefix)  # (the quiet run sets its log aside)
     summary = _quiet_beam(run)
     # The runner logged its summary with the lines set aside: it ends the output here,
     # as a local run's does.
     logging.getLogger("tfrecord_lite.beam").info("%s", summary.describe())
     return summary
+
+
+def _warn_glob_clashes(output_dir: str, prefix: str) -> None:
+    """Warn when another prefix in the output directory shares the shard glob."""
+    from .job import warn_glob_clashes
+
+    try:
+        out = storage.folder(output_dir)
+    except (OSError, TFRecordLiteError):
+        return
+    try:
+        warn_glob_clashes(out, prefix)
+    finally:
+        out.close()
 
 
 def _quiet_beam(run: Callable[[], Any]) -> Any:
