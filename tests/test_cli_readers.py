@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import subprocess
 import sys
@@ -12,7 +11,6 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tfrecord_lite import read_record_at, read_records
 from tfrecord_lite.cli import main
 from tfrecord_lite.converters import label_map_json, label_map_pbtxt
 
@@ -168,18 +166,3 @@ def test_contact_sheet_text_is_drawn_at_cell_scale() -> None:
     # the caption's height (plus the box's edges): equal for both, and legible
     assert caption_rows(small) == caption_rows(large) >= 14
 
-
-def test_index_leaves_the_shard_glob_to_the_shards(out: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    (out / "train-00000-of-00002.idx").unlink()  # (the fixture's earlier-version index)
-    assert main(["index", "out/train-*"]) == 0
-    assert sorted(glob.glob("out/train-*")) == ["out/train-00000-of-00002",
-                                                "out/train-00001-of-00002"]
-    assert "wrote out/.train-00001-of-00002.idx" in capsys.readouterr().out
-    assert read_record_at("out/train-00001-of-00002", 1) == list(
-        read_records("out/train-00001-of-00002"))[1]
-    # One file may take an explicit path (the tfrecord package and DALI take it anyway).
-    assert main(["index", "out/train-00000-of-00002", "-o", "t0.idx"]) == 0
-    assert Path("t0.idx").read_text() == Path("out/.train-00000-of-00002.idx").read_text()
-    assert main(["index", "out/train-*", "-o", "t.idx"]) == 2
-    assert "--output takes one FILE, got 2" in capsys.readouterr().err

@@ -19,7 +19,13 @@ from typing import Any
 
 import pytest
 
-from tfrecord_lite import journal, verify_files, write_dataset
+from tfrecord_lite import (
+    journal,
+    read_record_at,
+    read_records,
+    verify_files,
+    write_dataset,
+)
 from tfrecord_lite.cli import main
 
 from conftest import ROOT, detection_item
@@ -167,6 +173,26 @@ def test_verify_reports_shards_of_two_runs(items: list[dict[str, Any]],
     assert status == 1
     assert "the files given mix two runs of 't': shards of 2 and of 3" in out
     assert "out/t-00001-of-00003: missing from the dataset (shard 1 of 3)" in out
+
+
+# -- record indexes stay out of the shard glob ---------------------------------------------
+
+def test_index_leaves_the_shard_glob_to_the_shards(items: list[dict[str, Any]],
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert _create("train", 2) == 0
+    capsys.readouterr()
+    assert main(["index", "out/train-*"]) == 0
+    assert sorted(glob.glob("out/train-*")) == ["out/train-00000-of-00002",
+                                                "out/train-00001-of-00002"]
+    assert "wrote out/.train-00001-of-00002.idx" in capsys.readouterr().out
+    assert read_record_at("out/train-00001-of-00002", 1) == list(
+        read_records("out/train-00001-of-00002"))[1]
+    assert _verify(capsys, "out/train-*")[0] == 0
+    # One file may take an explicit path (the tfrecord package and DALI take it anyway).
+    assert main(["index", "out/train-00000-of-00002", "-o", "t0.idx"]) == 0
+    assert Path("t0.idx").read_text() == Path("out/.train-00000-of-00002.idx").read_text()
+    assert main(["index", "out/train-*", "-o", "t.idx"]) == 2
+    assert "--output takes one FILE, got 2" in capsys.readouterr().err
 
 
 # -- what is not a file ---------------------------------------------------------------------
