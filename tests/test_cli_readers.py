@@ -165,4 +165,3 @@ def test_contact_sheet_text_is_drawn_at_cell_scale() -> None:
     assert small.size == large.size
     # the caption's height (plus the box's edges): equal for both, and legible
     assert caption_rows(small) == caption_rows(large) >= 14
-
