@@ -28,7 +28,9 @@ def _dataset(tmp_path: Path, image_file: Any, n: int, shards: int) -> Path:
     out = tmp_path / "out"
     (out / "label_map.json").write_text(json.dumps(label_map_json(["a", "b"], 1)))
     (out / "label_map.pbtxt").write_text(label_map_pbtxt(["a", "b"], 1))
-    assert main(["index", f"out/train-00000-of-{shards:05d}"]) == 0  # a .idx file too
+    assert main(["index", f"out/train-00000-of-{shards:05d}"]) == 0  # a hidden .idx file
+    shard = f"out/train-00000-of-{shards:05d}"
+    assert main(["index", shard, "-o", shard + ".idx"]) == 0  # an earlier version's name
     return out
 
 
@@ -39,8 +41,9 @@ def out(tmp_path: Path, image_file: Any, monkeypatch: pytest.MonkeyPatch) -> Pat
 
 
 def _side_files(out: Path) -> list[str]:
-    return sorted(p.name for p in out.iterdir() if not p.name.startswith("train-0")
-                  or p.name.endswith(".idx"))
+    # (``out/*`` matches no hidden file, such as the index ``.train-00000-of-00002.idx``)
+    return sorted(p.name for p in out.iterdir() if not p.name.startswith(".") and (
+        not p.name.startswith("train-0") or p.name.endswith(".idx")))
 
 
 @pytest.mark.parametrize("command", [["verify"], ["verify", "--json"], ["stats"],
@@ -50,8 +53,9 @@ def test_readers_skip_the_files_beside_the_shards(out: Path, command: list[str],
                                                   expanded: bool,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     side = _side_files(out)
-    assert len(side) >= 5  # manifest, failures, two label maps, an index
-    files = sorted(f"out/{p.name}" for p in out.iterdir()) if expanded else ["out/*"]
+    assert len(side) >= 5  # manifest, failures, two label maps, an older index
+    files = sorted(f"out/{p.name}" for p in out.iterdir()
+                   if not p.name.startswith(".")) if expanded else ["out/*"]
     capsys.readouterr()
     assert main([*command, *files]) == 0
     captured = capsys.readouterr()
@@ -194,3 +198,11 @@ def test_a_bad_prefix_is_named_as_the_prefix(tmp_path: Path, monkeypatch: pytest
     assert main(["create", "--dataset_path", "d.json", "--prefix", "a/b",
                  "--output_dir", "o"]) == 2
     assert "the prefix" in capsys.readouterr().err
+
+
+def test_one_skipped_file_is_named_in_the_singular(out: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["verify", "--no-decode", "out/train-00000-of-00002",
+                 "out/train.manifest.json"]) == 0
+    assert "skipped 1 file that is not a shard: train.manifest.json" in capsys.readouterr().err

@@ -107,7 +107,9 @@ def test_a_rerun_replaces_the_dataset(dataset: list[dict[str, Any]],
         Path(other).write_text("not ours")
     assert _create("--shards", "3") == 1
     assert main(["index", "out/train-00000-of-00003", "out/train-00001-of-00003"]) == 0
-    stale_indexes = ["out/train-00000-of-00003.idx", "out/train-00001-of-00003.idx"]
+    Path("out/train-00002-of-00003.idx").write_text("0 16\n")  # an earlier version's name
+    stale_indexes = ["out/.train-00000-of-00003.idx", "out/.train-00001-of-00003.idx",
+                     "out/train-00002-of-00003.idx"]
     caplog.set_level(logging.INFO, "tfrecord_lite")
     assert _create("--shards", "2") == 1
     for old in _shards("train", 3) + stale_indexes:

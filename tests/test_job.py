@@ -165,7 +165,7 @@ def test_user_mistakes_still_exit_2_without_traceback(
     assert main(["inspect", "dir.tfrecord"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "internal error" not in err
-    assert "cannot read dir.tfrecord" in err
+    assert "dir.tfrecord is a directory: give its files" in err
 
 
 def test_show_of_a_record_without_image_is_a_usage_error(

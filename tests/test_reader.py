@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import glob
+import os
 import random
 import struct
 import time
@@ -76,7 +78,7 @@ def test_index_format_and_random_access(tmp_path: Path) -> None:
         for r in records:
             w.write(r)
     idx = write_index(path)
-    assert idx == str(path) + ".idx"
+    assert idx == str(tmp_path / ".r.tfrecord.idx")  # hidden: the shard glob never matches it
     # The tfrecord package / DALI format: "offset length" per line, length = framed size.
     lines = Path(idx).read_text().splitlines()
     offsets = [0]
@@ -378,6 +380,26 @@ def test_verify_and_the_reader_report_damage_alike(tmp_path: Path) -> None:
                       if "tf.train.Example" not in p.message]
         assert (problem.index, problem.offset, problem.message) == (
             info.value.index, info.value.offset, info.value.reason)
+
+
+def test_index_default_name_older_name_and_explicit_path(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with TFRecordWriter("t-00000-of-00001") as w:
+        w.write(b"a" * 10)
+        w.write(b"b" * 5)
+    assert write_index("t-00000-of-00001") == ".t-00000-of-00001.idx"
+    assert glob.glob("t-*") == ["t-00000-of-00001"]
+    assert read_record_at("t-00000-of-00001", 1) == b"b" * 5
+    # An earlier version's FILE.idx is read when it is the only one.
+    os.rename(".t-00000-of-00001.idx", "t-00000-of-00001.idx")
+    assert read_record_at("t-00000-of-00001", 0) == b"a" * 10
+    os.rename("t-00000-of-00001.idx", "elsewhere.idx")
+    with pytest.raises(FileNotFoundError, match=".t-00000-of-00001.idx"):
+        read_record_at("t-00000-of-00001", 0)
+    assert read_record_at("t-00000-of-00001", 1, index_path="elsewhere.idx") == b"b" * 5
+    assert write_index("t-00000-of-00001", "mine.idx") == "mine.idx"
+    assert read_index("mine.idx") == [(0, 26), (26, 21)]
 
 
 # -- hostile .idx files ----------------------------------------------------------------------

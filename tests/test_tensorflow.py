@@ -196,3 +196,21 @@ def test_tensorflow_reads_the_shard_glob_of_a_run(tmp_path: Path, image_file: An
     assert sorted(files) == ["out/train-00000-of-00002", "out/train-00001-of-00002"]
     records = [r.numpy() for r in tf.data.TFRecordDataset(files)]
     assert len(records) == 5
+
+
+def test_tensorflow_reads_the_shard_glob_after_index(tmp_path: Path, image_file: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # `index out/train-*` writes hidden .FILE.idx files: the README's idiom still reads
+    # shards only, and the tfrecord/DALI index format is unchanged.
+    from tfrecord_lite.cli import main
+
+    items = [detection_item(image_file("jpeg-rgb"), f"i{n}") for n in range(3)]
+    (tmp_path / "train.json").write_text(json.dumps(items))
+    monkeypatch.chdir(tmp_path)
+    assert main(["--dataset_path", "train.json", "--prefix", "train", "--output_dir", "out",
+                 "--shards", "2", "--store_images", "-q"]) == 0
+    assert main(["index", "out/train-*"]) == 0
+    files = tf.io.gfile.glob("out/train-*")
+    assert sorted(files) == ["out/train-00000-of-00002", "out/train-00001-of-00002"]
+    assert len([r.numpy() for r in tf.data.TFRecordDataset(files)]) == 3
+    assert Path("out/.train-00000-of-00002.idx").read_text().count("\n") == 2

@@ -164,7 +164,7 @@ def test_cli_inspect_stats_show_index(dataset: list[Path], tmp_path: Path,
     assert main(["show", shard, "--index", "7", "-o", str(out_png)]) == 2
     assert "there is no record 7 (the file holds 3)" in capsys.readouterr().err
     assert main(["index", shard]) == 0
-    assert len(Path(shard + ".idx").read_text().splitlines()) == 3
+    assert len((Path(shard).parent / f".{Path(shard).name}.idx").read_text().splitlines()) == 3
 
 
 def test_drawing_marks_boxes_and_keypoints(tmp_path: Path) -> None:

@@ -69,6 +69,7 @@ from .job import (
     failures_line,
     finish_shard,
     item_options,
+    warn_glob_clashes,
     write_error,
 )
 from .options import JobOptions, fspath_or_none
@@ -398,7 +399,7 @@ def run(
                              validation=validation, root=root)
     plan = transform.plan
     options = pipeline_options(beam_options)
-    _make_directory(plan.output_directory)
+    _make_directory(plan.output_directory, plan.name)
     handoff = f".{plan.name}-summary-{uuid.uuid4().hex}.json"
     dataset = list(items)
     _run_pipeline(options, transform, dataset, handoff)
@@ -412,10 +413,12 @@ def run(
     return summary
 
 
-def _make_directory(directory: str) -> None:
+def _make_directory(directory: str, name: str) -> None:
+    """Create the output directory; warn when another prefix there shares a shard glob."""
     out = storage.folder(directory)
     try:
         out.makedirs()
+        warn_glob_clashes(out, name)
     except OSError as exc:
         raise WriteError(
             f"cannot create output directory {directory}: {exc.strerror or exc}") from exc

@@ -51,7 +51,7 @@ from .errors import (
 from .example import RECORD_FIELDS, feature_values
 from .framing import DEFAULT_MAX_RECORD_SIZE
 from .options import JobOptions
-from .reader import iterate, parse_record, read_framed, write_index
+from .reader import default_index_path, iterate, parse_record, read_framed, write_index
 from .sharding import failures_name, is_side_file
 from .verify import report_dict, stats, verify_files
 
@@ -375,13 +375,17 @@ def _add_readers(sub: Any) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT.png", help="image to write")
     p.add_argument("--compression", **compression)
 
-    p = sub.add_parser("index", help="write FILE.idx (offset length per record) for each file",
-                       description="Write FILE.idx beside each plain TFRecord file: one "
+    p = sub.add_parser("index", help="write .FILE.idx (offset length per record) for each file",
+                       description="Write .FILE.idx, hidden beside each plain TFRecord file "
+                       "(so that the shard glob out/train-* never matches it): one "
                        "'offset length' line per record (length: the whole framed record), "
-                       "the format of the tfrecord package and NVIDIA DALI.",
+                       "the format of the tfrecord package and NVIDIA DALI, which take the "
+                       "index path explicitly.",
                        epilog="exit status: 0 written, 1 a damaged file, 2 usage error, 3 "
                        "an index could not be written")
     p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("-o", "--output", metavar="PATH",
+                   help="write the index here instead (one FILE only)")
 
     for name in ("verify", "inspect", "stats", "show", "index"):
         sub.choices[name].add_argument(
@@ -520,11 +524,26 @@ def _run_beam(args: argparse.Namespace, dataset: Any) -> Any:
     if getattr(args, "verbose", False):
         logging.getLogger("apache_beam").setLevel(logging.INFO)
         return run()
+    _warn_glob_clashes(args.output_dir, args.prefix)  # (the quiet run sets its log aside)
     summary = _quiet_beam(run)
     # The runner logged its summary with the lines set aside: it ends the output here,
     # as a local run's does.
     logging.getLogger("tfrecord_lite.beam").info("%s", summary.describe())
     return summary
+
+
+def _warn_glob_clashes(output_dir: str, prefix: str) -> None:
+    """Warn when another prefix in the output directory shares the shard glob."""
+    from .job import warn_glob_clashes
+
+    try:
+        out = storage.folder(output_dir)
+    except (OSError, TFRecordLiteError):
+        return
+    try:
+        warn_glob_clashes(out, prefix)
+    finally:
+        out.close()
 
 
 def _quiet_beam(run: Callable[[], Any]) -> Any:
@@ -642,6 +661,24 @@ def _interrupted_message(args: argparse.Namespace | None) -> str:
     return message
 
 
+def _expand_patterns(patterns: list[str]) -> list[str]:
+    """The patterns expanded; a wildcard that matches nothing, or a directory, is a usage
+    error naming it (a file that does not exist is left to the command: "cannot read")."""
+    paths: list[str] = []
+    for pattern in patterns:
+        expanded = storage.expand([pattern])
+        wildcard = any(c in pattern for c in "*?[")
+        if wildcard and expanded == [pattern] and not storage.is_file(pattern):
+            raise UsageError(f"{pattern}: no file matches this pattern")
+        for path in expanded:
+            if not storage.is_url(path) and os.path.isdir(path):
+                where = path.rstrip("/" + os.sep) or path
+                raise UsageError(f"{path} is a directory: give its files, e.g. {where}/* or "
+                                 f"{where}/PREFIX-*")
+        paths += expanded
+    return paths
+
+
 def _shard_paths(patterns: list[str]) -> list[str]:
     """The files the reader commands read: the patterns expanded, less the files a job
     writes beside its shards (manifest, failures, label maps, ``.idx``), which a user's
@@ -649,15 +686,15 @@ def _shard_paths(patterns: list[str]) -> list[str]:
     checks the manifest, which it finds itself)."""
     shards: list[str] = []
     skipped: list[str] = []
-    for path in storage.expand(patterns):
+    for path in _expand_patterns(patterns):
         name = storage.split(path)[1]
         if is_side_file(name):
             skipped.append(name)
         else:
             shards.append(path)
     if skipped:
-        print(f"skipped {_count(len(skipped), 'files')} that are not shards: "
-              f"{', '.join(skipped)}", file=sys.stderr)
+        what = "file that is not a shard" if len(skipped) == 1 else "files that are not shards"
+        print(f"skipped {len(skipped)} {what}: {', '.join(skipped)}", file=sys.stderr)
     if not shards:
         raise UsageError(f"no shard files among {' '.join(patterns)}")
     return shards
@@ -790,16 +827,22 @@ def _run_show(args: argparse.Namespace) -> int:
 
 
 def _run_index(args: argparse.Namespace) -> int:
-    for path in _shard_paths(args.files):
+    paths = _shard_paths(args.files)
+    if args.output is not None and len(paths) != 1:
+        raise UsageError(f"--output takes one FILE, got {len(paths)}: {' '.join(paths)}")
+    for path in paths:
         if storage.is_url(path):
-            raise UsageError(f"{path}: index writes FILE.idx beside each file, so it needs "
+            raise UsageError(f"{path}: index writes .FILE.idx beside each file, so it needs "
                              "local files (copy the shards first)")
+        target = args.output or default_index_path(path)
         try:
-            target = write_index(path, max_record_size=args.max_record_size)
+            target = write_index(path, target, max_record_size=args.max_record_size)
         except FileNotFoundError:
+            if os.path.exists(path):  # the index's directory, not the shard
+                raise WriteError(f"cannot write {target}: no such directory") from None
             raise
         except OSError as exc:
-            raise WriteError(f"cannot write {path}.idx: {exc.strerror or exc}") from exc
+            raise WriteError(f"cannot write {target}: {exc.strerror or exc}") from exc
         print(f"wrote {target}")
     return EXIT_OK
 

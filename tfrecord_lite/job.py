@@ -240,12 +240,46 @@ def temp_patterns(name: str) -> list[str]:
             *journal.temp_patterns(glob.escape(name))]
 
 
+def warn_glob_clashes(out: storage.Folder, name: str) -> list[str]:
+    """Warn (logging WARNING) when the shard glob ``{name}-*`` would read files of
+    another dataset in ``out``, or when another prefix's glob would read this one's
+    (``train`` and ``train-a`` in one folder: ``train-*`` matches both).
+
+    Returns:
+        The warnings logged.
+    """
+    try:
+        matched, covering = sharding.glob_clashes(name, out.names(""))
+    except OSError:
+        return []
+    hint = f"{glob.escape(name)}-?????-of-?????"
+    warnings = []
+    if matched:
+        shown = ", ".join(matched[:5]) + (f", ... ({len(matched)} in all)"
+                                          if len(matched) > 5 else "")
+        warnings.append(
+            f"the shard glob {out.location(name + '-*')} also matches files that are not "
+            f"shards of {name!r}: {shown}; readers of this dataset should glob "
+            f"{out.location(hint)} instead, or give the dataset another prefix")
+    for other in covering:
+        warnings.append(
+            f"{out} holds the dataset {other!r}, whose shard glob "
+            f"{out.location(other + '-*')} will also match the shards of {name!r}; its "
+            f"readers should glob {out.location(glob.escape(other) + '-?????-of-?????')} "
+            "instead, or give this dataset another prefix (one without a '-' after "
+            f"{other!r}, or another folder)")
+    for warning in warnings:
+        logger.warning("%s", warning)
+    return warnings
+
+
 def remove_earlier_run(out: storage.Folder, name: str, shards: Iterable[str],
                        kept: Iterable[str] = ()) -> list[str]:
     """Remove what an earlier run of prefix ``name`` left that no longer describes the
     dataset: shards (``name-NNNNN-of-NNNNN``) not in ``shards``, the record indexes
-    (``.idx``) of every shard but those ``kept`` unchanged from an earlier run (a resume),
-    and a manifest or failures file under an earlier version's names.
+    (``.name-NNNNN-of-NNNNN.idx``, or an older ``name-NNNNN-of-NNNNN.idx``) of every shard
+    but those ``kept`` unchanged from an earlier run (a resume), and a manifest or failures
+    file under an earlier version's names.
 
     Called once a run is complete (after its manifest), so that the shard glob of the
     prefix matches exactly this run's shards. Other prefixes are never touched
@@ -260,8 +294,10 @@ def remove_earlier_run(out: storage.Folder, name: str, shards: Iterable[str],
     earlier = {name + suffix for suffix in sharding.OLD_SIDE_SUFFIXES}
     this_run, unchanged = set(shards), set(kept)
     removed = []
-    for file in out.names(name + "-"):
-        stem = file[:-len(".idx")] if file.endswith(".idx") else None
+    # Record indexes: ``.train-00000-of-00003.idx`` (hidden), or ``train-...idx`` (older).
+    hidden = [f for f in out.names("." + name + "-") if f.endswith(sharding.INDEX_SUFFIX)]
+    for file in out.names(name + "-") + hidden:
+        stem = (file[:-len(".idx")].removeprefix(".") if file.endswith(".idx") else None)
         if (file in earlier or (shard.fullmatch(file) and file not in this_run)
                 or (stem is not None and shard.fullmatch(stem) and stem not in unchanged)):
             out.remove(file)

@@ -3,9 +3,10 @@
 Every reader goes through :func:`read_framed`, which yields ``(index, offset, data)``
 and checks each record (CRCs, a length within ``max_record_size`` and within the file).
 
-An index (``FILE.idx``) is text, one ``offset length`` line per record, ``length``
-being the whole framed record (header, data and CRC): the format the ``tfrecord``
-package and NVIDIA DALI read.
+An index (``.FILE.idx``, hidden beside the file so that the shard glob ``train-*``
+never matches it; ``FILE.idx`` of earlier versions is still read) is text, one
+``offset length`` line per record, ``length`` being the whole framed record (header,
+data and CRC): the format the ``tfrecord`` package and NVIDIA DALI read.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any, Union
 
 from . import compression as _compression
+from . import sharding
 from .crc32c import CrcFn, crc32c
 from .errors import (
     ExampleDecodeError,
@@ -264,11 +266,29 @@ def index_entries(path: PathArg, verify: bool = True,
                                                max_record_size=max_record_size)]
 
 
+def default_index_path(path: PathArg) -> str:
+    """Where :func:`write_index` puts the index of ``path`` by default: hidden beside it
+    (``out/.train-00000-of-00001.idx``), so that ``out/train-*`` never matches it."""
+    directory, name = os.path.split(os.fspath(path))
+    return os.path.join(directory, sharding.index_name(name))
+
+
+def find_index(path: PathArg) -> str:
+    """The index of ``path``: the default (``.FILE.idx``), or ``FILE.idx`` (the name
+    earlier versions wrote) when only that one exists."""
+    default = default_index_path(path)
+    old = os.fspath(path) + sharding.INDEX_SUFFIX
+    if not os.path.exists(default) and os.path.exists(old):
+        return old
+    return default
+
+
 def write_index(path: PathArg, index_path: str | None = None,
                 max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> str:
-    """Write ``FILE.idx`` beside ``path`` (or at ``index_path``); returns its name."""
+    """Write the index of ``path`` at ``index_path``, by default hidden beside it
+    (``.FILE.idx``, see :func:`default_index_path`); returns its name."""
     name = os.fspath(path)
-    target = index_path or name + ".idx"
+    target = index_path or default_index_path(name)
     entries = index_entries(name, max_record_size=max_record_size)
     text = "".join(f"{offset} {length}\n" for offset, length in entries)
     tmp = target + ".tmp"
@@ -323,15 +343,18 @@ def read_index(index_path: PathArg, size: int | None = None,
 
 
 def read_record_at(path: PathArg, i: int, index: list[tuple[int, int]] | None = None,
-                   verify: bool = True, max_record_size: int = DEFAULT_MAX_RECORD_SIZE
-                   ) -> bytes:
+                   verify: bool = True, max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
+                   index_path: PathArg | None = None) -> bytes:
     """Record ``i`` of a plain TFRecord file, found through its index without scanning.
 
     Args:
         path: the TFRecord file.
         i: the record number (negative counts from the end).
-        index: the parsed index; by default ``FILE.idx`` is read (and every entry checked).
+        index: the parsed index; by default the index file is read (and every entry
+            checked).
         max_record_size: the longest record accepted.
+        index_path: the index file to read when ``index`` is not given; by default
+            :func:`find_index` (``.FILE.idx``, or an earlier version's ``FILE.idx``).
     Raises:
         IndexError: no record ``i``.
         IndexFileError: the entry cannot be a record of this file (negative offset,
@@ -341,8 +364,10 @@ def read_record_at(path: PathArg, i: int, index: list[tuple[int, int]] | None = 
     name = os.fspath(path)
     with open(name, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        entries = index if index is not None else read_index(name + ".idx", size,
-                                                             max_record_size)
+        if index is None:
+            index = read_index(find_index(name) if index_path is None else index_path,
+                               size, max_record_size)
+        entries = index
         try:
             offset, length = entries[i]
         except IndexError:

@@ -9,6 +9,7 @@ temporary, journal and lock files (``.train...``).
 from __future__ import annotations
 
 import random
+import re
 
 MANIFEST_SUFFIX = ".manifest.json"
 FAILURES_SUFFIX = ".failures.json"
@@ -31,15 +32,65 @@ def failures_name(name: str) -> str:
     return name + FAILURES_SUFFIX
 
 
+INDEX_SUFFIX = ".idx"
+
+
+def index_name(file_name: str) -> str:
+    """``.train-00000-of-00001.idx``: the default record index of a file, hidden so that
+    the shard glob (``train-*``) never matches it."""
+    return "." + file_name + INDEX_SUFFIX
+
+
 def is_side_file(file_name: str) -> bool:
     """Whether a file name is one the tools write beside shards, never a shard: a
-    manifest, a failures list, a label map or a record index (``FILE.idx``)."""
+    manifest, a failures list, a label map or a record index (``.FILE.idx``, or
+    ``FILE.idx`` from earlier versions)."""
     return file_name in LABEL_MAP_FILES or file_name.endswith(_SIDE_SUFFIXES)
 
 
 def shard_name(name: str, index: int, count: int) -> str:
     """``train-00002-of-00010``: the name of shard ``index`` of ``count``."""
     return f"{name}-{index:05d}-of-{count:05d}"
+
+
+_SHARD = re.compile(r"(?P<prefix>.+)-(?P<index>[0-9]{5,})-of-(?P<count>[0-9]{5,})")
+
+
+def parse_shard_name(file_name: str) -> tuple[str, int, int] | None:
+    """``("train", 2, 10)`` for ``train-00002-of-00010``; None for a name that is not a
+    shard's. The prefix is the longest that fits (``train-a-00000-of-00001``: ``train-a``)."""
+    match = _SHARD.fullmatch(file_name)
+    if match is None:
+        return None
+    return match["prefix"], int(match["index"]), int(match["count"])
+
+
+def _earlier_files(name: str, file_name: str) -> bool:
+    """Whether ``file_name`` is one a run of prefix ``name`` wrote or an earlier version
+    of the tools wrote for it (``train-manifest.json``, ``train-00000-of-00002.idx``),
+    which a rerun removes."""
+    if file_name in {name + suffix for suffix in OLD_SIDE_SUFFIXES}:
+        return True
+    stem = file_name[:-len(INDEX_SUFFIX)] if file_name.endswith(INDEX_SUFFIX) else file_name
+    parsed = parse_shard_name(stem)
+    return parsed is not None and parsed[0] == name
+
+
+def glob_clashes(name: str, file_names: list[str]) -> tuple[list[str], list[str]]:
+    """What makes the shard glob ``{name}-*`` read more than this dataset, in a folder
+    holding ``file_names``.
+
+    Returns:
+        ``(matched, covering)``: the files (not hidden) that ``{name}-*`` matches but that
+        are not this prefix's (``train-a-00000-of-00001``, ``train-a.manifest.json`` for
+        ``train``); and the prefixes of shards in the folder whose glob would match this
+        prefix's shards (``train`` for ``train-a``).
+    """
+    matched = sorted(f for f in file_names if f.startswith(name + "-")
+                     and not _earlier_files(name, f))
+    covering = sorted({parsed[0] for parsed in map(parse_shard_name, file_names)
+                       if parsed is not None and name.startswith(parsed[0] + "-")})
+    return matched, covering
 
 
 def shard_ranges(num_items: int, num_shards: int) -> list[tuple[int, int]]:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import sharding, storage
+from . import journal, sharding, storage
 from .errors import ExampleDecodeError, RecordError
 from .example import (
     BYTES,
@@ -90,6 +90,130 @@ def _find_manifest(path: str, cache: dict[str, dict[str, Any] | None]) -> dict[s
     return None if shards is None else shards.get(name)
 
 
+_MISSING_LISTED = 10  # missing shards named one by one per dataset; the rest are counted
+
+
+def _manifest_files(folder: storage.Folder, prefix: str,
+                    names: set[str]) -> tuple[str | None, list[str]]:
+    """The manifest of ``prefix`` in a folder (today's name, else an earlier version's)
+    and the shard files it lists; (None, []) when there is none or it cannot be read."""
+    for name in (sharding.manifest_name(prefix), prefix + sharding.OLD_MANIFEST_SUFFIX):
+        if name in names:
+            try:
+                manifest = json.loads(folder.read(name) or b"null")
+                return name, [str(shard["file"]) for shard in manifest["shards"]]
+            except (OSError, ValueError, KeyError, TypeError):
+                return None, []
+    return None, []
+
+
+def dataset_problems(paths: list[str]) -> list[FileProblem]:
+    """Check the files given as datasets: are they all there, and of one dataset each?
+
+    Files whose names are shard names (``{prefix}-{i:05d}-of-{N:05d}``) are grouped into
+    datasets by directory, prefix and ``N``; other names are checked as single files.
+    For each dataset:
+
+    * every shard ``0 .. N-1`` must exist, and every shard its manifest lists (when
+      ``{prefix}.manifest.json`` lies beside them): a missing one is a problem naming it,
+      even when a single shard was given (its siblings are missing from its dataset);
+    * an interrupted run's journal (``.{prefix}-journal.json``) is a problem: the
+      dataset is incomplete, and ``--resume`` finishes it.
+
+    Two datasets among the files of one directory are a problem when a reader's shard
+    glob would mix them: the same prefix with different ``N`` (shards of two runs), or
+    prefixes where one's glob matches the other's shards (``train`` and ``train-a``:
+    ``train-*`` matches both). Unrelated datasets (``verify out/*`` over ``train`` and
+    ``val``) are fine.
+    """
+    datasets: dict[tuple[str, str, int], str] = {}  # (directory, prefix, N) -> as given
+    for path in paths:
+        directory, name = storage.split(path)
+        parsed = sharding.parse_shard_name(name)
+        if parsed is not None:
+            datasets.setdefault((directory, parsed[0], parsed[2]), path[:len(path) - len(name)])
+    problems: list[FileProblem] = []
+    for directory in sorted({key[0] for key in datasets}):
+        here = sorted((prefix, count, shown) for (d, prefix, count), shown in datasets.items()
+                      if d == directory)
+        problems += _mixed(here)
+        try:
+            folder = storage.folder(directory)
+        except (OSError, storage.StorageError):
+            continue
+        try:
+            names = set(folder.names(""))
+            for prefix, count, shown in here:
+                problems += _missing(folder, names, prefix, count, shown)
+        except (OSError, storage.StorageError):
+            continue
+        finally:
+            folder.close()
+    return problems
+
+
+def _mixed(here: list[tuple[str, int, str]]) -> list[FileProblem]:
+    """Problems for datasets of one directory that a shard glob would mix."""
+    problems = []
+    for (p1, n1, shown), (p2, n2, _) in itertools.combinations(here, 2):
+        if p1 == p2:
+            problems.append(FileProblem(
+                f"{shown}{p1}-*", None, None,
+                f"the files given mix two runs of {p1!r}: shards of {n1} and of {n2}; "
+                f"a reader of {p1}-* trains on both (rerun to replace them, or verify "
+                f"{shown}{p1}-?????-of-{n2:05d})"))
+        elif p2.startswith(p1 + "-") or p1.startswith(p2 + "-"):
+            short, long_ = (p1, p2) if p2.startswith(p1 + "-") else (p2, p1)
+            problems.append(FileProblem(
+                f"{shown}{short}-*", None, None,
+                f"the files given mix two datasets, {short!r} and {long_!r}: the shard "
+                f"glob {short}-* matches the shards of both; verify (and read) each with "
+                f"{shown}{short}-?????-of-????? and {shown}{long_}-*, or rename one"))
+    return problems
+
+
+def _missing(folder: storage.Folder, names: set[str], prefix: str, count: int,
+             shown: str) -> list[FileProblem]:
+    """Problems for the shards of one dataset that are not there, and for an
+    interrupted run of its prefix."""
+    problems = []
+    progress = journal.progress(folder, prefix)
+    if progress is not None:
+        complete, total = progress
+        problems.append(FileProblem(
+            f"{shown}{prefix}-*", None, None,
+            f"incomplete: an interrupted run of {prefix!r} is pending ({complete} of {total} "
+            "shards complete, kept under hidden names until it finishes); the shards here "
+            "are an earlier run's, or a mix if it stopped while renaming them: run the same "
+            "command again with --resume (resume=True) to finish it"))
+    manifest, listed = _manifest_files(folder, prefix, names)
+    present = {parsed[1] for parsed in map(sharding.parse_shard_name, names)
+               if parsed is not None and parsed[0] == prefix and parsed[2] == count
+               and parsed[1] < count}
+    n_missing = count - len(present)
+    missing: list[tuple[str, str]] = []
+    i = 0
+    while len(missing) < _MISSING_LISTED and i < count:  # at most len(names) + 10 steps
+        name = sharding.shard_name(prefix, i, count)
+        if i not in present:
+            where = f", listed in {manifest}" if name in listed else ""
+            missing.append((name, f"missing from the dataset (shard {i} of {count}{where})"))
+        i += 1
+    # Shards the manifest lists under other names (another N: of another run).
+    for name in sorted(set(listed) - names):
+        parsed = sharding.parse_shard_name(name)
+        if parsed is None or parsed[0] != prefix or parsed[2] != count or parsed[1] >= count:
+            if len(missing) < _MISSING_LISTED:
+                missing.append((name, f"missing from the dataset (listed in {manifest})"))
+            n_missing += 1
+    problems += [FileProblem(shown + name, None, None, message) for name, message in missing]
+    if n_missing > len(missing):
+        problems.append(FileProblem(
+            f"{shown}{prefix}-*", None, None,
+            f"... and {n_missing - len(missing)} more shards of {count} missing"))
+    return problems
+
+
 _ONEOF = {BYTES: "bytes_list", FLOAT: "float_list", INT64: "int64_list"}
 _EXPECTED = [(key, _ONEOF[RECORD_FIELDS[key].kind]) for key in SCALAR_KEYS]
 _LIST_KINDS = {key: _ONEOF[f.kind] for key, f in RECORD_FIELDS.items() if f.is_list}
@@ -149,15 +273,19 @@ def verify_files(paths: Iterable[str | os.PathLike[str]], threads: int = 1,
     record parses as an Example; every key this package knows has its type, every
     scalar key is present once; with ``decode_images`` every image decodes to
     ``image/width`` x ``image/height`` (on ``threads`` threads); when a manifest lies
-    beside a shard, its record count and sha256 match.
+    beside a shard, its record count and sha256 match. The set of files as a whole is
+    checked by :func:`dataset_problems` (missing shards, an interrupted run, two
+    datasets mixed).
     """
     report = VerifyReport()
     manifests: dict[str, dict[str, Any] | None] = {}
+    files = [os.fspath(p) for p in paths]
+    report.problems += dataset_problems(files)
     # The manifest's sha256 is computed on a thread of its own, beside the record checks
     # (hashing releases the GIL; the second read comes from the page cache).
     with concurrent.futures.ThreadPoolExecutor(max(1, threads)) as pool, \
             concurrent.futures.ThreadPoolExecutor(1) as hasher:
-        for raw_path in paths:
+        for raw_path in files:
             path = os.fspath(raw_path)
             report.files += 1
             try:

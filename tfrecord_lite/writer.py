@@ -50,6 +50,7 @@ from .job import (
     remove_abandoned,
     remove_earlier_run,
     temp_patterns,
+    warn_glob_clashes,
     write_error,
 )
 from .options import JobOptions, fspath_or_none
@@ -233,6 +234,7 @@ def write_dataset(
                 raise
             except OSError as exc:
                 raise write_error(f"the lock file in {out}", exc) from exc
+            warn_glob_clashes(out, dataset_name)
             return _run_job(out, dataset, dataset_name, num_shards, num_threads, options,
                             progress, interrupted, num_processes)
     finally:
