@@ -73,11 +73,15 @@ def test_same_bytes_manifest_and_failures_for_any_processes_and_threads(
 
 
 def test_default_processes_rule() -> None:
-    assert default_processes(shards=10, items_=100_000, cores=2) == 1  # threads suffice
+    assert default_processes(shards=10, items_=100_000, cores=1) == 1
+    assert default_processes(shards=10, items_=100_000, cores=2) == 2
+    assert default_processes(shards=10, items_=12_000, cores=2) == 2
+    assert default_processes(shards=10, items_=9_999, cores=2) == 1  # start-up not repaid
+    assert default_processes(shards=10, items_=2400, cores=2) == 1
     assert default_processes(shards=10, items_=100_000, cores=4) == 4
     assert default_processes(shards=3, items_=100_000, cores=8) == 3  # one per shard
-    assert default_processes(shards=10, items_=1500, cores=8) == 1  # too small to gain
-    assert default_processes(shards=10, items_=3000, cores=8) == 3
+    assert default_processes(shards=10, items_=4999, cores=8) == 1  # too small to gain
+    assert default_processes(shards=10, items_=15_000, cores=8) == 3
     assert default_processes(shards=64, items_=100_000, cores=16) == 16
     # given: as given (no more than the shards); by default: threads shared out
     assert writer._processes_and_threads(3, 2, shards=10, items_=10) == (3, 2)
