@@ -420,8 +420,8 @@ def _kept_shard(name: str, entry: dict[str, Any], items_: Iterable[Any], start: 
 # fresh interpreter importing the encoder) costs about 0.11 s of CPU, 0.15 s with the
 # decode check (numpy), so a process gets at least MIN_ITEMS_PER_PROCESS items. Measured
 # on 2 cores (README, Performance): on 12,000 JPEG photos, 2 processes x 1 thread against
-# 1 process x 2 threads, 1.18x without the check and even with it; on 2,400, even
-# without it and 0.93x with it.
+# 1 process x 2 threads, 1.11x to 1.47x without the check and 0.98x to 1.28x with it; on
+# 2,400, 0.66x to 1.03x without it and 0.92x to 1.01x with it.
 MIN_CORES_FOR_PROCESSES = 2
 MIN_ITEMS_PER_PROCESS = 5000
 
