@@ -73,11 +73,15 @@ def test_same_bytes_manifest_and_failures_for_any_processes_and_threads(
 
 
 def test_default_processes_rule() -> None:
-    assert default_processes(shards=10, items_=100_000, cores=2) == 1  # threads suffice
+    assert default_processes(shards=10, items_=100_000, cores=1) == 1
+    assert default_processes(shards=10, items_=100_000, cores=2) == 2
+    assert default_processes(shards=10, items_=12_000, cores=2) == 2
+    assert default_processes(shards=10, items_=9_999, cores=2) == 1  # start-up not repaid
+    assert default_processes(shards=10, items_=2400, cores=2) == 1
     assert default_processes(shards=10, items_=100_000, cores=4) == 4
     assert default_processes(shards=3, items_=100_000, cores=8) == 3  # one per shard
-    assert default_processes(shards=10, items_=1500, cores=8) == 1  # too small to gain
-    assert default_processes(shards=10, items_=3000, cores=8) == 3
+    assert default_processes(shards=10, items_=4999, cores=8) == 1  # too small to gain
+    assert default_processes(shards=10, items_=15_000, cores=8) == 3
     assert default_processes(shards=64, items_=100_000, cores=16) == 16
     # given: as given (no more than the shards); by default: threads shared out
     assert writer._processes_and_threads(3, 2, shards=10, items_=10) == (3, 2)
@@ -421,3 +425,37 @@ def test_items_that_cannot_be_sent_to_a_worker(tmp_path: Path,
     with pytest.raises(DatasetError, match="item 'id4' cannot be sent to a worker process"):
         write_dataset(items, "ds", "three", 2, 1, num_processes=2, progress=False)
     assert not [p for p in Path("three").iterdir() if p.name.startswith("ds-")]
+
+
+def test_worker_start_up_imports_only_what_the_job_uses(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker without the decode check does not import numpy (through simplejpeg:
+    tens of milliseconds of every worker's start-up), and runs numpy's BLAS on one thread
+    when it does import it; the bytes are the same either way."""
+    monkeypatch.chdir(tmp_path)
+    Path("img").mkdir()
+    Path("img/a.jpg").write_bytes(make_image_bytes("jpeg-rgb", 24, 16))
+    items = [detection_item("img/a.jpg", f"id{i}") for i in range(4)]
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(textwrap.dedent("""
+        import atexit, os, sys
+        def record():
+            with open(f"modules-{os.getpid()}", "w") as f:
+                f.write(f"{'numpy' in sys.modules} {os.environ.get('OPENBLAS_NUM_THREADS')}")
+        atexit.register(record)
+    """))
+    monkeypatch.setenv("PYTHONPATH", f"{site}{os.pathsep}{ROOT}")
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    seen = {}
+    for check in (False, True):
+        for old in Path().glob("modules-*"):
+            old.unlink()
+        summary = write_dataset(items, "ds", f"out{check}", 2, 1, shuffle=False,
+                                decode_check=check, num_processes=2, progress=False)
+        assert summary.written == 4
+        seen[check] = sorted(p.read_text() for p in Path().glob("modules-*"))
+    assert seen[False] == ["False 1", "False 1"]
+    assert seen[True] == ["True 1", "True 1"]
+    assert ([p.read_bytes() for p in sorted(Path("outFalse").glob("ds-*"))]
+            == [p.read_bytes() for p in sorted(Path("outTrue").glob("ds-*"))])

@@ -174,9 +174,9 @@ def _add_output_options(p: Any, files: Any) -> None:
                     metavar="N", help="worker threads (default: min(4, CPUs))")
     files.add_argument("--processes", type=_positive_int, default=None, metavar="N",
                     help="worker processes, each writing whole shards with --threads "
-                         "threads; 1: all in this process (default: 1 on fewer than 4 "
-                         "cores; else one per core, up to the number of shards and one per "
-                         "1,000 items, the threads shared out among them)")
+                         "threads; 1: all in this process (default: 1 on one core; else "
+                         "one per core, up to the number of shards and one per 5,000 "
+                         "items, the threads shared out among them)")
     files.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=False,
                     help="write the items in a seeded random order (default: input order)")
     files.add_argument("--store_images", "--store-images", action=argparse.BooleanOptionalAction,

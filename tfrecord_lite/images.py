@@ -63,8 +63,8 @@ decoded under a process-wide budget of ``DECODE_BUDGET_PIXELS`` (the default pix
 limit): threads never hold two images near the limit at once. Pillow's image blocks are
 made larger than glibc's mmap threshold, so freed pixels go back to the system.
 
-Pillow and numpy are imported when this module is, so ``import tfrecord_lite``
-does not import this module.
+Pillow is imported when this module is (simplejpeg and numpy on first use), so
+``import tfrecord_lite`` does not import this module.
 """
 
 from __future__ import annotations
@@ -97,7 +97,14 @@ else:
     _wuffs_config.pixel_format = PixelFormat.BGRA_NONPREMUL
     _wuffs_config.quirks = {ImageDecoderQuirks.IGNORE_CHECKSUM: 0}
 
-import simplejpeg
+
+def _simplejpeg() -> Any:
+    """simplejpeg, imported on first use: it imports numpy (tens of milliseconds), which
+    a job without the decode check never needs, and every worker process starts afresh."""
+    import simplejpeg
+
+    return simplejpeg
+
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # Magic bytes -> format name, checked in order.
@@ -235,7 +242,7 @@ class StoredImage:
 
 def decoders() -> str:
     """Which decoders this installation uses for the JPEG check and for PNG input."""
-    jpeg = f"simplejpeg {getattr(simplejpeg, '__version__', '')}".rstrip()
+    jpeg = f"simplejpeg {getattr(_simplejpeg(), '__version__', '')}".rstrip()
     png = "Wuffs" if _wuffs_config is not None else "Pillow (the png extra adds Wuffs)"
     return f"JPEG check: {jpeg}; PNG: {png}"
 
@@ -339,8 +346,8 @@ def _libjpeg_message(data: bytes, info: JpegInfo) -> str | None:
     """
     colorspace = "CMYK" if info.components == 4 else "GRAY"
     try:
-        simplejpeg.decode_jpeg(data, colorspace, min_height=info.height // 8,
-                               min_width=info.width // 8, strict=True)
+        _simplejpeg().decode_jpeg(data, colorspace, min_height=info.height // 8,
+                                  min_width=info.width // 8, strict=True)
     except ValueError as exc:  # simplejpeg raises ValueError with libjpeg's message
         return str(exc) or "libjpeg error"
     return None

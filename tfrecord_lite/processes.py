@@ -308,7 +308,8 @@ def _unsendable(task: ShardTask, exc: Exception) -> DatasetError:
 def _worker_environment() -> dict[str, str]:
     """The environment of a worker: this one, with the folder this package was imported
     from put first on ``PYTHONPATH`` when it is not an installed location (a clone, or a
-    path added at run time), so that the worker runs this same code."""
+    path added at run time), so that the worker runs this same code; and numpy's BLAS
+    on one thread."""
     import site
     import sysconfig
 
@@ -318,6 +319,9 @@ def _worker_environment() -> dict[str, str]:
                                               sysconfig.get_paths()["purelib"],
                                               sysconfig.get_paths()["platlib"])}
     env = dict(os.environ)
+    # numpy (imported by the JPEG check's decoder) starts a BLAS thread per core at
+    # import, which a worker never uses: one is enough, unless the user says otherwise.
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
     if parent not in installed:
         path = env.get("PYTHONPATH")
         env["PYTHONPATH"] = parent + (os.pathsep + path if path else "")

@@ -434,21 +434,23 @@ def _kept_shard(name: str, entry: dict[str, Any], items_: Iterable[Any], start: 
 
 
 # When a job uses worker processes by default. Threads run the image decoding (the
-# decode check, PNG) in parallel but share one interpreter lock for the rest, about a
-# quarter of a JPEG photo's CPU time with the decode check: they keep up to about 4 cores
-# busy, and processes pay off beyond that. Measured on 2 cores, 1 process x 2 threads
-# beat 2 processes x 1 thread for JPEG with and without the check and for PNG (2,400 and
-# 300 photos). A worker's start-up (a fresh interpreter importing the encoder) costs about
-# 0.2 s of CPU, so a process gets at least MIN_ITEMS_PER_PROCESS items.
-MIN_CORES_FOR_PROCESSES = 4
-MIN_ITEMS_PER_PROCESS = 1000
+# decode check, PNG) in parallel but share one interpreter lock for the rest, about
+# 150 µs of a JPEG photo's CPU time: one process of 2 threads is capped below what 2
+# cores can do without the check, and far below it from 4 cores. A worker's start-up (a
+# fresh interpreter importing the encoder) costs about 0.11 s of CPU, 0.15 s with the
+# decode check (numpy), so a process gets at least MIN_ITEMS_PER_PROCESS items. Measured
+# on 2 cores (README, Performance): on 12,000 JPEG photos, 2 processes x 1 thread against
+# 1 process x 2 threads, 1.11x to 1.47x without the check and 0.98x to 1.28x with it; on
+# 2,400, 0.66x to 1.03x without it and 0.92x to 1.01x with it.
+MIN_CORES_FOR_PROCESSES = 2
+MIN_ITEMS_PER_PROCESS = 5000
 
 
 def default_processes(shards: int, items_: int, cores: int | None = None) -> int:
     """How many worker processes a job uses when ``num_processes`` is not given: with
-    fewer than ``MIN_CORES_FOR_PROCESSES`` cores (CPU affinity), 1 (the threads keep the
-    cores busy); else one per core, no more than the shards to write, and no more than
-    one per ``MIN_ITEMS_PER_PROCESS`` items (a small job stays in this process)."""
+    fewer than ``MIN_CORES_FOR_PROCESSES`` cores (CPU affinity), 1; else one per core,
+    no more than the shards to write, and no more than one per ``MIN_ITEMS_PER_PROCESS``
+    items (a small job stays in this process)."""
     cores = processes.cores() if cores is None else cores
     if cores < MIN_CORES_FOR_PROCESSES:
         return 1
