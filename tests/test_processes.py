@@ -79,8 +79,11 @@ def test_default_processes_rule() -> None:
     assert default_processes(shards=10, items_=9_999, cores=2) == 1  # start-up not repaid
     assert default_processes(shards=10, items_=2400, cores=2) == 1
     assert default_processes(shards=10, items_=100_000, cores=4) == 4
-    assert default_processes(shards=3, items_=100_000, cores=8) == 3  # one per shard
+    assert default_processes(shards=3, items_=30_000, cores=8) == 3  # one per shard
     assert default_processes(shards=10, items_=4999, cores=8) == 1  # too small to gain
+    # Shards of more than 10,000 items: the calling process would hold N+1 of them.
+    assert default_processes(shards=10, items_=100_001, cores=8) == 1
+    assert default_processes(shards=16, items_=2_000_000, cores=2) == 1
     assert default_processes(shards=10, items_=15_000, cores=8) == 3
     assert default_processes(shards=64, items_=100_000, cores=16) == 16
     # given: as given (no more than the shards); by default: threads shared out

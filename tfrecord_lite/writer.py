@@ -442,17 +442,24 @@ def _kept_shard(name: str, entry: dict[str, Any], items_: Iterable[Any], start: 
 # on 2 cores (README, Performance): on 12,000 JPEG photos, 2 processes x 1 thread against
 # 1 process x 2 threads, 1.11x to 1.47x without the check and 0.98x to 1.28x with it; on
 # 2,400, 0.66x to 1.03x without it and 0.92x to 1.01x with it.
+# The calling process holds the items of up to one shard more than there are workers (a
+# stream is read in order, so a shard is read whole before the next one starts): with
+# large shards that grows with the dataset, so by default a job whose shards average more
+# than MAX_ITEMS_PER_SHARD_FOR_PROCESSES items stays in one process, where streamed
+# memory does not grow (README, Performance: the soak's growth per item).
 MIN_CORES_FOR_PROCESSES = 2
 MIN_ITEMS_PER_PROCESS = 5000
+MAX_ITEMS_PER_SHARD_FOR_PROCESSES = 10_000
 
 
 def default_processes(shards: int, items_: int, cores: int | None = None) -> int:
     """How many worker processes a job uses when ``num_processes`` is not given: with
-    fewer than ``MIN_CORES_FOR_PROCESSES`` cores (CPU affinity), 1; else one per core,
-    no more than the shards to write, and no more than one per ``MIN_ITEMS_PER_PROCESS``
-    items (a small job stays in this process)."""
+    fewer than ``MIN_CORES_FOR_PROCESSES`` cores (CPU affinity), 1; with shards of more
+    than ``MAX_ITEMS_PER_SHARD_FOR_PROCESSES`` items on average, 1 (memory); else one per
+    core, no more than the shards to write, and no more than one per
+    ``MIN_ITEMS_PER_PROCESS`` items (a small job stays in this process)."""
     cores = processes.cores() if cores is None else cores
-    if cores < MIN_CORES_FOR_PROCESSES:
+    if cores < MIN_CORES_FOR_PROCESSES or items_ > shards * MAX_ITEMS_PER_SHARD_FOR_PROCESSES:
         return 1
     return max(1, min(cores, shards, items_ // MIN_ITEMS_PER_PROCESS))
 
