@@ -375,10 +375,11 @@ def _publish(out: storage.Folder, name: str, summary: JobSummary,
     """Every shard being complete under its hidden name: the earlier run's manifest goes
     (it no longer describes the files), each shard gets its final name (replacing the
     earlier run's file of that name), then the files beside them: the failures (always,
-    so that no earlier run's list is left), the manifest last (a manifest means the whole
-    dataset is there). Only then what an earlier run left is removed (its other shards
-    and the record indexes, which may describe replaced files); the journal goes last,
-    so that an interruption anywhere here is finished by a resume.
+    so that no earlier run's list is left). Then what an earlier run left is removed (its
+    other shards and the record indexes, which may describe replaced files), and only
+    then the manifest is written: a manifest means the whole dataset is there, and
+    nothing else under the shard glob. The journal goes last, so that an interruption
+    anywhere here is finished by a resume.
 
     Raises:
         OSError: a file could not be written, renamed or removed.
@@ -387,8 +388,8 @@ def _publish(out: storage.Folder, name: str, summary: JobSummary,
     out.remove(sharding.manifest_name(name))
     put_in_place(out, shards, (str(entry["at"]) for entry in completed.values()))
     out.write(sharding.failures_name(name), failures_json(summary.failures))
-    out.write(sharding.manifest_name(name), summary.manifest_json())
     remove_earlier_run(out, name, shards)
+    out.write(sharding.manifest_name(name), summary.manifest_json())
     journal.remove(out, name)
 
 
