@@ -266,3 +266,28 @@ def test_coco_keypoints_keep_k_points_per_object(tmp_path: Path) -> None:
     assert parts["x"][3:5] == [0.05, 0.1] and parts["y"][3:5] == [0.1, 0.2]
     assert conv.problems == ["image id 1, annotation '3': 2 keypoints where the image's "
                              "others have 3"]
+
+
+def test_a_second_prefix_with_other_labels_does_not_replace_the_label_map(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # train and val converted into one folder: a val split lacking a class got other
+    # labels, and its label_map.json silently replaced train's.
+    _make_all(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "val.csv").write_text("filename,width,height,class,xmin,ymin,xmax,ymax\n"
+                                      "b.jpg,200,100,dog,20,20,60,60\n")
+    base = ["--images", "csvimages", "--output_dir", "split", "-q"]
+    assert main(["from-csv", "labels.csv", "--prefix", "train", *base]) == 0
+    train_map = (tmp_path / "split" / "label_map.json").read_text()
+    assert main(["from-csv", "val.csv", "--prefix", "val", *base]) == 2
+    err = capsys.readouterr().err
+    assert "label_map.json maps the labels of train" in err and "--label-map" in err
+    assert (tmp_path / "split" / "label_map.json").read_text() == train_map
+    assert not list((tmp_path / "split").glob("val-*"))
+    # With the same classes it goes through; a rerun of train itself may change them.
+    (tmp_path / "names.json").write_text(json.dumps(["cat", "dog"]))
+    assert main(["from-csv", "val.csv", "--prefix", "val", "--label-map", "names.json",
+                 *base]) == 0
+    assert main(["from-csv", "labels.csv", "--prefix", "train", "--label-offset", "0",
+                 *base]) == 2  # val's shards use the map too

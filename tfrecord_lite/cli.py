@@ -35,7 +35,7 @@ from typing import Any
 
 # Modules that need Pillow (the runners, images, preview, the converters' readers) and
 # Beam are imported by the commands that use them, so that --help starts fast.
-from . import journal, storage
+from . import journal, sharding, storage
 from ._version import __version__
 from .converters import count_phrase, label_map_json, label_map_pbtxt
 from .crc32c import BACKEND
@@ -283,7 +283,8 @@ def _add_converters(sub: Any) -> None:
     p = converter("from-yolo", "convert YOLO text labels (an Ultralytics data.yaml, or the "
                   "Darknet obj.names + train.txt layout)")
     p.add_argument("yolo_root", metavar="ROOT", help="the dataset folder holding data.yaml "
-                   "(or the YAML file itself), or obj.names / classes.txt")
+                   "(or the YAML file itself), or the Darknet folder holding obj.names or "
+                   "classes.txt")
     p.add_argument("--split", choices=("train", "val", "test"), default="train",
                    help="the split to convert (default: train)")
     p.add_argument("--drop-empty", action="store_true",
@@ -950,6 +951,45 @@ def _write_label_maps(output_dir: str, labels: list[str], offset: int) -> list[s
     return list(files)
 
 
+def _check_label_map(args: argparse.Namespace, labels: list[str]) -> None:
+    """Refuse a conversion whose labels differ from the ``label_map.json`` that the output
+    folder holds for shards of another prefix (``train`` beside a new ``val``): the one
+    label map left would contradict the other prefix's records.
+
+    Raises:
+        UsageError: the folder's label map is another one, and other shards use it.
+    """
+    from .converters import label_map_json
+
+    out = storage.folder(args.output_dir)
+    try:
+        existing = out.read("label_map.json")
+        others = sorted({parsed[0] for parsed in map(sharding.parse_shard_name, out.names(""))
+                         if parsed is not None and parsed[0] != args.prefix})
+    finally:
+        out.close()
+    if existing is None or not others:
+        return
+    try:
+        old = json.loads(existing)
+    except ValueError:
+        old = None
+    new = label_map_json(labels, args.label_offset)
+    if old != new:
+        def shown(mapping: Any) -> str:
+            if not isinstance(mapping, dict):
+                return "unreadable"
+            return ", ".join(f"{k}: {v}" for k, v in list(mapping.items())[:6]) + (
+                ", ..." if len(mapping) > 6 else "")
+
+        raise UsageError(
+            f"{out.location('label_map.json')} maps the labels of {', '.join(others)} "
+            f"({shown(old)}), and this conversion's differ ({shown(new)}): one label map "
+            "cannot describe both. Convert with the same classes in the same order "
+            "(--label-map FILE where the converter takes it, the same --label-offset), or "
+            "write to another --output_dir")
+
+
 def _run_convert(args: argparse.Namespace) -> int:
     if not args.to_json and (not args.prefix or not args.output_dir):
         raise UsageError("--prefix and --output_dir are required (or give --to-json)")
@@ -966,6 +1006,8 @@ def _run_convert(args: argparse.Namespace) -> int:
         status = EXIT_OK
         print(f"wrote {_count(len(items), 'items')} to {args.to_json}", file=sys.stderr)
     else:
+        if not args.validate_only:
+            _check_label_map(args, converter.labels)
         status = _write_shards(args, converter)
         if not args.validate_only:
             written = _write_label_maps(args.output_dir, converter.labels, args.label_offset)
