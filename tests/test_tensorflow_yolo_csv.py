@@ -77,11 +77,12 @@ def test_tensorflow_reads_from_yolo(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert main(["from-yolo", "pets", "--prefix", "train", "--output_dir", "out",
                  "--shards", "2", "--label-offset", "1", "-q"]) == 1  # three bad lines
     _check(Path("out"), "train", 2, list(YoloConverter(str(tmp_path / "pets"), label_offset=1)))
-    assert main(["from-yolo", "pose", "--prefix", "pose", "--output_dir", "out",
+    # Another dataset (other classes): a folder of its own, with its own label map.
+    assert main(["from-yolo", "pose", "--prefix", "pose", "--output_dir", "out-pose",
                  "--label-offset", "1", "-q"]) == 1  # one line with too few keypoints
     items = list(YoloConverter(str(tmp_path / "pose"), label_offset=1))
     assert items[0]["object"]["parts"]["v"] == [2, 1, 0, 2, 2, 2]
-    _check(Path("out"), "pose", 1, items)
+    _check(Path("out-pose"), "pose", 1, items)
 
 
 def test_tensorflow_reads_from_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
