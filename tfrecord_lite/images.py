@@ -257,44 +257,52 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
+def _segments(data: bytes) -> Iterator[tuple[int, int, int]]:
+    """``(marker, start, end)`` of each marker segment of a JPEG after its SOI, up to and
+    including the first start of scan (``end``: the end of its header). Garbage and fill
+    bytes between segments are skipped, as libjpeg skips them; the walk stops early where
+    the markers cannot be followed (a bad length, the data cut)."""
+    n = len(data)
+    pos = 2
+    while pos + 4 <= n:
+        if data[pos] != 0xFF or data[pos + 1] in (0x00, 0xFF):
+            pos = _next_marker(data, pos + 1)  # garbage (or fill bytes) between segments
+            if pos < 0:
+                return
+            continue
+        marker = data[pos + 1]
+        if marker in _NO_LENGTH:
+            yield marker, pos, pos + 2
+            pos += 2
+            continue
+        (length,) = _U16.unpack_from(data, pos + 2)
+        if marker == 0xDA:  # the scans follow: the walk ends here
+            yield marker, pos, pos + 2 + length
+            return
+        if length < 2:
+            return
+        yield marker, pos, pos + 2 + length
+        pos += 2 + length
+
+
 def jpeg_info(data: bytes) -> JpegInfo | None:
     """Parse a JPEG's markers up to its start-of-frame; None when not a JPEG or none
     is found."""
     if data[:3] != b"\xff\xd8\xff":
         return None
-    n = len(data)
-    pos = 2
     adobe: int | None = None
-    while pos + 4 <= n:
-        if data[pos] != 0xFF or data[pos + 1] == 0x00:
-            # Garbage between segments: libjpeg skips it (with a warning), so do we.
-            pos = _next_marker(data, pos + 1)
-            if pos < 0:
-                return None
-            continue
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in _NO_LENGTH:
-            pos += 2
-            continue
-        (length,) = _U16.unpack_from(data, pos + 2)
-        if length < 2:
-            return None
-        segment = pos + 4
-        if marker == 0xEE and data[segment:segment + 5] == b"Adobe" and length >= 12:
+    for marker, start, end in _segments(data):
+        segment = start + 4
+        if marker == 0xEE and data[segment:segment + 5] == b"Adobe" and end - start >= 14:
             adobe = data[segment + 11]
         elif marker in _ALL_SOF:
-            if segment + 6 > n:
+            if segment + 6 > len(data):
                 return None
             precision = data[segment]
             height, width = struct.unpack_from(">HH", data, segment + 1)
-            return JpegInfo(width, height, data[segment + 5], precision, marker, adobe,
-                            segment + length - 2)
+            return JpegInfo(width, height, data[segment + 5], precision, marker, adobe, end)
         elif marker == 0xDA:  # scan data before any frame header
             return None
-        pos = segment + length - 2
     return None
 
 
@@ -370,28 +378,13 @@ def _scan_core(data: bytes) -> bytes | None:
     as it is; drops APPn and COM segments and any garbage between segments. None when
     the markers cannot be walked.
     """
-    n = len(data)
     parts = [b"\xff\xd8"]
-    pos = 2
-    while pos + 4 <= n:
-        if data[pos] != 0xFF or data[pos + 1] in (0x00, 0xFF):
-            pos = _next_marker(data, pos + 1)  # garbage (or fill bytes) between segments
-            if pos < 0:
-                return None
-            continue
-        marker = data[pos + 1]
+    for marker, start, end in _segments(data):
         if marker == 0xDA:
-            parts.append(data[pos:])
+            parts.append(data[start:])
             return b"".join(parts)
-        if marker in _NO_LENGTH:
-            pos += 2
-            continue
-        (length,) = _U16.unpack_from(data, pos + 2)
-        if length < 2:
-            return None
-        if not (0xE0 <= marker <= 0xEF or marker == 0xFE):
-            parts.append(data[pos:pos + 2 + length])
-        pos += 2 + length
+        if marker not in _NO_LENGTH and not (0xE0 <= marker <= 0xEF or marker == 0xFE):
+            parts.append(data[start:end])
     return None
 
 

@@ -260,7 +260,7 @@ def _check_interrupted(out: storage.Folder, name: str, interrupted: str) -> None
             total=total)
     log = logger.warning if interrupted == "warn" else logger.info
     log("%s; starting over, they are written again (to keep them, run again with "
-        "resume=True)", what)
+        "--resume, resume=True from Python)", what)
 
 
 def _run_job(out: storage.Folder, dataset: Iterable[Any], name: str, num_shards: int,
@@ -279,12 +279,20 @@ def _run_job(out: storage.Folder, dataset: Iterable[Any], name: str, num_shards:
                          resumed_shards=len(completed))
     processes_, threads = _processes_and_threads(
         num_processes, num_threads, num_shards - len(completed), source.total)
-    if processes_ > 1:
-        _write_shards_in_processes(out, name, num_shards, threads, processes_, options,
-                                   source, completed, summary, progress)
-    else:
-        _write_shards(out, name, num_shards, threads, options, source, completed, summary,
-                      progress)
+    started = time.perf_counter()
+    try:
+        if processes_ > 1:
+            _write_shards_in_processes(out, name, num_shards, threads, processes_, options,
+                                       source, completed, summary, progress)
+        else:
+            _write_shards(out, name, num_shards, threads, options, source, completed,
+                          summary, progress)
+        summary.seconds = time.perf_counter() - started
+        _publish(out, name, summary, completed)
+    except WriteError:
+        raise
+    except OSError as exc:
+        raise write_error(f"in {out}", exc) from exc
     logger.info("%s", summary.describe())
     return summary
 
@@ -337,18 +345,14 @@ def _start_journal(out: storage.Folder, name: str, num_shards: int, total: int,
 def _write_shards(out: storage.Folder, name: str, num_shards: int, num_threads: int,
                   options: JobOptions, source: _Input, completed: dict[int, dict[str, Any]],
                   summary: JobSummary, progress: bool | Callable[[int, int], Any]) -> None:
-    """Encode the items on a pool of threads and write (or, resuming, keep) each shard,
-    then the failures file and the manifest; the earlier run's files go last."""
+    """Encode the items on a pool of threads and write (or, resuming, keep) each shard
+    under its hidden name, journaled; the summary lists them."""
     ranges = sharding.shard_ranges(source.total, num_shards)
-    skip = bytearray(source.total)
-    for index in completed:
-        start, stop = ranges[index]
-        skip[start:stop] = b"\x01" * (stop - start)
-    started = time.perf_counter()
     bar = make_progress(progress, source.total, f"{name}")
     pool = concurrent.futures.ThreadPoolExecutor(num_threads, thread_name_prefix="tfrecord-lite")
     results = in_order(pool, functools.partial(_encode_task, item_options(options)),
-                       source.tasks(skip), window=3 * num_threads, chunk=8)
+                       source.tasks(_skip_mask(ranges, completed, source.total)),
+                       window=3 * num_threads, chunk=8)
     shards = _Shards(out, name, num_shards, options.compression, summary, results, bar, pool)
     try:
         for index, (start, stop) in enumerate(ranges):
@@ -359,15 +363,27 @@ def _write_shards(out: storage.Folder, name: str, num_shards: int, num_threads: 
                 shards.write(index, start, stop)
         shards.record_finished(wait=True)
         summary.failed_by_reason = dict(shards.reasons)
-        summary.seconds = time.perf_counter() - started
-        _publish(out, name, summary, completed)
-    except WriteError:
-        raise
-    except OSError as exc:
-        raise write_error(f"in {out}", exc) from exc
     finally:
         bar.close()
         shards.close()
+
+
+def _skip_mask(ranges: list[tuple[int, int]], completed: dict[int, dict[str, Any]],
+               total: int) -> bytearray:
+    """One byte per item position: 1 where the item's shard is kept from an interrupted
+    run (it is read, for the fingerprint, but not encoded)."""
+    skip = bytearray(total)
+    for index in completed:
+        start, stop = ranges[index]
+        skip[start:stop] = b"\x01" * (stop - start)
+    return skip
+
+
+def _journal_entry(index: int, name: str, records: int, size: int, items_: str,
+                   failed: list[tuple[int, str, str]], warnings: list[str]) -> dict[str, Any]:
+    """What the journal records of a complete shard (``sha256`` is added once known)."""
+    return {"shard": index, "file": complete_name(name), "final": name, "records": records,
+            "bytes": size, "items": items_, "failures": failed, "warnings": warnings}
 
 
 def _publish(out: storage.Folder, name: str, summary: JobSummary,
@@ -485,17 +501,12 @@ def _write_shards_in_processes(out: storage.Folder, name: str, num_shards: int,
     items in write order (finding duplicate ids in input order), sends each shard's items
     to an idle worker (at most ``num_processes + 1`` shards' items in memory), publishes
     and journals each shard as it comes back, then lists the shards and failures in
-    shard order and writes the files beside them."""
+    shard order."""
     ranges = sharding.shard_ranges(source.total, num_shards)
-    skip = bytearray(source.total)
-    for index in completed:
-        start, stop = ranges[index]
-        skip[start:stop] = b"\x01" * (stop - start)
-    started = time.perf_counter()
     bar = make_progress(progress, source.total, f"{name}")
     outcomes: dict[int, _Outcome] = {}
     reasons: collections.Counter[str] = collections.Counter()
-    tasks = source.tasks(skip)
+    tasks = source.tasks(_skip_mask(ranges, completed, source.total))
 
     def handle(workers: processes.Workers) -> None:
         kind, value = workers.next_event()
@@ -508,11 +519,10 @@ def _write_shards_in_processes(out: storage.Folder, name: str, num_shards: int,
         except OSError as exc:
             storage.remove_quietly(result.temp)
             raise write_error(f"shard {out.location(result.name)}", exc) from exc
-        journal.add(out, name, {
-            "shard": result.index, "file": complete_name(result.name),
-            "final": result.name, "records": result.records,
-            "bytes": result.bytes, "items": result.fingerprint, "failures": result.failed,
-            "warnings": result.warnings, "sha256": result.sha256})
+        journal.add(out, name, dict(
+            _journal_entry(result.index, result.name, result.records, result.bytes,
+                           result.fingerprint, result.failed, result.warnings),
+            sha256=result.sha256))
         outcomes[result.index] = _Outcome(
             ShardInfo(result.name, result.records, result.bytes, result.sha256),
             result.copies, [f[1] for f in result.failed], result.warnings)
@@ -541,12 +551,6 @@ def _write_shards_in_processes(out: storage.Folder, name: str, num_shards: int,
         for index in range(num_shards):
             outcomes[index].add_to(summary, reasons)
         summary.failed_by_reason = dict(reasons)
-        summary.seconds = time.perf_counter() - started
-        _publish(out, name, summary, completed)
-    except WriteError:
-        raise
-    except OSError as exc:
-        raise write_error(f"in {out}", exc) from exc
     finally:
         bar.close()
 
@@ -618,9 +622,8 @@ class _Shards:
         self.summary.warnings += warned
         info = ShardInfo(name, records, size, "")
         self.summary.add_shard(info)
-        entry = {"shard": index, "file": complete_name(name), "final": name,
-                 "records": records, "bytes": size,
-                 "items": fingerprint.hexdigest(), "failures": failed, "warnings": warned}
+        entry = _journal_entry(index, name, records, size, fingerprint.hexdigest(), failed,
+                               warned)
         self.pending.append(_Finishing(info, entry, tmp,
                                        self.pool.submit(finish_shard, self.out, tmp,
                                                          complete_name(name))))
