@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -206,3 +207,24 @@ def test_one_skipped_file_is_named_in_the_singular(out: Path,
     assert main(["verify", "--no-decode", "out/train-00000-of-00002",
                  "out/train.manifest.json"]) == 0
     assert "skipped 1 file that is not a shard: train.manifest.json" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_is_no_error(out: Path) -> None:
+    # `inspect ... | head` used to end with "error: [Errno 32] Broken pipe", exit 2.
+    done = subprocess.run(f"{sys.executable} -m tfrecord_lite inspect 'out/train-*' -n 9 "
+                          "| head -1", shell=True, capture_output=True, text=True,
+                          cwd=out.parent, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          timeout=60)
+    assert done.stdout.count("\n") == 1
+    assert "error" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_folders_a_wildcard_matches_are_skipped(out: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    # The README's converters write into out/coco, out/voc ...: `verify out/*` then
+    # matches those folders too.
+    (out / "coco").mkdir()
+    capsys.readouterr()
+    assert main(["verify", "--no-decode", "out/*"]) == 0
+    assert "skipped 1 folder: out/coco" in capsys.readouterr().err
+    assert main(["verify", "out/coco"]) == 2  # a folder named on its own is a mistake

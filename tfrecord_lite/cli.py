@@ -56,6 +56,7 @@ from .sharding import failures_name, is_side_file
 from .verify import report_dict, stats, verify_files
 
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_USAGE, EXIT_WRITE = 0, 1, 2, 3
+EXIT_PIPE = 141  # as a process that SIGPIPE ends: 128 + 13
 EXIT_INTERNAL = 70  # EX_SOFTWARE (sysexits.h): a bug
 # The job options' defaults, declared once in JobOptions. (The original command line
 # does not shuffle by default, and chooses whether to store images from the command word.)
@@ -671,12 +672,15 @@ def _expand_patterns(patterns: list[str]) -> list[str]:
         wildcard = any(c in pattern for c in "*?[")
         if wildcard and expanded == [pattern] and not storage.is_file(pattern):
             raise UsageError(f"{pattern}: no file matches this pattern")
-        for path in expanded:
-            if not storage.is_url(path) and os.path.isdir(path):
-                where = path.rstrip("/" + os.sep) or path
-                raise UsageError(f"{path} is a directory: give its files, e.g. {where}/* or "
-                                 f"{where}/PREFIX-*")
-        paths += expanded
+        folders = [p for p in expanded if not storage.is_url(p) and os.path.isdir(p)]
+        if folders and not wildcard:
+            where = pattern.rstrip("/" + os.sep) or pattern
+            raise UsageError(f"{pattern} is a directory: give its files, e.g. {where}/* or "
+                             f"{where}/PREFIX-*")
+        if folders:  # out/* also matches the folders of other datasets (out/coco)
+            print(f"skipped {_count(len(folders), 'folders')}: {', '.join(folders)}",
+                  file=sys.stderr)
+        paths += [p for p in expanded if p not in folders]
     return paths
 
 
@@ -881,6 +885,23 @@ def _check_inputs(args: argparse.Namespace) -> None:
         setattr(args, dest, os.path.abspath(path))
 
 
+def _label_names(args: argparse.Namespace) -> list[str] | None:
+    """The class names of ``--label-map``, in label order: a JSON list of names, or a
+    ``{label: name}`` object; None without the flag.
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: not JSON, or a label that is not a number.
+    """
+    if not args.label_map:
+        return None
+    with open(args.label_map, encoding="utf-8") as f:
+        loaded = json.load(f)
+    if isinstance(loaded, dict):
+        return [str(loaded[k]) for k in sorted(loaded, key=int)]
+    return [str(name) for name in loaded]
+
+
 def _make_converter(args: argparse.Namespace) -> Any:
     from .converters.caltech import CaltechConverter  # Pillow
     from .converters.coco import CocoConverter
@@ -894,13 +915,7 @@ def _make_converter(args: argparse.Namespace) -> Any:
         if args.command == "from-coco":
             return CocoConverter(args.annotations, args.images, args.drop_empty, offset)
         if args.command == "from-voc":
-            names = None
-            if args.label_map:
-                with open(args.label_map, encoding="utf-8") as f:
-                    loaded = json.load(f)
-                names = ([loaded[k] for k in sorted(loaded, key=int)]
-                         if isinstance(loaded, dict) else list(loaded))
-            return VocConverter(args.source_dir, args.split, names, offset)
+            return VocConverter(args.source_dir, args.split, _label_names(args), offset)
         if args.command == "from-folder":
             return FolderConverter(args.source_dir, offset)
         return CaltechConverter(args.images, args.annotations, offset)
@@ -919,13 +934,7 @@ def _make_text_converter(args: argparse.Namespace, offset: int) -> Any:
     try:
         if args.command == "from-yolo":
             return YoloConverter(args.yolo_root, args.split, args.drop_empty, offset)
-        names = None
-        if args.label_map:
-            with open(args.label_map, encoding="utf-8") as f:
-                loaded = json.load(f)
-            names = ([str(loaded[k]) for k in sorted(loaded, key=int)]
-                     if isinstance(loaded, dict) else [str(n) for n in loaded])
-        return OdCsvConverter(args.csv_file, args.csv_images, names, offset)
+        return OdCsvConverter(args.csv_file, args.csv_images, _label_names(args), offset)
     except OSError as exc:
         raise UsageError(f"cannot read {exc.filename}: {exc.strerror or exc}") from exc
     except (DatasetError, ValueError, TypeError) as exc:
@@ -1027,9 +1036,9 @@ def _run_convert(args: argparse.Namespace) -> int:
 
 
 RUNNERS = {"create": _run_create, "from-coco": _run_convert, "from-voc": _run_convert,
-           "from-folder": _run_convert, "from-caltech": _run_convert, "verify": _run_verify,
+           "from-folder": _run_convert, "from-caltech": _run_convert,
+           "from-yolo": _run_convert, "from-csv": _run_convert, "verify": _run_verify,
            "inspect": _run_inspect, "stats": _run_stats, "show": _run_show, "index": _run_index}
-RUNNERS.update({"from-yolo": _run_convert, "from-csv": _run_convert})
 
 
 # A user's mistake or a damaged file -> a message and an exit status, never a traceback.
@@ -1084,6 +1093,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(message)s", stream=sys.stderr)
     try:
         return RUNNERS[args.command](args)
+    except BrokenPipeError:  # the output's reader stopped (`| head`): nothing to say
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the exit's flush is quiet too
+        return EXIT_PIPE
     except _HANDLED as exc:
         print(f"tfrecord-lite: error: {_message(exc)}", file=sys.stderr)
         return next(code for kind, code in EXIT_FOR if isinstance(exc, kind))
