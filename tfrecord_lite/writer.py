@@ -260,7 +260,7 @@ def _check_interrupted(out: storage.Folder, name: str, interrupted: str) -> None
             total=total)
     log = logger.warning if interrupted == "warn" else logger.info
     log("%s; starting over, they are written again (to keep them, run again with "
-        "--resume, resume=True from Python)", what)
+        "resume=True)", what)
 
 
 def _run_job(out: storage.Folder, dataset: Iterable[Any], name: str, num_shards: int,
