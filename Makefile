@@ -4,8 +4,7 @@
 # .venv holds only what the target at hand needs: `make demo` the package and its runtime
 # dependencies, `make test` adds the test extra, `make lint`/`typecheck`/`check` the dev
 # extra.  All of these install from wheels, without a compiler.  EXTRAS adds optional
-# extras, e.g. `make test EXTRAS=png` (pywuffs, built from source: needs a C++ compiler),
-# which CI uses so that the Wuffs tests run rather than skip.
+# extras, e.g. `make test EXTRAS=yolo`.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -19,7 +18,7 @@ EXTRAS ?=
 empty :=
 space := $(empty) $(empty)
 comma := ,
-# The extras $(1) plus EXTRAS, comma-separated ("test png" and "test,png" alike).
+# The extras $(1) plus EXTRAS, comma-separated ("test yolo" and "test,yolo" alike).
 extras = $(subst $(space),$(comma),$(strip $(1) $(subst $(comma),$(space),$(EXTRAS))))
 # One stamp per set of extras; a larger set also stamps the smaller ones it contains.
 RUNTIME_ENV := $(VENV)/.installed-$(or $(call extras),runtime)
@@ -38,7 +37,7 @@ help:
 	@echo "make demo           install (runtime only), write the demo dataset to demo-out/, check it"
 	@echo "make test           install the test extra too and run the test suite"
 	@echo "make check          ruff + import layers (lint-imports) + mypy + tests"
-	@echo "  EXTRAS=png        ...with optional extras too (png: pywuffs, needs a C++ compiler)"
+	@echo "  EXTRAS=yolo       ...with optional extras too (comma-separated)"
 	@echo "make test-tf        TensorFlow interoperability tests (own venv, ~1.3 GB)"
 	@echo "make test-beam      Apache Beam pipeline tests (own venv with Beam and TensorFlow)"
 	@echo "make test-protobuf  proto tests under the oldest and newest protobuf runtimes"

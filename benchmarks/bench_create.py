@@ -19,7 +19,6 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from _common import OUT, env_int, fresh_dir, images, rounds, run_python
 from photos import make_photos
@@ -129,32 +128,27 @@ def processes(items: list[dict], out_dir: Path, decode_check: bool) -> None:
     ours(items, out_dir, decode_check, processes=cores(), threads=1, shards=PROC_SHARDS)
 
 
-def ours_pillow_only(items: list[dict], out_dir: Path, decode_check: bool,
-                     **how: Any) -> None:
-    """create() as it runs without the optional png extra: every PNG through Pillow (in
-    this process, and in the worker processes through a ``sitecustomize``)."""
-    from tfrecord_lite import images
+def processes_per_core(items: list[dict], out_dir: Path, decode_check: bool) -> None:
+    """One worker process per core, one thread each, on SHARDS shards."""
+    ours(items, out_dir, decode_check, processes=cores(), threads=1)
 
-    site = OUT / "pillow-only"
-    site.mkdir(parents=True, exist_ok=True)
-    (site / "sitecustomize.py").write_text(
-        "from tfrecord_lite import images\nimages._wuffs_config = None\n")
-    saved, saved_path = images._wuffs_config, os.environ.get("PYTHONPATH")
-    images._wuffs_config = None
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), saved_path]))
+
+def ours_pillow_only(items: list[dict], out_dir: Path, decode_check: bool) -> None:
+    """create() with every PNG decoded by Pillow, as before the fast PNG path
+    (TFRECORD_LITE_FAST_PNG=0, which worker processes inherit)."""
+    from tfrecord_lite import png
+
+    saved_env, saved = os.environ.get(png.ENV_SWITCH), (png._compiled, png._unavailable)
+    os.environ[png.ENV_SWITCH] = "0"
+    png._compiled, png._unavailable = None, None
     try:
-        ours(items, out_dir, decode_check, **how)
+        ours(items, out_dir, decode_check)
     finally:
-        images._wuffs_config = saved
-        if saved_path is None:
-            del os.environ["PYTHONPATH"]
+        png._compiled, png._unavailable = saved
+        if saved_env is None:
+            del os.environ[png.ENV_SWITCH]
         else:
-            os.environ["PYTHONPATH"] = saved_path
-
-
-def pillow_processes(items: list[dict], out_dir: Path, decode_check: bool) -> None:
-    """PNG through Pillow (the default install) on one worker process per core."""
-    ours_pillow_only(items, out_dir, decode_check, processes=cores(), threads=1)
+            os.environ[png.ENV_SWITCH] = saved_env
 
 
 def timed(fn, *args) -> float:  # type: ignore[no-untyped-def]
@@ -264,17 +258,15 @@ def main() -> None:
     print(f"# JPEG files average {avg_kb:.0f} KB")
     from tfrecord_lite import images
 
+    print(f"# decoders: {images.decoders()}")
     cases = {"JPEG, decode check on          ": [(tf_pipeline, jpeg, False),
                                                  (ours, jpeg, True)]}
     cases["JPEG, decode check off         "] = [(tf_pipeline, jpeg, False), (ours, jpeg, False)]
-    cases["PNG, Pillow decoder            "] = [(tf_pipeline, png, True),
+    cases["PNG (the default install)      "] = [(tf_pipeline, png, True), (ours, png, True)]
+    cases["PNG, Pillow alone (FAST_PNG=0) "] = [(tf_pipeline, png, True),
                                                 (ours_pillow_only, png, True)]
-    if images._wuffs_config is not None:
-        cases["PNG, Wuffs ([png])             "] = [(tf_pipeline, png, True), (ours, png, True)]
-    else:
-        print("# PNG with the [png] extra: skipped, pywuffs is not installed")
-    cases[f"PNG, Pillow, {cores()} processes x 1 thread"] = [
-        (tf_pipeline, png, True), (pillow_processes, png, True)]
+    cases[f"PNG, {cores()} processes x 1 thread     "] = [
+        (tf_pipeline, png, True), (processes_per_core, png, True)]
     proc_jpeg = repeated(jpeg, REPEAT)
     procs = f"{cores()} processes x 1 thread"
     cases[f"JPEG, no check, {len(proc_jpeg)} items, {procs} vs 1 process x {THREADS} threads"
@@ -299,6 +291,9 @@ def main() -> None:
     small, large = peak_rss_mb(COUNT // 4, "JPEG"), peak_rss_mb(COUNT, "JPEG")
     print(f"peak memory (RSS) of create(): {small:.0f} MB for {COUNT // 4} images, "
           f"{large:.0f} MB for {COUNT} images")
+    png_rss = peak_rss_mb(COUNT, "PNG")
+    print(f"peak memory (RSS) of create() on {COUNT} PNG photos: {png_rss:.0f} MB "
+          "(numba is loaded for them)")
     scaling(COUNT)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfrecord_lite import images, write_dataset
+from tfrecord_lite import images, png, write_dataset
 from tfrecord_lite.images import prepare
 
 from conftest import encode, make_image_bytes
@@ -105,7 +105,8 @@ def test_threads_of_a_job_share_the_pixel_budget(tmp_path: Path,
     # Four PNGs of 64x48 pixels, counted as large, with room for one at a time.
     monkeypatch.setattr(images, "_LARGE_PIXELS", 1)
     monkeypatch.setattr(images, "_budget", images._PixelBudget(64 * 48))
-    monkeypatch.setattr(images, "_wuffs_config", None)
+    monkeypatch.setattr(png, "_compiled", None)  # Pillow decodes them, through _load
+    monkeypatch.setattr(png, "_unavailable", "off in this test")
     inside, most = [0], [0]
     lock = threading.Lock()
     load = images._load

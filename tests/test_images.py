@@ -1,10 +1,7 @@
 from __future__ import annotations
 
-import importlib.util
 import io
 import random
-import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +11,7 @@ from PIL import Image
 from tfrecord_lite import ImageError, images
 from tfrecord_lite.images import ImageOptions, jpeg_info, prepare, read_size_from_file, sniff
 
-from conftest import DEMO, KINDS, ROOT, encode, make_image_bytes
+from conftest import DEMO, KINDS, encode, make_image_bytes
 
 CONVERTED = [k for k in KINDS if k not in ("jpeg-rgb", "jpeg-progressive")]
 
@@ -150,154 +147,6 @@ def test_read_size_from_file(image_file) -> None:  # type: ignore[no-untyped-def
     assert read_size_from_file(image_file("png-gray")) == (64, 48, "PNG")
     with pytest.raises(ImageError):
         read_size_from_file(image_file(b"nope"))
-
-
-# --- the Wuffs PNG decoder (the [png] extra) against Pillow's --------------------------
-
-def _png_with_chunks(image: Image.Image, **kwargs: object) -> bytes:
-    return encode(image, "PNG", **kwargs)
-
-
-def _fast_png_cases() -> dict[str, bytes]:
-    rgb = Image.fromarray(np.random.default_rng(3).integers(0, 256, (37, 53, 3), np.uint8))
-    rgba = np.dstack([np.asarray(rgb), np.arange(37 * 53, dtype=np.uint8).reshape(37, 53)])
-    rgba[:5, :, 3] = 0  # fully transparent rows keep their colors
-    return {
-        "rgb": make_image_bytes("png-rgb"),
-        "rgba": make_image_bytes("png-rgba"),
-        "rgba-transparent": _png_with_chunks(Image.fromarray(rgba, "RGBA")),
-        "rgb-icc-phys": _png_with_chunks(rgb, icc_profile=b"not applied" * 10, dpi=(300, 300)),
-        "1x1": _png_with_chunks(Image.new("RGB", (1, 1), (9, 200, 31))),
-        "photo": _png_with_chunks(Image.open(DEMO / "images" / "astronaut.jpg")),
-    }
-
-
-def _prepare_both(data: bytes, monkeypatch: pytest.MonkeyPatch,
-                  options: ImageOptions | None = None) -> tuple[object, object]:
-    """prepare() with Wuffs, then with Pillow alone: the stored bytes or the error reason."""
-    options = options or ImageOptions()
-    outcomes = []
-    for config in (_WUFFS, None):
-        monkeypatch.setattr(images, "_wuffs_config", config)
-        try:
-            outcomes.append(prepare(data, options).data)
-        except ImageError as exc:
-            outcomes.append(exc.reason)
-    return outcomes[0], outcomes[1]
-
-
-# As imported: the tests switch these off and on.
-_WUFFS = images._wuffs_config
-needs_wuffs = pytest.mark.skipif(
-    _WUFFS is None, reason="pywuffs (the png extra) not installed; to run these: `make test "
-    "EXTRAS=png` or `pip install '.[png]'` (built from source: needs a C++ compiler)")
-
-
-@needs_wuffs
-@pytest.mark.parametrize("case", sorted(_fast_png_cases()))
-def test_fast_png_decoder_stores_the_same_bytes_as_pillow(
-        case: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = _fast_png_cases()[case]
-    assert images._decode_png_fast(data) is not None  # the fast path was taken
-    fast, pillow = _prepare_both(data, monkeypatch)
-    assert isinstance(fast, bytes) and fast == pillow
-    fast, pillow = _prepare_both(data, monkeypatch, ImageOptions(max_side=20, quality=80))
-    assert isinstance(fast, bytes) and fast == pillow
-
-
-@needs_wuffs
-@pytest.mark.parametrize("kind", ["png-palette", "png-gray", "png-16bit"])
-def test_other_pngs_are_left_to_pillow(kind: str) -> None:
-    assert images._decode_png_fast(make_image_bytes(kind)) is None
-
-
-@needs_wuffs
-def test_interlaced_png_is_left_to_pillow() -> None:
-    data = bytearray(make_image_bytes("png-rgb"))
-    data[28] = 1  # IHDR interlace method: Adam7
-    assert images._decode_png_fast(bytes(data)) is None
-
-
-@needs_wuffs
-def test_rgb_png_with_a_transparent_color_is_left_to_pillow(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    # Wuffs turns the pixels of a tRNS color black; Pillow keeps their color.
-    rgb = Image.fromarray(np.random.default_rng(5).integers(0, 256, (20, 30, 3), np.uint8))
-    data = _png_with_chunks(rgb, transparency=tuple(np.asarray(rgb)[0, 0].tolist()))
-    assert images._decode_png_fast(data) is None
-    fast, pillow = _prepare_both(data, monkeypatch)
-    assert isinstance(fast, bytes) and fast == pillow
-
-
-def _fix_crcs(data: bytes) -> bytes:
-    out, pos = bytearray(data), 8
-    while pos + 12 <= len(out):
-        length = int.from_bytes(out[pos:pos + 4], "big")
-        end = pos + 8 + length
-        if end + 4 > len(out):
-            break
-        out[end:end + 4] = zlib.crc32(bytes(out[pos + 4:end])).to_bytes(4, "big")
-        pos = end + 4
-    return bytes(out)
-
-
-@needs_wuffs
-@pytest.mark.parametrize("fix_crcs", [False, True], ids=["plain", "crc-fixed"])
-def test_damaged_pngs_get_the_same_verdict_from_both_decoders(
-        fix_crcs: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Random damage to the pixel data and headers; with fixed CRCs the damage reaches the
-    # decoders instead of failing the CRC check, so the zlib stream itself is judged.
-    rng = random.Random(11)
-    verdicts = set()
-    for kind in ("png-rgb", "png-rgba"):
-        base = make_image_bytes(kind, width=40, height=30)
-        for _ in range(150):
-            data = bytearray(base)
-            for _ in range(rng.randint(1, 3)):
-                data[rng.randrange(16, len(data) - 12)] = rng.randrange(256)
-            damaged = _fix_crcs(bytes(data)) if fix_crcs else bytes(data)
-            monkeypatch.setattr(images, "_wuffs_config", _WUFFS)
-            decoded = images._decode_png_fast(damaged) is not None
-            fast, pillow = _prepare_both(damaged, monkeypatch)
-            assert fast == pillow
-            verdicts.add((decoded, isinstance(fast, bytes)))
-    # Seen: damage Wuffs decodes, damage only Pillow passes, damage that fails both.
-    assert verdicts == {(True, True), (False, True), (False, False)}
-
-
-def _benchmark_photos(tmp_path: Path, count: int) -> list[bytes]:
-    """``count`` 640x480 PNG crops of the demo photos, as ``make bench`` makes them."""
-    spec = importlib.util.spec_from_file_location("photos", ROOT / "benchmarks" / "photos.py")
-    assert spec is not None and spec.loader is not None
-    photos = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(photos)
-    return [Path(item["filename"]).read_bytes()
-            for item in photos.make_photos(tmp_path, count, "PNG")]
-
-
-@needs_wuffs
-def test_wuffs_stores_the_corpus_as_pillow_does(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    # Every PNG kind of the test corpus, the demo's gray camera.png and the benchmark's
-    # photos: the same stored bytes with and without the png extra; the photos take Wuffs.
-    corpus = {kind: make_image_bytes(kind) for kind in KINDS if kind.startswith("png")}
-    corpus["camera.png"] = (DEMO / "images" / "camera.png").read_bytes()
-    photos = _benchmark_photos(tmp_path, 3)
-    corpus.update((f"photo {i}", data) for i, data in enumerate(photos))
-    for name, data in corpus.items():
-        monkeypatch.setattr(images, "_wuffs_config", _WUFFS)
-        fast = images._decode_png_fast(data) is not None
-        assert fast == (name in ("png-rgb", "png-rgba") or name.startswith("photo")), name
-        wuffs, pillow = _prepare_both(data, monkeypatch)
-        assert isinstance(wuffs, bytes) and wuffs == pillow, name
-
-
-@needs_wuffs
-def test_very_large_pngs_are_left_to_pillow(monkeypatch: pytest.MonkeyPatch) -> None:
-    data = make_image_bytes("png-rgb")  # 64x48
-    assert images._decode_png_fast(data) is not None
-    monkeypatch.setattr(images, "_FAST_PNG_MAX_PIXELS", 64 * 48 - 1)
-    assert images._decode_png_fast(data) is None
 
 
 def _jpeg_bases() -> list[bytes]:

@@ -48,13 +48,11 @@ returned in ``StoredImage.warnings``. Without the decode check a JPEG stored as 
 must still end with an end-of-image marker. 12-bit, lossless and hierarchical JPEGs
 are left to Pillow, which decodes them in full or refuses them.
 
-PNG photos are decoded with Wuffs when the optional ``pywuffs`` package is installed
-(``pip install pywuffs``, or ``pip install '.[png]'`` in a clone): about 1.6x faster
-than Pillow's decoder on a 640x480 photo, and it lets other threads run while it works.
-Only 8-bit RGB and RGBA, non-interlaced files take that path, with every checksum
-verified; the pixels are the same as Pillow's, so the stored JPEG is byte-identical either
-way. Anything else, or any error, goes to Pillow, which decides what the item's error is.
-libspng (pyspng) is not used: see the README's "Images".
+Plain PNG files (8-bit gray, RGB or RGBA, the usual photos) are decoded by ``png.py``:
+libdeflate and a loop compiled by numba, about twice as fast as Pillow's decoder and
+letting other threads run, with Pillow's pixels, so the stored JPEG is byte-identical
+either way. Pillow opens every file first and decodes anything else; any file that path
+doubts goes to Pillow, which decides the item's error.
 
 Memory is bounded for any image under the pixel limit: 16-bit, 32-bit and float
 pixels are converted to 8 bits a block of rows at a time (no whole-image float64 copy),
@@ -82,20 +80,9 @@ from typing import Any
 
 from PIL import Image
 
+from . import png
 from .errors import ImageError
 from .storage import open_regular
-
-try:  # optional: a faster PNG decoder (the [png] extra)
-    from pywuffs import ImageDecoderQuirks, ImageDecoderType, PixelFormat
-    from pywuffs.aux import ImageDecoder, ImageDecoderConfig
-except ImportError:  # pragma: no cover - exercised where pywuffs is not installed
-    _wuffs_config: Any = None
-else:
-    _wuffs_config = ImageDecoderConfig()
-    _wuffs_config.enabled_decoders = [ImageDecoderType.PNG]
-    # Not premultiplied: the color of a transparent pixel is kept, as Pillow keeps it.
-    _wuffs_config.pixel_format = PixelFormat.BGRA_NONPREMUL
-    _wuffs_config.quirks = {ImageDecoderQuirks.IGNORE_CHECKSUM: 0}
 
 
 def _simplejpeg() -> Any:
@@ -139,9 +126,6 @@ _TRUNCATED_WARNINGS = (
     "Corrupt JPEG data: premature end of data segment",  # JWRN_HIT_MARKER
     "Premature end of JPEG file",  # JWRN_JPEG_EOF
 )
-_PNG_IHDR = struct.Struct(">IIBBBBB")
-_PNG_CHUNK = struct.Struct(">I4s")
-_FAST_PNG_MAX_PIXELS = 1 << 24  # larger PNGs go to Pillow: memory matters more than speed
 # Rows converted at a time from 16-bit or float pixels to 8 bits.
 _ROWS_PER_BLOCK = 256
 # Images at least this large are decoded under the process-wide budget below.
@@ -243,8 +227,7 @@ class StoredImage:
 def decoders() -> str:
     """Which decoders this installation uses for the JPEG check and for PNG input."""
     jpeg = f"simplejpeg {getattr(_simplejpeg(), '__version__', '')}".rstrip()
-    png = "Wuffs" if _wuffs_config is not None else "Pillow (the png extra adds Wuffs)"
-    return f"JPEG check: {jpeg}; PNG: {png}"
+    return f"JPEG check: {jpeg}; PNG: {png.backend()}"
 
 
 def sniff(data: bytes) -> str | None:
@@ -484,43 +467,6 @@ def decoded_size(data: bytes) -> tuple[int, int]:
     return size
 
 
-def _png_has_trns(data: bytes) -> bool:
-    """Whether a tRNS chunk comes before the image data (Wuffs blanks such pixels)."""
-    pos = 8
-    while pos + 8 <= len(data):
-        length, kind = _PNG_CHUNK.unpack_from(data, pos)
-        if kind == b"tRNS":
-            return True
-        if kind == b"IDAT":
-            return False
-        pos += 12 + length
-    return False
-
-
-def _decode_png_fast(data: bytes) -> Any:
-    """An 8-bit RGB(A) PNG decoded by Wuffs, as an RGB image; None to leave it to Pillow.
-
-    Chunk CRCs and the zlib checksum are verified (Wuffs skips them unless asked); a
-    file that fails any check goes to Pillow like any other doubtful file.
-    """
-    if (_wuffs_config is None or len(data) < 33 or data[:8] != _PNG_MAGIC
-            or data[12:16] != b"IHDR"):
-        return None
-    width, height, depth, color_type, _, _, interlace = _PNG_IHDR.unpack_from(data, 16)
-    if depth != 8 or color_type not in (2, 6) or interlace or _png_has_trns(data):
-        return None
-    # Large ones: their 4-byte pixels and Pillow's copy would both be held at once.
-    # Beyond the bomb limit, or a damaged size: Pillow refuses them from the header.
-    limit = min(_FAST_PNG_MAX_PIXELS, Image.MAX_IMAGE_PIXELS or _FAST_PNG_MAX_PIXELS)
-    if not 0 < width * height <= limit:
-        return None
-    result = ImageDecoder(_wuffs_config).decode(data)
-    pixels = result.pixbuf
-    if result.error_message or pixels.shape != (height, width, 4):
-        return None
-    return Image.frombuffer("RGB", (width, height), pixels, "raw", "BGRX", 0, 1)
-
-
 _HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 
@@ -621,12 +567,6 @@ def prepare(data: bytes, options: ImageOptions = ImageOptions(),
 
 def _convert(data: bytes, options: ImageOptions, where: str) -> StoredImage:
     """Decode, convert to RGB, downscale and encode as JPEG, within the pixel budget."""
-    size = _png_size(data)
-    if size is not None and _wuffs_config is not None:
-        with _budget.hold(size[0] * size[1]):
-            rgb = _decode_png_fast(data)
-            if rgb is not None:
-                return _finish(rgb, _fit(rgb.width, rgb.height, options.max_side), options)
     im = _open(data, where)
     _check_pixels(im.width, im.height, where)
     target = _fit(im.width, im.height, options.max_side)
@@ -635,7 +575,12 @@ def _convert(data: bytes, options: ImageOptions, where: str) -> StoredImage:
         im.draft("RGB", target)
         pixels = im.width * im.height  # the scaled size libjpeg decodes to
     with _budget.hold(pixels):
-        _load(im, where)  # always: converting needs the pixels
+        decoded = png.decode(im, data) if im.format == "PNG" else None
+        if decoded is None:
+            _load(im, where)  # always: converting needs the pixels
+        else:
+            im.close()
+            im = decoded
         return _finish(_to_rgb(im), target, options)
 
 
@@ -645,14 +590,6 @@ def _finish(rgb: Any, target: tuple[int, int] | None, options: ImageOptions) -> 
         rgb.close()
         rgb = small
     return _encode_jpeg(rgb, options.quality)
-
-
-def _png_size(data: bytes) -> tuple[int, int] | None:
-    """``(width, height)`` from a PNG's IHDR, or None."""
-    if len(data) < 24 or data[:8] != _PNG_MAGIC or data[12:16] != b"IHDR":
-        return None
-    width, height = struct.unpack_from(">II", data, 16)
-    return width, height
 
 
 def read_size_from_file(path: str) -> tuple[int, int, str]:
