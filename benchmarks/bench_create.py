@@ -138,13 +138,15 @@ def ours_pillow_only(items: list[dict], out_dir: Path, decode_check: bool) -> No
     (TFRECORD_LITE_FAST_PNG=0, which worker processes inherit)."""
     from tfrecord_lite import png
 
-    saved_env, saved = os.environ.get(png.ENV_SWITCH), (png._compiled, png._unavailable)
+    saved_env = os.environ.get(png.ENV_SWITCH)
+    saved = png._ready, png._started, png._compiled, png._unavailable
     os.environ[png.ENV_SWITCH] = "0"
-    png._compiled, png._unavailable = None, None
+    png._ready, png._started, png._compiled, png._unavailable = (
+        threading.Event(), False, None, None)
     try:
         ours(items, out_dir, decode_check)
     finally:
-        png._compiled, png._unavailable = saved
+        png._ready, png._started, png._compiled, png._unavailable = saved
         if saved_env is None:
             del os.environ[png.ENV_SWITCH]
         else:
@@ -257,7 +259,9 @@ def main() -> None:
     avg_kb = sum(os.path.getsize(i["filename"]) for i in jpeg) / len(jpeg) / 1024
     print(f"# JPEG files average {avg_kb:.0f} KB")
     from tfrecord_lite import images
+    from tfrecord_lite import png as fast_png
 
+    fast_png.ready()  # compiled (or read from numba's cache) before any timing
     print(f"# decoders: {images.decoders()}")
     cases = {"JPEG, decode check on          ": [(tf_pipeline, jpeg, False),
                                                  (ours, jpeg, True)]}

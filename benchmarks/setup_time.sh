@@ -5,7 +5,7 @@
 #
 #   benchmarks/setup_time.sh [RUNS]      (or `make measure-setup RUNS=2`)
 #
-# EXTRAS in the environment is passed on to make (e.g. EXTRAS=png).  Clones and logs go to
+# EXTRAS in the environment is passed on to make (e.g. EXTRAS=yolo).  Clones and logs go to
 # a temporary folder that is removed at the end, unless a run fails (its log is kept).
 set -euo pipefail
 runs=${1:-1}

@@ -11,7 +11,7 @@ import pytest
 from tfrecord_lite import __version__, png, read_records
 from tfrecord_lite.cli import main
 
-from conftest import ROOT, detection_item
+from conftest import ROOT, detection_item, fast_png_off
 
 
 def _write_dataset(tmp_path: Path, items: list[dict[str, Any]]) -> str:
@@ -148,7 +148,7 @@ def test_version(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyP
     assert __version__ in out and "CRC32C: google-crc32c (C)" in out
     assert "JPEG check: simplejpeg 1." in out
     assert f"PNG: {png.backend()}" in out
-    monkeypatch.setattr(png, "_unavailable", "numba failed: for this test")
+    fast_png_off(monkeypatch, "numba failed: for this test")
     assert main(["--version"]) == 0
     out = capsys.readouterr().out
     assert "PNG: Pillow (numba failed: for this test)" in out

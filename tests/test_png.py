@@ -9,6 +9,7 @@ import logging
 import random
 import struct
 import sys
+import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,9 +21,9 @@ from PIL import Image
 from tfrecord_lite import ImageError, images, png
 from tfrecord_lite.images import ImageOptions, prepare
 
-from conftest import DEMO, KINDS, ROOT, encode, make_image_bytes
+from conftest import DEMO, KINDS, ROOT, encode, fast_png_afresh, fast_png_off, make_image_bytes
 
-if png._kernel() is None:  # pragma: no cover - where numba has no wheels
+if not png.ready():  # pragma: no cover - where numba has no wheels
     pytest.skip(f"the fast PNG path is off here: {png.backend()}", allow_module_level=True)
 
 COLOR_TYPES = {"L": 0, "LA": 4, "RGB": 2, "RGBA": 6}
@@ -119,11 +120,6 @@ def test_the_image_data_over_many_chunks() -> None:
 
 # --- prepare() stores the same bytes with and without the fast path ---------------------
 
-def _without_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(png, "_compiled", None)
-    monkeypatch.setattr(png, "_unavailable", "off in this test")
-
-
 def _prepare_both(data: bytes, monkeypatch: pytest.MonkeyPatch,
                   options: ImageOptions | None = None) -> tuple[object, object]:
     """prepare() with the fast path, then with Pillow alone: the stored bytes or the
@@ -133,7 +129,7 @@ def _prepare_both(data: bytes, monkeypatch: pytest.MonkeyPatch,
     for switch_off in (False, True):
         with monkeypatch.context() as patch:
             if switch_off:
-                _without_fast_path(patch)
+                fast_png_off(patch)
             try:
                 outcomes.append(prepare(data, options).data)
             except ImageError as exc:
@@ -267,24 +263,21 @@ def test_damaged_pngs_get_the_same_verdict_either_way(
 
 # --- switched off, broken install, threads ---------------------------------------------
 
-def _fresh_state(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(png, "_compiled", None)
-    monkeypatch.setattr(png, "_unavailable", None)
-
-
 def test_the_environment_switches_the_fast_path_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    _fresh_state(monkeypatch)
+    fast_png_afresh(monkeypatch)
     monkeypatch.setenv(png.ENV_SWITCH, "0")
     assert png.backend() == f"Pillow ({png.ENV_SWITCH}=0)"
+    assert not png.ready()
     assert png.open_and_decode(make_image_bytes("png-rgb")) is None
 
 
 def test_a_broken_numba_install_leaves_png_to_pillow(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    _fresh_state(monkeypatch)
+    fast_png_afresh(monkeypatch)
     monkeypatch.setitem(sys.modules, "tfrecord_lite._png_kernel", None)  # import fails
     data = make_image_bytes("png-rgb")
     with caplog.at_level(logging.WARNING, logger="tfrecord_lite.png"):
+        assert not png.ready()
         assert png.open_and_decode(data) is None
         assert png.open_and_decode(data) is None
     assert [r.getMessage() for r in caplog.records] == [
@@ -293,6 +286,26 @@ def test_a_broken_numba_install_leaves_png_to_pillow(
     assert png.backend().startswith("Pillow (numba failed")
     _, pillow = _prepare_both(data, monkeypatch)
     assert prepare(data).data == pillow
+
+
+def test_a_new_process_decodes_with_pillow_until_the_loop_is_ready(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fast_png_afresh(monkeypatch)
+    gate = threading.Event()
+    prepare_for_real = png._prepare
+
+    def held_prepare() -> None:
+        gate.wait(10)
+        prepare_for_real()
+
+    monkeypatch.setattr(png, "_prepare", held_prepare)
+    data = make_image_bytes("png-rgb")
+    assert png.open_and_decode(data) is None  # starts the preparation, does not wait
+    stored = prepare(data).data  # Pillow's
+    gate.set()
+    assert png.ready(10)
+    assert png.open_and_decode(data) is not None
+    assert prepare(data).data == stored
 
 
 def test_threads_decode_as_one_thread_does(tmp_path: Path) -> None:
@@ -305,6 +318,6 @@ def test_threads_decode_as_one_thread_does(tmp_path: Path) -> None:
 
 def test_the_version_names_the_png_decoder(monkeypatch: pytest.MonkeyPatch) -> None:
     assert images.decoders().endswith("PNG: libdeflate + numba, Pillow for the rest")
-    _fresh_state(monkeypatch)
+    fast_png_afresh(monkeypatch)
     monkeypatch.setenv(png.ENV_SWITCH, "off")
     assert images.decoders().endswith(f"PNG: Pillow ({png.ENV_SWITCH}=off)")

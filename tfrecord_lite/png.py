@@ -22,9 +22,11 @@ this path succeeds Pillow would too, with the same pixels: it reads the same chu
 stops once it has the rows, and undoing a filter has only one answer (the tests compare
 both on every filter type and mode and on damaged files).
 
+The loop is compiled on a background thread, started by the first PNG a process meets
+(about 2 s the first time, then a read of numba's cache: about 0.3 s and 60 MB more in
+the process); PNG files met meanwhile go to Pillow, so a small job never waits for it.
 Without numba (not installed, or ``TFRECORD_LITE_FAST_PNG=0`` in the environment) every
-PNG goes to Pillow. numba is imported on the first PNG only: it adds about 0.1 s and
-60 MB to the process that decodes PNG files.
+PNG goes to Pillow.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import logging
 import os
 import struct
 import threading
+import zlib
 from typing import Any, Callable
 
 from PIL import Image
@@ -52,6 +55,8 @@ _BYTES_PER_PIXEL = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 
 
 _lock = threading.Lock()
+_ready = threading.Event()  # set once the loop is compiled, or known to be unavailable
+_started = False
 _compiled: Callable[..., int] | None = None
 _unavailable: str | None = None
 
@@ -73,24 +78,54 @@ def backend() -> str:
     return f"Pillow ({why})" if why else "libdeflate + numba, Pillow for the rest"
 
 
-def _kernel() -> Callable[..., int] | None:
-    """``_unfilter`` compiled (first call: about 0.5 s, or a cache read), or None."""
+def _prepare() -> None:
+    """Import the loop and compile it (about 2 s the first time, then numba's cache: about
+    0.3 s in all), on the tiny image that warms it up; then switch the path on."""
     global _compiled, _unavailable
-    if _compiled is not None or _unavailable is not None:
-        return _compiled
-    with _lock:
-        if _compiled is None and _unavailable is None:
-            why = _numba_missing()
-            if why is None:
-                try:
-                    from ._png_kernel import unfilter
+    why = _numba_missing()
+    kernel = None
+    if why is None:
+        try:
+            import deflate
 
-                    _compiled = unfilter
-                except Exception as exc:  # a broken install must not fail the job
-                    why = f"numba failed: {exc}"
-                    logger.warning("PNG files are decoded by Pillow alone: %s", why)
-            _unavailable = why
+            from ._png_kernel import unfilter
+
+            rows = deflate.zlib_decompress(zlib.compress(b"\x04\x01\x02\x03"), 4)
+            if _unfiltered(unfilter, rows, 1, 3, 3) is None:
+                raise RuntimeError("the compiled loop fails on a 1x1 image")
+            kernel = unfilter
+        except Exception as exc:  # a broken install must not fail the job
+            why = f"numba failed: {exc}"
+            logger.warning("PNG files are decoded by Pillow alone: %s", why)
+    _compiled, _unavailable = kernel, why
+    _ready.set()
+
+
+def _kernel(wait: bool = False) -> Callable[..., int] | None:
+    """The compiled loop, or None while it is off or still being prepared.
+
+    The first call starts ``_prepare`` on a background thread and, unless ``wait``,
+    returns None at once: the PNG files a process meets meanwhile go to Pillow, so a small
+    job never waits for the compiler (the stored bytes are the same either way).
+    """
+    global _started
+    if not _ready.is_set():
+        with _lock:
+            if not _started:
+                _started = True
+                threading.Thread(target=_prepare, name="tfrecord-lite-png-compile",
+                                 daemon=True).start()
+        if wait:
+            _ready.wait()
     return _compiled
+
+
+def ready(timeout: float | None = None) -> bool:
+    """Start preparing the fast path if need be and wait up to ``timeout`` seconds for it
+    (None: as long as it takes). True if PNG files now take it."""
+    _kernel()
+    _ready.wait(timeout)
+    return _compiled is not None
 
 
 def _image_data(data: bytes, offset: int) -> bytes | None:
@@ -134,7 +169,6 @@ def decode(im: Any, data: bytes) -> Any:
     if compressed is None:
         return None
     import deflate
-    import numpy as np
 
     bpp = _BYTES_PER_PIXEL[mode]
     stride = width * bpp
@@ -146,11 +180,23 @@ def decode(im: Any, data: bytes) -> Any:
     del compressed
     if len(rows) != size:
         return None
+    pixels = _unfiltered(kernel, rows, height, stride, bpp)
+    del rows
+    if pixels is None:
+        return None
+    return Image.frombytes(mode, (width, height), pixels)  # a copy: Pillow owns it
+
+
+def _unfiltered(kernel: Callable[..., int], rows: Any, height: int, stride: int,
+                bpp: int) -> Any:
+    """The pixels of ``rows`` (``height`` rows of a filter byte and ``stride`` bytes, all
+    there) as a uint8 array, or None if a row's filter type is unknown."""
+    import numpy as np
+
     pixels = np.empty(height * stride, dtype=np.uint8)
     if kernel(np.frombuffer(rows, dtype=np.uint8), height, stride, bpp, pixels) != -1:
         return None
-    del rows
-    return Image.frombytes(mode, (width, height), pixels)  # a copy: Pillow owns it
+    return pixels
 
 
 def open_and_decode(data: bytes) -> Any:
