@@ -52,7 +52,7 @@ def test_block_conversion_gives_the_bytes_of_the_whole_image_one(
     data = encode(im, fmt)
     assert prepare(data).data == images._encode_jpeg(
         Image.fromarray(_whole_image_gray8(Image.open(io.BytesIO(data))))
-        .convert("RGB"), 95).data
+        .convert("RGB"), 95, "image").data
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="Linux /proc")

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import io
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
 import simplejpeg
 from PIL import Image
 
-from tfrecord_lite import ImageError, images
+from tfrecord_lite import ImageError, images, write_dataset
 from tfrecord_lite.images import ImageOptions, jpeg_info, prepare, read_size_from_file, sniff
 
 from conftest import DEMO, KINDS, encode, make_image_bytes
@@ -140,6 +141,47 @@ def test_decompression_bomb_fails(monkeypatch: pytest.MonkeyPatch) -> None:
         with pytest.raises(ImageError) as info:
             prepare(make_image_bytes(kind))
         assert info.value.reason == "too large"
+
+
+def _wide_png(width: int) -> bytes:
+    return encode(Image.new("L", (width, 1), 200), "PNG")  # a few hundred bytes
+
+
+def test_an_image_wider_than_jpeg_allows_fails_alone(tmp_path: Path) -> None:
+    data = _wide_png(70_000)
+    with pytest.raises(ImageError, match="at most 65,500 a side") as info:
+        prepare(data)
+    assert info.value.reason == "too large"
+    stored = prepare(data, ImageOptions(max_side=1000))
+    assert (stored.width, stored.height) == (1000, 1)
+    # In a job: that item fails, the others are written.
+    (tmp_path / "wide.png").write_bytes(data)
+    (tmp_path / "ok.png").write_bytes(make_image_bytes("png-rgb"))
+    items = [{"filename": str(tmp_path / name), "id": name, "class": {"label": 0, "text": "a"}}
+             for name in ("wide.png", "ok.png")]
+    summary = write_dataset(items, "t", tmp_path / "out", 1, 1, progress=False)
+    assert (summary.written, summary.failed) == (1, 1)
+    assert "65,500 a side" in summary.failures[0]["error_msg"]
+
+
+def test_an_encoder_error_fails_the_item_not_the_shard(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Past the size check, libjpeg itself refuses the image: still the item's failure.
+    monkeypatch.setattr(images, "_JPEG_MAX_SIDE", 10**6)
+    with pytest.raises(ImageError, match="cannot be stored as JPEG") as info:
+        prepare(_wide_png(70_000), where="wide.png")
+    assert str(info.value).startswith("wide.png: ")
+
+
+def test_error_messages_name_no_memory_address() -> None:
+    # Pillow names the in-memory file with its address; the failures file of a rerun
+    # must read the same.
+    messages = set()
+    for _ in range(2):
+        with pytest.raises(ImageError) as info:
+            prepare(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, where="x.png")
+        messages.add(str(info.value))
+    (message,) = messages
+    assert "0x" not in message and "object at" not in message, message
 
 
 def test_read_size_from_file(image_file) -> None:  # type: ignore[no-untyped-def]

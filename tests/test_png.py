@@ -179,9 +179,89 @@ def test_the_corpus_is_stored_as_pillow_stores_it(tmp_path: Path,
             assert isinstance(fast, bytes) and fast == pillow, name
 
 
+class _Bits:
+    """A deflate bit writer: fields least significant bit first, Huffman codes most."""
+
+    def __init__(self) -> None:
+        self.out, self.acc, self.count = bytearray(), 0, 0
+
+    def put(self, value: int, bits: int) -> None:
+        self.acc |= value << self.count
+        self.count += bits
+        while self.count >= 8:
+            self.out.append(self.acc & 0xFF)
+            self.acc >>= 8
+            self.count -= 8
+
+    def code(self, value: int, bits: int) -> None:
+        self.put(int(format(value, f"0{bits}b")[::-1], 2), bits)
+
+    def done(self) -> bytes:
+        return bytes(self.out) + (bytes([self.acc]) if self.count else b"")
+
+
+def _canonical(lengths: list[int]) -> list[int]:
+    codes, code = [0] * len(lengths), 0
+    for length in range(1, max(lengths) + 1):
+        for symbol, n in enumerate(lengths):
+            if n == length:
+                codes[symbol] = code
+                code += 1
+        code <<= 1
+    return codes
+
+
+def _stream_with_too_many_codes(rows: bytes) -> bytes:
+    """One dynamic block declaring 288 literal/length and 32 distance codes: RFC 1951
+    allows 286 and 30, and zlib refuses it ("too many length or distance symbols");
+    libdeflate, for one, inflates it."""
+    lit, dist = [8] * 224 + [9] * 64, [5] * 32
+    lengths = [0] * 19
+    lengths[5], lengths[8], lengths[9] = 1, 2, 2
+    order = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15]
+    bits = _Bits()
+    bits.put(1, 1)  # the last block
+    bits.put(2, 2)  # dynamic Huffman codes
+    bits.put(288 - 257, 5)
+    bits.put(32 - 1, 5)
+    bits.put(19 - 4, 4)
+    for symbol in order:
+        bits.put(lengths[symbol], 3)
+    length_codes = _canonical(lengths)
+    for n in lit + dist:
+        bits.code(length_codes[n], lengths[n])
+    lit_codes = _canonical(lit)
+    for byte in rows + b"":
+        bits.code(lit_codes[byte], lit[byte])
+    bits.code(lit_codes[256], lit[256])
+    return b"\x78\x9c" + bits.done() + struct.pack(">I", zlib.adler32(rows))
+
+
+def _stream_with_distance_code_30(rows: bytes) -> bytes:
+    """One fixed-Huffman block ending in a 3-byte match with distance code 30, which RFC
+    1951 leaves undefined: zlib refuses it ("invalid distance code"); libdeflate, for one,
+    reads it as 24,577 bytes back, the base of code 29 (so the rows hold more)."""
+    fixed = [8] * 144 + [9] * 112 + [7] * 24 + [8] * 8
+    codes = _canonical(fixed)
+    bits = _Bits()
+    bits.put(1, 1)
+    bits.put(1, 2)  # fixed Huffman codes
+    for byte in rows:
+        bits.code(codes[byte], fixed[byte])
+    bits.code(codes[257], fixed[257])  # a match of 3 bytes...
+    bits.code(30, 5)  # ...at distance code 30
+    bits.put(0, 13)
+    bits.code(codes[256], fixed[256])
+    back = len(rows) - 24577
+    inflated = rows + rows[back:back + 3]  # as libdeflate has it; the checksum is of these
+    return b"\x78\x01" + bits.done() + struct.pack(">I", zlib.adler32(inflated))
+
+
 def _left_to_pillow_cases() -> dict[str, bytes]:
     pixels = _pixels("RGB", 20, 10, seed=2)
     rows = _filtered(pixels.reshape(10, 60), 3, [1] * 10)
+    big = _pixels("RGB", 200, 60, seed=4)
+    big_rows = _filtered(big.reshape(60, 600), 3, [0] * 60)
     animated = io.BytesIO()
     first = Image.fromarray(pixels)
     first.save(animated, "PNG", save_all=True, append_images=[first.rotate(180)])
@@ -194,6 +274,10 @@ def _left_to_pillow_cases() -> dict[str, bytes]:
                                   stream=zlib.compress(rows)[:-1] + b"\x00"),
         "no zlib checksum": _png("RGB", pixels, [1] * 10, stream=zlib.compress(rows)[:-4]),
         "filter type 5": _png("RGB", pixels, [1, 1, 5] + [1] * 7),
+        "too many Huffman codes": _png("RGB", pixels, [1] * 10,
+                                       stream=_stream_with_too_many_codes(rows)),
+        "distance code 30": _png("RGB", big, [0] * 60,
+                                 stream=_stream_with_distance_code_30(big_rows[:-3])),
         "interlaced": _png("RGB", pixels, [1] * 10, interlace=1),
         "animated": animated.getvalue(),
     }
@@ -288,6 +372,32 @@ def test_a_broken_numba_install_leaves_png_to_pillow(
     assert prepare(data).data == pillow
 
 
+def test_a_loop_that_fails_when_first_called_leaves_png_to_pillow(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # As numba does when its cache is corrupt, or cannot be written (a full disk).
+    from tfrecord_lite import _png_kernel
+
+    def broken(*args: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    fast_png_afresh(monkeypatch)
+    monkeypatch.setattr(_png_kernel, "unfilter", broken)
+    with caplog.at_level(logging.WARNING, logger="tfrecord_lite.png"):
+        assert not png.ready()
+    assert "No space left on device" in caplog.text
+    assert png.open_and_decode(make_image_bytes("png-rgb")) is None
+
+
+def test_numbas_own_switch_to_plain_python_leaves_png_to_pillow(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import numba
+
+    fast_png_afresh(monkeypatch)
+    monkeypatch.setattr(numba.config, "DISABLE_JIT", 1)
+    assert not png.ready()
+    assert png.backend() == "Pillow (numba failed: NUMBA_DISABLE_JIT is set)"
+
+
 def test_a_new_process_decodes_with_pillow_until_the_loop_is_ready(
         monkeypatch: pytest.MonkeyPatch) -> None:
     fast_png_afresh(monkeypatch)
@@ -317,7 +427,7 @@ def test_threads_decode_as_one_thread_does(tmp_path: Path) -> None:
 
 
 def test_the_version_names_the_png_decoder(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert images.decoders().endswith("PNG: libdeflate + numba, Pillow for the rest")
+    assert images.decoders().endswith("PNG: zlib-ng + numba, Pillow for the rest")
     fast_png_afresh(monkeypatch)
     monkeypatch.setenv(png.ENV_SWITCH, "off")
     assert images.decoders().endswith(f"PNG: Pillow ({png.ENV_SWITCH}=off)")

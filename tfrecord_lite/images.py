@@ -114,6 +114,9 @@ _CHECKED_SOF = {0xC0, 0xC1, 0xC2, 0xC9, 0xCA}
 _PROGRESSIVE_SOF = {0xC2, 0xCA}
 _NO_LENGTH = {0x01, 0xD0, 0xD1, 0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8}
 _U16 = struct.Struct(">H")
+_BUFFER_REPR = re.compile(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
+# The largest side libjpeg-turbo encodes (JPEG_MAX_DIMENSION).
+_JPEG_MAX_SIDE = 65500
 CORRUPT_DATA = ("fail", "warn")
 # libjpeg-turbo's warnings (jerror.h), by their message text: see the module docstring.
 _EXTRANEOUS = re.compile(r"Corrupt JPEG data: \d+ extraneous bytes before marker 0x([0-9a-f]{2})")
@@ -227,6 +230,7 @@ class StoredImage:
 def decoders() -> str:
     """Which decoders this installation uses for the JPEG check and for PNG input."""
     jpeg = f"simplejpeg {getattr(_simplejpeg(), '__version__', '')}".rstrip()
+    png.ready()  # what a job would find: numba imported and the loop compiled, or why not
     return f"JPEG check: {jpeg}; PNG: {png.backend()}"
 
 
@@ -315,14 +319,20 @@ def _open(data: bytes, where: str) -> Any:
             raise ImageError(
                 f"{where}: not an image (Pillow cannot identify it; starts with {data[:8]!r})",
                 "not an image") from exc
-        raise ImageError(f"{where}: corrupt {fmt} header: {exc}") from exc
+        raise ImageError(f"{where}: corrupt {fmt} header: {_message(exc)}") from exc
+
+
+def _message(exc: Exception) -> str:
+    """Pillow's message, without the address of the in-memory file it names (so that the
+    failures file of a rerun is the same)."""
+    return _BUFFER_REPR.sub("the file", str(exc)) or type(exc).__name__
 
 
 def _load(im: Any, where: str) -> None:
     try:
         im.load()
     except Exception as exc:  # truncated data, broken chunks, decoder errors
-        message = str(exc) or type(exc).__name__
+        message = _message(exc)
         if "truncated" in message:
             raise ImageError(f"{where}: truncated {im.format} file ({message})",
                              "truncated") from exc
@@ -521,9 +531,12 @@ def _fit(width: int, height: int, max_side: int | None) -> tuple[int, int] | Non
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _encode_jpeg(im: Any, quality: int) -> StoredImage:
+def _encode_jpeg(im: Any, quality: int, where: str) -> StoredImage:
     buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=quality)
+    try:
+        im.save(buf, "JPEG", quality=quality)
+    except (OSError, ValueError) as exc:  # the item's failure, not the shard's
+        raise ImageError(f"{where}: cannot be stored as JPEG: {_message(exc)}") from exc
     return StoredImage(buf.getvalue(), im.width, im.height)
 
 
@@ -570,6 +583,10 @@ def _convert(data: bytes, options: ImageOptions, where: str) -> StoredImage:
     im = _open(data, where)
     _check_pixels(im.width, im.height, where)
     target = _fit(im.width, im.height, options.max_side)
+    width, height = target or im.size
+    if max(width, height) > _JPEG_MAX_SIDE:
+        raise ImageError(f"{where}: {width}x{height} pixels cannot be stored as JPEG (at most "
+                         f"{_JPEG_MAX_SIDE:,} a side; max_side downscales)", "too large")
     pixels = im.width * im.height
     if target is not None and im.format == "JPEG":
         im.draft("RGB", target)
@@ -581,15 +598,16 @@ def _convert(data: bytes, options: ImageOptions, where: str) -> StoredImage:
         else:
             im.close()
             im = decoded
-        return _finish(_to_rgb(im), target, options)
+        return _finish(_to_rgb(im), target, options, where)
 
 
-def _finish(rgb: Any, target: tuple[int, int] | None, options: ImageOptions) -> StoredImage:
+def _finish(rgb: Any, target: tuple[int, int] | None, options: ImageOptions,
+            where: str) -> StoredImage:
     if target is not None:
         small = rgb.resize(target, Image.Resampling.LANCZOS)
         rgb.close()
         rgb = small
-    return _encode_jpeg(rgb, options.quality)
+    return _encode_jpeg(rgb, options.quality, where)
 
 
 def read_size_from_file(path: str) -> tuple[int, int, str]:
