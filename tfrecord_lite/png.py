@@ -4,9 +4,9 @@ Pillow decodes a 640x480 photo in about 6 ms here: zlib's inflate takes about 40
 undoing the row filters (mostly Paeth, one byte at a time) the rest. This module does
 the same two steps faster, and both let other threads run:
 
-* zlib-ng (the ``zlib-ng`` package) inflates the image data: about 2x zlib, with zlib's
-  own rules (a stream zlib refuses, it refuses), checking the whole stream, its Adler-32
-  checksum included;
+* libdeflate (the ``deflate`` package) inflates the image data into a buffer of exactly
+  the image's size: about 3x zlib, checking the whole stream, its Adler-32 checksum
+  included;
 * a loop compiled once by numba (``_png_kernel.py``, cached on disk) undoes the filters.
 
 Pillow still decides. It opens the file first, which checks the signature, every chunk
@@ -21,7 +21,12 @@ before the image data (with its CRC) and the header; only then does this path ta
 Anything else returns None and Pillow decodes the file as before, errors included. When
 this path succeeds Pillow would too, with the same pixels: it reads the same chunks and
 stops once it has the rows, and undoing a filter has only one answer (the tests compare
-both on every filter type and mode and on damaged files).
+both on every filter type and mode and on damaged files). One known exception: a deflate
+stream that breaks the format's limits in ways no encoder does (more than 286 literal or
+30 distance codes declared, distance code 30 or 31 used) is read by libdeflate and
+refused by zlib, so this path stores what Pillow alone would refuse. zlib-ng, which keeps
+zlib's rules, was tried: its bounded interface (a most number of bytes out) cost 15% of the
+PNG rate, and its unbounded one lets a small crafted file inflate without limit.
 
 The loop is compiled on a background thread, started by the first PNG a process meets
 (about 2 s the first time, then a read of numba's cache: about 0.3 s and 60 MB more in
@@ -67,7 +72,7 @@ def _numba_missing() -> str | None:
     switch = os.environ.get(ENV_SWITCH, "")
     if switch.strip().lower() in ("0", "false", "no", "off"):
         return f"{ENV_SWITCH}={switch}"
-    for module in ("numba", "zlib_ng"):
+    for module in ("numba", "deflate"):
         if importlib.util.find_spec(module) is None:
             return f"{module} is not installed"
     return None
@@ -76,7 +81,7 @@ def _numba_missing() -> str | None:
 def backend() -> str:
     """Which decoder PNG files get, for ``--version``."""
     why = _unavailable or _numba_missing()
-    return f"Pillow ({why})" if why else "zlib-ng + numba, Pillow for the rest"
+    return f"Pillow ({why})" if why else "libdeflate + numba, Pillow for the rest"
 
 
 def _prepare() -> None:
@@ -184,19 +189,19 @@ def decode(im: Any, data: bytes) -> Any:
     return Image.frombytes(mode, (width, height), pixels)  # a copy: Pillow owns it
 
 
-def _inflate(compressed: bytes, size: int) -> bytes | None:
+def _inflate(compressed: bytes, size: int) -> bytearray | None:
     """The zlib stream ``compressed`` inflated, if it is whole (checksum included) and
-    holds exactly ``size`` bytes; else None. Never more than ``size + 1`` bytes are made.
+    holds exactly ``size`` bytes; else None. No more than ``size`` bytes are ever made.
 
-    Bytes after the end of the stream are ignored, as Pillow ignores them."""
-    from zlib_ng import zlib_ng
+    Bytes after the end of the stream are ignored, as Pillow ignores them. libdeflate
+    reads a few streams that zlib refuses (see the module docstring)."""
+    import deflate
 
-    inflater = zlib_ng.decompressobj()
     try:
-        rows: bytes = inflater.decompress(compressed, size + 1)
-    except Exception:  # zlib_ng.error: a damaged stream, for Pillow to judge
+        rows: bytearray = deflate.zlib_decompress(compressed, size)
+    except deflate.DeflateError:  # damaged, or more than ``size`` bytes: Pillow decides
         return None
-    return rows if len(rows) == size and inflater.eof else None
+    return rows if len(rows) == size else None
 
 
 def _unfiltered(kernel: Callable[..., int], rows: Any, height: int, stride: int,
