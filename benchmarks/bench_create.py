@@ -136,14 +136,13 @@ def ours_pillow_only(items: list[dict], out_dir: Path, decode_check: bool) -> No
     from tfrecord_lite import png
 
     saved_env = os.environ.get(png.ENV_SWITCH)
-    saved = png._ready, png._started, png._compiled, png._unavailable
+    saved = png._ready, png._compiled, png._unavailable
     os.environ[png.ENV_SWITCH] = "0"
-    png._ready, png._started, png._compiled, png._unavailable = (
-        threading.Event(), False, None, None)
+    png._ready, png._compiled, png._unavailable = threading.Event(), None, None
     try:
         ours(items, out_dir, decode_check)
     finally:
-        png._ready, png._started, png._compiled, png._unavailable = saved
+        png._ready, png._compiled, png._unavailable = saved
         if saved_env is None:
             del os.environ[png.ENV_SWITCH]
         else:

@@ -46,7 +46,7 @@ def fast_png_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
     from tfrecord_lite import png
 
     monkeypatch.setattr(png, "_ready", threading.Event())
-    monkeypatch.setattr(png, "_started", False)
+    monkeypatch.setattr(png, "_lock", threading.Lock())
     monkeypatch.setattr(png, "_compiled", None)
     monkeypatch.setattr(png, "_unavailable", None)
 

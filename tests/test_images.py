@@ -164,6 +164,26 @@ def test_an_image_wider_than_jpeg_allows_fails_alone(tmp_path: Path) -> None:
     assert "65,500 a side" in summary.failures[0]["error_msg"]
 
 
+def _jpeg_with_size(width: int, height: int) -> bytes:
+    """A real JPEG whose frame header is then made to claim ``width`` x ``height``."""
+    data = bytearray(encode(Image.new("L", (16, 8), 90), "JPEG"))
+    info = jpeg_info(bytes(data))
+    assert info is not None
+    at = data.index(b"\xff\xc0") + 5  # SOF0: length, precision, then height and width
+    data[at:at + 4] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
+@pytest.mark.parametrize("size", [(65535, 2), (2, 65501)])
+@pytest.mark.parametrize("check", [True, False], ids=["check", "no-check"])
+def test_a_jpeg_wider_than_libjpeg_decodes_is_too_large(size: tuple[int, int],
+                                                        check: bool) -> None:
+    for options in (ImageOptions(decode_check=check), ImageOptions(max_side=1000)):
+        with pytest.raises(ImageError, match="decodes at most 65,500 a side") as info:
+            prepare(_jpeg_with_size(*size), options)
+        assert info.value.reason == "too large"
+
+
 def test_an_encoder_error_fails_the_item_not_the_shard(monkeypatch: pytest.MonkeyPatch) -> None:
     # Past the size check, libjpeg itself refuses the image: still the item's failure.
     monkeypatch.setattr(images, "_JPEG_MAX_SIDE", 10**6)

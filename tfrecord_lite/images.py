@@ -115,7 +115,7 @@ _PROGRESSIVE_SOF = {0xC2, 0xCA}
 _NO_LENGTH = {0x01, 0xD0, 0xD1, 0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8}
 _U16 = struct.Struct(">H")
 _BUFFER_REPR = re.compile(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
-# The largest side libjpeg-turbo encodes (JPEG_MAX_DIMENSION).
+# The largest side libjpeg-turbo decodes or encodes (JPEG_MAX_DIMENSION).
 _JPEG_MAX_SIDE = 65500
 CORRUPT_DATA = ("fail", "warn")
 # libjpeg-turbo's warnings (jerror.h), by their message text: see the module docstring.
@@ -557,6 +557,10 @@ def prepare(data: bytes, options: ImageOptions = ImageOptions(),
     warned: tuple[str, ...] = ()
     if info is not None:
         _check_pixels(info.width, info.height, where)
+        if max(info.width, info.height) > _JPEG_MAX_SIDE:  # libjpeg would call it corrupt
+            raise ImageError(f"{where}: {info.width}x{info.height} pixels: libjpeg (and so "
+                             f"TensorFlow) decodes at most {_JPEG_MAX_SIDE:,} a side",
+                             "too large")
         if options.decode_check and _checked_by_libjpeg(info):
             # Before any full decode: a frame header that claims more than the data
             # holds fails here, without a full-size buffer. A progressive JPEG needs

@@ -25,14 +25,16 @@ both on every filter type and mode and on damaged files). One known exception: a
 stream that breaks the format's limits in ways no encoder does (more than 286 literal or
 30 distance codes declared, distance code 30 or 31 used) is read by libdeflate and
 refused by zlib, so this path stores what Pillow alone would refuse. zlib-ng, which keeps
-zlib's rules, was tried: its bounded interface (a most number of bytes out) cost 15% of the
+zlib's rules, was tried: its interface with a cap on the bytes out cost 15% of the
 PNG rate, and its unbounded one lets a small crafted file inflate without limit.
 
-The loop is compiled on a background thread, started by the first PNG a process meets
-(about 2 s the first time, then a read of numba's cache: about 0.3 s and 60 MB more in
-the process); PNG files met meanwhile go to Pillow, so a small job never waits for it.
-Without numba (not installed, or ``TFRECORD_LITE_FAST_PNG=0`` in the environment) every
-PNG goes to Pillow.
+The first thread of a process to meet a PNG compiles the loop (about 2.5 s the first time
+after an install, then a read of numba's cache: about 0.3 s, and 125 MB more in the
+process, 80 MB of them shared libraries); the process's other threads decode their PNG
+files with Pillow meanwhile.
+
+Without numba (not installed, unable to run, or ``TFRECORD_LITE_FAST_PNG=0`` in the
+environment) every PNG goes to Pillow, with one warning saying why.
 """
 
 from __future__ import annotations
@@ -60,9 +62,8 @@ _CHUNK = struct.Struct(">I4s")
 _BYTES_PER_PIXEL = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 
 
-_lock = threading.Lock()
+_lock = threading.Lock()  # held by the thread preparing the loop
 _ready = threading.Event()  # set once the loop is compiled, or known to be unavailable
-_started = False
 _compiled: Callable[..., int] | None = None
 _unavailable: str | None = None
 
@@ -85,8 +86,8 @@ def backend() -> str:
 
 
 def _prepare() -> None:
-    """Import the loop and compile it (about 2 s the first time, then numba's cache: about
-    0.3 s in all), on the tiny image that warms it up; then switch the path on."""
+    """Import the loop and compile it (about 2.5 s the first time, then a read of numba's
+    cache: about 0.3 s in all), on a tiny image; then switch the path on or off."""
     global _compiled, _unavailable
     why = _numba_missing()
     kernel = None
@@ -94,45 +95,49 @@ def _prepare() -> None:
         try:
             import numba
 
-            if getattr(numba.config, "DISABLE_JIT", 0):  # the loop would run as Python, 250x slower
-                raise RuntimeError("NUMBA_DISABLE_JIT is set")
-            from ._png_kernel import unfilter
+            if getattr(numba.config, "DISABLE_JIT", 0):
+                why = "NUMBA_DISABLE_JIT is set: the loop would run as Python, 250x slower"
+            else:
+                from ._png_kernel import unfilter
 
-            rows = _inflate(zlib.compress(b"\x04\x01\x02\x03"), 4)
-            if rows is None or _unfiltered(unfilter, rows, 1, 3, 3) is None:
-                raise RuntimeError("the compiled loop fails on a 1x1 image")
-            kernel = unfilter
+                rows = _inflate(zlib.compress(b"\x04\x01\x02\x03"), 4)
+                if rows is None or _unfiltered(unfilter, rows, 1, 3, 3) is None:
+                    raise RuntimeError("the compiled loop fails on a 1x1 image")
+                kernel = unfilter
         except Exception as exc:  # a broken install must not fail the job
-            why = f"numba failed: {exc}"
+            cache = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
+            why = (f"numba failed: {exc} (if its cache is damaged, delete the _png_kernel.* "
+                   f"files in {cache} or in NUMBA_CACHE_DIR)")
+        if why is not None:
             logger.warning("PNG files are decoded by Pillow alone: %s", why)
     _compiled, _unavailable = kernel, why
     _ready.set()
 
 
 def _kernel(wait: bool = False) -> Callable[..., int] | None:
-    """The compiled loop, or None while it is off or still being prepared.
+    """The compiled loop, or None while it is off or being prepared by another thread.
 
-    The first call starts ``_prepare`` on a background thread and, unless ``wait``,
-    returns None at once: the PNG files a process meets meanwhile go to Pillow, so a small
-    job never waits for the compiler (the stored bytes are the same either way).
+    The first thread to ask prepares it (``_prepare``) before going on; threads that ask
+    meanwhile get None, unless ``wait``, and decode their PNG files with Pillow (the
+    stored bytes are the same either way). A job waits for its threads, so the compiled
+    loop always reaches numba's cache, and the next job reads it.
     """
-    global _started
     if not _ready.is_set():
-        with _lock:
-            if not _started:
-                _started = True
-                threading.Thread(target=_prepare, name="tfrecord-lite-png-compile",
-                                 daemon=True).start()
-        if wait:
+        if _lock.acquire(blocking=False):
+            try:
+                if not _ready.is_set():
+                    _prepare()
+            finally:
+                _lock.release()
+        elif wait:
             _ready.wait()
     return _compiled
 
 
-def ready(timeout: float | None = None) -> bool:
-    """Start preparing the fast path if need be and wait up to ``timeout`` seconds for it
-    (None: as long as it takes). True if PNG files now take it."""
-    _kernel()
-    _ready.wait(timeout)
+def ready() -> bool:
+    """Prepare the fast path, or wait for the thread preparing it. True if PNG files
+    now take it."""
+    _kernel(wait=True)
     return _compiled is not None
 
 
