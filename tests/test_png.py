@@ -27,6 +27,12 @@ if not png.ready():  # pragma: no cover - where numba has no wheels
     pytest.skip(f"the fast PNG path is off here: {png.backend()}", allow_module_level=True)
 
 COLOR_TYPES = {"L": 0, "LA": 4, "RGB": 2, "RGBA": 6}
+
+
+@pytest.fixture(autouse=True)
+def small_images_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests' images are small; in use, PNGs under 128x128 go to Pillow."""
+    monkeypatch.setattr(png, "MIN_PIXELS", 1)
 CHANNELS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 
 
@@ -315,6 +321,15 @@ def test_very_large_pngs_are_left_to_pillow(monkeypatch: pytest.MonkeyPatch) -> 
     assert png.open_and_decode(data) is not None
     monkeypatch.setattr(png, "MAX_PIXELS", 64 * 48 - 1)
     assert png.open_and_decode(data) is None
+
+
+def test_small_pngs_are_left_to_pillow_without_loading_numba(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.undo()  # MIN_PIXELS as shipped
+    fast_png_afresh(monkeypatch)
+    assert png.open_and_decode(make_image_bytes("png-rgb", 127, 128)) is None
+    assert not png._ready.is_set()  # not even prepared
+    assert png.open_and_decode(make_image_bytes("png-rgb", 128, 128)) is not None
 
 
 def _fix_crcs(data: bytes) -> bytes:
