@@ -415,6 +415,38 @@ def test_a_loop_that_fails_when_first_called_leaves_png_to_pillow(
     assert png.open_and_decode(make_image_bytes("png-rgb")) is None
 
 
+def test_without_a_writable_cache_folder_the_loop_is_compiled_uncached(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # numba refuses cache=True where it can write nowhere (a read-only install without
+    # a home): the loop is then compiled in each process rather than left unused.
+    import numba
+
+    from tfrecord_lite import _png_kernel
+
+    real_njit = numba.njit
+
+    def njit(**options: object) -> object:
+        if options.get("cache"):
+            raise RuntimeError("cannot cache function 'f': no locator available for file 'x'")
+        return real_njit(**options)
+
+    monkeypatch.setattr(numba, "njit", njit)
+    monkeypatch.setattr(_png_kernel, "CACHED", True)
+
+    def add_one(x: int) -> int:
+        return x + 1
+
+    compiled = _png_kernel._compiled(add_one)
+    assert compiled(41) == 42 and compiled.signatures  # compiled, not plain Python
+    assert _png_kernel.CACHED is False
+    # The job still takes the fast path, and says why each process compiles.
+    monkeypatch.setattr(numba, "njit", real_njit)
+    fast_png_afresh(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="tfrecord_lite.png"):
+        assert png.ready()
+    assert "compiled in each process" in caplog.text
+
+
 def test_numbas_own_switch_to_plain_python_leaves_png_to_pillow(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import numba

@@ -2,16 +2,35 @@
 
 See ``png.py`` for the path this serves. Bytes are widened to signed 32-bit integers
 (``_u8``) before any arithmetic: numba keeps a uint8 unsigned, and Paeth subtracts.
+
+The compiled code is cached where numba can write (``__pycache__`` beside this file,
+``NUMBA_CACHE_DIR``, or its folder under the user's cache); where it can write nowhere,
+as in a read-only install without a home, each process compiles afresh (about 2.5 s).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numba
 import numpy as np
 
 _u8 = np.int32
+CACHED = True
+"""False once numba found no folder to cache the compiled code in."""
+
+
+def _compiled(function: Callable[..., Any]) -> Any:
+    """``function`` compiled without the GIL, cached on disk if numba can."""
+    global CACHED
+    if CACHED:
+        try:
+            return numba.njit(nogil=True, cache=True)(function)
+        except RuntimeError as exc:  # "cannot cache function ...: no locator available"
+            if "cannot cache" not in str(exc):
+                raise
+            CACHED = False
+    return numba.njit(nogil=True)(function)
 
 
 @numba.njit(inline="always")
@@ -27,7 +46,7 @@ def _paeth(a: int, b: int, c: int) -> int:
     return c
 
 
-@numba.njit(nogil=True, cache=True)
+@_compiled
 def _paeth_row_3(data: Any, src: int, out: Any, dst: int, up: int, stride: int) -> None:
     """One Paeth row of RGB after the first: each channel's left and upper-left bytes
     stay in registers, the three channels interleaved (three independent chains instead
@@ -48,7 +67,7 @@ def _paeth_row_3(data: Any, src: int, out: Any, dst: int, up: int, stride: int) 
         c2 = b2
 
 
-@numba.njit(nogil=True, cache=True)
+@_compiled
 def _paeth_row_4(data: Any, src: int, out: Any, dst: int, up: int, stride: int) -> None:
     """``_paeth_row_3`` for RGBA."""
     a0 = a1 = a2 = a3 = c0 = c1 = c2 = c3 = _u8(0)
@@ -71,7 +90,7 @@ def _paeth_row_4(data: Any, src: int, out: Any, dst: int, up: int, stride: int) 
         c3 = b3
 
 
-@numba.njit(nogil=True, cache=True)
+@_compiled
 def _paeth_row(data: Any, src: int, out: Any, dst: int, up: int, stride: int,
                bpp: int) -> None:
     """One Paeth row after the first, any pixel size."""
@@ -81,7 +100,7 @@ def _paeth_row(data: Any, src: int, out: Any, dst: int, up: int, stride: int,
         out[dst + i] = (_u8(data[src + i]) + _paeth(left, _u8(out[up + i]), upper_left)) & 0xFF
 
 
-@numba.njit(nogil=True, cache=True)
+@_compiled
 def unfilter(data: Any, height: int, stride: int, bpp: int, out: Any) -> int:
     """Undo PNG's row filters (PNG specification, section 9).
 

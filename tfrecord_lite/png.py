@@ -101,8 +101,12 @@ def _prepare() -> None:
             if getattr(numba.config, "DISABLE_JIT", 0):
                 why = "NUMBA_DISABLE_JIT is set: the loop would run as Python, 250x slower"
             else:
-                from ._png_kernel import unfilter
+                from ._png_kernel import CACHED, unfilter
 
+                if not CACHED:
+                    logger.warning("numba finds no folder it can write its cache to: the PNG "
+                                   "decoder's loop is compiled in each process (about 2.5 s); "
+                                   "NUMBA_CACHE_DIR can name one")
                 rows = _inflate(zlib.compress(b"\x04\x01\x02\x03"), 4)
                 if rows is None or _unfiltered(unfilter, rows, 1, 3, 3) is None:
                     raise RuntimeError("the compiled loop fails on a 1x1 image")
@@ -110,7 +114,8 @@ def _prepare() -> None:
         except Exception as exc:  # a broken install must not fail the job
             cache = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
             why = (f"numba failed: {exc} (if its cache is damaged, delete the _png_kernel.* "
-                   f"files in {cache} or in NUMBA_CACHE_DIR)")
+                   f"files in {cache}, in NUMBA_CACHE_DIR or in numba's folder under the "
+                   "user's cache, such as ~/.cache/numba)")
         if why is not None:
             logger.warning("PNG files are decoded by Pillow alone: %s", why)
     _compiled, _unavailable = kernel, why
