@@ -596,7 +596,7 @@ def _convert(data: bytes, options: ImageOptions, where: str) -> StoredImage:
         im.draft("RGB", target)
         pixels = im.width * im.height  # the scaled size libjpeg decodes to
     with _budget.hold(pixels):
-        decoded = png.decode(im, data) if im.format == "PNG" else None
+        decoded = png.decode(im, data)  # None unless a PNG that path takes
         if decoded is None:
             _load(im, where)  # always: converting needs the pixels
         else:
