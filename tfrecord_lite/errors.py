@@ -15,6 +15,7 @@ working for callers who do not know this package::
     ├── IndexFileError                   + ValueError   an ``.idx`` file that does not fit
     ├── ExampleError                     + ValueError   an item cannot become an Example
     │   ├── ValidationError                             its annotations fail validation
+    │   ├── MaskError                                   a mask or label image cannot be made
     │   └── ExampleDecodeError                          bytes that are not an Example
     ├── DatasetError                     + ValueError   a dataset file cannot be read
     ├── ResumeError                      + ValueError   an interrupted run cannot be resumed
@@ -66,6 +67,20 @@ class ExampleError(TFRecordLiteError, ValueError):
 
 class ValidationError(ExampleError):
     """An item's annotations fail validation (e.g. a box outside [0, 1] in strict mode)."""
+
+
+class MaskError(ExampleError):
+    """A mask (or a semantic label image) cannot be made from what an object gives.
+
+    The message names where (the caller's ``where``, e.g. the object's index and key
+    path) and what is wrong. ``reason`` is a short category for summaries: "not a
+    polygon", "too few points", "out of range", "rle size", "corrupt rle", "not an
+    image", "channels", "size", "class ids".
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class DatasetError(TFRecordLiteError, ValueError):
