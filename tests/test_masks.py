@@ -4,7 +4,6 @@ in test_masks_pycocotools.py."""
 
 from __future__ import annotations
 
-import io
 import tracemalloc
 from typing import Any
 
@@ -15,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from tfrecord_lite import labels, masks, rle
+from tfrecord_lite import labels, maskpng, masks, rle
 from tfrecord_lite.errors import MaskError
 from tfrecord_lite.masks import Frame
 
@@ -249,33 +248,6 @@ def test_bad_mask_images_are_refused() -> None:
         masks.image_mask(_png(noise)[:-40], FRAME)
 
 
-# --- PNG --------------------------------------------------------------------------------
-
-def test_masks_are_8_bit_gray_pngs_of_zeros_and_ones() -> None:
-    mask = masks.polygon_mask(RECT, FRAME)
-    data = masks.encode_png(mask)
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
-    assert (data[24], data[25]) == (8, 0)  # bit depth 8, color type 0 (gray)
-    with Image.open(io.BytesIO(data)) as im:
-        assert (im.mode, im.size) == ("L", (40, 30))
-    decoded = masks.decode_png(data)
-    assert np.array_equal(decoded, mask) and set(np.unique(decoded)) == {0, 1}
-
-
-def test_png_encoding_takes_only_2d_uint8() -> None:
-    with pytest.raises(ValueError, match="2-D uint8"):
-        masks.encode_png(np.zeros((3, 3), np.int64))
-    with pytest.raises(ValueError, match="2-D uint8"):
-        masks.encode_png(np.zeros((3, 3, 1), np.uint8))
-
-
-def test_decoding_refuses_what_is_not_an_8_bit_gray_png() -> None:
-    with _raises("channels", "object 2: expected an 8-bit gray PNG, got PNG RGB"):
-        masks.decode_png(_png(np.zeros((2, 2, 3), np.uint8)), where="object 2")
-    with _raises("not an image", "does not decode as PNG"):
-        masks.decode_png(b"\x89PNG\r\n\x1a\n broken")
-
-
 # --- label images -----------------------------------------------------------------------
 
 def _voc_label(height: int = 30, width: int = 40) -> np.ndarray:
@@ -297,7 +269,7 @@ def _palette_png(ids: np.ndarray) -> bytes:
 def test_a_palette_label_image_gives_its_indices_with_255_kept() -> None:
     ids = _voc_label()
     stored = labels.label_png(_palette_png(ids), FRAME)
-    assert masks.decode_png(stored).tolist() == ids.tolist()
+    assert maskpng.decode(stored).tolist() == ids.tolist()
     assert (stored[24], stored[25]) == (8, 0)
 
 
@@ -312,7 +284,7 @@ def test_gray_label_pngs_of_fewer_bits_give_their_ids(bits: int) -> None:
     im = Image.fromarray(ids.astype(bool)) if bits == 1 else Image.fromarray(ids)
     data = encode(im, "PNG", **({} if bits == 1 else {"bits": bits}))
     assert data[24] == bits
-    assert masks.decode_png(labels.label_png(data, FRAME)).tolist() == ids.tolist()
+    assert maskpng.decode(labels.label_png(data, FRAME)).tolist() == ids.tolist()
 
 
 def test_a_16_bit_label_png_gives_its_ids_up_to_255() -> None:
@@ -326,8 +298,8 @@ def test_a_16_bit_label_png_gives_its_ids_up_to_255() -> None:
 def test_a_label_image_is_resized_nearest_neighbour_for_max_side() -> None:
     ids = _voc_label()
     stored = labels.label_png(_palette_png(ids), Frame(30, 40, 11, 17))
-    _as_pillow_resizes(masks.decode_png(stored), ids)
-    assert set(np.unique(masks.decode_png(stored))) <= {0, 7, 15, 255}
+    _as_pillow_resizes(maskpng.decode(stored), ids)
+    assert set(np.unique(maskpng.decode(stored))) <= {0, 7, 15, 255}
 
 
 def test_bad_label_images_are_refused() -> None:

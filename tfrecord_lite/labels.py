@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import maskpng
 from .errors import MaskError
-from .masks import Frame, encode_png, open_image, resize_nearest
+from .masks import Frame, open_image, resize_nearest
 
 FORMAT = "png"
 """The value of ``image/segmentation/class/format``."""
@@ -76,7 +77,7 @@ def label_png(data: bytes, frame: Frame, where: str = "segmentation") -> bytes:
     ids = label_ids(data, frame, where)
     if _png_gray_bits(data) == 8 and not frame.resized:
         return data
-    return encode_png(ids)
+    return maskpng.encode(ids)
 
 
 def _png_gray_bits(data: bytes) -> int:

@@ -14,11 +14,10 @@ Every mask is made at the stored image's size (``Frame``): polygons are drawn th
 RLE is sampled there and mask images resized there, nearest-neighbour, so a mask costs
 one byte a stored pixel, never one of the original's, and is encoded before the next.
 
-``encode_png`` writes what the TensorFlow Object Detection API's
-``create_coco_tf_record.py --include_masks`` and the Model Garden's
-``official/vision/data/create_coco_tf_record.py`` write for ``image/object/mask``: an
-8-bit grayscale PNG whose pixels are 0 and 1, saved by Pillow with its defaults (the
-same bytes, for the same Pillow). Their decoders read it with
+A record stores each mask as ``maskpng.encode`` writes it: what the TensorFlow Object
+Detection API's ``create_coco_tf_record.py --include_masks`` and the Model Garden's
+``official/vision/data/create_coco_tf_record.py`` store as ``image/object/mask``, an
+8-bit gray PNG whose pixels are 0 and 1, which their decoders read with
 ``tf.io.decode_png(..., channels=1)``.
 
 numpy and Pillow suffice. pycocotools, COCO's reference, is not a dependency: it would
@@ -223,30 +222,3 @@ def image_mask(data: bytes, frame: Frame, where: str = "mask") -> np.ndarray:
     with open_image(data, frame, where, "the mask image") as im:
         pixels = np.asarray(im)
     return resize_nearest(pixels != 0, frame).astype(np.uint8)
-
-
-def encode_png(mask: np.ndarray) -> bytes:
-    """An 8-bit single-channel PNG of a 2-D uint8 array (a 0/1 mask, or class ids)."""
-    if mask.dtype != np.uint8 or mask.ndim != 2:
-        raise ValueError(f"expected a 2-D uint8 array, got {mask.ndim}-D {mask.dtype}")
-    out = io.BytesIO()
-    Image.fromarray(mask).save(out, format="PNG")
-    return out.getvalue()
-
-
-def decode_png(data: bytes, where: str = "mask") -> np.ndarray:
-    """The uint8 pixels of an 8-bit single-channel PNG (a stored mask or label image).
-
-    Raises:
-        MaskError: not a PNG, not 8-bit single-channel, or damaged.
-    """
-    try:
-        im = Image.open(io.BytesIO(data))
-        im.load()
-    except Exception as exc:  # Pillow raises many kinds for damaged data
-        raise MaskError(f"{where}: does not decode as PNG ({exc})", "not an image") from exc
-    with im:
-        if im.format != "PNG" or im.mode != "L":
-            raise MaskError(f"{where}: expected an 8-bit gray PNG, got {im.format} {im.mode}",
-                            "channels")
-        return np.asarray(im)

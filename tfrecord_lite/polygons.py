@@ -24,8 +24,8 @@ A mask for an image stored smaller (``max_side``) is drawn at the stored size, f
 polygon scaled by ``stored_width / width`` and ``stored_height / height``: exactly what
 pycocotools draws of that scaled polygon at that size.
 
-Memory: one byte per pixel for the polygon being drawn, besides the mask; the points of
-the walk (five a pixel of outline) are gone when it is drawn.
+Memory: besides the mask, one byte a pixel of the polygon's bounding box while it is
+drawn, and the points of the walk (five a pixel of outline).
 """
 
 from __future__ import annotations
@@ -112,19 +112,25 @@ def rasterize(polygons: Sequence[np.ndarray], height: int, width: int,
               scale_x: float = 1.0, scale_y: float = 1.0) -> np.ndarray:
     """The ``height`` x ``width`` 0/1 uint8 mask of the union of ``polygons`` (arrays of
     (x, y) pixel coordinates, times ``scale_x`` and ``scale_y``), by pycocotools' rule."""
-    column_major = np.zeros(height * width + 1, np.uint8)
+    mask = np.zeros((height, width), np.uint8)
     for points in polygons:
-        crossings = _crossings(points[:, 0] * scale_x, points[:, 1] * scale_y, height, width)
-        if crossings.size == 0:
+        cols, rows = _crossings(points[:, 0] * scale_x, points[:, 1] * scale_y, height, width)
+        if cols.size == 0:
             continue
-        first, last = int(crossings.min()), int(crossings.max())
-        odd = (np.bincount(crossings - first) & 1).astype(np.uint8)
-        column_major[first:last + 1] |= np.bitwise_xor.accumulate(odd)
-    return np.ascontiguousarray(column_major[:-1].reshape(width, height).T)
+        # Only the box of the crossings: a column has an even number of them, so every
+        # pixel outside the box is off. A crossing in row ``height`` ends its column.
+        left, top = int(cols.min()), int(rows.min())
+        box_width = int(cols.max()) - left + 1
+        flips = np.zeros((int(rows.max()) - top + 1, box_width), np.uint8)
+        np.bitwise_xor.at(flips.reshape(-1), (rows - top) * box_width + (cols - left), 1)
+        inside = np.bitwise_xor.accumulate(flips, axis=0)[:height - top]
+        mask[top:top + inside.shape[0], left:left + box_width] |= inside
+    return mask
 
 
-def _crossings(x: np.ndarray, y: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Column-major positions (column * height + row) where the outline enters or leaves."""
+def _crossings(x: np.ndarray, y: np.ndarray, height: int,
+               width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The columns and rows where the outline enters or leaves the polygon's inside."""
     # 1. Vertices on the 5x grid, rounded half up as C's (int)(v + .5) does.
     x0 = np.trunc(SCALE * x + 0.5).astype(np.int64)
     y0 = np.trunc(SCALE * y + 0.5).astype(np.int64)
@@ -156,4 +162,4 @@ def _crossings(x: np.ndarray, y: np.ndarray, height: int, width: int) -> np.ndar
     moves = moves[inside]
     row = (np.minimum(v[moves], v[moves - 1]) + 0.5) / SCALE - 0.5
     row = np.ceil(np.clip(row, 0, height))
-    return column[inside].astype(np.int64) * height + row.astype(np.int64)
+    return column[inside].astype(np.int64), row.astype(np.int64)

@@ -1,0 +1,114 @@
+"""8-bit gray PNG files of masks and label images, written quickly.
+
+A record stores each object's 0/1 mask as a PNG of the whole image, as the TensorFlow
+Object Detection API's and the Model Garden's ``create_coco_tf_record.py`` do, and most
+of its rows are zero: an object seldom spans more than a fraction of the image. Pillow's
+encoder spends most of its time compressing those zeros. This writer compresses only
+the band of rows that holds a nonzero pixel (zlib, Pillow's default level), and writes
+the zero rows above and below it from pieces of compressed zeros made once per process
+(one for each power of two bytes up to 1 MiB). A zlib stream may be made of such
+pieces: each ends on a byte boundary (a sync flush), and the checksum (Adler-32) of a
+run of zeros follows from its length.
+
+The file is an ordinary PNG, 8-bit gray, its rows unfiltered: decoders (Pillow, libpng,
+``tf.io.decode_png``) give the same pixels as from Pillow's own file, which is a little
+smaller. The tests decode both and compare.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from functools import cache
+
+import numpy as np
+from PIL import Image
+
+from .errors import MaskError
+
+LEVEL = 6
+"""zlib's compression level for the rows that hold nonzero pixels (Pillow's default)."""
+
+_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_ZLIB_HEADER = b"\x78\x9c"  # deflate, 32 KiB window, the default level
+_LAST_BLOCK = zlib.compressobj(LEVEL, zlib.DEFLATED, -15).flush()  # empty and final
+_ADLER = 65521
+_LARGEST_PIECE = 20  # 1 MiB of zeros
+
+
+def _deflate(data: bytes) -> bytes:
+    """Raw deflate of ``data`` ending on a byte boundary, to be followed by more."""
+    compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, -15)
+    return compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+
+
+@cache
+def _zeros(power: int) -> bytes:
+    """Raw deflate of 2**power zero bytes (power <= 20: at most 21 pieces, a few KB)."""
+    return _deflate(bytes(1 << power))
+
+
+def _zero_run(count: int, out: list[bytes]) -> None:
+    """Append the deflate of ``count`` zero bytes to ``out``, from the cached pieces."""
+    whole, rest = divmod(count, 1 << _LARGEST_PIECE)
+    out.extend([_zeros(_LARGEST_PIECE)] * whole)
+    for power in range(_LARGEST_PIECE):
+        if rest >> power & 1:
+            out.append(_zeros(power))
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(
+        ">I", zlib.crc32(data, zlib.crc32(kind)))
+
+
+def encode(array: np.ndarray) -> bytes:
+    """An 8-bit gray PNG of a 2-D uint8 array (a 0/1 mask, or class ids).
+
+    Raises:
+        ValueError: not a 2-D uint8 array, or an empty one.
+    """
+    if array.dtype != np.uint8 or array.ndim != 2 or array.size == 0:
+        raise ValueError(f"expected a non-empty 2-D uint8 array, got a {array.ndim}-D "
+                         f"{array.dtype} one of shape {array.shape}")
+    height, width = array.shape
+    row_bytes = width + 1  # each row starts with its filter type, 0 (none)
+    used = np.flatnonzero(array.any(axis=1))
+    top, bottom = (int(used[0]), int(used[-1]) + 1) if used.size else (height, height)
+    pieces: list[bytes] = [_ZLIB_HEADER]
+    a, b = 1, 0  # Adler-32: the sum of the bytes + 1, and the sum of those sums
+    _zero_run(top * row_bytes, pieces)
+    b = (b + top * row_bytes * a) % _ADLER  # a run of zeros leaves a alone
+    if bottom > top:
+        rows = np.zeros((bottom - top, row_bytes), np.uint8)
+        rows[:, 1:] = array[top:bottom]
+        band = rows.tobytes()
+        pieces.append(_deflate(band))
+        adler = zlib.adler32(band, b << 16 | a)
+        a, b = adler & 0xFFFF, adler >> 16
+    tail = (height - bottom) * row_bytes
+    _zero_run(tail, pieces)
+    b = (b + tail * a) % _ADLER
+    pieces += [_LAST_BLOCK, struct.pack(">I", b << 16 | a)]
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit gray
+    return b"".join([_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", b"".join(pieces)),
+                     _chunk(b"IEND", b"")])
+
+
+def decode(data: bytes, where: str = "mask") -> np.ndarray:
+    """The uint8 pixels of an 8-bit gray PNG (a stored mask or label image).
+
+    Raises:
+        MaskError: not a PNG, not 8-bit gray, or damaged.
+    """
+    try:
+        im = Image.open(io.BytesIO(data))
+        im.load()
+    except Exception as exc:  # Pillow raises many kinds for damaged data
+        raise MaskError(f"{where}: does not decode as PNG ({exc})", "not an image") from exc
+    with im:
+        if im.format != "PNG" or im.mode != "L":
+            raise MaskError(f"{where}: expected an 8-bit gray PNG, got {im.format} {im.mode}",
+                            "channels")
+        return np.asarray(im)
