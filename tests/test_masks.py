@@ -340,3 +340,18 @@ def test_polygon_and_rle_masks_of_a_large_image_are_made_at_the_stored_size() ->
     assert polygon.shape == rle_half.shape == (100, 100)
     assert polygon.sum() == 80 * 80 and not rle_half[:, :50].any() and rle_half[:, 50:].all()
     assert peak < 2_000_000, f"{peak:,} bytes at the peak"
+
+
+def test_a_polygon_of_many_long_edges_is_walked_a_piece_at_a_time() -> None:
+    """2,000 edges across a 640x480 image (a walk of 6 million points): the points
+    would take hundreds of MB at once."""
+    xs = np.where(np.arange(2000) % 2 == 0, 0.0, 640.0)
+    zigzag = np.stack([xs, np.linspace(0, 480, 2000)], axis=1).ravel().tolist()
+    tracemalloc.start()
+    try:
+        mask = masks.polygon_mask([zigzag], Frame(480, 640))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert 0 < mask.sum() < mask.size
+    assert peak < 40_000_000, f"{peak:,} bytes at the peak"

@@ -83,7 +83,9 @@ _STYLE = st.sampled_from(["float", "2 decimals", "0.1 grid", "0.5 grid"])
 
 
 @st.composite
-def polygon_sets(draw: Any) -> tuple[list[list[float]], Frame]:
+def polygon_sets(draw: Any, outside: float = 0.0) -> tuple[list[list[float]], Frame]:
+    """Polygons of 1 to 3 parts in an image of up to 48x48, drawn at its size or smaller;
+    with ``outside``, vertices up to that many image sizes outside it."""
     height, width = draw(_SIDE), draw(_SIDE)
     stored = (draw(st.integers(1, height)), draw(st.integers(1, width))) \
         if draw(st.booleans()) else (height, width)
@@ -93,13 +95,14 @@ def polygon_sets(draw: Any) -> tuple[list[list[float]], Frame]:
         points = draw(st.integers(3, 12))
         coords = []
         for i in range(2 * points):
-            v = draw(st.floats(0, width if i % 2 == 0 else height))
+            size = width if i % 2 == 0 else height
+            v = draw(st.floats(-outside * size, (1 + outside) * size))
             if style == "2 decimals":
                 v = round(v, 2)
             elif style != "float":
                 step = 0.1 if style == "0.1 grid" else 0.5
                 v = round(v / step) * step
-            coords.append(min(v, float(width if i % 2 == 0 else height)))
+            coords.append(min(max(v, -outside * size), (1 + outside) * size))
         parts.append(coords)
     return parts, Frame(height, width, *stored)
 
@@ -108,6 +111,24 @@ def polygon_sets(draw: Any) -> tuple[list[list[float]], Frame]:
 @given(polygon_sets())
 def test_random_polygons_agree(case: tuple[list[list[float]], Frame]) -> None:
     parts, frame = case
+    assert_agrees(masks.polygon_mask(parts, frame), reference_polygons(parts, frame))
+
+
+@settings(max_examples=300, deadline=None)
+@given(polygon_sets(outside=0.5))
+def test_random_polygons_reaching_outside_the_image_agree_in_lenient_mode(
+        case: tuple[list[list[float]], Frame]) -> None:
+    parts, frame = case
+    got = masks.polygon_mask(parts, frame, strict=False)
+    assert_agrees(got, reference_polygons(parts, frame))
+
+
+def test_a_polygon_walked_in_many_pieces_agrees() -> None:
+    """A zigzag of 300 edges across a 640x480 image: a walk of 900,000 points."""
+    xs = np.where(np.arange(300) % 2 == 0, 0.5, 639.5)
+    ys = np.linspace(1, 479, 300).round(2)
+    parts = [np.stack([xs, ys], axis=1).ravel().tolist()]
+    frame = Frame(480, 640)
     assert_agrees(masks.polygon_mask(parts, frame), reference_polygons(parts, frame))
 
 

@@ -10,9 +10,10 @@ The forms:
 * a mask image file (single channel: palette, gray, 1-bit or 16-bit; nonzero is 1), of
   the image's size.
 
-Every mask is made at the stored image's size (``Frame``): polygons are drawn there,
-RLE is sampled there and mask images resized there, nearest-neighbour, so a mask costs
-one byte a stored pixel, never one of the original's, and is encoded before the next.
+Every mask is made at the stored image's size (``Frame``), smaller than the original's
+after ``max_side`` downscaling: polygons are drawn there and RLE is sampled there,
+nearest-neighbour, without a mask of the original's size; a mask image file is decoded
+whole, then resized there. One mask at a time: each is to be encoded before the next.
 
 A record stores each mask as ``maskpng.encode`` writes it: what the TensorFlow Object
 Detection API's ``create_coco_tf_record.py --include_masks`` and the Model Garden's
@@ -65,8 +66,9 @@ class Frame:
         """The original's row under the centre of each stored row (nearest-neighbour).
 
         Row ``floor((i + 1/2) * height / stored_height)``, in exact arithmetic: a centre
-        that falls on the line between two rows takes the lower one. Pillow's NEAREST
-        takes the same rows but at such ties, where its floating point goes either way.
+        that falls on the line between two rows takes the row below it. Pillow's and
+        TensorFlow's nearest-neighbour resizing take the same rows but at such ties,
+        where their floating point goes either way.
         """
         return _nearest(self.height, self.stored_height)
 

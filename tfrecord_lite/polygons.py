@@ -25,12 +25,12 @@ polygon scaled by ``stored_width / width`` and ``stored_height / height``: exact
 pycocotools draws of that scaled polygon at that size.
 
 Memory: besides the mask, one byte a pixel of the polygon's bounding box while it is
-drawn, and the points of the walk (five a pixel of outline).
+drawn, and the points of the walk (five a pixel of outline), a bounded number at a time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,8 @@ from .errors import MaskError
 
 SCALE = 5
 """The grid the outline is walked on, in points a pixel (pycocotools' ``scale``)."""
+_CHUNK = 1 << 18
+"""Points of the walk made at a time: a polygon of many long edges costs no more."""
 MARGIN = 1.0
 """How far outside the image a vertex may lie, in image sizes, when vertices outside
 are allowed (``strict=False``): farther than that is refused in any mode, as a walk
@@ -114,23 +116,26 @@ def rasterize(polygons: Sequence[np.ndarray], height: int, width: int,
     (x, y) pixel coordinates, times ``scale_x`` and ``scale_y``), by pycocotools' rule."""
     mask = np.zeros((height, width), np.uint8)
     for points in polygons:
-        cols, rows = _crossings(points[:, 0] * scale_x, points[:, 1] * scale_y, height, width)
-        if cols.size == 0:
+        x, y = points[:, 0] * scale_x, points[:, 1] * scale_y
+        # The crossings lie within a pixel of the vertices' box: outside it every pixel
+        # is off. A crossing in row ``height`` only ends its column.
+        left, right = max(0, int(np.floor(x.min())) - 1), min(width - 1, int(np.ceil(x.max())) + 1)
+        top, bottom = max(0, int(np.floor(y.min())) - 1), min(height, int(np.ceil(y.max())) + 1)
+        if left > right or top > bottom:
             continue
-        # Only the box of the crossings: a column has an even number of them, so every
-        # pixel outside the box is off. A crossing in row ``height`` ends its column.
-        left, top = int(cols.min()), int(rows.min())
-        box_width = int(cols.max()) - left + 1
-        flips = np.zeros((int(rows.max()) - top + 1, box_width), np.uint8)
-        np.bitwise_xor.at(flips.reshape(-1), (rows - top) * box_width + (cols - left), 1)
+        box_width = right - left + 1
+        flips = np.zeros((bottom - top + 1, box_width), np.uint8)
+        for cols, rows in _crossings(x, y, height, width):
+            np.bitwise_xor.at(flips.reshape(-1), (rows - top) * box_width + (cols - left), 1)
         inside = np.bitwise_xor.accumulate(flips, axis=0)[:height - top]
-        mask[top:top + inside.shape[0], left:left + box_width] |= inside
+        mask[top:top + inside.shape[0], left:right + 1] |= inside
     return mask
 
 
 def _crossings(x: np.ndarray, y: np.ndarray, height: int,
-               width: int) -> tuple[np.ndarray, np.ndarray]:
-    """The columns and rows where the outline enters or leaves the polygon's inside."""
+               width: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The columns and rows where the outline enters or leaves the polygon's inside, a
+    few edges at a time (up to ``_CHUNK`` points of the walk, or one longer edge)."""
     # 1. Vertices on the 5x grid, rounded half up as C's (int)(v + .5) does.
     x0 = np.trunc(SCALE * x + 0.5).astype(np.int64)
     y0 = np.trunc(SCALE * y + 0.5).astype(np.int64)
@@ -146,20 +151,28 @@ def _crossings(x: np.ndarray, y: np.ndarray, height: int,
         slope = np.where(along_x, (ye - ys) / dx, (xe - xs) / dy)
     slope[steps == 0] = 0.0
     counts = steps + 1
-    edge = np.repeat(np.arange(x0.size), counts)
-    step = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-    t = np.where(flip[edge], steps[edge] - step, step)  # in the edge's own direction
-    on_x = along_x[edge]
-    minor = np.trunc(np.where(on_x, ys[edge], xs[edge]) + slope[edge] * t + 0.5)
-    u = np.where(on_x, xs[edge] + t, minor).astype(np.int64)
-    v = np.where(on_x, minor, ys[edge] + t).astype(np.int64)
-    del edge, step, t, on_x, minor
-    # 3. Steps to the next x: the column whose centre they cross, the row below it.
-    moves = np.flatnonzero(u[1:] != u[:-1]) + 1
-    u_now, u_before = u[moves], u[moves - 1]
-    column = (np.where(u_now < u_before, u_now, u_now - 1) + 0.5) / SCALE - 0.5
-    inside = (np.floor(column) == column) & (column >= 0) & (column <= width - 1)
-    moves = moves[inside]
-    row = (np.minimum(v[moves], v[moves - 1]) + 0.5) / SCALE - 0.5
-    row = np.ceil(np.clip(row, 0, height))
-    return column[inside].astype(np.int64), row.astype(np.int64)
+    ends = np.cumsum(counts)
+    last_u = last_v = np.zeros(0, np.int64)  # the walk's point before this chunk's
+    first = 0
+    while first < x0.size:
+        limit = ends[first] - counts[first] + _CHUNK
+        stop = max(first + 1, int(np.searchsorted(ends, limit, side="right")))
+        n = counts[first:stop]
+        edge = np.repeat(np.arange(first, stop), n)
+        step = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+        t = np.where(flip[edge], steps[edge] - step, step)  # in the edge's own direction
+        on_x = along_x[edge]
+        minor = np.trunc(np.where(on_x, ys[edge], xs[edge]) + slope[edge] * t + 0.5)
+        u = np.concatenate((last_u, np.where(on_x, xs[edge] + t, minor).astype(np.int64)))
+        v = np.concatenate((last_v, np.where(on_x, minor, ys[edge] + t).astype(np.int64)))
+        del edge, step, t, on_x, minor
+        # 3. Steps to the next x: the column whose centre they cross, the row below it.
+        moves = np.flatnonzero(u[1:] != u[:-1]) + 1
+        u_now, u_before = u[moves], u[moves - 1]
+        column = (np.where(u_now < u_before, u_now, u_now - 1) + 0.5) / SCALE - 0.5
+        inside = (np.floor(column) == column) & (column >= 0) & (column <= width - 1)
+        moves = moves[inside]
+        row = (np.minimum(v[moves], v[moves - 1]) + 0.5) / SCALE - 0.5
+        yield column[inside].astype(np.int64), np.ceil(np.clip(row, 0, height)).astype(np.int64)
+        last_u, last_v = u[-1:], v[-1:]
+        first = stop
