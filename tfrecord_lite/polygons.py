@@ -39,7 +39,7 @@ from .errors import MaskError
 
 SCALE = 5
 """The grid the outline is walked on, in points a pixel (pycocotools' ``scale``)."""
-_CHUNK = 1 << 18
+_CHUNK = 1 << 16
 """Points of the walk made at a time: a polygon of many long edges costs no more."""
 MARGIN = 1.0
 """How far outside the image a vertex may lie, in image sizes, when vertices outside
