@@ -291,8 +291,12 @@ def test_a_16_bit_label_png_gives_its_ids_up_to_255() -> None:
     ids = _voc_label().astype(np.uint16)
     assert labels.label_ids(encode(Image.fromarray(ids), "PNG"), FRAME).tolist() == ids.tolist()
     ids[0, 0] = 300
-    with _raises("class ids", "seg.png: the label image holds the id 300"):
+    with _raises("class ids", "seg.png: the label image holds the id 300; ids must be 0 "):
         labels.label_ids(encode(Image.fromarray(ids), "PNG"), FRAME, where="seg.png")
+    negative = _voc_label().astype(np.int32)
+    negative[1, 1] = -1
+    with _raises("class ids", "the label image holds the id -1"):
+        labels.label_ids(encode(Image.fromarray(negative), "TIFF"), FRAME)
 
 
 def test_a_label_image_is_resized_nearest_neighbour_for_max_side() -> None:

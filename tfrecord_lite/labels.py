@@ -59,10 +59,10 @@ def label_ids(data: bytes, frame: Frame, where: str = "segmentation") -> np.ndar
         raise MaskError(f"{where}: the label image has floating-point pixels; class ids "
                         "must be whole numbers", "class ids")
     else:  # 16- or 32-bit gray
-        top = int(pixels.max())
-        if top > 255 or int(pixels.min()) < 0:
-            raise MaskError(f"{where}: the label image holds the id {top}; ids must be "
-                            "0 to 255 to be stored as an 8-bit PNG", "class ids")
+        low, high = int(pixels.min()), int(pixels.max())
+        if low < 0 or high > 255:
+            raise MaskError(f"{where}: the label image holds the id {low if low < 0 else high}"
+                            "; ids must be 0 to 255 to be stored as an 8-bit PNG", "class ids")
         ids = pixels.astype(np.uint8)
     return np.ascontiguousarray(resize_nearest(ids, frame))
 
