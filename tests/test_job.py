@@ -54,8 +54,6 @@ def test_manifest_records_the_recorded_fields_in_order() -> None:
     assert options.manifest() == {"shuffle": False, "seed": None, "store_images": True,
                                   "compression": "none", "quality": 95, "max_side": None,
                                   "decode_check": True, "validation": "strict", "root": None}
-    assert "resume" not in options.keywords(local=False)
-    assert options.keywords()["fsync"] is True
 
 
 def test_seeded_keeps_a_given_seed_else_the_earlier_one_else_a_new_one() -> None:
@@ -90,11 +88,11 @@ def test_write_dataset_refuses_bad_options_before_touching_files(tmp_path: Path)
 
 def test_the_package_imports_neither_pillow_nor_the_runner() -> None:
     code = ("import sys, tfrecord_lite; "
-            "print(sorted({'PIL', 'tfrecord_lite.writer'} & set(sys.modules)))")
+            "print(sorted({'PIL', 'tfrecord_lite.local'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT)
     assert done.stdout.strip() == "[]", done.stderr
-    assert tfrecord_lite.create is tfrecord_lite.writer.create  # loaded on first use
+    assert tfrecord_lite.create is tfrecord_lite.local.create  # loaded on first use
 
 
 def test_storage_error_is_the_library_error() -> None:

@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import detection_item, make_image_bytes
-from tfrecord_lite import JsonLines, processes, writer
+from tfrecord_lite import JsonLines, processes
 from tfrecord_lite.cli import main
 from tfrecord_lite.errors import DatasetError, WriteError
-from tfrecord_lite.writer import default_processes, write_dataset
+from tfrecord_lite.local import write_dataset
+from tfrecord_lite.processes import default_processes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,9 +88,9 @@ def test_default_processes_rule() -> None:
     assert default_processes(shards=10, items_=15_000, cores=8) == 3
     assert default_processes(shards=64, items_=100_000, cores=16) == 16
     # given: as given (no more than the shards); by default: threads shared out
-    assert writer._processes_and_threads(3, 2, shards=10, items_=10) == (3, 2)
-    assert writer._processes_and_threads(3, 2, shards=2, items_=10) == (2, 2)
-    count, threads = writer._processes_and_threads(None, 4, shards=100, items_=10**6)
+    assert processes.processes_and_threads(3, 2, shards=10, items_=10) == (3, 2)
+    assert processes.processes_and_threads(3, 2, shards=2, items_=10) == (2, 2)
+    count, threads = processes.processes_and_threads(None, 4, shards=100, items_=10**6)
     assert count == default_processes(100, 10**6, processes.cores())
     assert threads == max(1, 4 // count)
 

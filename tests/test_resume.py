@@ -30,7 +30,7 @@ SHARDS = 6
 CHILD = """
 import itertools, json, os, sys
 sys.path.insert(0, {tests!r})
-from tfrecord_lite import journal, writer
+from tfrecord_lite import journal, local
 
 items_path, out, die_in, die_at, resume = sys.argv[1:6]
 items = json.load(open(items_path))
@@ -50,11 +50,11 @@ def dying(module, name, after):
 
 if die_in != "none":
     where, when = die_in.split(":")
-    module, function = {{"replace": (writer.storage.os, "replace"), "journal": (journal, "add"),
-                        "rename": (writer.storage.Folder, "rename")}}[where]
+    module, function = {{"replace": (local.storage.os, "replace"), "journal": (journal, "add"),
+                        "rename": (local.storage.Folder, "rename")}}[where]
     dying(module, function, when == "after")
 print("started", flush=True)
-writer.write_dataset(items, "t", out, {shards}, 2, shuffle=True, seed=11,
+local.write_dataset(items, "t", out, {shards}, 2, shuffle=True, seed=11,
                      resume=resume == "1", progress=False)
 """
 

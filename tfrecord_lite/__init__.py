@@ -2,7 +2,7 @@
 
 Heavy modules (Pillow, numpy, tqdm) are imported only when a job needs them, so
 ``import tfrecord_lite`` stays fast: the job's names (``create``, ``write_dataset``, ...)
-load the local runner (``writer``, which needs Pillow) on first use.
+load the local runner (``local``, which needs Pillow) on first use.
 """
 
 from __future__ import annotations
@@ -38,17 +38,17 @@ from .records import TFRecordWriter
 from .verify import stats, verify_files
 
 if TYPE_CHECKING:
-    from .writer import JobSummary, ValidationReport, create, validate_dataset, write_dataset
+    from .local import JobSummary, ValidationReport, create, validate_dataset, write_dataset
 
 # Names of the local runner, imported from it on first use (it imports Pillow).
-_FROM_WRITER = ("JobSummary", "ValidationReport", "create", "validate_dataset", "write_dataset")
+_FROM_LOCAL = ("JobSummary", "ValidationReport", "create", "validate_dataset", "write_dataset")
 
 
 def __getattr__(name: str) -> Any:
-    if name in _FROM_WRITER:
-        from . import writer
+    if name in _FROM_LOCAL:
+        from . import local
 
-        value = getattr(writer, name)
+        value = getattr(local, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -47,6 +47,7 @@ from .errors import (
     RecordError,
     TFRecordLiteError,
     WriteError,
+    write_errors,
 )
 from .example import RECORD_FIELDS, feature_values
 from .framing import DEFAULT_MAX_RECORD_SIZE
@@ -411,43 +412,9 @@ def _byte_size(text: str) -> int:
     return value
 
 
-def _write_failures(output_dir: str, prefix: str, failures: list[dict[str, Any]]) -> str:
-    """Write ``{prefix}.failures.json`` whole (for the Beam runner: the local job writes
-    its own); returns where it is."""
-    from .job import failures_json  # the job core (Pillow): imported when a job runs
-
-    out = storage.folder(output_dir)
-    name = failures_name(prefix)
-    try:
-        out.write(name, failures_json(failures))
-    except OSError as exc:
-        raise WriteError(f"cannot write {out.location(name)}: {exc.strerror or exc}") from exc
-    finally:
-        out.close()
-    return out.location(name)
-
-
-def _remove_earlier_run(output_dir: str, prefix: str, keep: list[str]) -> None:
-    """After a Beam run: the shards of an earlier run of the prefix go (as the local
-    job does itself)."""
-    from .job import remove_earlier_run
-
-    out = storage.folder(output_dir)
-    try:
-        remove_earlier_run(out, prefix, keep)
-    except OSError as exc:
-        raise WriteError(f"cannot remove the shards of an earlier run of {prefix!r} in "
-                         f"{out}: {exc.strerror or exc}") from exc
-    finally:
-        out.close()
-
-
 def _failures_location(output_dir: str, prefix: str) -> str:
-    out = storage.folder(output_dir)
-    try:
+    with storage.folder(output_dir) as out:
         return out.location(failures_name(prefix))
-    finally:
-        out.close()
 
 
 def _run_create(args: argparse.Namespace) -> int:
@@ -487,7 +454,7 @@ def _print_problems(kind: str, messages: list[str], where: str | None) -> None:
 
 
 def _validate_only(args: argparse.Namespace, dataset: Any) -> int:
-    from .writer import validate_dataset  # the local runner (Pillow)
+    from .local import validate_dataset  # the local runner (Pillow)
 
     report = validate_dataset(dataset, validation=args.validation, root=args.root,
                               store_images=args.store_images)
@@ -521,8 +488,7 @@ def _run_beam(args: argparse.Namespace, dataset: Any) -> Any:
     for name in ("apache_beam.runners.common", "apache_beam.runners.worker"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     run = functools.partial(beam.run, dataset, args.prefix, args.output_dir, args.shards,
-                            **_job_options(args).keywords(local=False),
-                            beam_options=args.beam_options)
+                            _job_options(args), beam_options=args.beam_options)
     if getattr(args, "verbose", False):
         logging.getLogger("apache_beam").setLevel(logging.INFO)
         return run()
@@ -542,10 +508,8 @@ def _warn_glob_clashes(output_dir: str, prefix: str) -> None:
         out = storage.folder(output_dir)
     except (OSError, TFRecordLiteError):
         return
-    try:
+    with out:
         warn_glob_clashes(out, prefix)
-    finally:
-        out.close()
 
 
 def _quiet_beam(run: Callable[[], Any]) -> Any:
@@ -582,7 +546,7 @@ def _job_options(args: argparse.Namespace) -> JobOptions:
 
 
 def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
-    from .writer import write_dataset  # the local runner (Pillow)
+    from . import local  # the local runner (Pillow)
 
     if args.validate_only:
         return _validate_only(args, dataset)
@@ -596,17 +560,14 @@ def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
         if args.fsync:
             raise UsageError("--fsync is for the local runner")
         summary = _run_beam(args, dataset)
-        failures_path = _write_failures(args.output_dir, args.prefix, summary.failures)
-        _remove_earlier_run(args.output_dir, args.prefix, [s.file for s in summary.shards])
     elif args.beam_options is not None:
         raise UsageError("--beam-options goes with --runner beam")
     else:
         try:
-            summary = write_dataset(
-                dataset, args.prefix, args.output_dir, args.shards, args.threads,
-                **_job_options(args).keywords(), progress=not args.quiet,
-                interrupted="restart" if args.restart else "refuse",
-                num_processes=args.processes,
+            summary = local.run(
+                dataset, args.prefix, args.output_dir, args.shards, _job_options(args),
+                num_threads=args.threads, num_processes=args.processes,
+                progress=not args.quiet, interrupted="restart" if args.restart else "refuse",
             )
         except InterruptedRunError as exc:
             raise UsageError(
@@ -614,7 +575,7 @@ def _write_shards(args: argparse.Namespace, dataset: Any) -> int:
                 f"of {exc.total} shards are complete. To keep them, run the same command "
                 f"with --resume: {_resume_command(args)}; to start over, add --restart "
                 "instead.") from exc
-        failures_path = _failures_location(args.output_dir, args.prefix)
+    failures_path = _failures_location(args.output_dir, args.prefix)
     if summary.warnings and not args.quiet:
         print(f"{len(summary.warnings)} items were written with warnings (lenient "
               "validation):", file=sys.stderr)
@@ -646,11 +607,8 @@ def _interrupted_message(args: argparse.Namespace | None) -> str:
             or getattr(args, "to_json", None) or getattr(args, "runner", "local") != "local"):
         return plain
     try:
-        out = storage.folder(output_dir)
-        try:
+        with storage.folder(output_dir) as out:
             found = journal.progress(out, prefix)
-        finally:
-            out.close()
     except (OSError, TFRecordLiteError):
         found = None
     if found is None:
@@ -948,15 +906,10 @@ def _write_label_maps(output_dir: str, labels: list[str], offset: int) -> list[s
     files = {"label_map.json": json.dumps(label_map_json(labels, offset), indent=1) + "\n"}
     if offset >= 1:
         files["label_map.pbtxt"] = label_map_pbtxt(labels, offset)
-    out = storage.folder(output_dir)
-    try:
+    with storage.folder(output_dir) as out, write_errors("cannot write the label map"):
         out.makedirs()
         for name, text in files.items():
             out.write(name, text.encode())
-    except OSError as exc:
-        raise WriteError(f"cannot write the label map: {exc.strerror or exc}") from exc
-    finally:
-        out.close()
     return list(files)
 
 
@@ -970,13 +923,10 @@ def _check_label_map(args: argparse.Namespace, labels: list[str]) -> None:
     """
     from .converters import label_map_json
 
-    out = storage.folder(args.output_dir)
-    try:
+    with storage.folder(args.output_dir) as out:
         existing = out.read("label_map.json")
         others = sorted({parsed[0] for parsed in map(sharding.parse_shard_name, out.names(""))
                          if parsed is not None and parsed[0] != args.prefix})
-    finally:
-        out.close()
     if existing is None or not others:
         return
     try:
@@ -1059,7 +1009,7 @@ def _message(exc: BaseException) -> str:
     """The error line's text for one of the errors of ``EXIT_FOR``."""
     if isinstance(exc, FileNotFoundError):  # fsspec gives the path as the only argument
         return f"no such file: {exc.filename or (exc.args[0] if exc.args else '')}"
-    if type(exc) is not WriteError and isinstance(exc, OSError) and exc.filename:
+    if isinstance(exc, OSError) and exc.filename:
         return f"cannot read {exc.filename}: {exc.strerror or exc}"
     return str(exc)
 
