@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from tfrecord_lite.cli import main
-from tfrecord_lite.example import FIELDS
+from tfrecord_lite.schema import FIELDS
 
 from conftest import ROOT
 

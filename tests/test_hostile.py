@@ -20,7 +20,7 @@ import pytest
 from tfrecord_lite import ImageError, WriteError, read_records, validate_dataset, write_dataset
 from tfrecord_lite import compression as _compression
 from tfrecord_lite.cli import main
-from tfrecord_lite.example import decode_example
+from tfrecord_lite.decode import decode_example
 from tfrecord_lite.items import ItemOptions, encode_item
 
 from conftest import ROOT, detection_item, make_image_bytes

@@ -13,6 +13,7 @@ from ._version import __version__
 from .crc32c import BACKEND as CRC_BACKEND
 from .crc32c import masked_crc32c
 from .dataset import JsonLines, open_dataset
+from .decode import decode_example
 from .errors import (
     CorruptRecordError,
     DatasetError,
@@ -31,7 +32,7 @@ from .errors import (
     ValidationError,
     WriteError,
 )
-from .example import decode_example, encode_example
+from .example import encode_example
 from .options import JobOptions
 from .reader import iterate, read_examples, read_index, read_record_at, read_records, write_index
 from .records import TFRecordWriter

@@ -40,6 +40,7 @@ from ._version import __version__
 from .converters import count_phrase, label_map_json, label_map_pbtxt
 from .crc32c import BACKEND
 from .dataset import open_dataset
+from .decode import feature_values
 from .errors import (
     DatasetError,
     ImageError,
@@ -49,10 +50,10 @@ from .errors import (
     WriteError,
     write_errors,
 )
-from .example import RECORD_FIELDS, feature_values
 from .framing import DEFAULT_MAX_RECORD_SIZE
 from .options import JobOptions
 from .reader import default_index_path, iterate, parse_record, read_framed, write_index
+from .schema import RECORD_FIELDS
 from .sharding import failures_name, is_side_file
 from .verify import report_dict, stats, verify_files
 

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import images, storage
+from .coerce import as_bytes, item_label
 from .dataset import ParseFailure
 from .errors import ExampleError, ImageError, TFRecordLiteError, ValidationError
-from .example import ImageFields, _as_bytes, encode_example, item_label
+from .example import ImageFields, encode_example
 from .options import JobOptions
 from .validate import Problem, check_item
 
@@ -288,7 +289,7 @@ def _check_name(item: Mapping[str, Any], key: str) -> None:
         text = str(value)
     if not text.isascii():
         try:
-            _as_bytes(text)
+            as_bytes(text)
         except ValueError as exc:  # a lone surrogate
             raise ExampleError(f"{item_label(item)}: {key}: {exc}") from None
     if key == "filename" and "\0" in text:

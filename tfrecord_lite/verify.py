@@ -16,18 +16,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import journal, sharding, storage
+from .decode import parse_example
 from .errors import ExampleDecodeError, RecordError
-from .example import (
-    BYTES,
-    FLOAT,
-    INT64,
-    RECORD_FIELDS,
-    SCALAR_KEYS,
-    parse_example,
-)
 from .framing import DEFAULT_MAX_RECORD_SIZE
 from .parallel import in_order
 from .reader import decode_record, read_framed
+from .schema import BYTES, FLOAT, INT64, RECORD_FIELDS, SCALAR_KEYS
 
 MANIFEST_SUFFIX = sharding.MANIFEST_SUFFIX  # (and sharding.OLD_MANIFEST_SUFFIX, still read)
 
