@@ -154,8 +154,10 @@ _int = st.integers(min_value=-(1 << 63), max_value=(1 << 63) - 1)
         "object/parts/v": st.lists(st.integers(0, 2), max_size=8),
     }),
     count=st.one_of(st.none(), st.integers(0, 10)),
-    image=st.one_of(st.none(), st.builds(ImageFields, st.one_of(st.none(), st.binary(
-        max_size=200)), st.integers(1, 10**5), st.integers(1, 10**5))),
+    image=st.one_of(st.none(), st.builds(
+        ImageFields, st.one_of(st.none(), st.binary(max_size=200)), st.integers(1, 10**5),
+        st.integers(1, 10**5), st.sampled_from(["JPEG", "PNG"]), st.sampled_from(["RGB", "L"]),
+        st.integers(1, 4))),
 )
 def test_random_items_are_byte_identical_to_the_plain_serializer(
         ident: Any, extra: str | None, klass: dict[str, Any], lists: dict[str, list[Any]],

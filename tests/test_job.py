@@ -16,7 +16,7 @@ import pytest
 
 import tfrecord_lite
 from tfrecord_lite import JobOptions, OptionsError, cli, items, job, storage, write_dataset
-from tfrecord_lite.cli import main
+from tfrecord_lite.cli import common, main
 
 from conftest import ROOT, detection_item
 
@@ -72,7 +72,7 @@ def test_every_option_is_a_flag_with_the_options_default(tmp_path: Path) -> None
         assert hasattr(args, option.name), option.name
         if option.name not in ("shuffle", "store_images"):  # the original tool's defaults
             assert getattr(args, option.name) == option.default, option.name
-    assert isinstance(cli._job_options(argparse.Namespace(**{
+    assert isinstance(common.job_options(argparse.Namespace(**{
         **vars(args), "store_images": True})), JobOptions)
 
 
@@ -126,7 +126,7 @@ def test_a_bug_in_the_job_surfaces_with_its_traceback(
     status = main(["--dataset_path", dataset, "--prefix", "t", "--output_dir", "out",
                    "--quiet"])
     err = capsys.readouterr().err
-    assert status == cli.EXIT_INTERNAL == 70
+    assert status == common.EXIT_INTERNAL == 70
     assert "Traceback (most recent call last)" in err and "_zero" in err
     last = err.strip().splitlines()[-1]
     assert last.startswith("tfrecord-lite: internal error: ZeroDivisionError")

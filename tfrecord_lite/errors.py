@@ -17,6 +17,8 @@ working for callers who do not know this package::
     │   ├── ValidationError                             its annotations fail validation
     │   └── ExampleDecodeError                          bytes that are not an Example
     ├── DatasetError                     + ValueError   a dataset file cannot be read
+    │   └── LabelMapError                               a label map that does not fit the
+    │                                                   output folder's
     ├── ResumeError                      + ValueError   an interrupted run cannot be resumed
     │   └── InterruptedRunError                         ... or is there, and would be lost
     ├── OutputBusyError                  + BlockingIOError  another run writes the prefix
@@ -79,6 +81,11 @@ class ValidationError(ExampleError):
 
 class DatasetError(TFRecordLiteError, ValueError):
     """A dataset file is missing, unreadable or not a list of items."""
+
+
+class LabelMapError(DatasetError):
+    """A conversion's label map differs from the one its output folder holds for the
+    shards of another prefix."""
 
 
 class ResumeError(TFRecordLiteError, ValueError):
