@@ -86,6 +86,7 @@ def test_write_dataset_refuses_bad_options_before_touching_files(tmp_path: Path)
 
 # -- the layers ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_the_package_imports_neither_pillow_nor_the_runner() -> None:
     code = ("import sys, tfrecord_lite; "
             "print(sorted({'PIL', 'tfrecord_lite.local'} & set(sys.modules)))")

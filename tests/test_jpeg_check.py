@@ -171,6 +171,7 @@ def test_cmyk_frame_claiming_9000x9000_fails_before_any_full_decode(
         prepare(_cmyk())
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="Linux /proc")
 def test_cmyk_frame_claiming_9000x9000_costs_little_memory(tmp_path: Path) -> None:
     path = tmp_path / "cmyk.jpg"

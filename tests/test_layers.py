@@ -29,12 +29,14 @@ def _copy(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_the_package_keeps_the_layers(tmp_path: Path) -> None:
     done = _lint(_copy(tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3 kept, 0 broken" in done.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("module", "upward"), [
     ("storage.py", "from . import compression"),  # the cycle that file_sha256 made
     ("job.py", "from .local import write_dataset"),  # the job core using a runner

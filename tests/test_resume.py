@@ -104,6 +104,7 @@ def _assert_no_partial_shard(out: Path, reference: Path) -> None:
             assert len(list(read_records(path))) >= 0  # and it reads, CRCs checked
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("die_in, die_at", [
     ("replace:before", 1), ("replace:after", 1), ("replace:before", 4), ("replace:after", 4),
     ("replace:after", 6), ("journal:before", 3), ("journal:after", 3), ("journal:after", 6),
@@ -119,6 +120,7 @@ def test_killed_at_a_step_then_resumed_is_byte_identical(tmp_path: Path, job: di
     assert _files(out) == _files(job["reference"])
 
 
+@pytest.mark.slow
 def test_killed_at_random_moments_then_resumed_is_byte_identical(
         tmp_path: Path, job: dict[str, Any]) -> None:
     # How long a whole run takes here, to spread the kills over it.
