@@ -22,8 +22,9 @@ The pipeline::
   assignment differs from ``create()``'s (contiguous runs of sizes differing by at most
   one): shard sizes here vary like a multinomial draw, and with few items some shards
   may be empty. Every shard name is written, empty shards included.
-* Each shard is gathered on one worker, sorted, written under a hidden temporary name
-  and renamed when complete, so no file under a final name is ever partial. A shard must
+* Each shard is gathered on one worker, sorted, and written by ``shards.ShardWriter``
+  (the local runners' shard writer), published whole under its final name, so no file
+  under a final name is ever partial. A shard must
   fit in a worker's memory: choose ``num_shards`` accordingly (a few hundred MB each).
 * The items are also counted on their own. If the records and failures that reach the
   end do not add up to that count (a runner that loses elements, as the DirectRunner's
@@ -254,7 +255,7 @@ class _FinishFn(beam.DoFn):
 
 
 class WriteDataset(beam.PTransform):
-    """Write a PCollection of items (README, "The item format") as ``num_shards`` files.
+    """Write a PCollection of items (docs/item-format.md) as ``num_shards`` files.
 
     The shards are those ``create()`` writes: same names (``{name}-{i:05d}-of-{n:05d}``),
     same records byte for byte, plus ``{name}.failures.jsonl`` and
@@ -381,7 +382,7 @@ def run(
     what an earlier run of the prefix left is removed, as the local runner does.
 
     Args:
-        items: the items (nested dicts; README, "The item format"). Never modified.
+        items: the items (nested dicts; docs/item-format.md). Never modified.
         options: the job's options (default: ``JobOptions()``; ``resume`` and ``fsync``
             are the local runner's).
         beam_options: pipeline options, e.g. ``"--runner=DataflowRunner --project=p"``

@@ -411,7 +411,7 @@ def encode_example(item: Mapping[str, Any], image: ImageFields | None = None) ->
     """Serialize one item as ``tf.train.Example`` bytes.
 
     Args:
-        item: the nested dict (README, "The item format"). ``filename`` and ``id`` are required.
+        item: the nested dict (docs/item-format.md). ``filename`` and ``id`` are required.
         image: the stored image and its shape. Without it the item must carry
             ``encoded``, ``height``, ``width``, ``format``, ``colorspace``, ``channels``
             (or, with ``encoded`` absent, at least ``height`` and ``width``).

@@ -332,7 +332,7 @@ def encode_item(item: Any, options: ItemOptions = ItemOptions(),
     """Validate and serialize one item, image included.
 
     Args:
-        item: the item dict (README, "The item format").
+        item: the item dict (docs/item-format.md).
         options: how images are stored and items checked.
         warnings: lenient mode appends its warnings here (else they are logged).
         duplicate: the problem of an id already used (from ``validate.IdTracker``).

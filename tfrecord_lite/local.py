@@ -322,7 +322,7 @@ def create(
     """Write a dataset of items as sharded TFRecord files (the original tool's call).
 
     Args:
-        dataset: the items (README, "The item format"). Never reordered or modified.
+        dataset: the items (docs/item-format.md). Never reordered or modified.
         dataset_name: shard name prefix: ``{name}-{i:05d}-of-{num_shards:05d}``.
         output_directory: created when missing.
         num_shards: any number >= 1 (no longer a multiple of ``num_threads``).

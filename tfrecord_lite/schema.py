@@ -2,7 +2,7 @@
 list, and its default; one table that the encoder, the decoder, validation and the
 readers all read.
 
-An item's key paths (README, "The item format"), joined by ``/`` and prefixed with
+An item's key paths (docs/item-format.md), joined by ``/`` and prefixed with
 ``image/``, are the record's feature keys. Every scalar key is present in every record
 (readers use ``FixedLenFeature``); list keys may be empty.
 """

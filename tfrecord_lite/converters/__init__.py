@@ -1,4 +1,4 @@
-"""Converters from standard dataset layouts to items (README, "The item format").
+"""Converters from standard dataset layouts to items (docs/item-format.md).
 
 Each converter is an iterable of items (nested dicts, as ``create()`` takes) with:
 
@@ -7,7 +7,7 @@ Each converter is an iterable of items (nested dicts, as ``create()`` takes) wit
 * ``problems``: one message per bad annotation, naming the image and the problem.
 
 Converters stream and never write files; they read image sizes from file headers and
-never decode pixels. Coordinates are normalized to [0, 1] (README, "The item format").
+never decode pixels. Coordinates are normalized to [0, 1] (docs/item-format.md).
 """
 
 from __future__ import annotations
