@@ -39,17 +39,19 @@ from .records import TFRecordWriter
 from .verify import stats, verify_files
 
 if TYPE_CHECKING:
-    from .local import JobSummary, ValidationReport, create, validate_dataset, write_dataset
+    from .dryrun import ValidationReport, validate_dataset
+    from .local import JobSummary, create, write_dataset
 
-# Names of the local runner, imported from it on first use (it imports Pillow).
-_FROM_LOCAL = ("JobSummary", "ValidationReport", "create", "validate_dataset", "write_dataset")
+# Names of the local runner and the dry run, imported on first use (they import Pillow).
+_LAZY = {"JobSummary": "local", "create": "local", "write_dataset": "local",
+         "ValidationReport": "dryrun", "validate_dataset": "dryrun"}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _FROM_LOCAL:
-        from . import local
+    if name in _LAZY:
+        import importlib
 
-        value = getattr(local, name)
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,5 +1,5 @@
 """The local runner: ``write_dataset`` (and the original tool's ``create``) in this
-process or its worker processes, and ``validate_dataset``.
+process or its worker processes.
 
 A local job holds the lock of its prefix in the output directory, keeps a journal of its
 complete shards (so that an interrupted run resumes, see ``journal``), writes the shards
@@ -16,18 +16,14 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import items, journal, processes, sharding, shards, storage, threads
-from .errors import InterruptedRunError, OptionsError, TFRecordLiteError, write_errors
-from .example import ImageFields, encode_example
-from .items import ItemOptions
+from . import journal, processes, sharding, shards, storage, threads
+from .errors import InterruptedRunError, OptionsError, write_errors
 from .job import (
     ItemSource,
     JobSummary,
     check_job,
-    failure_copy,
     failures_json,
     remove_earlier_run,
     temp_patterns,
@@ -37,8 +33,7 @@ from .options import JobOptions, fspath_or_none
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["JobSummary", "ValidationReport", "create", "run", "validate_dataset",
-           "write_dataset"]
+__all__ = ["JobSummary", "create", "run", "write_dataset"]
 
 _ON_INTERRUPTED = ("warn", "restart", "refuse")
 
@@ -268,45 +263,6 @@ def _publish(out: storage.Folder, name: str, summary: JobSummary,
     remove_earlier_run(out, name, names)
     out.write(sharding.manifest_name(name), summary.manifest_json())
     journal.remove(out, name)
-
-
-@dataclass
-class ValidationReport:
-    """What ``validate_dataset`` found: the items that would fail, and the warnings."""
-
-    total: int
-    failures: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
-
-
-def validate_dataset(dataset: Iterable[Any], *, validation: str = "strict",
-                     root: str | os.PathLike[str] | None = None,
-                     store_images: bool = True) -> ValidationReport:
-    """Check every item as ``write_dataset`` would, without reading images or writing.
-
-    Finds what fails an item in the given validation mode (see ``validate``), what the
-    encoder refuses (wrong types), duplicate ids, missing image files and paths outside
-    ``root``; images are not decoded.
-    """
-    options = ItemOptions(JobOptions(store_images=store_images, validation=validation,
-                                     root=fspath_or_none(root)))
-    source = ItemSource(dataset, False, None, validation != "off")
-    report = ValidationReport(source.total)
-    for _, item, duplicate, _ in source.tasks():
-        try:
-            warnings = items.check(item, options, duplicate)
-            encode_example(item, ImageFields(None, 1, 1))  # the encoder's own type checks
-            items.check_source(item, options)
-        except TFRecordLiteError as exc:
-            report.failures.append(failure_copy(item, exc))
-            continue
-        if warnings:
-            report.warnings.append(items.describe(item, warnings))
-    return report
 
 
 def create(

@@ -65,8 +65,7 @@ def _find_manifest(path: str, cache: dict[str, dict[str, Any] | None]) -> dict[s
     if directory not in cache:
         cache[directory] = None
         found: dict[str, Any] = {}
-        folder = storage.folder(directory)
-        try:
+        with storage.folder(directory) as folder:
             names = folder.names("")
             # Older names first, so that a manifest under today's name wins for its shards.
             for manifest_name in ([n for n in names if n.endswith(sharding.OLD_MANIFEST_SUFFIX)]
@@ -77,8 +76,6 @@ def _find_manifest(path: str, cache: dict[str, dict[str, Any] | None]) -> dict[s
                         found[shard["file"]] = shard
                 except (OSError, ValueError, KeyError, TypeError, AttributeError):
                     continue
-        finally:
-            folder.close()
         cache[directory] = found
     shards = cache[directory]
     return None if shards is None else shards.get(name)
@@ -132,17 +129,12 @@ def dataset_problems(paths: list[str]) -> list[FileProblem]:
                       if d == directory)
         problems += _mixed(here)
         try:
-            folder = storage.folder(directory)
+            with storage.folder(directory) as folder:
+                names = set(folder.names(""))
+                for prefix, count, shown in here:
+                    problems += _missing(folder, names, prefix, count, shown)
         except (OSError, storage.StorageError):
             continue
-        try:
-            names = set(folder.names(""))
-            for prefix, count, shown in here:
-                problems += _missing(folder, names, prefix, count, shown)
-        except (OSError, storage.StorageError):
-            continue
-        finally:
-            folder.close()
     return problems
 
 

@@ -266,7 +266,7 @@ def write_shards(args: argparse.Namespace, dataset: Any) -> int:
 
 
 def _validate_only(args: argparse.Namespace, dataset: Any) -> int:
-    from ..local import validate_dataset  # the local runner (Pillow)
+    from ..dryrun import validate_dataset  # (Pillow)
 
     report = validate_dataset(dataset, validation=args.validation, root=args.root,
                               store_images=args.store_images)
