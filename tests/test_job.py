@@ -204,3 +204,22 @@ def test_an_item_error_is_still_a_failed_item(tmp_path: Path, image_file: Any) -
     assert data is not None and error is None
     data, error, _ = items.try_encode(missing)
     assert data is None and isinstance(error, tfrecord_lite.ImageError)
+
+
+def test_the_local_runner_takes_the_options_as_one_object(tmp_path: Path,
+                                                          image_file: Any) -> None:
+    from tfrecord_lite import local
+
+    from conftest import detection_item
+
+    items = [detection_item(image_file("jpeg-rgb"), i) for i in range(5)]
+    options = JobOptions(seed=4, compression="gzip", quality=80)
+    summary = local.run(items, "t", tmp_path / "a", 2, options, num_threads=2,
+                        progress=False)
+    facade = write_dataset(items, "t", tmp_path / "b", 2, 2, seed=4, compression="gzip",
+                           quality=80, progress=False)
+    assert summary.options == facade.options == options.manifest()
+    for shard in ("t-00000-of-00002", "t-00001-of-00002"):
+        assert (tmp_path / "a" / shard).read_bytes() == (tmp_path / "b" / shard).read_bytes()
+    with pytest.raises(TypeError):  # a runner takes no option as a keyword
+        local.run(items, "t", tmp_path / "c", 2, seed=4)  # type: ignore[call-arg]

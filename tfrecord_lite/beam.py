@@ -46,6 +46,7 @@ none, so here the one whose JSON (keys sorted) comes first is kept and the other
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -287,7 +288,9 @@ class WriteDataset(beam.PTransform):
                              compression=compression, quality=quality, max_side=max_side,
                              decode_check=decode_check, validation=validation,
                              root=fspath_or_none(root))
-        self.plan = _plan(dataset_name, output_directory, num_shards, options)
+        check_job(dataset_name, num_shards)
+        self.plan = _Plan(dataset_name, os.fspath(output_directory), num_shards,
+                          options.seeded())
 
     @classmethod
     def from_options(cls, dataset_name: str, output_directory: str | os.PathLike[str],
@@ -298,10 +301,10 @@ class WriteDataset(beam.PTransform):
         Raises:
             OptionsError: (a ValueError) an argument is out of range.
         """
-        transform = cls.__new__(cls)
-        beam.PTransform.__init__(transform)
-        transform.plan = _plan(dataset_name, output_directory, num_shards, options)
-        return transform
+        _refuse_local_options(options)
+        return cls(dataset_name, output_directory, num_shards,
+                   **{f.name: getattr(options, f.name) for f in dataclasses.fields(options)
+                      if not f.metadata.get("local")})
 
     def expand(self, items: Any) -> Any:
         plan = self.plan
@@ -332,14 +335,11 @@ class WriteDataset(beam.PTransform):
         )
 
 
-def _plan(dataset_name: str, output_directory: str | os.PathLike[str], num_shards: int,
-          options: JobOptions) -> _Plan:
-    check_job(dataset_name, num_shards)
-    for local in ("resume", "fsync"):
-        if getattr(options, local):
-            raise OptionsError(f"{local} is for the local runner (a Beam pipeline is retried "
-                               "and made durable by its runner)")
-    return _Plan(dataset_name, os.fspath(output_directory), num_shards, options.seeded())
+def _refuse_local_options(options: JobOptions) -> None:
+    for field in dataclasses.fields(options):
+        if field.metadata.get("local") and getattr(options, field.name) != field.default:
+            raise OptionsError(f"{field.name} is for the local runner (a Beam pipeline is "
+                               "retried and made durable by its runner)")
 
 
 def pipeline_options(beam_options: Sequence[str] | str | None) -> PipelineOptions:
