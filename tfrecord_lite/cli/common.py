@@ -46,6 +46,7 @@ class UsageError(Exception):
 
 
 def positive_int(text: str) -> int:
+    """An argument type: a whole number >= 1."""
     try:
         value = int(text)
     except ValueError:
@@ -56,6 +57,7 @@ def positive_int(text: str) -> int:
 
 
 def quality(text: str) -> int:
+    """An argument type: a JPEG quality, 1 to 100."""
     value = positive_int(text)
     if value > 100:
         raise argparse.ArgumentTypeError(f"must be between 1 and 100, got {value}")
@@ -122,6 +124,7 @@ def options_group(p: argparse.ArgumentParser) -> Any:
 
 
 def add_runner_options(p: Any) -> None:
+    """The ``--runner`` and ``--beam-options`` flags."""
     beam = p.add_argument_group(f"Apache Beam ({BEAM_INSTALL})")
     beam.add_argument("--runner", choices=("local", "beam"), default="local",
                       help="local: threads in this process (default); beam: an Apache Beam "
@@ -210,6 +213,7 @@ def count(n: int, noun: str) -> str:
 
 
 def print_problems(kind: str, messages: list[str], where: str | None) -> None:
+    """The first ``SHOWN_FAILURES`` messages on stderr, then how many more (and where)."""
     for message in messages[:SHOWN_FAILURES]:
         print(f"  {message}", file=sys.stderr)
     if len(messages) > SHOWN_FAILURES:
@@ -222,7 +226,13 @@ def job_options(args: argparse.Namespace) -> JobOptions:
     return JobOptions(**{name: getattr(args, name) for name in DEFAULT})
 
 
-def write_shards(args: argparse.Namespace, dataset: Any) -> int:
+def run_job(args: argparse.Namespace, dataset: Any) -> int:
+    """Write ``dataset`` as the output options of ``args`` say (locally or on Beam; or,
+    with ``--validate-only``, only check it), then report it; returns the exit status.
+
+    Raises:
+        UsageError: flags that do not go together, or an interrupted run found.
+    """
     from .. import local  # the local runner (Pillow)
 
     if args.validate_only:

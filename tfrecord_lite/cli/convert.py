@@ -23,7 +23,7 @@ from .common import (
     add_output_options,
     add_runner_options,
     count,
-    write_shards,
+    run_job,
 )
 
 
@@ -214,7 +214,7 @@ def _run_convert(args: argparse.Namespace) -> int:
         if not args.validate_only:
             label_map.check_folder(args.output_dir, args.prefix, converter.labels,
                                    args.label_offset)
-        status = write_shards(args, converter)
+        status = run_job(args, converter)
         if not args.validate_only:
             written = _write_label_maps(args.output_dir, converter.labels, args.label_offset)
             if label_map.PBTXT_NAME not in written and not args.quiet:

@@ -12,7 +12,7 @@ from typing import Any
 from .. import storage
 from ..dataset import open_dataset
 from ..errors import DatasetError
-from .common import UsageError, add_output_options, add_runner_options, write_shards
+from .common import UsageError, add_output_options, add_runner_options, run_job
 
 
 def register(sub: Any) -> None:
@@ -42,7 +42,7 @@ def _run_create(args: argparse.Namespace) -> int:
         if hint is None:
             raise
         raise UsageError(f"{exc}\n  {hint}") from exc
-    return write_shards(args, dataset)
+    return run_job(args, dataset)
 
 
 def _converter_hint(args: argparse.Namespace) -> str | None:
