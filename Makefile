@@ -30,12 +30,13 @@ define install
 	$(PIP) -e '.$(if $(1),[$(1)])'
 endef
 
-.PHONY: help venv test check lint typecheck demo proto test-tf test-beam test-protobuf bench \
+.PHONY: help venv test test-quick check lint typecheck demo proto test-tf test-beam test-protobuf bench \
 	bench-beam soak fuzz measure-setup clean
 
 help:
 	@echo "make demo           install (runtime only), write the demo dataset to demo-out/, check it"
 	@echo "make test           install the test extra too and run the test suite"
+	@echo "make test-quick     the test suite without the tests that start processes (marked slow)"
 	@echo "make check          ruff + import layers (lint-imports) + mypy + tests"
 	@echo "  EXTRAS=yolo       ...with optional extras too (comma-separated)"
 	@echo "make test-tf        TensorFlow interoperability tests (own venv, ~1.3 GB)"
@@ -64,6 +65,9 @@ venv: $(DEV_ENV)
 
 test: $(TEST_ENV)
 	$(PY) -m pytest $(PYTEST_FLAGS) -m "not tensorflow and not beam"
+
+test-quick: $(TEST_ENV)
+	$(PY) -m pytest $(PYTEST_FLAGS) -m "not slow and not tensorflow and not beam"
 
 lint: $(DEV_ENV)
 	$(PY) -m ruff check tfrecord_lite tests benchmarks proto

@@ -244,9 +244,9 @@ def scaling(count: int) -> None:
 def main() -> None:
     import tensorflow as tf
 
-    from tfrecord_lite.writer import _processes_and_threads
+    from tfrecord_lite.processes import processes_and_threads
 
-    plain = _processes_and_threads(None, THREADS, SHARDS, COUNT)
+    plain = processes_and_threads(None, THREADS, SHARDS, COUNT)
     print(f"# create benchmark: {COUNT} photos ~640x480, {THREADS} threads, {SHARDS} shards "
           f"(a plain run: {plain[0]} process(es) x {plain[1]} thread(s)), TensorFlow "
           f"{tf.__version__}, {cores()} cores, best of {ROUNDS}")

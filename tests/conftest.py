@@ -117,3 +117,24 @@ def demo_items() -> list[dict[str, Any]]:
     for item in items:
         item["filename"] = os.fspath(ROOT / item["filename"])
     return items
+
+
+# -- tests that start processes are marked slow --------------------------------------------
+#
+# `make test-quick` runs `-m "not slow"`: every test that starts a process (a worker, the
+# command line as a child, a fresh interpreter) carries the mark, and this guard fails an
+# unmarked one that tries, naming the mark it needs.
+
+@pytest.fixture(autouse=True)
+def _a_test_that_starts_processes_is_marked_slow(request: pytest.FixtureRequest,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    if any(request.node.get_closest_marker(mark) is not None
+           for mark in ("slow", "beam", "tensorflow")):  # (those run in targets of their own)
+        return
+    import subprocess
+
+    def refuse(self: Any, args: Any, *rest: Any, **kwargs: Any) -> None:
+        pytest.fail(f"{request.node.nodeid} starts a process ({args!r}): mark it "
+                    "@pytest.mark.slow, so that `make test-quick` leaves it out")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)

@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 
-from tfrecord_lite import WriteError, read_records, storage, verify_files, write_dataset
+from tfrecord_lite import (
+    JobOptions,
+    WriteError,
+    read_records,
+    storage,
+    verify_files,
+    write_dataset,
+)
 from tfrecord_lite.cli import main
 from tfrecord_lite.sharding import shard_name
 
@@ -59,7 +66,7 @@ def test_records_equal_create_records_byte_for_byte(tmp_path: Path, image_file: 
     items = _items(image_file)
     options = {"seed": 3, "quality": 80, "max_side": 40}  # converted images depend on them
     local = write_dataset(items, "train", tmp_path / "local", 3, 2, progress=False, **options)
-    summary = tfl_beam.run(items, "train", tmp_path / "beam", 3, **options)
+    summary = tfl_beam.run(items, "train", tmp_path / "beam", 3, JobOptions(**options))
     assert local.failed == summary.failed == 0
     ours = _records_by_id(tmp_path / "beam", "train", 3)
     assert sorted(ours) == sorted(str(i["id"]) for i in items)
@@ -72,7 +79,7 @@ def test_tensorflow_reads_beam_output(tmp_path: Path, image_file: Any) -> None:
     import test_tensorflow  # skips this test where TensorFlow is absent
 
     items = _items(image_file)
-    summary = tfl_beam.run(items, "train", tmp_path, 4, seed=1, compression="gzip",
+    summary = tfl_beam.run(items, "train", tmp_path, 4, JobOptions(seed=1, compression="gzip"),
                            beam_options=PARALLEL)
     assert summary.failed == 0
     files = [str(tmp_path / s.file) for s in summary.shards]
@@ -113,7 +120,7 @@ def test_failures_side_output_and_cli_failures_file(tmp_path: Path, image_file: 
 def test_failure_reasons_and_bytes_in_failures_file(tmp_path: Path, image_file: Any) -> None:
     items = [{"filename": str(tmp_path / "nope.jpg"), "id": "a"},
              {"filename": "x.jpg", "id": "b", "encoded": b"\x00" * 10}]
-    summary = tfl_beam.run(items, "t", tmp_path, 1, shuffle=False)
+    summary = tfl_beam.run(items, "t", tmp_path, 1, JobOptions(shuffle=False))
     assert summary.failed_by_reason == {"missing": 1, "invalid item": 1}
     assert summary.written == 0 and summary.total == 2
     failed = {f["id"]: f for f in summary.failures}
@@ -125,7 +132,8 @@ def test_failure_reasons_and_bytes_in_failures_file(tmp_path: Path, image_file: 
 def test_manifest_matches_the_files(tmp_path: Path, image_file: Any) -> None:
     items = _items(image_file)
     items.append({"filename": str(tmp_path / "missing.jpg"), "id": "lost"})
-    summary = tfl_beam.run(items, "train", tmp_path / "beam", 3, seed=9, compression="zlib")
+    summary = tfl_beam.run(items, "train", tmp_path / "beam", 3,
+                           JobOptions(seed=9, compression="zlib"))
     local = write_dataset(items, "train", tmp_path / "local", 3, 1, seed=9,
                           compression="zlib", progress=False)
     files = sorted((tmp_path / "beam").glob("train-0*"))
@@ -147,7 +155,7 @@ def test_manifest_matches_the_files(tmp_path: Path, image_file: Any) -> None:
 
 def test_every_shard_written_even_empty_and_gzip(tmp_path: Path, image_file: Any) -> None:
     items = _items(image_file, 1)[:2]
-    summary = tfl_beam.run(items, "tiny", tmp_path, 5, seed=0, compression="gzip")
+    summary = tfl_beam.run(items, "tiny", tmp_path, 5, JobOptions(seed=0, compression="gzip"))
     names = [shard_name("tiny", i, 5) for i in range(5)]
     assert sorted(p.name for p in tmp_path.glob("tiny-0*")) == names
     counts = [len(list(read_records(tmp_path / n, compression="gzip"))) for n in names]
@@ -160,9 +168,10 @@ def test_every_shard_written_even_empty_and_gzip(tmp_path: Path, image_file: Any
 
 def test_same_seed_same_bytes_whatever_the_parallelism(tmp_path: Path, image_file: Any) -> None:
     items = _items(image_file, 14)
-    tfl_beam.run(items, "train", tmp_path / "a", 3, seed=5)
-    tfl_beam.run(list(reversed(items)), "train", tmp_path / "b", 3, seed=5, beam_options=PARALLEL)
-    tfl_beam.run(items, "train", tmp_path / "c", 3, seed=6)
+    tfl_beam.run(items, "train", tmp_path / "a", 3, JobOptions(seed=5))
+    tfl_beam.run(list(reversed(items)), "train", tmp_path / "b", 3, JobOptions(seed=5),
+                 beam_options=PARALLEL)
+    tfl_beam.run(items, "train", tmp_path / "c", 3, JobOptions(seed=6))
     first = _files(tmp_path / "a")
     assert first == _files(tmp_path / "b")
     other = _files(tmp_path / "c")
@@ -172,7 +181,7 @@ def test_same_seed_same_bytes_whatever_the_parallelism(tmp_path: Path, image_fil
 
 def test_without_shuffle_records_ordered_by_id(tmp_path: Path, image_file: Any) -> None:
     items = [detection_item(image_file("jpeg-rgb"), i) for i in (12, 3, 100, 7, 25, 1, 30, 9)]
-    summary = tfl_beam.run(items, "train", tmp_path, 2, shuffle=False, seed=4)
+    summary = tfl_beam.run(items, "train", tmp_path, 2, JobOptions(shuffle=False, seed=4))
     assert summary.options["shuffle"] is False and summary.options["seed"] is None
     from tfrecord_lite import read_examples
 
@@ -190,8 +199,8 @@ def test_duplicate_ids_fail_as_in_create_and_the_kept_one_does_not_depend_on_ord
              {"filename": files[0], "id": None}]
     outputs = []
     for order, name in (([0, 1, 2, 3, 4], "one"), ([3, 4, 2, 1, 0], "two")):
-        summary = tfl_beam.run([items[i] for i in order], "t", tmp_path / name, 2, seed=3,
-                               beam_options=PARALLEL)
+        summary = tfl_beam.run([items[i] for i in order], "t", tmp_path / name, 2,
+                               JobOptions(seed=3), beam_options=PARALLEL)
         assert summary.written == 2 and summary.failed_by_reason == {
             "failed validation": 2, "invalid item": 1}
         duplicates = [f for f in summary.failures if f.get("id") == "a"]
@@ -203,9 +212,10 @@ def test_duplicate_ids_fail_as_in_create_and_the_kept_one_does_not_depend_on_ord
 
     local = write_dataset(items, "t", tmp_path / "local", 2, 1, progress=False)
     assert local.written == 2 and local.failed_by_reason == summary.failed_by_reason
-    lenient = tfl_beam.run(items, "t", tmp_path / "lenient", 2, validation="lenient")
+    lenient = tfl_beam.run(items, "t", tmp_path / "lenient", 2,
+                           JobOptions(validation="lenient"))
     assert lenient.written == 4 and lenient.failed_by_reason == {"invalid item": 1}
-    unchecked = tfl_beam.run(items, "t", tmp_path / "off", 2, validation="off")
+    unchecked = tfl_beam.run(items, "t", tmp_path / "off", 2, JobOptions(validation="off"))
     assert unchecked.written == 4
 
 
@@ -250,20 +260,20 @@ def test_write_error_leaves_no_partial_shard(tmp_path: Path, image_file: Any,
 
     monkeypatch.setattr(storage.Folder, "publish", disk_full)
     with pytest.raises(WriteError, match="cannot write shard .*train-0000.-of-00002"):
-        tfl_beam.run(_items(image_file, 3), "train", tmp_path / "out", 2, seed=1)
+        tfl_beam.run(_items(image_file, 3), "train", tmp_path / "out", 2, JobOptions(seed=1))
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []
 
 
 def test_output_to_an_fsspec_url(tmp_path: Path, image_file: Any) -> None:
     fsspec = pytest.importorskip("fsspec")
     items = _items(image_file, 5)
-    summary = tfl_beam.run(items, "train", "memory://beam-out/run", 2, seed=4,
+    summary = tfl_beam.run(items, "train", "memory://beam-out/run", 2, JobOptions(seed=4),
                            beam_options=["--direct_running_mode=in_memory"])
     fs = fsspec.filesystem("memory")
     names = sorted(p.rsplit("/", 1)[-1] for p in fs.ls("/beam-out/run", detail=False))
-    assert names == ["train-00000-of-00002", "train-00001-of-00002", "train.failures.jsonl",
-                     "train.manifest.json"]
-    local = tfl_beam.run(items, "train", tmp_path / "local", 2, seed=4,
+    assert names == ["train-00000-of-00002", "train-00001-of-00002", "train.failures.json",
+                     "train.failures.jsonl", "train.manifest.json"]
+    local = tfl_beam.run(items, "train", tmp_path / "local", 2, JobOptions(seed=4),
                          beam_options=["--direct_running_mode=in_memory"])
     for shard, expected in zip(summary.shards, local.shards):
         assert shard == expected
@@ -296,7 +306,7 @@ def test_bad_arguments_and_pipeline_options(tmp_path: Path,
     with pytest.raises(ValueError, match="num_shards"):
         tfl_beam.WriteDataset("train", tmp_path, 0)
     with pytest.raises(ValueError, match="quality"):
-        tfl_beam.run([], "train", tmp_path, 1, quality=101)
+        tfl_beam.run([], "train", tmp_path, 1, JobOptions(quality=101))
     with pytest.raises(ValueError, match="--direct_num_workers: invalid int value: 'two'"):
         tfl_beam.pipeline_options("--direct_num_workers=two")
     assert capsys.readouterr().err == ""  # Beam's parser printed nothing of its own
@@ -309,6 +319,39 @@ def test_bad_arguments_and_pipeline_options(tmp_path: Path,
 
 
 def test_importing_the_package_does_not_import_beam() -> None:
-    code = ("import sys, tfrecord_lite, tfrecord_lite.cli, tfrecord_lite.writer; "
+    code = ("import sys, tfrecord_lite, tfrecord_lite.cli, tfrecord_lite.local; "
             "sys.exit('apache_beam' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+def test_run_from_python_leaves_the_files_of_the_command_line(
+        tmp_path: Path, image_file: Any) -> None:
+    items = _items(image_file, 4)[:4] + [detection_item(str(tmp_path / "gone.jpg"), "gone")]
+    dataset = tmp_path / "train.json"
+    dataset.write_text(json.dumps(items))
+    earlier = tmp_path / "python"
+    earlier.mkdir()
+    (earlier / "train-00000-of-00005").write_bytes(b"an earlier run's shard")
+    (earlier / ".train-00000-of-00005.idx").write_text("0 10\n")
+    summary = tfl_beam.run(items, "train", earlier, 2, JobOptions(seed=2))
+    assert main(["--dataset_path", str(dataset), "--prefix", "train", "--output_dir",
+                 str(tmp_path / "cli"), "--shards", "2", "--seed", "2", "--shuffle",
+                 "--store_images",
+                 "--runner", "beam", "-q"]) == 1
+    python_files, cli_files = _files(earlier), _files(tmp_path / "cli")
+    assert sorted(python_files) == sorted(cli_files) == [
+        "train-00000-of-00002", "train-00001-of-00002", "train.failures.json",
+        "train.failures.jsonl", "train.manifest.json"]
+    failures = json.loads(python_files["train.failures.json"])
+    assert [f["id"] for f in failures] == [f["id"] for f in summary.failures] == ["gone"]
+    for name in ("train-00000-of-00002", "train-00001-of-00002", "train.failures.json"):
+        assert python_files[name] == cli_files[name], name
+
+
+def test_run_takes_the_job_options_as_one_object(tmp_path: Path, image_file: Any) -> None:
+    with pytest.raises(TypeError):
+        tfl_beam.run([], "train", tmp_path, 1, seed=3)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="resume is for the local runner"):
+        tfl_beam.run([], "train", tmp_path, 1, JobOptions(resume=True))
+    transform = tfl_beam.WriteDataset.from_options("train", tmp_path, 2, JobOptions(seed=8))
+    assert transform.plan == tfl_beam.WriteDataset("train", tmp_path, 2, seed=8).plan

@@ -163,12 +163,14 @@ def test_help_lists_original_flags(capsys: pytest.CaptureFixture[str]) -> None:
         assert flag in out
 
 
+@pytest.mark.slow
 def test_python_dash_m_entry_point(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "tfrecord_lite", "--version"],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0 and __version__ in result.stdout
 
 
+@pytest.mark.slow
 def test_progress_logs_summary(tmp_path: Path, image_file: Any) -> None:
     items = [detection_item(image_file("jpeg-rgb"), i) for i in range(2)]
     result = subprocess.run(

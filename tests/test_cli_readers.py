@@ -82,6 +82,7 @@ def test_only_side_files_is_a_usage_error(out: Path, capsys: pytest.CaptureFixtu
     assert "no shard files among out/*.json" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_verify_out_star_in_a_shell(out: Path) -> None:
     """As typed: the shell expands out/*, `python -m tfrecord_lite` runs it."""
     result = subprocess.run(f"{sys.executable} -m tfrecord_lite verify out/*", shell=True,
@@ -209,6 +210,7 @@ def test_one_skipped_file_is_named_in_the_singular(out: Path,
     assert "skipped 1 file that is not a shard: train.manifest.json" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_closed_pipe_is_no_error(out: Path) -> None:
     # `inspect ... | head` used to end with "error: [Errno 32] Broken pipe", exit 2.
     done = subprocess.run(f"{sys.executable} -m tfrecord_lite inspect 'out/train-*' -n 9 "

@@ -291,3 +291,21 @@ def test_a_second_prefix_with_other_labels_does_not_replace_the_label_map(
                  *base]) == 0
     assert main(["from-csv", "labels.csv", "--prefix", "train", "--label-offset", "0",
                  *base]) == 2  # val's shards use the map too
+
+
+def test_the_label_map_policy_is_the_converters_with_their_own_error(tmp_path: Path) -> None:
+    from tfrecord_lite.converters import label_map
+    from tfrecord_lite.errors import DatasetError, LabelMapError
+
+    assert label_map.files(["cat", "dog"], 0) == {"label_map.json": '{\n "0": "cat",\n '
+                                                                      '"1": "dog"\n}\n'}
+    assert set(label_map.files(["cat"], 1)) == {"label_map.json", "label_map.pbtxt"}
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "label_map.json").write_text(json.dumps({"1": "cat", "2": "dog"}))
+    label_map.check_folder(str(out), "val", ["bird"], 1)  # no other prefix's shards yet
+    (out / "train-00000-of-00001").write_bytes(b"")
+    label_map.check_folder(str(out), "val", ["cat", "dog"], 1)  # the same map
+    with pytest.raises(LabelMapError, match="maps the labels of train") as caught:
+        label_map.check_folder(str(out), "val", ["dog"], 1)
+    assert isinstance(caught.value, DatasetError)

@@ -1,5 +1,6 @@
-"""What the README and the tool tell users must be true: install commands that work from
-PyPI or a clone, and an item format that names every key the encoder knows."""
+"""What the README, the pages in docs/ and the tool tell users must be true: install
+commands that work from PyPI or a clone, and an item format that names every key the
+encoder knows."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import pytest
 from PIL import Image
 
 from tfrecord_lite.cli import main
-from tfrecord_lite.example import FIELDS
+from tfrecord_lite.schema import FIELDS
 
 from conftest import ROOT
 
 README = ROOT / "README.md"
+ITEM_FORMAT = ROOT / "docs" / "item-format.md"
 # PyPI distributions a hint may name beyond this project's own dependencies.
 OTHER_PYPI = {"gcsfs"}
 # Not on PyPI (the PyPI name tfrecord-lite is another project): never in a hint.
@@ -64,7 +66,8 @@ def _problem(token: str, names: set[str], extras: set[str]) -> str | None:
 
 def _sources() -> list[Path]:
     package = ROOT / "tfrecord_lite"
-    return [README, *sorted(p for p in package.rglob("*.py") if "proto" not in p.parts)]
+    return [README, *sorted((ROOT / "docs").glob("*.md")),
+            *sorted(p for p in package.rglob("*.py") if "proto" not in p.parts)]
 
 
 def _hints(path: Path) -> list[str]:
@@ -97,11 +100,8 @@ def test_the_install_check_catches_the_old_hints() -> None:
     assert [h for h in _hints(README) if "apache-beam" in h]  # the README names Beam
 
 
-def _section(title: str) -> str:
-    text = README.read_text()
-    start = text.index(f"\n## {title}\n")
-    end = text.find("\n## ", start + 1)
-    return text[start:end if end != -1 else None]
+def _item_format() -> str:
+    return ITEM_FORMAT.read_text()
 
 
 def _code_blocks(text: str) -> list[tuple[str, str]]:
@@ -121,9 +121,9 @@ def _code_blocks(text: str) -> list[tuple[str, str]]:
 
 
 def test_the_item_format_lists_every_key() -> None:
-    section = _section("The item format")
+    section = _item_format()
     missing = [f.path for f in FIELDS if f"| `{f.path}` |" not in section]
-    assert not missing, f"keys missing from README 'The item format': {missing}"
+    assert not missing, f"keys missing from docs/item-format.md: {missing}"
     for key in ("image/source_id", "image/key/sha256", "image/object/class/label",
                 "image/object/class/text"):
         assert f"`{key}`" in section
@@ -131,7 +131,7 @@ def test_the_item_format_lists_every_key() -> None:
 
 def test_the_worked_example_is_what_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    section = _section("The item format")
+    section = _item_format()
     example = section[section.index("**A worked example.**"):]
     (_, item_text), (_, listing) = _code_blocks(example)[:2]
     item = json.loads(item_text)

@@ -9,8 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tfrecord_lite import ExampleDecodeError, ExampleError, decode_example, encode_example
-from tfrecord_lite.example import FIELDS, RECORD_FIELDS, SCALAR_KEYS, ImageFields, parse_example
+from tfrecord_lite.decode import parse_example
+from tfrecord_lite.example import ImageFields
 from tfrecord_lite.proto import example_pb2
+from tfrecord_lite.schema import FIELDS, RECORD_FIELDS, SCALAR_KEYS
 
 IMAGE = ImageFields(b"\xff\xd8fake-jpeg", 48, 64)
 

@@ -35,10 +35,11 @@ from tfrecord_lite import (
     stats,
     verify_files,
 )
-from tfrecord_lite.example import RECORD_FIELDS, ImageFields
+from tfrecord_lite.example import ImageFields
 from tfrecord_lite.framing import DEFAULT_MAX_RECORD_SIZE, encode_record, iter_records
 from tfrecord_lite.proto import example_pb2
 from tfrecord_lite.reader import decode_image
+from tfrecord_lite.schema import RECORD_FIELDS
 
 from conftest import make_image_bytes
 

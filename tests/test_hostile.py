@@ -20,7 +20,7 @@ import pytest
 from tfrecord_lite import ImageError, WriteError, read_records, validate_dataset, write_dataset
 from tfrecord_lite import compression as _compression
 from tfrecord_lite.cli import main
-from tfrecord_lite.example import decode_example
+from tfrecord_lite.decode import decode_example
 from tfrecord_lite.items import ItemOptions, encode_item
 
 from conftest import ROOT, detection_item, make_image_bytes
@@ -53,6 +53,7 @@ def test_header_claiming_50000_by_50000_fails_its_item(tmp_path: Path) -> None:
         assert "bomb.png" in message and "exceeds" in message and "pixels" in message
 
 
+@pytest.mark.slow
 def test_a_real_bomb_fails_within_bounded_memory(tmp_path: Path) -> None:
     # 10,000 x 10,000 gray pixels (100 MB decoded, 300 MB as RGB) in a 100 KB file.
     side = 10_000
@@ -102,6 +103,7 @@ def _not_regular_files() -> dict[str, str]:
             "zero": "/dev/zero", "urandom": "/dev/urandom"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("store_images", [True, False])
 def test_paths_that_are_not_regular_files_fail_at_once(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_images: bool) -> None:
@@ -190,6 +192,7 @@ def test_without_o_nonblock_images_are_read_and_fifos_refused(
     assert decode_example(record)["encoded"] == data
 
 
+@pytest.mark.slow
 def test_sixteen_devices_on_eight_threads_take_no_memory(tmp_path: Path) -> None:
     # Each /dev/zero item used to be read up to the 256 MB limit: 4.2 GB at the peak.
     code = (

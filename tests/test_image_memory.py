@@ -55,6 +55,7 @@ def test_block_conversion_gives_the_bytes_of_the_whole_image_one(
         .convert("RGB"), 95, "image").data
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="Linux /proc")
 def test_sixteen_bit_png_converts_without_float64_copies(tmp_path: Path) -> None:
     # 4000x4000 16-bit gray: 32 MB of pixels; a float64 copy alone is 128 MB.
@@ -76,24 +77,29 @@ def test_pixel_budget_admits_large_images_one_budget_at_a_time() -> None:
     budget = images._PixelBudget(100 << 20)
     big, small = 80 << 20, 20 << 20
     order: list[str] = []
+    asking = threading.Event()
 
-    def take(name: str, pixels: int, hold_for: float) -> None:
+    def take(name: str, pixels: int) -> None:
+        if name == "b":
+            asking.set()
         with budget.hold(pixels):
             order.append(f"+{name}")
-            time.sleep(hold_for)
-            order.append(f"-{name}")
+        order.append(f"-{name}")
 
-    first = threading.Thread(target=take, args=("a", big, 0.3))
-    first.start()
-    time.sleep(0.05)
-    threads = [threading.Thread(target=take, args=("b", big, 0)),
-               threading.Thread(target=take, args=("c", small, 0))]
-    for t in threads:
-        t.start()
-    for t in [first, *threads]:
-        t.join()
+    with budget.hold(big):  # a
+        order.append("+a")
+        b = threading.Thread(target=take, args=("b", big))
+        b.start()
+        asking.wait(timeout=60)
+        c = threading.Thread(target=take, args=("c", small))
+        c.start()
+        c.join(timeout=60)
+        assert order[-2:] == ["+c", "-c"]  # fitted beside a
+        b.join(timeout=1)  # (b waits for a: if it did not, one second lets it in)
+        assert b.is_alive() and "+b" not in order
+        order.append("-a")
+    b.join(timeout=60)
     assert order.index("+b") > order.index("-a")  # waited for a
-    assert order.index("+c") < order.index("-a")  # fitted beside a
     with budget.hold(300 << 20):  # alone, larger than the budget: proceeds
         assert budget.in_use == 300 << 20
     with budget.hold(100):  # small images are not counted
@@ -114,7 +120,7 @@ def test_threads_of_a_job_share_the_pixel_budget(tmp_path: Path,
         with lock:
             inside[0] += 1
             most[0] = max(most[0], inside[0])
-        time.sleep(0.05)
+        time.sleep(0.05)  # widens the window in which loads would overlap, were it allowed
         try:
             load(im, where)
         finally:
@@ -141,6 +147,7 @@ def test_budget_is_released_when_an_image_fails(monkeypatch: pytest.MonkeyPatch)
     assert re.fullmatch(rb"\xff\xd8.*", prepare(data).data, re.S)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env, expected", [({}, 64 << 20), ({"PILLOW_BLOCK_SIZE": "2m"}, 2 << 20)])
 def test_pillow_blocks_are_larger_than_mallocs_heap_threshold(
         env: dict[str, str], expected: int) -> None:

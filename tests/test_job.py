@@ -16,7 +16,7 @@ import pytest
 
 import tfrecord_lite
 from tfrecord_lite import JobOptions, OptionsError, cli, items, job, storage, write_dataset
-from tfrecord_lite.cli import main
+from tfrecord_lite.cli import common, main
 
 from conftest import ROOT, detection_item
 
@@ -54,8 +54,6 @@ def test_manifest_records_the_recorded_fields_in_order() -> None:
     assert options.manifest() == {"shuffle": False, "seed": None, "store_images": True,
                                   "compression": "none", "quality": 95, "max_side": None,
                                   "decode_check": True, "validation": "strict", "root": None}
-    assert "resume" not in options.keywords(local=False)
-    assert options.keywords()["fsync"] is True
 
 
 def test_seeded_keeps_a_given_seed_else_the_earlier_one_else_a_new_one() -> None:
@@ -74,7 +72,7 @@ def test_every_option_is_a_flag_with_the_options_default(tmp_path: Path) -> None
         assert hasattr(args, option.name), option.name
         if option.name not in ("shuffle", "store_images"):  # the original tool's defaults
             assert getattr(args, option.name) == option.default, option.name
-    assert isinstance(cli._job_options(argparse.Namespace(**{
+    assert isinstance(common.job_options(argparse.Namespace(**{
         **vars(args), "store_images": True})), JobOptions)
 
 
@@ -88,13 +86,14 @@ def test_write_dataset_refuses_bad_options_before_touching_files(tmp_path: Path)
 
 # -- the layers ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_the_package_imports_neither_pillow_nor_the_runner() -> None:
     code = ("import sys, tfrecord_lite; "
-            "print(sorted({'PIL', 'tfrecord_lite.writer'} & set(sys.modules)))")
+            "print(sorted({'PIL', 'tfrecord_lite.local'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT)
     assert done.stdout.strip() == "[]", done.stderr
-    assert tfrecord_lite.create is tfrecord_lite.writer.create  # loaded on first use
+    assert tfrecord_lite.create is tfrecord_lite.local.create  # loaded on first use
 
 
 def test_storage_error_is_the_library_error() -> None:
@@ -128,7 +127,7 @@ def test_a_bug_in_the_job_surfaces_with_its_traceback(
     status = main(["--dataset_path", dataset, "--prefix", "t", "--output_dir", "out",
                    "--quiet"])
     err = capsys.readouterr().err
-    assert status == cli.EXIT_INTERNAL == 70
+    assert status == common.EXIT_INTERNAL == 70
     assert "Traceback (most recent call last)" in err and "_zero" in err
     last = err.strip().splitlines()[-1]
     assert last.startswith("tfrecord-lite: internal error: ZeroDivisionError")
@@ -205,3 +204,22 @@ def test_an_item_error_is_still_a_failed_item(tmp_path: Path, image_file: Any) -
     assert data is not None and error is None
     data, error, _ = items.try_encode(missing)
     assert data is None and isinstance(error, tfrecord_lite.ImageError)
+
+
+def test_the_local_runner_takes_the_options_as_one_object(tmp_path: Path,
+                                                          image_file: Any) -> None:
+    from tfrecord_lite import local
+
+    from conftest import detection_item
+
+    items = [detection_item(image_file("jpeg-rgb"), i) for i in range(5)]
+    options = JobOptions(seed=4, compression="gzip", quality=80)
+    summary = local.run(items, "t", tmp_path / "a", 2, options, num_threads=2,
+                        progress=False)
+    facade = write_dataset(items, "t", tmp_path / "b", 2, 2, seed=4, compression="gzip",
+                           quality=80, progress=False)
+    assert summary.options == facade.options == options.manifest()
+    for shard in ("t-00000-of-00002", "t-00001-of-00002"):
+        assert (tmp_path / "a" / shard).read_bytes() == (tmp_path / "b" / shard).read_bytes()
+    with pytest.raises(TypeError):  # a runner takes no option as a keyword
+        local.run(items, "t", tmp_path / "c", 2, seed=4)  # type: ignore[call-arg]

@@ -24,7 +24,7 @@ def test_a_bug_in_a_worker_is_not_a_write_error(tmp_path: Path, image_file: Any,
     def bug(*args: Any, **kwargs: Any) -> Any:
         return 1 // 0
 
-    monkeypatch.setattr(tfl_beam, "_write_shard", bug)  # in the DirectRunner's process
+    monkeypatch.setattr(tfl_beam.shards.ShardWriter, "add_record", bug)  # in the DirectRunner
     monkeypatch.chdir(tmp_path)
     Path("train.json").write_text(json.dumps([detection_item(image_file("jpeg-rgb"), 1)]))
     status = main(["--dataset_path", "train.json", "--prefix", "t", "--output_dir", "out",

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import pytest
 from PIL import Image
 
-from tfrecord_lite import ImageError, encode_example, images, write_dataset
+from tfrecord_lite import ImageError, JobOptions, encode_example, images, write_dataset
 from tfrecord_lite.example import ImageFields
 from tfrecord_lite.framing import encode_record
 from tfrecord_lite.images import ImageOptions, jpeg_info, prepare
@@ -171,6 +171,7 @@ def test_cmyk_frame_claiming_9000x9000_fails_before_any_full_decode(
         prepare(_cmyk())
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="Linux /proc")
 def test_cmyk_frame_claiming_9000x9000_costs_little_memory(tmp_path: Path) -> None:
     path = tmp_path / "cmyk.jpg"
@@ -217,10 +218,21 @@ def test_jobs_fail_strict_and_warn_lenient(tmp_path: Path,
 
 def test_item_options_set_the_corrupt_data_rule() -> None:
     assert ItemOptions().image.corrupt_data == "fail"
-    assert ItemOptions(validation="lenient").image.corrupt_data == "warn"
-    assert ItemOptions(validation="off").image.corrupt_data == "warn"
+    assert ItemOptions(JobOptions(validation="lenient")).image.corrupt_data == "warn"
+    assert ItemOptions(JobOptions(validation="off")).image.corrupt_data == "warn"
     with pytest.raises(ValueError, match="corrupt_data"):
         ImageOptions(corrupt_data="ignore")
+
+
+def test_item_and_image_options_are_derived_from_the_job_options_only() -> None:
+    job = JobOptions(quality=50, max_side=10, decode_check=False, validation="lenient",
+                     store_images=False, root="data")
+    options = ItemOptions(job)
+    assert options.image == ImageOptions(50, 10, False, corrupt_data="warn")
+    assert (options.store_images, options.validation, options.root) == (False, "lenient",
+                                                                         "data")
+    with pytest.raises(TypeError):  # no image options of their own to contradict the job's
+        ItemOptions(job, image=ImageOptions())  # type: ignore[call-arg]
 
 
 def test_encode_item_reports_the_image_warning(tmp_path: Path,
@@ -228,8 +240,8 @@ def test_encode_item_reports_the_image_warning(tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     (tmp_path / "cut.jpg").write_bytes(_quarter(ROCKET))
     warnings: list[str] = []
-    encode_item({"filename": "cut.jpg", "id": "x"}, ItemOptions(validation="lenient"),
-                warnings)
+    encode_item({"filename": "cut.jpg", "id": "x"},
+                ItemOptions(JobOptions(validation="lenient")), warnings)
     assert len(warnings) == 1 and warnings[0].startswith("id 'x': cut.jpg: truncated JPEG data")
 
 

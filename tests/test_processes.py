@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import detection_item, make_image_bytes
-from tfrecord_lite import JsonLines, processes, writer
+from tfrecord_lite import JsonLines, processes
 from tfrecord_lite.cli import main
 from tfrecord_lite.errors import DatasetError, WriteError
-from tfrecord_lite.writer import default_processes, write_dataset
+from tfrecord_lite.local import write_dataset
+from tfrecord_lite.processes import default_processes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,6 +54,7 @@ def _comparable(files: dict[str, bytes]) -> dict[str, Any]:
     return {**files, "manifest": manifest}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shuffle,compression", [(False, None), (True, "gzip")])
 def test_same_bytes_manifest_and_failures_for_any_processes_and_threads(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shuffle: bool,
@@ -87,13 +89,14 @@ def test_default_processes_rule() -> None:
     assert default_processes(shards=10, items_=15_000, cores=8) == 3
     assert default_processes(shards=64, items_=100_000, cores=16) == 16
     # given: as given (no more than the shards); by default: threads shared out
-    assert writer._processes_and_threads(3, 2, shards=10, items_=10) == (3, 2)
-    assert writer._processes_and_threads(3, 2, shards=2, items_=10) == (2, 2)
-    count, threads = writer._processes_and_threads(None, 4, shards=100, items_=10**6)
+    assert processes.processes_and_threads(3, 2, shards=10, items_=10) == (3, 2)
+    assert processes.processes_and_threads(3, 2, shards=2, items_=10) == (2, 2)
+    count, threads = processes.processes_and_threads(None, 4, shards=100, items_=10**6)
     assert count == default_processes(100, 10**6, processes.cores())
     assert threads == max(1, 4 // count)
 
 
+@pytest.mark.slow
 def test_progress_totals_and_streamed_jsonl(tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
@@ -112,6 +115,7 @@ def test_progress_totals_and_streamed_jsonl(tmp_path: Path,
     assert [s.sha256 for s in one.shards] == [s.sha256 for s in summary.shards]
 
 
+@pytest.mark.slow
 def test_streamed_items_in_flight_are_bounded(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Streamed input is read a shard at a time: with 2 processes, never more than
@@ -138,6 +142,7 @@ def test_streamed_items_in_flight_are_bounded(tmp_path: Path,
     assert max(read_ahead) <= 3 * 5 + 1  # 12 shards of 5 items; 2 workers + 1 read
 
 
+@pytest.mark.slow
 def test_cli_processes_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     items = _items(tmp_path / "img", 12)
@@ -223,18 +228,20 @@ def _alive(pid: int) -> bool:
 
 
 def _wait_for_workers(tmp_path: Path, proc: subprocess.Popen[str]) -> list[int]:
-    deadline = time.monotonic() + 60
+    """The pids of the two workers, once both have been given a shard and one has its
+    temporary file open (polled, with a generous bound)."""
+    deadline = time.monotonic() + 120
+    pids, out = tmp_path / "pids", tmp_path / "out"
     while time.monotonic() < deadline:
-        pids = tmp_path / "pids"
-        if pids.exists() and len(pids.read_text().splitlines()) >= 2:
-            workers = [int(line.split()[0]) for line in pids.read_text().splitlines()]
-            time.sleep(0.3)  # writing their shards
-            return workers
+        lines = pids.read_text().splitlines() if pids.exists() else []
+        if len(lines) >= 2 and out.exists() and any(".tmp-" in p.name for p in out.iterdir()):
+            return [int(line.split()[0]) for line in lines]
         assert proc.poll() is None, proc.communicate()
-        time.sleep(0.05)
+        time.sleep(0.02)
     raise AssertionError("the workers did not start")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 @pytest.mark.parametrize("sig,group", [(signal.SIGINT, False), (signal.SIGINT, True),
                                        (signal.SIGKILL, False)])
@@ -251,7 +258,7 @@ def test_interrupted_or_killed_parent_leaves_no_worker_and_nothing_partial(
     else:
         os.kill(proc.pid, sig)
     proc.wait(timeout=30)  # (not communicate: a worker holds the parent's stderr)
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + 60  # (a generous bound: they end at once)
     while any(_alive(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(w) for w in workers), "a worker outlived its parent"
@@ -264,6 +271,7 @@ def test_interrupted_or_killed_parent_leaves_no_worker_and_nothing_partial(
         assert err.count("KeyboardInterrupt") == 1, err  # the parent's, none of a worker
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_killed_worker_fails_the_job_and_resume_finishes_it(tmp_path: Path) -> None:
     _slow_image(tmp_path)
@@ -290,6 +298,7 @@ def test_killed_worker_fails_the_job_and_resume_finishes_it(tmp_path: Path) -> N
         assert resumed[shard.file] == (tmp_path / "whole" / shard.file).read_bytes()
 
 
+@pytest.mark.slow
 def test_worker_exiting_by_itself_names_its_shard(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
@@ -364,6 +373,7 @@ def test_beam_run_is_as_quiet_as_a_local_run(tmp_path: Path) -> None:
     assert len(verbose) > 5 and verbose[-1].startswith("wrote 10 of 10 items")
 
 
+@pytest.mark.slow
 def test_disk_full_in_a_worker_is_a_write_error_naming_the_shard(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
@@ -393,6 +403,7 @@ def test_disk_full_in_a_worker_is_a_write_error_naming_the_shard(
     assert not list(Path("out").glob("ds-00003*"))
 
 
+@pytest.mark.slow
 def test_a_script_without_a_main_guard_runs_once(tmp_path: Path) -> None:
     """Workers do not import the caller's main script (multiprocessing's spawn and
     forkserver would, running this script's job again in every worker)."""
@@ -415,6 +426,7 @@ def test_a_script_without_a_main_guard_runs_once(tmp_path: Path) -> None:
     assert (tmp_path / "runs").read_text() == "run\n"
 
 
+@pytest.mark.slow
 def test_items_that_cannot_be_sent_to_a_worker(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
@@ -430,6 +442,7 @@ def test_items_that_cannot_be_sent_to_a_worker(tmp_path: Path,
     assert not [p for p in Path("three").iterdir() if p.name.startswith("ds-")]
 
 
+@pytest.mark.slow
 def test_worker_start_up_imports_only_what_the_job_uses(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker without the decode check does not import numpy (through simplejpeg:

@@ -34,6 +34,7 @@ def test_generated_modules_match_the_vendored_protos(name: str) -> None:
     assert recorded == _generator().source_digest(), "stale: run `make proto`"
 
 
+@pytest.mark.slow
 def test_regenerating_gives_the_committed_files(tmp_path: Path) -> None:
     if shutil.which("protoc") is None:
         if os.environ.get("CI"):
@@ -52,6 +53,7 @@ def test_messages_live_in_a_private_pool() -> None:
         descriptor_pool.Default().FindMessageTypeByName("tensorflow.BytesList")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ours_first", [True, False])
 def test_coexists_with_tensorflow_style_registration(ours_first: bool) -> None:
     """TensorFlow registers tensorflow.* in protobuf's default pool at import."""

@@ -1,12 +1,14 @@
-"""The README's command lines, run as written, so that the README cannot drift.
+"""The command lines of the README and of every page in docs/, run as written, so that the
+documents cannot drift.
 
-Every line of a ```-fenced block of README.md that starts with ``python -m tfrecord_lite``
-(continued across trailing backslashes) is run, in README order, in one temporary
-directory holding small fixtures made from the demo photos (``tests/data/demo``): the
-files and folders the commands name, with the same local paths. Each must end with the
-exit status in ``STATUS`` (0 unless listed).
+Every line of a ```-fenced block of README.md and docs/*.md that starts with
+``python -m tfrecord_lite`` (continued across trailing backslashes) is run, README first,
+then the pages in name order, each page's in its own order, all in one temporary directory
+holding small fixtures made from the demo photos (``tests/data/demo``): the files and
+folders the commands name, with the same local paths. Each must end with the exit status
+in ``STATUS`` (0 unless listed).
 
-When the README gains a command:
+When a document gains a command:
 * an input it names (dataset file, COCO file, images folder, VOC or folder root, ...)
   needs a builder in ``FIXTURES``, keyed by the path as written; without one the test
   fails and says so;
@@ -30,6 +32,7 @@ from tfrecord_lite.cli import build_parser, main
 from conftest import DEMO, ROOT
 
 README = ROOT / "README.md"
+DOCUMENTS = [README, *sorted((ROOT / "docs").glob("*.md"))]
 PROGRAM = ["python", "-m", "tfrecord_lite"]
 
 # Commands not run here, by a part of their text, and why.
@@ -281,7 +284,8 @@ def readme_commands(text: str) -> list[tuple[int, str]]:
     return commands
 
 
-COMMANDS = readme_commands(README.read_text(encoding="utf-8"))
+COMMANDS = [(f"{path.relative_to(ROOT)}:{number}", command) for path in DOCUMENTS
+            for number, command in readme_commands(path.read_text(encoding="utf-8"))]
 
 
 def _argv(command: str) -> list[str]:
@@ -317,14 +321,17 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("readme")
 
 
-def test_the_readme_has_command_lines() -> None:
-    assert len(COMMANDS) >= 10, "README.md: no `python -m tfrecord_lite` lines found"
+def test_the_documents_have_command_lines() -> None:
+    assert readme_commands(README.read_text(encoding="utf-8")), "README.md: no commands"
+    pages = {where.split(":")[0] for where, _ in COMMANDS}
+    for page in ("docs/usage.md", "docs/converters.md", "docs/reading.md"):
+        assert page in pages, f"{page}: no `python -m tfrecord_lite` lines found"
+    assert len(COMMANDS) >= 25
 
 
-@pytest.mark.parametrize("number, command", COMMANDS,
-                         ids=[f"README.md:{n}" for n, _ in COMMANDS])
-def test_readme_command(number: int, command: str, workspace: Path,
-                        monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("where, command", COMMANDS, ids=[where for where, _ in COMMANDS])
+def test_documented_command(where: str, command: str, workspace: Path,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
     reason = _first(SKIPPED, command)
     if reason:
         pytest.skip(reason)
@@ -338,7 +345,7 @@ def test_readme_command(number: int, command: str, workspace: Path,
         if not (workspace / path).exists():
             build = FIXTURES.get(path)
             if build is None:
-                pytest.fail(f"README.md line {number} names {path!r}, for which "
+                pytest.fail(f"{where} names {path!r}, for which "
                             "tests/test_readme.py has no fixture: add a builder to FIXTURES "
                             f"(or the line to SKIPPED, with the reason): {command}")
             build(workspace)
@@ -346,10 +353,10 @@ def test_readme_command(number: int, command: str, workspace: Path,
     status = main(argv)
     if bug:
         if status == expected:
-            pytest.fail(f"README.md line {number} now works: remove it from KNOWN_BUGS "
+            pytest.fail(f"{where} now works: remove it from KNOWN_BUGS "
                         f"({bug})")
         pytest.xfail(bug)
-    assert status == expected, f"README.md line {number}: {command}"
+    assert status == expected, f"{where}: {command}"
 
 
 def test_fixtures_are_what_the_converters_read(tmp_path: Path,

@@ -70,6 +70,7 @@ def _interrupt_journal_at(monkeypatch: pytest.MonkeyPatch, shard: int) -> Any:
     return patch, interrupted
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("processes", [1, 2])
 def test_an_interrupted_rerun_leaves_the_earlier_dataset_whole(
         items: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, processes: int) -> None:
@@ -93,6 +94,7 @@ def test_an_interrupted_rerun_leaves_the_earlier_dataset_whole(
     assert _hidden("out") == []  # no journal, lock or complete shard left
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_rerun_of_the_original_command_line(items: list[dict[str, Any]],
                                                            tmp_path: Path) -> None:
     """The user's scenario: the original command line twice (each with a random seed),
@@ -101,18 +103,21 @@ def test_ctrl_c_during_a_rerun_of_the_original_command_line(items: list[dict[str
             "--shards", str(SHARDS), "--shuffle", "--store_images", "-q", "--threads", "2"]
     assert main(argv) == 1  # one item fails
     earlier = _visible("out")
-    # The rerun, slowed down after each journaled shard so that SIGINT lands mid-run.
+    # The rerun, held after its third journaled shard until the SIGINT lands.
     script = tmp_path / "rerun.py"
     script.write_text(
-        "import sys, time\n"
+        "import sys, threading\n"
         f"sys.path.insert(0, {str(ROOT)!r})\n"
         "from tfrecord_lite import journal\n"
         "from tfrecord_lite.cli import main\n"
         "real_add = journal.add\n"
+        "added = []\n"
         "def add(*args):\n"
         "    real_add(*args)\n"
+        "    added.append(args)\n"
         "    print('journaled', flush=True)\n"
-        "    time.sleep(0.3)\n"
+        "    if len(added) == 3:\n"
+        "        threading.Event().wait(600)  # here until the SIGINT\n"
         "journal.add = add\n"
         "sys.exit(main(sys.argv[1:]))\n")
     child = subprocess.Popen([sys.executable, str(script), *argv, "--processes", "1"],
@@ -140,6 +145,7 @@ def manifest_names(manifest: dict[str, Any]) -> list[str]:
     return sorted(shard["file"] for shard in manifest["shards"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("processes", [1, 2])
 def test_an_interruption_while_renaming_is_finished_by_resume(
         items: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, processes: int) -> None:

@@ -30,7 +30,7 @@ SHARDS = 6
 CHILD = """
 import itertools, json, os, sys
 sys.path.insert(0, {tests!r})
-from tfrecord_lite import journal, writer
+from tfrecord_lite import journal, local
 
 items_path, out, die_in, die_at, resume = sys.argv[1:6]
 items = json.load(open(items_path))
@@ -50,11 +50,11 @@ def dying(module, name, after):
 
 if die_in != "none":
     where, when = die_in.split(":")
-    module, function = {{"replace": (writer.storage.os, "replace"), "journal": (journal, "add"),
-                        "rename": (writer.storage.Folder, "rename")}}[where]
+    module, function = {{"replace": (local.storage.os, "replace"), "journal": (journal, "add"),
+                        "rename": (local.storage.Folder, "rename")}}[where]
     dying(module, function, when == "after")
 print("started", flush=True)
-writer.write_dataset(items, "t", out, {shards}, 2, shuffle=True, seed=11,
+local.write_dataset(items, "t", out, {shards}, 2, shuffle=True, seed=11,
                      resume=resume == "1", progress=False)
 """
 
@@ -104,6 +104,7 @@ def _assert_no_partial_shard(out: Path, reference: Path) -> None:
             assert len(list(read_records(path))) >= 0  # and it reads, CRCs checked
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("die_in, die_at", [
     ("replace:before", 1), ("replace:after", 1), ("replace:before", 4), ("replace:after", 4),
     ("replace:after", 6), ("journal:before", 3), ("journal:after", 3), ("journal:after", 6),
@@ -119,6 +120,7 @@ def test_killed_at_a_step_then_resumed_is_byte_identical(tmp_path: Path, job: di
     assert _files(out) == _files(job["reference"])
 
 
+@pytest.mark.slow
 def test_killed_at_random_moments_then_resumed_is_byte_identical(
         tmp_path: Path, job: dict[str, Any]) -> None:
     # How long a whole run takes here, to spread the kills over it.

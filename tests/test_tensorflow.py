@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from tfrecord_lite import TFRecordWriter, encode_example, read_records, write_dataset
-from tfrecord_lite.example import RECORD_FIELDS, ImageFields
+from tfrecord_lite.example import ImageFields
+from tfrecord_lite.schema import RECORD_FIELDS
 
 from conftest import KINDS, ROOT, detection_item
 
@@ -67,7 +68,7 @@ def _tf_feature(kind: str, values: list[Any]) -> Any:
 
 
 def test_example_bytes_equal_what_tensorflow_serializes() -> None:
-    from tfrecord_lite.example import feature_values, parse_example
+    from tfrecord_lite.decode import feature_values, parse_example
 
     data = encode_example(detection_item("/x.jpg", 3), ImageFields(b"jpegbytes", 48, 64))
     parsed = parse_example(data)

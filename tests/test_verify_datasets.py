@@ -161,6 +161,7 @@ def test_two_prefixes_sharing_a_glob(items: list[dict[str, Any]],
     assert _verify(capsys, "out/train-?????-of-?????", "out/val-*")[0] == 0
 
 
+@pytest.mark.slow
 def test_the_cli_shows_the_glob_warning(items: list[dict[str, Any]]) -> None:
     assert _create("train-a", 1) == 0
     done = subprocess.run(

@@ -2,7 +2,7 @@
 
 Heavy modules (Pillow, numpy, tqdm) are imported only when a job needs them, so
 ``import tfrecord_lite`` stays fast: the job's names (``create``, ``write_dataset``, ...)
-load the local runner (``writer``, which needs Pillow) on first use.
+load the local runner (``local``, which needs Pillow) on first use.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from ._version import __version__
 from .crc32c import BACKEND as CRC_BACKEND
 from .crc32c import masked_crc32c
 from .dataset import JsonLines, open_dataset
+from .decode import decode_example
 from .errors import (
     CorruptRecordError,
     DatasetError,
@@ -31,24 +32,26 @@ from .errors import (
     ValidationError,
     WriteError,
 )
-from .example import decode_example, encode_example
+from .example import encode_example
 from .options import JobOptions
 from .reader import iterate, read_examples, read_index, read_record_at, read_records, write_index
 from .records import TFRecordWriter
 from .verify import stats, verify_files
 
 if TYPE_CHECKING:
-    from .writer import JobSummary, ValidationReport, create, validate_dataset, write_dataset
+    from .dryrun import ValidationReport, validate_dataset
+    from .local import JobSummary, create, write_dataset
 
-# Names of the local runner, imported from it on first use (it imports Pillow).
-_FROM_WRITER = ("JobSummary", "ValidationReport", "create", "validate_dataset", "write_dataset")
+# Names of the local runner and the dry run, imported on first use (they import Pillow).
+_LAZY = {"JobSummary": "local", "create": "local", "write_dataset": "local",
+         "ValidationReport": "dryrun", "validate_dataset": "dryrun"}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _FROM_WRITER:
-        from . import writer
+    if name in _LAZY:
+        import importlib
 
-        value = getattr(writer, name)
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

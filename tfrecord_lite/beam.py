@@ -22,13 +22,18 @@ The pipeline::
   assignment differs from ``create()``'s (contiguous runs of sizes differing by at most
   one): shard sizes here vary like a multinomial draw, and with few items some shards
   may be empty. Every shard name is written, empty shards included.
-* Each shard is gathered on one worker, sorted, written under a hidden temporary name
-  and renamed when complete, so no file under a final name is ever partial. A shard must
+* Each shard is gathered on one worker, sorted, and written by ``shards.ShardWriter``
+  (the local runners' shard writer), published whole under its final name, so no file
+  under a final name is ever partial. A shard must
   fit in a worker's memory: choose ``num_shards`` accordingly (a few hundred MB each).
 * The items are also counted on their own. If the records and failures that reach the
   end do not add up to that count (a runner that loses elements, as the DirectRunner's
   multi_threading mode does), the pipeline fails and writes no manifest.
 * Last, ``{name}.manifest.json``, in the format of ``create()``'s.
+
+``run`` then writes ``{name}.failures.json`` (as ``create()`` does) and removes what an
+earlier run of the prefix left (its other shards, record indexes), so that a run from
+Python leaves the same files as the command line's ``--runner beam``.
 
 The output directory must be a path every worker can write, or an fsspec URL (an object
 store, see ``storage``). The validation checks run in the workers as in ``create()``.
@@ -41,6 +46,7 @@ none, so here the one whose JSON (keys sorted) comes first is kept and the other
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -58,22 +64,20 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineState
 
-from . import sharding, storage
-from .errors import OptionsError, WriteError
-from .items import failure_reason, try_encode
+from . import sharding, shards, storage
+from .errors import OptionsError, WriteError, write_errors
+from .items import ItemOptions, failure_reason, try_encode
 from .job import (
     JobSummary,
     ShardInfo,
     check_job,
     failure_copy,
+    failures_json,
     failures_line,
-    finish_shard,
-    item_options,
+    remove_earlier_run,
     warn_glob_clashes,
-    write_error,
 )
 from .options import JobOptions, fspath_or_none
-from .records import TFRecordWriter
 from .validate import Problem
 
 logger = logging.getLogger(__name__)
@@ -93,34 +97,10 @@ _NOT_WRAPPED = (WriteError, ArithmeticError, AssertionError, AttributeError, Loo
 
 # -- file operations: through storage.Folder, so the output may be a URL ---------------
 
-def _write_shard(plan: _Plan, name: str, records: Iterable[bytes]) -> tuple[int, str]:
-    """Write a shard under a temporary name and publish it whole; (bytes, sha256)."""
-    out = storage.folder(plan.output_directory)
-    # Unique per attempt: a runner may run the same shard twice at once (retries,
-    # speculative execution); both write identical bytes and the last one published wins.
-    temp = f"{out.temp_path(name)}-{uuid.uuid4().hex}"
-    try:
-        try:
-            out.makedirs()
-            with TFRecordWriter(temp, plan.options.compression) as writer:
-                for data in records:
-                    writer.write(data)
-            size = os.path.getsize(temp)
-        except OSError as exc:
-            storage.remove_quietly(temp)
-            raise write_error(f"shard {out.location(name)}", exc) from exc
-        return size, finish_shard(out, temp, name)  # hashed, then published
-    finally:
-        out.close()
-
-
 def _write_small_files(directory: str, files: dict[str, bytes]) -> None:
-    out = storage.folder(directory)
-    try:
+    with storage.folder(directory) as out:
         for name, data in files.items():
             out.write(name, data)
-    finally:
-        out.close()
 
 
 def _last_line(exc: BaseException) -> str:
@@ -200,7 +180,7 @@ class _EncodeFn(beam.DoFn):
 
     def __init__(self, plan: _Plan) -> None:
         self._plan = plan
-        self._item_options = item_options(plan.options)
+        self._item_options = ItemOptions(plan.options)
 
     def process(self, element: tuple[Any, Problem | None]) -> Iterator[Any]:
         item, duplicate = element
@@ -227,8 +207,18 @@ class _WriteShardFn(beam.DoFn):
         plan = self._plan
         records = sorted(grouped["records"])  # by key; equal keys by their bytes
         name = sharding.shard_name(plan.name, index, plan.num_shards)
-        size, sha256 = _write_shard(plan, name, (data for _, data in records))
-        yield index, ShardInfo(name, len(records), size, sha256)
+        with storage.folder(plan.output_directory) as out:
+            with write_errors(f"cannot create output directory {out}"):
+                out.makedirs()
+            # Unique per attempt: a runner may run the same shard twice at once (retries,
+            # speculative execution); both write identical bytes, the last one published wins.
+            temp = f"{out.temp_path(name)}-{uuid.uuid4().hex}"
+            with shards.ShardWriter(temp, index, name, plan.options.compression,
+                                    out.location(name)) as writer:
+                for _, data in records:
+                    writer.add_record(data)
+            result = shards.finish(out, writer.result, name)
+        yield index, result.info()
 
 
 class _FinishFn(beam.DoFn):
@@ -256,20 +246,17 @@ class _FinishFn(beam.DoFn):
             summary.add_shard(info)
         summary.failures = [failed for _, _, failed in failures]
         directory = plan.output_directory
-        try:
+        with write_errors(f"cannot write the failures file or the manifest in {directory}"):
             _write_small_files(directory, {  # the failures first: the manifest comes last
                 plan.name + FAILURES_JSONL_SUFFIX: "".join(line + "\n" for _, line in lines
                                                            ).encode(),
                 sharding.manifest_name(plan.name): summary.manifest_json()})
-        except OSError as exc:
-            raise WriteError(f"cannot write the failures file or the manifest in {directory}: "
-                             f"{exc.strerror or exc}") from exc
         reasons = Counter(reason for _, reason, _ in failures)
         yield {"manifest": summary.manifest(), "failed_by_reason": dict(reasons)}
 
 
 class WriteDataset(beam.PTransform):
-    """Write a PCollection of items (README, "The item format") as ``num_shards`` files.
+    """Write a PCollection of items (docs/item-format.md) as ``num_shards`` files.
 
     The shards are those ``create()`` writes: same names (``{name}-{i:05d}-of-{n:05d}``),
     same records byte for byte, plus ``{name}.failures.jsonl`` and
@@ -297,13 +284,27 @@ class WriteDataset(beam.PTransform):
                  validation: str = "strict", root: str | os.PathLike[str] | None = None
                  ) -> None:
         super().__init__()
-        check_job(dataset_name, num_shards)
         options = JobOptions(shuffle=shuffle, seed=seed, store_images=store_images,
                              compression=compression, quality=quality, max_side=max_side,
                              decode_check=decode_check, validation=validation,
                              root=fspath_or_none(root))
+        check_job(dataset_name, num_shards)
         self.plan = _Plan(dataset_name, os.fspath(output_directory), num_shards,
                           options.seeded())
+
+    @classmethod
+    def from_options(cls, dataset_name: str, output_directory: str | os.PathLike[str],
+                     num_shards: int, options: JobOptions) -> WriteDataset:
+        """The transform for a job's options given as one ``JobOptions`` (``resume`` and
+        ``fsync`` are the local runner's, refused here).
+
+        Raises:
+            OptionsError: (a ValueError) an argument is out of range.
+        """
+        _refuse_local_options(options)
+        return cls(dataset_name, output_directory, num_shards,
+                   **{f.name: getattr(options, f.name) for f in dataclasses.fields(options)
+                      if not f.metadata.get("local")})
 
     def expand(self, items: Any) -> Any:
         plan = self.plan
@@ -334,6 +335,13 @@ class WriteDataset(beam.PTransform):
         )
 
 
+def _refuse_local_options(options: JobOptions) -> None:
+    for field in dataclasses.fields(options):
+        if field.metadata.get("local") and getattr(options, field.name) != field.default:
+            raise OptionsError(f"{field.name} is for the local runner (a Beam pipeline is "
+                               "retried and made durable by its runner)")
+
+
 def pipeline_options(beam_options: Sequence[str] | str | None) -> PipelineOptions:
     """Beam pipeline options from flags (a list, or one string split as a shell would).
 
@@ -361,26 +369,22 @@ def run(
     dataset_name: str,
     output_directory: str | os.PathLike[str],
     num_shards: int,
+    options: JobOptions | None = None,
     *,
-    shuffle: bool = True,
-    store_images: bool = True,
-    seed: int | None = None,
-    compression: str | None = None,
-    quality: int = 95,
-    max_side: int | None = None,
-    decode_check: bool = True,
-    validation: str = "strict",
-    root: str | os.PathLike[str] | None = None,
     beam_options: Sequence[str] | str | None = None,
 ) -> JobSummary:
-    """Run ``WriteDataset`` on ``items`` and wait for it; the Beam twin of ``write_dataset``.
+    """Run ``WriteDataset`` on ``items`` and wait for it; the Beam twin of the local
+    runner (``local.run``), with the job's options as one ``JobOptions``.
 
     The items travel inside the pipeline's definition; for a large dataset on a remote
     runner, read them in the pipeline instead (e.g. ``ReadFromText`` of JSON Lines) and
-    apply ``WriteDataset``.
+    apply ``WriteDataset``. After the pipeline, ``{name}.failures.json`` is written and
+    what an earlier run of the prefix left is removed, as the local runner does.
 
     Args:
-        items: the items (nested dicts; README, "The item format"). Never modified.
+        items: the items (nested dicts; docs/item-format.md). Never modified.
+        options: the job's options (default: ``JobOptions()``; ``resume`` and ``fsync``
+            are the local runner's).
         beam_options: pipeline options, e.g. ``"--runner=DataflowRunner --project=p"``
             (default: the DirectRunner).
         The others: see ``WriteDataset``.
@@ -393,37 +397,43 @@ def run(
             shard is left under a final name).
     """
     started = time.perf_counter()
-    transform = WriteDataset(dataset_name, output_directory, num_shards, shuffle=shuffle,
-                             store_images=store_images, seed=seed, compression=compression,
-                             quality=quality, max_side=max_side, decode_check=decode_check,
-                             validation=validation, root=root)
+    transform = WriteDataset.from_options(dataset_name, output_directory, num_shards,
+                                          JobOptions() if options is None else options)
     plan = transform.plan
-    options = pipeline_options(beam_options)
+    pipeline = pipeline_options(beam_options)
     _make_directory(plan.output_directory, plan.name)
     handoff = f".{plan.name}-summary-{uuid.uuid4().hex}.json"
     dataset = list(items)
-    _run_pipeline(options, transform, dataset, handoff)
+    _run_pipeline(pipeline, transform, dataset, handoff)
     summary = _read_summary(plan, handoff)
     if summary.total != len(dataset):
         raise WriteError(f"the Beam pipeline accounted for {summary.total} of "
                          f"{len(dataset)} items; the output in {plan.output_directory} is "
                          "incomplete")
+    _finish(plan, summary)
     summary.seconds = time.perf_counter() - started
     logger.info("%s", summary.describe())
     return summary
 
 
+def _finish(plan: _Plan, summary: JobSummary) -> None:
+    """After the pipeline: ``{name}.failures.json``, then the removal of what an earlier
+    run of the prefix left (as the local runner does once its manifest is written)."""
+    with storage.folder(plan.output_directory) as out:
+        failures = sharding.failures_name(plan.name)
+        with write_errors(f"cannot write {out.location(failures)}"):
+            out.write(failures, failures_json(summary.failures))
+        with write_errors(f"cannot remove the shards of an earlier run of {plan.name!r} in "
+                          f"{out}"):
+            remove_earlier_run(out, plan.name, [s.file for s in summary.shards])
+
+
 def _make_directory(directory: str, name: str) -> None:
     """Create the output directory; warn when another prefix there shares a shard glob."""
-    out = storage.folder(directory)
-    try:
-        out.makedirs()
+    with storage.folder(directory) as out:
+        with write_errors(f"cannot create output directory {directory}"):
+            out.makedirs()
         warn_glob_clashes(out, name)
-    except OSError as exc:
-        raise WriteError(
-            f"cannot create output directory {directory}: {exc.strerror or exc}") from exc
-    finally:
-        out.close()
 
 
 def _run_pipeline(options: PipelineOptions, transform: WriteDataset, dataset: list[Any],
@@ -456,16 +466,11 @@ def _read_summary(plan: _Plan, handoff: str) -> JobSummary:
     """The JobSummary of a finished pipeline, from the hand-off file (then removed) and
     the failures file."""
     directory = plan.output_directory
-    out = storage.folder(directory)
-    try:
+    with storage.folder(directory) as out, write_errors(
+            f"the Beam pipeline finished but its summary cannot be read in {directory}"):
         result = json.loads(out.read(handoff) or b"null")
         failures_file = out.read(plan.name + FAILURES_JSONL_SUFFIX)
         out.remove(handoff)
-    except OSError as exc:
-        raise WriteError(f"the Beam pipeline finished but its summary cannot be read in "
-                         f"{directory}: {exc.strerror or exc}") from exc
-    finally:
-        out.close()
     if result is None or failures_file is None:
         raise WriteError(f"the Beam pipeline finished but its summary is missing in {directory}")
     manifest = result["manifest"]

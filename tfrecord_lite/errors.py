@@ -18,16 +18,27 @@ working for callers who do not know this package::
     │   ├── MaskError                                   a mask or label image cannot be made
     │   └── ExampleDecodeError                          bytes that are not an Example
     ├── DatasetError                     + ValueError   a dataset file cannot be read
+    │   └── LabelMapError                               a label map that does not fit the
+    │                                                   output folder's
     ├── ResumeError                      + ValueError   an interrupted run cannot be resumed
     │   └── InterruptedRunError                         ... or is there, and would be lost
     ├── OutputBusyError                  + BlockingIOError  another run writes the prefix
     ├── OptionsError                     + ValueError   a job option is out of range
     ├── StorageError                     + ValueError   a URL needs fsspec (or its scheme's package)
     ├── ImageError                       + ValueError   missing, empty, cut or undecodable image
-    └── WriteError                       + OSError      shards could not be written (disk full, ...)
+    └── WriteError                                      the output could not be written (disk
+                                                        full, ...); chained to the OSError
+
+``WriteError`` is deliberately not an ``OSError``: the library catches ``OSError`` where it
+reads and writes files, and its own errors must pass through those handlers unchanged.
+``write_errors`` is the one place that turns an ``OSError`` into a ``WriteError``.
 """
 
 from __future__ import annotations
+
+import contextlib
+import errno
+from collections.abc import Iterator
 
 
 class TFRecordLiteError(Exception):
@@ -87,6 +98,11 @@ class DatasetError(TFRecordLiteError, ValueError):
     """A dataset file is missing, unreadable or not a list of items."""
 
 
+class LabelMapError(DatasetError):
+    """A conversion's label map differs from the one its output folder holds for the
+    shards of another prefix."""
+
+
 class ResumeError(TFRecordLiteError, ValueError):
     """An interrupted run cannot be resumed with these arguments (they differ from its own)."""
 
@@ -118,8 +134,39 @@ class ImageError(TFRecordLiteError, ValueError):
         self.reason = reason
 
 
-class WriteError(TFRecordLiteError, OSError):
-    """The output could not be written; no file under a final shard name was left partial."""
+class WriteError(TFRecordLiteError):
+    """The output could not be written; no file under a final shard name was left partial.
+
+    Raised by ``write_errors``, chained to the ``OSError`` that caused it.
+    """
+
+
+def write_error(what: str, exc: OSError, hint: str = "") -> WriteError:
+    """The ``WriteError`` for an ``OSError``: ``"{what}: {why}{hint}"``, with "(disk
+    full?)" added when the disk is full. Raise it ``from exc``."""
+    full = " (disk full?)" if exc.errno == errno.ENOSPC else ""
+    return WriteError(f"{what}: {exc.strerror or exc}{full}{hint}")
+
+
+@contextlib.contextmanager
+def write_errors(what: str, hint: str = "") -> Iterator[None]:
+    """Turn an ``OSError`` raised in the block into a ``WriteError`` (see ``write_error``).
+
+    An error of this package raised in the block (``OutputBusyError`` is an ``OSError``
+    too) propagates unchanged.
+
+    Args:
+        what: what could not be done, e.g. ``"cannot write shard out/train-00000-of-00002"``.
+        hint: appended to the message, e.g. what was left behind.
+    Raises:
+        WriteError: chained to the ``OSError``.
+    """
+    try:
+        yield
+    except TFRecordLiteError:
+        raise
+    except OSError as exc:
+        raise write_error(what, exc, hint) from exc
 
 
 class InterruptedRunError(ResumeError):

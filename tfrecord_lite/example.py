@@ -1,12 +1,11 @@
-"""Nested item dicts <-> serialized ``tf.train.Example`` bytes, driven by one table.
+"""Nested item dict -> serialized ``tf.train.Example`` bytes (the encoder).
 
-An item is the nested dict of the README's "The item format" (``{"filename", "id", "class": {...},
-"object": {"bbox": {...}, "parts": {...}}}``); its key paths, joined by ``/`` and
-prefixed with ``image/``, are the record's feature keys. Every scalar key is present
-in every record (readers use ``FixedLenFeature``); list keys may be empty.
-
-Serialization is deterministic (features sorted by key), so equal items give equal
-bytes, the same bytes ``tf.train.Example.SerializeToString(deterministic=True)`` gives.
+The protobuf wire format is written directly, driven by the schema (``schema``): the
+keys are written in sorted order, so equal items give equal bytes, the bytes of
+``tf.train.Example.SerializeToString(deterministic=True)``; the tests hold it byte for
+byte to a plain protobuf serializer. For speed, what is the same in many records is
+written once and kept: an entry's head per key and size, the entries of defaults and
+small repeated values, and a plan per item shape (which keys its dicts give).
 """
 
 from __future__ import annotations
@@ -15,105 +14,30 @@ import enum
 import hashlib
 import logging
 import math
-import numbers
 import struct
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, NamedTuple, TypeVar
 
-from google.protobuf.message import DecodeError
-
-from .errors import ExampleDecodeError, ExampleError
-from .proto import example_pb2
+from .coerce import as_bytes, as_float, as_int, item_label
+from .errors import ExampleError
+from .schema import (
+    ALIASES,
+    BYTES,
+    FIELDS,
+    FLOAT,
+    INT64,
+    INT64_MAX,
+    INT64_MIN,
+    KNOWN_TOP,
+    OBJECT_LISTS,
+    RECORD_FIELDS,
+    REQUIRED,
+    SHA256,
+    Field,
+)
 
 logger = logging.getLogger(__name__)
 
-BYTES = "bytes"
-FLOAT = "float"
-INT64 = "int64"
-_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
-
-
-@dataclass(frozen=True)
-class Field:
-    """One feature: its path in the item, its kind, scalar or list, the default."""
-
-    path: str
-    kind: str
-    is_list: bool = False
-    default: Any = None
-    text: bool = True  # BYTES only: decode back to str
-
-    @property
-    def key(self) -> str:
-        return "image/" + self.path
-
-
-def _scalar(path: str, kind: str, default: Any = None, text: bool = True) -> Field:
-    return Field(path, kind, False, default, text)
-
-
-def _list(path: str, kind: str) -> Field:
-    return Field(path, kind, True)
-
-
-# The item fields read from the item (image fields may instead come from ImageFields).
-FIELDS: tuple[Field, ...] = (
-    _scalar("id", BYTES),
-    _scalar("filename", BYTES),
-    _scalar("encoded", BYTES, text=False),
-    _scalar("height", INT64),
-    _scalar("width", INT64),
-    _scalar("colorspace", BYTES, "RGB"),
-    _scalar("channels", INT64, 3),
-    _scalar("format", BYTES, "JPEG"),
-    _scalar("extra", BYTES, ""),
-    _scalar("class/label", INT64, -1),
-    _scalar("class/text", BYTES, ""),
-    _scalar("class/conf", FLOAT, 1.0),
-    _scalar("object/count", INT64),  # default: the number of objects listed
-    _list("object/area", FLOAT),
-    _list("object/id", BYTES),
-    _list("object/is_crowd", INT64),
-    _list("object/difficult", INT64),
-    _list("object/truncated", INT64),
-    _list("object/bbox/xmin", FLOAT),
-    _list("object/bbox/xmax", FLOAT),
-    _list("object/bbox/ymin", FLOAT),
-    _list("object/bbox/ymax", FLOAT),
-    _list("object/bbox/label", INT64),
-    _list("object/bbox/text", BYTES),
-    _list("object/bbox/score", FLOAT),
-    _list("object/bbox/conf", FLOAT),
-    _list("object/parts/x", FLOAT),
-    _list("object/parts/y", FLOAT),
-    _list("object/parts/v", INT64),
-    _list("object/parts/score", FLOAT),
-)
-
-# Keys the TensorFlow Object Detection API reads, copied from another field.
-ALIASES: dict[str, str] = {
-    "source_id": "id",
-    "object/class/label": "object/bbox/label",
-    "object/class/text": "object/bbox/text",
-}
-SHA256 = _scalar("key/sha256", BYTES, "")
-
-REQUIRED = ("filename", "id")
-_BY_PATH = {f.path: f for f in FIELDS}
-# Every key a record carries, for readers: record key -> Field.
-RECORD_FIELDS: dict[str, Field] = {
-    **{f.key: f for f in FIELDS},
-    **{"image/" + alias: Field(alias, _BY_PATH[src].kind, _BY_PATH[src].is_list)
-       for alias, src in ALIASES.items()},
-    SHA256.key: SHA256,
-}
-SCALAR_KEYS = tuple(k for k, f in RECORD_FIELDS.items() if not f.is_list)
-# Per-object lists whose length is the object count when "count" is not given.
-_OBJECT_LISTS = tuple(f.path for f in FIELDS
-                      if f.is_list and not f.path.startswith("object/parts/"))
-_KNOWN_TOP = {"filename", "id", "encoded", "height", "width", "colorspace", "channels",
-              "format", "extra", "class", "object", "error_msg", "source_id", "key"}
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
@@ -151,69 +75,7 @@ class ImageFields(NamedTuple):
     channels: int = 3
 
 
-def item_label(item: Any) -> str:
-    """How an item is named in messages: its id, else its filename."""
-    if isinstance(item, Mapping):
-        for key in ("id", "filename"):
-            if item.get(key) is not None:
-                return f"{key} {str(item[key])!r}"
-    return "item"
-
-
 # -- value conversion (the slow path, taken only for values that are not plain) ----------
-
-def _show(value: Any) -> str:
-    """A value as messages show it: its repr, cut short; a huge integer by its size."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 100:
-        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
-    text = repr(value)
-    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
-
-
-def _as_int(value: Any) -> int:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, numbers.Integral):
-        result = int(value)
-    elif isinstance(value, str):
-        try:
-            result = int(value.strip())  # "1" -> 1
-        except ValueError:
-            raise ValueError(f"not an integer: {_show(value)}") from None
-    elif isinstance(value, numbers.Real) and float(value).is_integer():
-        result = int(float(value))
-    else:
-        raise TypeError(f"expected an integer, got {_show(value)} ({type(value).__name__})")
-    if not _INT64_MIN <= result <= _INT64_MAX:
-        raise ValueError(f"{_show(result)} does not fit in int64")
-    return result
-
-
-def _as_float(value: Any) -> float:
-    if isinstance(value, (numbers.Real, str)) and not isinstance(value, bool):
-        try:
-            return float(value)
-        except ValueError:
-            raise ValueError(f"not a number: {_show(value)}") from None
-        except OverflowError:  # an int beyond any float (float32 overflows to inf later)
-            raise ValueError(f"{_show(value)} is too large for a float") from None
-    raise TypeError(f"expected a number, got {_show(value)} ({type(value).__name__})")
-
-
-def _as_bytes(value: Any) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, (bytearray, memoryview)):
-        return bytes(value)
-    if isinstance(value, (Mapping, list, tuple, set)):
-        raise TypeError(f"expected text, got {type(value).__name__}")
-    text = str(value)
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError as exc:  # a lone surrogate, as JSON's "\ud800" gives
-        raise ValueError(f"{_show(text)} cannot be written as UTF-8: a lone surrogate "
-                         f"{text[exc.start]!r} at position {exc.start}") from None
-
 
 # -- the protobuf wire format, written directly --------------------------------------------
 #
@@ -244,7 +106,7 @@ def _varint(n: int) -> bytes:
 def _int64_varint(v: int) -> bytes:
     if 0 <= v < 128:
         return _SMALL[v]
-    if not _INT64_MIN <= v <= _INT64_MAX:
+    if not INT64_MIN <= v <= INT64_MAX:
         raise ValueError(f"{v} does not fit in int64")
     return _varint(v & _M64)
 
@@ -276,7 +138,7 @@ def _fail(item: Any, path: str, message: str) -> ExampleError:
     return ExampleError(f"{item_label(item)}: {path}: {message}")
 
 
-_CONVERT = {INT64: _as_int, FLOAT: _as_float, BYTES: _as_bytes}
+_CONVERT = {INT64: as_int, FLOAT: as_float, BYTES: as_bytes}
 
 
 def _convert_each(item: Any, field: Field, values: list[Any]) -> list[Any]:
@@ -300,7 +162,7 @@ def _payload(item: Any, field: Field, values: list[Any]) -> bytes:
         try:
             for v in values:
                 if type(v) is not bytes:
-                    v = v.encode("utf-8") if type(v) is str else _as_bytes(v)
+                    v = v.encode("utf-8") if type(v) is str else as_bytes(v)
                 pieces.append(b"\x0a" + _varint(len(v)) + v)
         except (TypeError, ValueError):  # ValueError: a str with a lone surrogate
             _convert_each(item, field, values)  # raises, naming the value
@@ -500,7 +362,7 @@ def _plan_for(containers: tuple[Any, ...], has_image: bool) -> list[_Step | byte
 
 _SCALAR_TYPES = frozenset({str, int, float, bytes, bool})
 _OBJECT_NAMES = tuple((f.path.split("/")[-2] == "bbox", f.path.rsplit("/", 1)[-1], f)
-                      for f in FIELDS if f.path in _OBJECT_LISTS)
+                      for f in FIELDS if f.path in OBJECT_LISTS)
 
 
 def _sub(item: Mapping[str, Any], parent: Any, name: str, where: str) -> Any:
@@ -527,7 +389,7 @@ def _as_list(item: Any, field: Field, value: Any) -> list[Any]:
 
 def _warn_unknown(item: Mapping[str, Any]) -> None:
     for key in item:
-        if key not in _KNOWN_TOP and key not in _warned_unknown:
+        if key not in KNOWN_TOP and key not in _warned_unknown:
             _warned_unknown.put(key, None)
             logger.warning("ignoring unknown item field %r (first seen in %s)",
                            key, item_label(item))
@@ -549,7 +411,7 @@ def encode_example(item: Mapping[str, Any], image: ImageFields | None = None) ->
     """Serialize one item as ``tf.train.Example`` bytes.
 
     Args:
-        item: the nested dict (README, "The item format"). ``filename`` and ``id`` are required.
+        item: the nested dict (docs/item-format.md). ``filename`` and ``id`` are required.
         image: the stored image and its shape. Without it the item must carry
             ``encoded``, ``height``, ``width``, ``format``, ``colorspace``, ``channels``
             (or, with ``encoded`` absent, at least ``height`` and ``width``).
@@ -565,7 +427,7 @@ def encode_example(item: Mapping[str, Any], image: ImageFields | None = None) ->
     for path in REQUIRED:
         if item.get(path) is None:
             raise _fail(item, path, "missing (every item needs 'filename' and 'id')")
-    if not item.keys() <= _KNOWN_TOP:
+    if not item.keys() <= KNOWN_TOP:
         _warn_unknown(item)
     obj = _sub(item, item, "object", "object")
     bbox = _sub(item, obj, "bbox", "object")
@@ -638,7 +500,7 @@ def encode_example(item: Mapping[str, Any], image: ImageFields | None = None) ->
         else:  # _Derived.SHA256
             stored = image.encoded if image is not None else item.get("encoded")
             entry = _entry(prefix, field,
-                           _sha256_payload(None if stored is None else _as_bytes(stored)))
+                           _sha256_payload(None if stored is None else as_bytes(stored)))
         body.append(entry)
         size += len(entry)
     return b"".join([b"\x0a", _varint(size), *body])
@@ -646,80 +508,3 @@ def encode_example(item: Mapping[str, Any], image: ImageFields | None = None) ->
 
 
 
-# -- decoding ---------------------------------------------------------------------------
-
-def _decode_value(field: Field | None, kind: str, values: list[Any]) -> Any:
-    if kind == BYTES and (field is None or field.text):
-        out = []
-        for v in values:
-            try:
-                out.append(v.decode("utf-8"))
-            except UnicodeDecodeError:
-                out.append(v)
-        values = out
-    if kind == FLOAT:
-        values = [float(v) for v in values]
-    if field is not None and not field.is_list:
-        return values[0] if values else None
-    return values
-
-
-def parse_example(data: bytes) -> Any:
-    """Parse Example bytes into the generated protobuf message."""
-    example = example_pb2.Example()
-    try:
-        example.ParseFromString(data)
-    except (DecodeError, RuntimeError, ValueError) as exc:
-        raise ExampleDecodeError(f"not a tf.train.Example: {exc}") from exc
-    return example
-
-
-def feature_values(feature: Any) -> tuple[str, list[Any]]:
-    """A Feature's kind and its values as a list."""
-    kind = feature.WhichOneof("kind")
-    if kind == "bytes_list":
-        return BYTES, list(feature.bytes_list.value)
-    if kind == "float_list":
-        return FLOAT, list(feature.float_list.value)
-    if kind == "int64_list":
-        return INT64, list(feature.int64_list.value)
-    return BYTES, []
-
-
-def decode_example(data: bytes) -> dict[str, Any]:
-    """Turn Example bytes back into the nested item dict.
-
-    Keys lose their ``image/`` prefix and become nested at each ``/``; the scalar
-    keys of the table come back as single values, text as ``str``, ``encoded`` as
-    ``bytes``. Keys this package does not know are kept, as lists.
-
-    Raises:
-        ExampleDecodeError: the bytes are not an Example.
-    """
-    example = parse_example(data)
-    out: dict[str, Any] = {}
-    for key in sorted(example.features.feature):
-        kind, values = feature_values(example.features.feature[key])
-        field = RECORD_FIELDS.get(key)
-        path = key[len("image/"):] if key.startswith("image/") else key
-        parts = path.split("/")
-        node = out
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):  # a key that is also a prefix: keep it flat
-                node = out
-                parts = [path]
-                break
-            node = child
-        node[parts[-1]] = _decode_value(field, kind, values)
-    return out
-
-
-def iter_flat(item: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """Yield ``(key/path, value)`` for every leaf of a nested dict."""
-    for key, value in item.items():
-        path = f"{prefix}/{key}" if prefix else str(key)
-        if isinstance(value, Mapping):
-            yield from iter_flat(value, path)
-        else:
-            yield path, value

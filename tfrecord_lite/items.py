@@ -18,14 +18,16 @@ import logging
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import images, storage
+from .coerce import as_bytes, item_label
 from .dataset import ParseFailure
 from .errors import ExampleError, ImageError, TFRecordLiteError, ValidationError
-from .example import ImageFields, _as_bytes, encode_example, item_label
-from .validate import MODES, Problem, check_item
+from .example import ImageFields, encode_example
+from .options import JobOptions
+from .validate import Problem, check_item
 
 logger = logging.getLogger(__name__)
 
@@ -37,32 +39,38 @@ MAX_FILE_BYTES = 256 << 20
 
 @dataclass(frozen=True)
 class ItemOptions:
-    """Everything that decides how an item becomes a record.
+    """How each item becomes a record: the job's options, and what follows from them.
 
     Attributes:
-        store_images: store the image bytes (``image/encoded``).
-        image: how images are stored (quality, downscaling, decode check).
-        validation: "strict", "lenient" or "off" (see ``validate``); it also sets
-            ``image.corrupt_data``: JPEG data that does not decode in full fails its
-            item under "strict" and is written with a warning otherwise.
-        root: when set, relative filenames are read from this folder and a path that
-            leads outside it (``..``, an absolute path, a symbolic link) is refused.
+        job: the job's options (``store_images``, ``quality``, ``max_side``,
+            ``decode_check``, ``validation``, ``root``); see ``JobOptions``.
         max_file_bytes: larger image files fail their item unread.
+        image: how images are stored, derived from ``job``: quality, downscaling, the
+            decode check, and what it does with JPEG data that does not decode in full
+            (fails the item under strict validation, a warning otherwise).
     """
 
-    store_images: bool = True
-    image: images.ImageOptions = images.ImageOptions()
-    validation: str = "strict"
-    root: str | None = None
+    job: JobOptions = JobOptions()
     max_file_bytes: int = MAX_FILE_BYTES
+    image: images.ImageOptions = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.validation not in MODES:
-            raise ValueError(f"validation must be one of {', '.join(MODES)}, "
-                             f"got {self.validation!r}")
-        # JPEG data that does not decode in full fails under strict validation only.
-        corrupt = "fail" if self.validation == "strict" else "warn"
-        object.__setattr__(self, "image", replace(self.image, corrupt_data=corrupt))
+        job = self.job
+        object.__setattr__(self, "image", images.ImageOptions(
+            job.quality, job.max_side, job.decode_check,
+            corrupt_data="fail" if job.validation == "strict" else "warn"))
+
+    @property
+    def store_images(self) -> bool:
+        return self.job.store_images
+
+    @property
+    def validation(self) -> str:
+        return self.job.validation
+
+    @property
+    def root(self) -> str | None:
+        return self.job.root
 
 
 def resolve_path(filename: str, root: str | None) -> str:
@@ -281,7 +289,7 @@ def _check_name(item: Mapping[str, Any], key: str) -> None:
         text = str(value)
     if not text.isascii():
         try:
-            _as_bytes(text)
+            as_bytes(text)
         except ValueError as exc:  # a lone surrogate
             raise ExampleError(f"{item_label(item)}: {key}: {exc}") from None
     if key == "filename" and "\0" in text:
@@ -324,7 +332,7 @@ def encode_item(item: Any, options: ItemOptions = ItemOptions(),
     """Validate and serialize one item, image included.
 
     Args:
-        item: the item dict (README, "The item format").
+        item: the item dict (docs/item-format.md).
         options: how images are stored and items checked.
         warnings: lenient mode appends its warnings here (else they are logged).
         duplicate: the problem of an id already used (from ``validate.IdTracker``).

@@ -1,32 +1,28 @@
-"""The job core, shared by the local runner (``writer``) and the Beam runner (``beam``).
+"""The job core: what a sharded job is, whichever runner runs it.
 
-What a sharded job is, whichever runner runs it: its arguments' checks, the options of
-its items, its summary and manifest, the failure list, how a complete shard is hashed
-and published, the errors it raises when the output cannot be written, and the removal
-of what an earlier run of the same prefix left. The runners sit on top, as siblings:
-neither imports the other.
+Its arguments' checks, the order its items are read in, its summary and manifest, the
+failure list, and the files beside the shards (warnings of shard globs that clash, the
+removal of what an earlier run of the same prefix left). A shard's own life is in
+``shards``; the runners (``local``, ``beam``) sit on top and never import each other.
 """
 
 from __future__ import annotations
 
 import builtins
-import errno
 import glob
 import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import journal, sharding, storage
 from ._version import __version__
 from .dataset import ParseFailure, json_default
-from .errors import OptionsError, WriteError
-from .images import ImageOptions
-from .items import ItemOptions
-from .options import JobOptions
+from .errors import DatasetError, OptionsError
+from .validate import IdTracker, Problem
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +42,76 @@ def check_job(dataset_name: str, num_shards: int) -> None:
             f"{dataset_name!r}")
 
 
-def item_options(options: JobOptions) -> ItemOptions:
-    """What decides how each item becomes a record, from the job's options."""
-    return ItemOptions(options.store_images,
-                       ImageOptions(options.quality, options.max_side, options.decode_check),
-                       options.validation, options.root)
+# (position, item, duplicate-id problem or None, skip: its shard is kept from an
+# interrupted run, so it is read but not encoded)
+Task = tuple[int, Any, "Problem | None", bool]
+
+
+class ItemSource:
+    """The items of a job in the order they are written, without holding more than needed.
+
+    A shuffled job needs every item in memory; an unshuffled one streams a sized
+    iterable (such as ``JsonLines``) once, in its order.
+
+    Args:
+        dataset: a sequence, or a sized iterable.
+        shuffle, seed: the write order (``sharding.item_order``).
+        track_ids: find the items whose id an earlier item has (in input order).
+    """
+
+    def __init__(self, dataset: Iterable[Any], shuffle: bool, seed: int | None,
+                 track_ids: bool) -> None:
+        self._items: Sequence[Any] | None = None
+        self._stream: Iterable[Any] | None = None
+        if not shuffle and not isinstance(dataset, Sequence) and isinstance(dataset, Sized):
+            self._stream = dataset
+            self.total = len(dataset)
+        else:
+            self._items = dataset if isinstance(dataset, Sequence) else list(dataset)
+            self.total = len(self._items)
+        self.order = (sharding.item_order(self.total, True, seed)
+                      if shuffle and self._items is not None else None)
+        self._track_ids = track_ids
+
+    def tasks(self, kept: Iterable[tuple[int, int]] = ()) -> Iterator[Task]:
+        """Each item in write order, with its duplicate-id problem; ``skip`` is true for
+        the positions in the ``kept`` ranges (``(start, stop)``, shards kept from an
+        interrupted run).
+
+        Duplicate ids are found in input order, whatever the write order.
+
+        Raises:
+            DatasetError: a streamed dataset grew or shrank while being read.
+        """
+        skip = bytearray(self.total)
+        for start, stop in kept:
+            skip[start:stop] = b"\x01" * (stop - start)
+        tracker = (IdTracker(self._items if self._items is not None else self._stream)
+                   if self._track_ids else None)
+        if self.order is not None:
+            assert self._items is not None
+            items = self._items
+            dups = {}
+            if tracker is not None:
+                for index, item in enumerate(items):
+                    problem = tracker.check(index, item)
+                    if problem is not None:
+                        dups[index] = problem
+            for position, index in enumerate(self.order):
+                yield position, items[index], dups.get(index), bool(skip[position])
+            return
+        source = self._items if self._items is not None else self._stream
+        assert source is not None
+        position = -1
+        for position, item in enumerate(source):
+            if position >= self.total:
+                raise DatasetError(f"the dataset grew while being read (more than "
+                                   f"{self.total} items)")
+            dup = tracker.check(position, item) if tracker is not None else None
+            yield position, item, dup, bool(skip[position])
+        if position + 1 != self.total:
+            raise DatasetError(f"the dataset shrank while being read ({position + 1} of "
+                               f"{self.total} items)")
 
 
 # -- what a job did -------------------------------------------------------------------------
@@ -157,80 +218,7 @@ def failures_line(failed: dict[str, Any]) -> str:
     return json.dumps(failed, default=json_default)
 
 
-# -- shards and the files beside them ------------------------------------------------------------
-
-def write_error(what: str, exc: OSError) -> WriteError:
-    """The error of a job whose output cannot be written, naming what and why."""
-    full = " (disk full?)" if exc.errno == errno.ENOSPC else ""
-    return WriteError(f"cannot write {what}: {exc.strerror or exc}{full}; "
-                      "no partial shard was left under a final name")
-
-
-def finish_shard(out: storage.Folder, temp: str, name: str) -> str:
-    """Hash a complete temporary shard and give it the name ``name`` (its final name, or
-    the local runner's ``complete_name``); returns the sha256.
-
-    Raises:
-        WriteError: it could not be hashed or published (the temporary file is removed).
-    """
-    try:
-        digest = storage.file_sha256(temp)
-        out.publish(temp, name)
-    except OSError as exc:
-        storage.remove_quietly(temp)
-        raise write_error(f"shard {out.location(name)}", exc) from exc
-    return digest
-
-
-# -- the two steps of publishing a local run's shards -----------------------------------------
-#
-# A complete shard first gets a hidden name of its own (``.train-00003-of-00008.complete``,
-# which no shard glob matches) and is journaled under it; only when every shard of the
-# run is complete are they renamed to their final names, one atomic rename each. So an
-# interrupted run leaves an earlier run's dataset as it was, under its names.
-
-COMPLETE_SUFFIX = ".complete"
-
-
-def complete_name(shard: str) -> str:
-    """The hidden name of a complete shard until every shard of its run is complete."""
-    return f".{shard}{COMPLETE_SUFFIX}"
-
-
-def _complete_shard(name: str) -> re.Pattern[str]:
-    return re.compile(r"\." + re.escape(name) + r"-[0-9]{5,}-of-[0-9]{5,}"
-                      + re.escape(COMPLETE_SUFFIX))
-
-
-def remove_abandoned(out: storage.Folder, name: str, keep: Iterable[str]) -> None:
-    """Remove the hidden complete shards of prefix ``name`` (an interrupted run's) that
-    are not in ``keep`` (those a resume keeps).
-
-    Raises:
-        OSError: a file could not be removed.
-    """
-    pattern, kept = _complete_shard(name), set(keep)
-    for file in out.names(f".{name}-"):
-        if pattern.fullmatch(file) and file not in kept:
-            out.remove(file)
-
-
-def put_in_place(out: storage.Folder, shards: Iterable[str], in_place: Iterable[str] = ()
-                 ) -> None:
-    """The last step of a run, all its shards being complete: rename each from its
-    hidden name to its final name (each rename atomic, replacing an earlier run's file
-    of that name), but those already ``in_place`` (a resume after an interruption
-    during this step); then, when durable, flush the directory's entries.
-
-    Raises:
-        OSError: a file could not be renamed.
-    """
-    done = set(in_place)
-    for shard in shards:
-        if shard not in done:
-            out.rename(complete_name(shard), shard)
-    out.sync_names()
-
+# -- the files beside the shards ------------------------------------------------------------
 
 def temp_patterns(name: str) -> list[str]:
     """The job's file names (globs) whose temporary files a killed run may leave."""

@@ -1,9 +1,11 @@
 """The options of a sharded job, declared once: ``JobOptions``.
 
-Both runners (``writer.write_dataset``, ``beam.run``) take them as keyword arguments and
-build a ``JobOptions``, which checks itself; the manifest records them and the command
-line takes its defaults from them. Adding an option means adding a field here (and its
-flag in ``cli``).
+The runners (``local.run``, ``beam.run``) take one ``JobOptions``, which checks itself;
+only the public facades (``create``, ``write_dataset``, ``beam.WriteDataset``) take the
+options as keywords and build it. The options of each item (``items.ItemOptions``) and
+image are derived from it. The manifest records them and the command line takes its
+defaults from them: adding an option means adding a field here (and its flag in
+``cli.common``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from .errors import OptionsError
 from .validate import MODES
 
 # Field metadata: "manifest" (recorded in the manifest and compared on resume) and
-# "local" (taken by the local runner only: Beam's runner retries and syncs on its own).
+# "local" (the local runner's only: Beam's runner retries and syncs on its own).
 _RECORDED = {"manifest": True}
 _LOCAL_ONLY = {"local": True}
 
@@ -86,12 +88,6 @@ class JobOptions:
         if not self.shuffle:
             recorded["seed"] = None
         return recorded
-
-    def keywords(self, local: bool = True) -> dict[str, Any]:
-        """The options as keyword arguments of ``write_dataset`` (``local``) or of
-        ``beam.run``."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if local or not f.metadata.get("local")}
 
     def seeded(self, earlier: int | None = None) -> JobOptions:
         """These options with the seed the job uses: the given one, else ``earlier``

@@ -1,62 +1,53 @@
-"""Worker processes of the local runner: whole shards written beside each other.
+"""The process runner of the local job: whole shards written by worker processes beside
+each other.
 
-A thread pool shares one interpreter lock: about 250 µs of Python work per image (the
-Example encoder, validation, the image library's parsing, writing) caps it at a few
-thousand images a second however many cores the machine has. ``Workers`` starts N
-worker processes; each writes whole shards with today's thread pool and sends back what
-the journal needs. The parent (``writer``) keeps everything that decides the output:
-it reads the input, finds duplicate ids in input order, sends each worker one shard's
-items at a time (with their duplicate-id problems), publishes and journals each shard as
-its result comes back, and lists the failures in shard order at the end. A shard's bytes
-depend only on its items and the options, so the output is the same for any number of
-processes and threads.
+A thread pool shares one interpreter lock, which caps it at a few thousand images a
+second however many cores the machine has. ``Workers`` starts N worker processes
+(``worker``); each writes whole shards with a thread pool of its own. This process keeps
+everything that decides the output: it reads the input, finds duplicate ids in input
+order, sends each worker one shard's items at a time, publishes and journals each shard
+as its result comes back, and lists the failures in shard order. A shard's bytes depend
+only on its items and the options, so the output is the same for any number of processes
+and threads.
 
-How workers start (deliberately neither ``fork`` nor ``multiprocessing``):
+How workers start (neither ``fork`` nor ``multiprocessing``):
 
 - ``fork`` copies a process whose other threads may hold locks (the logging module's,
   a thread pool's, a C library's allocator): the child can deadlock on its first
-  ``logging`` call. The job's caller may have threads of its own, so fork is out.
-- ``spawn`` and ``forkserver`` (``multiprocessing``) re-import the caller's main script
-  in every worker (as ``__mp_main__``): a script that calls ``create()`` without an
-  ``if __name__ == "__main__":`` guard would run again, or fail with multiprocessing's
-  bootstrapping error. Processes are on by default, so a plain script must just work.
-- So a worker is a fresh interpreter running ``python -m tfrecord_lite.processes``
-  (what spawn does, without the main script): it imports only the item encoder, works
-  the same on Linux, macOS and Windows, and talks to the parent over its standard
-  input and output (pickled messages).
+  ``logging`` call, and the job's caller may have threads of its own.
+- ``spawn`` and ``forkserver`` re-import the caller's main script in every worker: a
+  script that calls ``create()`` without an ``if __name__ == "__main__":`` guard would
+  run again. Processes are on by default, so a plain script must just work.
+- So a worker is a fresh interpreter running ``python -m tfrecord_lite.worker``: it
+  imports only the item encoder and works the same on Linux, macOS and Windows.
 
-No orphan, nothing partial: a worker ignores Ctrl-C (the parent decides) and a thread
-of its own reads its standard input; when that ends without a "stop" (the parent died,
-even by ``kill -9``), it removes the temporary file of the shard it was writing and
-exits at once. The parent kills its workers on an error or an interruption and removes
-their temporary files; shards already published stay journaled, so ``resume`` finishes
-the job. A worker that dies (killed, out of memory) fails the job with
-``WorkerDiedError`` naming its shard.
+No orphan, nothing partial: the parent kills its workers on an error or an interruption
+and removes their temporary files; shards already published stay journaled, so
+``resume`` finishes the job. A worker that dies (killed, out of memory) fails the job
+with ``WorkerDiedError`` naming its shard.
 """
 
 from __future__ import annotations
 
+import collections
+import itertools
 import os
 import pickle
 import queue
-import signal
 import subprocess
 import sys
 import threading
-import traceback
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import IO, Any, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
 
-from .errors import DatasetError, WriteError
-from .job import write_error
-
-# Messages, each one pickled object:
-#   parent -> worker: ("start", ItemOptions, compression, threads), then ShardTask, ...,
-#                     then None (stop).
-#   worker -> parent: ("progress", n), ("done", ShardResult), ("oserror", shard, errno,
-#                     strerror, filename) or ("bug", shard, exception or None, traceback).
-PROGRESS_EVERY = 16  # items between progress messages
+from . import sharding, shards, storage
+from .errors import DatasetError, WriteError, write_error
+from .items import ItemOptions
+from .job import ItemSource, JobSummary
+from .options import JobOptions
+from .progress import make_progress
+from .shards import NOTHING_PARTIAL, ShardResult, complete_name
+from .worker import ShardTask, send
 
 
 class WorkerDiedError(WriteError):
@@ -73,32 +64,6 @@ class WorkerDiedError(WriteError):
         self.code = code
 
 
-@dataclass
-class ShardTask:
-    """One shard for a worker: its items (with their duplicate-id problems) in order."""
-
-    index: int
-    name: str
-    temp: str
-    items: list[tuple[int, Any, Any]]  # (position, item, duplicate problem or None)
-
-
-@dataclass
-class ShardResult:
-    """A complete shard under its temporary name, with what the journal records."""
-
-    index: int
-    name: str
-    temp: str
-    records: int
-    bytes: int
-    sha256: str
-    fingerprint: str
-    failed: list[tuple[int, str, str]] = field(default_factory=list)  # position, reason, msg
-    copies: list[dict[str, Any]] = field(default_factory=list)  # the failure list's copies
-    warnings: list[str] = field(default_factory=list)
-
-
 def cores() -> int:
     """The cores this process may run on (its CPU affinity where known)."""
     try:
@@ -107,12 +72,10 @@ def cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+_cores = cores  # (``default_processes`` has a parameter of that name)
+
+
 # -- the parent's side ----------------------------------------------------------------------
-
-def _send(stream: IO[bytes], message: Any) -> None:
-    pickle.dump(message, stream, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.flush()
-
 
 @dataclass
 class _Worker:
@@ -130,8 +93,9 @@ class Workers:
     stops the workers: on an error, at once (killed, their temporary files removed).
     """
 
-    def __init__(self, count: int, item_options: Any, compression: str | None,
-                 threads: int) -> None:
+    def __init__(self, count: int, item_options: ItemOptions, compression: str | None,
+                 threads: int, where: Callable[[str], str] = str) -> None:
+        self.where = where  # how messages name a shard
         self.events: queue.Queue[tuple[int, Any]] = queue.Queue()
         self.workers: list[_Worker] = []
         self.closing = False
@@ -139,12 +103,12 @@ class Workers:
         try:
             for number in range(count):
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "tfrecord_lite.processes"],
+                    [sys.executable, "-m", "tfrecord_lite.worker"],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
                 worker = _Worker(number, process)
                 self.workers.append(worker)
                 assert process.stdin is not None
-                _send(process.stdin, ("start", item_options, compression, threads))
+                send(process.stdin, ("start", item_options, compression, threads))
                 worker.reader = threading.Thread(target=self._read, args=(worker,),
                                                  name=f"tfrecord-lite-worker-{number}",
                                                  daemon=True)
@@ -192,7 +156,8 @@ class Workers:
 
     def next_event(self) -> tuple[str, Any]:
         """The next report: ``("progress", n)`` or ``("done", ShardResult)`` (that
-        worker is idle again).
+        worker is idle again; the shard is complete and hashed under its temporary
+        name).
 
         Raises:
             WorkerDiedError: a worker ended while writing a shard.
@@ -218,7 +183,8 @@ class Workers:
             if kind == "oserror":
                 _, shard, errno, strerror, filename = message
                 worker.task = None  # its temporary file is removed
-                raise write_error(f"shard {shard}", OSError(errno, strerror, filename))
+                raise write_error(f"cannot write shard {self.where(shard)}",
+                                  OSError(errno, strerror, filename), NOTHING_PARTIAL)
             # "bug": raised here with the worker's traceback chained
             _, shard, exc, text = message
             remote = _RemoteTraceback(f"in the worker writing {shard}:\n{text}")
@@ -252,7 +218,7 @@ class Workers:
             else:
                 try:
                     assert stdin is not None
-                    _send(stdin, None)
+                    send(stdin, None)
                 except (OSError, ValueError):
                     worker.process.kill()
         for worker in self.workers:
@@ -271,7 +237,7 @@ class Workers:
             if worker.process.stdout is not None:
                 worker.process.stdout.close()
             if worker.task is not None:
-                _remove_quietly(worker.task.temp)
+                storage.remove_quietly(worker.task.temp)
 
     def __enter__(self) -> Workers:
         return self
@@ -332,134 +298,100 @@ class _RemoteTraceback(Exception):
     """A worker's traceback, chained to the error it raised."""
 
 
-def _remove_quietly(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
+# -- how many processes ---------------------------------------------------------------------
+#
+# Threads decode images in parallel but share one interpreter lock for the rest of the
+# work, so a job gains from processes on several cores. A worker's start-up (a fresh
+# interpreter importing the encoder) costs about a tenth of a second of CPU, so a process
+# gets at least MIN_ITEMS_PER_PROCESS items. The calling process holds the items of up to
+# one shard more than there are workers: with large shards that grows with the dataset,
+# so a job whose shards average more than MAX_ITEMS_PER_SHARD_FOR_PROCESSES items stays in
+# one process, where streamed memory does not grow. (docs/performance.md has the figures.)
+MIN_CORES_FOR_PROCESSES = 2
+MIN_ITEMS_PER_PROCESS = 5000
+MAX_ITEMS_PER_SHARD_FOR_PROCESSES = 10_000
 
 
-# -- the worker's side ----------------------------------------------------------------------
+def default_processes(shards: int, items_: int, cores: int | None = None) -> int:
+    """How many worker processes a job uses when ``num_processes`` is not given: with
+    fewer than ``MIN_CORES_FOR_PROCESSES`` cores (CPU affinity), 1; with shards of more
+    than ``MAX_ITEMS_PER_SHARD_FOR_PROCESSES`` items on average, 1 (memory); else one per
+    core, no more than the shards to write, and no more than one per
+    ``MIN_ITEMS_PER_PROCESS`` items (a small job stays in this process)."""
+    cores = _cores() if cores is None else cores
+    if cores < MIN_CORES_FOR_PROCESSES or items_ > shards * MAX_ITEMS_PER_SHARD_FOR_PROCESSES:
+        return 1
+    return max(1, min(cores, shards, items_ // MIN_ITEMS_PER_PROCESS))
 
-class _WorkerState:
-    temp: Optional[str] = None
+
+def processes_and_threads(num_processes: int | None, num_threads: int, shards: int,
+                          items_: int) -> tuple[int, int]:
+    """The processes and threads per process of a job: as given, or by default
+    ``default_processes``, each with ``num_threads // processes`` threads (at least 1),
+    so that the job runs about ``max(num_threads, processes)`` encoders at once."""
+    if num_processes is not None:
+        return min(num_processes, max(1, shards)), num_threads
+    count = default_processes(shards, items_)
+    return count, max(1, num_threads // count)
 
 
-def _watch(stdin: IO[bytes], tasks: queue.Queue[Any]) -> None:
-    """Read the parent's messages; when they end without a stop, the parent died: remove
-    the shard being written and end this process at once."""
-    while True:
-        try:
-            message = pickle.load(stdin)
-        except Exception:
-            temp = _WorkerState.temp
-            if temp is not None:
-                _remove_quietly(temp)
-            os._exit(1)
-        tasks.put(message)
-        if message is None:
+# -- the runner ------------------------------------------------------------------------------
+
+def write_shards(out: storage.Folder, name: str, num_shards: int, num_threads: int,
+                 num_processes: int, options: JobOptions, source: ItemSource,
+                 completed: dict[int, dict[str, Any]], summary: JobSummary,
+                 progress: bool | Callable[[int, int], Any]) -> None:
+    """Write (or, resuming, keep) each shard under its complete name, journaled, on
+    ``num_processes`` workers of ``num_threads`` threads; the summary lists them.
+
+    This process reads the items in write order, sends each shard's items to an idle
+    worker (at most ``num_processes + 1`` shards' items in memory), publishes and
+    journals each shard as it comes back, then lists the shards in shard order.
+
+    Raises:
+        WriteError: a shard could not be written; WorkerDiedError: a worker died.
+        ResumeError: a kept shard's items are not those of the interrupted run.
+        DatasetError: an item cannot be sent to a worker, or the input changed.
+    """
+    ranges = sharding.shard_ranges(source.total, num_shards)
+    bar = make_progress(progress, source.total, f"{name}")
+    results: dict[int, ShardResult] = {}
+    tasks = source.tasks(ranges[i] for i in completed)
+
+    def handle(workers: Workers) -> None:
+        kind, value = workers.next_event()
+        if kind == "progress":
+            bar.update(value)
             return
+        result: ShardResult = value
+        shards.publish(out, result, complete_name(result.name))
+        shards.record(out, name, result)
+        results[result.index] = result
 
-
-def _write_shard(task: ShardTask, options: Any, compression: str | None, pool: Any,
-                 threads: int, report: Any) -> ShardResult:
-    """Write one shard under its temporary name, as the in-process runner would."""
-    from . import items, journal, storage
-    from .job import failure_copy
-    from .parallel import in_order
-    from .records import TFRecordWriter
-
-    def encode(entry: tuple[int, Any, Any]) -> Any:
-        return items.try_encode(entry[1], options, entry[2])
-
-    fingerprint = journal.new_fingerprint()
-    result = ShardResult(task.index, task.name, task.temp, 0, 0, "", "")
-    _WorkerState.temp = task.temp
-    unreported = 0
-    with TFRecordWriter(task.temp, compression) as writer:
-        encoded = in_order(pool, encode, task.items, window=3 * threads, chunk=8)
-        for (position, item, _), (data, error, warnings) in zip(task.items, encoded):
-            journal.item_fingerprint(fingerprint, item)
-            if data is not None:
-                writer.write(data)
-                result.records += 1
-                if warnings:
-                    result.warnings += warnings
-            else:
-                copy = failure_copy(item, error)
-                result.copies.append(copy)
-                result.failed.append((position, items.failure_reason(error),
-                                      copy["error_msg"]))
-            unreported += 1
-            if unreported >= PROGRESS_EVERY:
-                report(("progress", unreported))
-                unreported = 0
-    if unreported:
-        report(("progress", unreported))
-    result.bytes = os.path.getsize(task.temp)
-    result.sha256 = storage.file_sha256(task.temp)
-    result.fingerprint = fingerprint.hexdigest()
-    return result
-
-
-def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
-    import concurrent.futures
-
-    start = pickle.load(stdin)
-    _, options, compression, threads = start
-    tasks: queue.Queue[Any] = queue.Queue()
-    threading.Thread(target=_watch, args=(stdin, tasks), daemon=True).start()
-    lock = threading.Lock()
-
-    def report(message: Any) -> None:
-        with lock:
-            _send(stdout, message)
-
-    with concurrent.futures.ThreadPoolExecutor(threads,
-                                               thread_name_prefix="tfrecord-lite") as pool:
-        while True:
-            task = tasks.get()
-            if task is None:
-                return
-            try:
-                result = _write_shard(task, options, compression, pool, threads, report)
-            except OSError as exc:
-                _remove_quietly(task.temp)
-                report(("oserror", task.name, exc.errno, exc.strerror or str(exc),
-                        exc.filename))
-                continue
-            except Exception as exc:
-                _remove_quietly(task.temp)
-                text = traceback.format_exc()
-                try:
-                    pickle.dumps(exc)
-                except Exception:
-                    exc = None
-                report(("bug", task.name, exc, text))
-                continue
-            finally:
-                _WorkerState.temp = None
-            report(("done", result))
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """A worker: serve shards from standard input until told to stop."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    stdin = sys.stdin.buffer
-    # The messages go to a private copy of standard output; anything printed by a
-    # library goes to standard error instead of into the messages.
-    stdout = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     try:
-        _serve(stdin, stdout)
-        stdout.close()
-    except (EOFError, OSError):  # the parent has gone: nothing to tell it
-        os._exit(1)
-
-
-if __name__ == "__main__":
-    # Run as the package's module, not as __main__, so that what it sends back pickles
-    # under its importable name (tfrecord_lite.processes.ShardResult).
-    from tfrecord_lite.processes import main as _main
-
-    _main()
+        with Workers(num_processes, ItemOptions(options), options.compression, num_threads,
+                     out.location) as workers:
+            for index, (start, stop) in enumerate(ranges):
+                shard = sharding.shard_name(name, index, num_shards)
+                part = list(itertools.islice(tasks, stop - start))
+                entry = completed.get(index)
+                if entry is not None:
+                    results[index] = shards.kept(entry, (t[1] for t in part), start,
+                                                 bar.update)
+                    continue
+                worker = workers.idle()
+                while worker is None:
+                    handle(workers)
+                    worker = workers.idle()
+                workers.submit(worker, ShardTask(index, shard, out.temp_path(shard),
+                                                 [t[:3] for t in part]))
+                del part
+            next(tasks, None)  # the input's own checks (it did not grow or shrink)
+            while workers.busy():
+                handle(workers)
+        reasons: collections.Counter[str] = collections.Counter()
+        for index in range(num_shards):
+            results[index].add_to(summary, reasons)
+        summary.failed_by_reason = dict(reasons)
+    finally:
+        bar.close()

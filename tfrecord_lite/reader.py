@@ -22,6 +22,7 @@ from typing import IO, Any, Union
 from . import compression as _compression
 from . import sharding
 from .crc32c import CrcFn, crc32c
+from .decode import decode_example, parse_example
 from .errors import (
     ExampleDecodeError,
     ImageError,
@@ -30,8 +31,8 @@ from .errors import (
     RecordError,
     TruncatedRecordError,
 )
-from .example import BYTES, FLOAT, INT64, RECORD_FIELDS, decode_example, parse_example
 from .framing import DEFAULT_MAX_RECORD_SIZE, FRAMED_OVERHEAD, framed_size, iter_framed
+from .schema import BYTES, FLOAT, INT64, RECORD_FIELDS
 
 PathArg = Union[str, "os.PathLike[str]"]
 

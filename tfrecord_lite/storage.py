@@ -138,7 +138,8 @@ def join_url(base: str, name: str) -> str:
 
 
 class Folder:
-    """An output directory on the local file system.
+    """An output directory on the local file system; a context manager that releases
+    what the folder holds (``close``) when the block ends.
 
     ``durable``: each file is flushed to the disk before it gets its final name, and the
     name itself right after, so that a power failure cannot leave a partial file under a
@@ -230,7 +231,13 @@ class Folder:
                 remove_quietly(stale)
 
     def close(self) -> None:
-        pass
+        """Release what the folder holds (a remote folder's local temporary files)."""
+
+    def __enter__(self) -> Folder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class RemoteFolder(Folder):
@@ -300,8 +307,13 @@ class RemoteFolder(Folder):
 
 
 def folder(path: str, durable: bool = False) -> Folder:
-    """The output folder for a local path or a URL (an object store's uploads are
-    durable once complete, so ``durable`` concerns local folders)."""
+    """The output folder for a local path or a URL, to use as ``with folder(p) as out:``
+    (an object store's uploads are durable once complete, so ``durable`` concerns local
+    folders).
+
+    Raises:
+        StorageError: a URL whose scheme's package is not installed.
+    """
     return RemoteFolder(path) if is_url(path) else Folder(path, durable)
 
 

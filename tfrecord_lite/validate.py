@@ -27,7 +27,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from .example import FIELDS, FLOAT, INT64, _as_float, _as_int
+from .coerce import as_float, as_int
+from .schema import FIELDS, FLOAT, INT64
 
 MODES = ("strict", "lenient", "off")
 
@@ -81,7 +82,7 @@ def _floats(item: Mapping[str, Any], path: str) -> list[float | None]:
     out: list[float | None] = []
     for v in _values(_get(item, path)):
         try:
-            out.append(_as_float(v))
+            out.append(as_float(v))
         except (TypeError, ValueError):
             out.append(None)
     return out
@@ -200,7 +201,7 @@ def find_problems(item: Mapping[str, Any]) -> list[Problem]:
     for path in _INT_PATHS:
         for i, v in enumerate(_values(_get(item, path))):
             try:
-                _as_int(v)
+                as_int(v)
             except (TypeError, ValueError) as exc:
                 problems.append(Problem(_where(path, i), str(exc), fatal=True))
     for path in _FLOAT_PATHS:
@@ -257,7 +258,7 @@ def _check_count(item: Mapping[str, Any]) -> list[Problem]:
     if count is None:
         return []
     try:
-        declared = _as_int(count)
+        declared = as_int(count)
     except (TypeError, ValueError):
         return []  # reported as not an integer
     boxes = max((len(_values(_get(item, p))) for p in _OBJECT_PATHS), default=0)

@@ -16,18 +16,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import journal, sharding, storage
+from .decode import parse_example
 from .errors import ExampleDecodeError, RecordError
-from .example import (
-    BYTES,
-    FLOAT,
-    INT64,
-    RECORD_FIELDS,
-    SCALAR_KEYS,
-    parse_example,
-)
 from .framing import DEFAULT_MAX_RECORD_SIZE
 from .parallel import in_order
 from .reader import decode_record, read_framed
+from .schema import BYTES, FLOAT, INT64, RECORD_FIELDS, SCALAR_KEYS
 
 MANIFEST_SUFFIX = sharding.MANIFEST_SUFFIX  # (and sharding.OLD_MANIFEST_SUFFIX, still read)
 
@@ -71,8 +65,7 @@ def _find_manifest(path: str, cache: dict[str, dict[str, Any] | None]) -> dict[s
     if directory not in cache:
         cache[directory] = None
         found: dict[str, Any] = {}
-        folder = storage.folder(directory)
-        try:
+        with storage.folder(directory) as folder:
             names = folder.names("")
             # Older names first, so that a manifest under today's name wins for its shards.
             for manifest_name in ([n for n in names if n.endswith(sharding.OLD_MANIFEST_SUFFIX)]
@@ -83,8 +76,6 @@ def _find_manifest(path: str, cache: dict[str, dict[str, Any] | None]) -> dict[s
                         found[shard["file"]] = shard
                 except (OSError, ValueError, KeyError, TypeError, AttributeError):
                     continue
-        finally:
-            folder.close()
         cache[directory] = found
     shards = cache[directory]
     return None if shards is None else shards.get(name)
@@ -138,17 +129,12 @@ def dataset_problems(paths: list[str]) -> list[FileProblem]:
                       if d == directory)
         problems += _mixed(here)
         try:
-            folder = storage.folder(directory)
+            with storage.folder(directory) as folder:
+                names = set(folder.names(""))
+                for prefix, count, shown in here:
+                    problems += _missing(folder, names, prefix, count, shown)
         except (OSError, storage.StorageError):
             continue
-        try:
-            names = set(folder.names(""))
-            for prefix, count, shown in here:
-                problems += _missing(folder, names, prefix, count, shown)
-        except (OSError, storage.StorageError):
-            continue
-        finally:
-            folder.close()
     return problems
 
 

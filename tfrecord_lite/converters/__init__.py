@@ -1,4 +1,4 @@
-"""Converters from standard dataset layouts to items (README, "The item format").
+"""Converters from standard dataset layouts to items (docs/item-format.md).
 
 Each converter is an iterable of items (nested dicts, as ``create()`` takes) with:
 
@@ -7,7 +7,7 @@ Each converter is an iterable of items (nested dicts, as ``create()`` takes) wit
 * ``problems``: one message per bad annotation, naming the image and the problem.
 
 Converters stream and never write files; they read image sizes from file headers and
-never decode pixels. Coordinates are normalized to [0, 1] (README, "The item format").
+never decode pixels. Coordinates are normalized to [0, 1] (docs/item-format.md).
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from __future__ import annotations
 import collections
 from collections.abc import Iterator
 from typing import Any
+
+from .label_map import label_map_json as label_map_json
+from .label_map import label_map_pbtxt as label_map_pbtxt
 
 
 class Converter:
@@ -80,26 +83,3 @@ def count_phrase(n: int, phrase: str) -> str:
     elif word.endswith("s") and not word.endswith("ss"):
         word = word[:-1]
     return f"1 {word}{space}{rest}"
-
-
-def label_map_json(labels: list[str], offset: int = 0) -> dict[str, str]:
-    """``{"<stored label>": name}``."""
-    return {str(i + offset): name for i, name in enumerate(labels)}
-
-
-def label_map_pbtxt(labels: list[str], offset: int = 1) -> str:
-    """The Object Detection API's ``label_map.pbtxt``; ids are the stored labels.
-
-    Raises:
-        ValueError: ``offset`` is below 1: the API reserves id 0 for the background, so
-            no valid pbtxt agrees with labels stored from 0.
-    """
-    if offset < 1:
-        raise ValueError(f"label_map.pbtxt needs labels stored from 1 or more (label offset "
-                         f"{offset}): the Object Detection API reserves id 0 for the "
-                         "background")
-    lines = []
-    for i, name in enumerate(labels):
-        escaped = name.replace("\\", "\\\\").replace("'", "\\'")
-        lines.append(f"item {{\n  id: {i + offset}\n  name: '{escaped}'\n}}")
-    return "\n".join(lines) + "\n"

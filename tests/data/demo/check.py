@@ -14,7 +14,7 @@ import sys
 from PIL import Image
 
 from tfrecord_lite import read_examples
-from tfrecord_lite.example import iter_flat
+from tfrecord_lite.decode import iter_flat
 
 
 def main(dataset_path: str, out_dir: str, prefix: str) -> int:

@@ -1,0 +1,232 @@
+"""The converter commands: ``from-coco``, ``from-voc``, ``from-folder``, ``from-caltech``,
+``from-yolo``, ``from-csv``. Each reads a dataset layout through its converter
+(``converters``) and writes shards with the ``create`` options, plus the label map beside
+them (``converters.label_map``); or, with ``--to-json``, the item list for editing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from .. import storage
+from ..converters import label_map
+from ..errors import DatasetError, write_errors
+from .common import (
+    EXIT_FAILED_ITEMS,
+    EXIT_OK,
+    SHOWN_FAILURES,
+    UsageError,
+    add_output_options,
+    add_runner_options,
+    count,
+    run_job,
+)
+
+
+def register(sub: Any) -> None:
+    """Add the converter commands (``from-coco``, ``from-voc``, ...) to ``sub``."""
+    def converter(name: str, help_text: str) -> Any:
+        p = sub.add_parser(name, help=help_text, description=help_text + ". Writes shards "
+                           "(with the create options) and the label map beside them, or, "
+                           "with --to-json, the item list for editing.",
+                           epilog="exit status: 0 all written, 1 some items or annotations "
+                           "failed, 2 usage error, 3 output not writable")
+        p.set_defaults(run=_run_convert)
+        return p
+
+    p = converter("from-coco", "convert a COCO instances JSON file")
+    p.add_argument("annotations", metavar="INSTANCES.json")
+    p.add_argument("--images", required=True, metavar="DIR", help="folder of the image files")
+    p.add_argument("--drop-empty", action="store_true",
+                   help="leave out images without annotations")
+    _converter_options(p)
+    p = converter("from-voc", "convert a Pascal VOC split")
+    p.add_argument("source_dir", metavar="ROOT", help="folder with Annotations/, JPEGImages/, "
+                   "ImageSets/Main/ (e.g. VOCdevkit/VOC2012)")
+    p.add_argument("--split", default="train", help="ImageSets/Main/SPLIT.txt (default: train)")
+    p.add_argument("--label-map", metavar="FILE", help="JSON list of class names in label "
+                   "order, or a {label: name} object (default: sorted names found)")
+    _converter_options(p)
+    p = converter("from-folder", "convert image folders, one class per sub-folder")
+    p.add_argument("source_dir", metavar="ROOT", help="folder with one sub-folder of images "
+                   "per class")
+    # A class label indexes a classifier's outputs: it counts from 0 (see the item format).
+    _converter_options(p, label_offset=0)
+    p = converter("from-caltech", "convert Caltech-style bbGt text annotations")
+    p.add_argument("images", metavar="IMAGES", help="folder of the image files")
+    p.add_argument("annotations", metavar="ANNOTATIONS",
+                   help="folder of the .txt files, one per image, same name")
+    _converter_options(p)
+    p = converter("from-yolo", "convert YOLO text labels (an Ultralytics data.yaml, or the "
+                  "Darknet obj.names + train.txt layout)")
+    p.add_argument("yolo_root", metavar="ROOT", help="the dataset folder holding data.yaml "
+                   "(or the YAML file itself), or the Darknet folder holding obj.names or "
+                   "classes.txt")
+    p.add_argument("--split", choices=("train", "val", "test"), default="train",
+                   help="the split to convert (default: train)")
+    p.add_argument("--drop-empty", action="store_true",
+                   help="leave out background images (no label file, or no boxes)")
+    _converter_options(p)
+    p = converter("from-csv", "convert the Object Detection API tutorial CSV "
+                  "(filename,width,height,class,xmin,ymin,xmax,ymax in pixels, one row per box)")
+    p.add_argument("csv_file", metavar="FILE", help="the CSV file (the header gives the "
+                   "column order)")
+    p.add_argument("--images", dest="csv_images", required=True, metavar="DIR",
+                   help="folder of the image files named in the filename column")
+    p.add_argument("--label-map", metavar="FILE", help="JSON list of class names in label "
+                   "order, or a {label: name} object (default: sorted names found)")
+    _converter_options(p)
+
+
+def _converter_options(p: Any, label_offset: int = 1) -> None:
+    conv = p.add_argument_group("conversion")
+    conv.add_argument("--to-json", metavar="FILE", help="write the items to FILE as JSON "
+                      "instead of writing shards (then: create --dataset_path FILE)")
+    if label_offset:
+        offset_help = (f"store labels from K (default: {label_offset}, the ids of the "
+                       "label_map.pbtxt written beside the shards: the Object Detection "
+                       "API reserves 0 for the background; with 0, only label_map.json "
+                       "is written)")
+    else:
+        offset_help = ("store labels from K (default: 0, the index of a classifier's "
+                       "output; with K >= 1 a label_map.pbtxt is written too)")
+    conv.add_argument("--label-offset", type=int, default=label_offset, metavar="K",
+                      help=offset_help)
+    files = p.add_argument_group("output (as for create)")
+    add_output_options(p, files)
+    for action in files._group_actions:
+        if action.dest in ("prefix", "output_dir"):
+            action.required = False
+    add_runner_options(p)
+
+
+# Each converter's input paths, as (dest, how the help names it, "file" or "dir"). They are
+# checked before any work (a missing one is a usage error naming it) and made absolute, so
+# a relative path is read from the current directory whatever --root says, and the items
+# of --to-json work from any directory.
+CONVERTER_INPUTS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "from-coco": (("annotations", "INSTANCES.json", "file"), ("images", "--images", "dir")),
+    "from-voc": (("source_dir", "ROOT", "dir"),),
+    "from-folder": (("source_dir", "ROOT", "dir"),),
+    "from-caltech": (("images", "IMAGES", "dir"), ("annotations", "ANNOTATIONS", "dir")),
+    "from-yolo": (("yolo_root", "ROOT", "path"),),  # the dataset folder or its YAML file
+    "from-csv": (("csv_file", "FILE", "file"), ("csv_images", "--images", "dir")),
+}
+
+
+_IS_KIND = {"file": os.path.isfile, "dir": os.path.isdir, "path": os.path.exists}
+
+
+_KIND_NAME = {"file": "file", "dir": "directory", "path": "file or directory"}
+
+
+def _check_inputs(args: argparse.Namespace) -> None:
+    """Check and resolve the converter's input paths (see ``CONVERTER_INPUTS``).
+
+    Raises:
+        UsageError: a path does not exist or is not the kind of file expected.
+    """
+    for dest, name, kind in CONVERTER_INPUTS.get(args.command, ()):
+        path = getattr(args, dest)
+        if storage.is_url(path):
+            continue  # read through fsspec; its own errors name it
+        if not os.path.exists(path):
+            raise UsageError(f"{args.command} {name}: no such {_KIND_NAME[kind]}: {path}")
+        if not _IS_KIND[kind](path):
+            raise UsageError(f"{args.command} {name}: not a {_KIND_NAME[kind]}: {path}")
+        setattr(args, dest, os.path.abspath(path))
+
+
+def _make_converter(args: argparse.Namespace) -> Any:
+    from ..converters.caltech import CaltechConverter  # Pillow
+    from ..converters.coco import CocoConverter
+    from ..converters.folder import FolderConverter
+    from ..converters.voc import VocConverter
+
+    offset = args.label_offset
+    if args.command in ("from-yolo", "from-csv"):
+        return _make_text_converter(args, offset)
+    try:
+        if args.command == "from-coco":
+            return CocoConverter(args.annotations, args.images, args.drop_empty, offset)
+        if args.command == "from-voc":
+            return VocConverter(args.source_dir, args.split,
+                                label_map.read_names(args.label_map), offset)
+        if args.command == "from-folder":
+            return FolderConverter(args.source_dir, offset)
+        return CaltechConverter(args.images, args.annotations, offset)
+    except OSError as exc:
+        raise UsageError(f"cannot read {exc.filename}: {exc.strerror or exc}") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _make_text_converter(args: argparse.Namespace, offset: int) -> Any:
+    """from-yolo and from-csv: their paths resolve against the current directory, and a
+    missing ROOT, FILE or --images folder is a usage error before anything is read."""
+    from ..converters.odcsv import OdCsvConverter  # Pillow
+    from ..converters.yolo import YoloConverter
+
+    try:
+        if args.command == "from-yolo":
+            return YoloConverter(args.yolo_root, args.split, args.drop_empty, offset)
+        return OdCsvConverter(args.csv_file, args.csv_images,
+                              label_map.read_names(args.label_map), offset)
+    except OSError as exc:
+        raise UsageError(f"cannot read {exc.filename}: {exc.strerror or exc}") from exc
+    except (DatasetError, ValueError, TypeError) as exc:
+        raise UsageError(f"{args.command}: {exc}") from exc
+
+
+def _write_label_maps(output_dir: str, labels: list[str], offset: int) -> list[str]:
+    """Write the label map files beside the shards (see ``converters.label_map``);
+    returns their names.
+
+    Raises:
+        WriteError: a file could not be written.
+    """
+    files = label_map.files(labels, offset)
+    with storage.folder(output_dir) as out, write_errors("cannot write the label map"):
+        out.makedirs()
+        for name, text in files.items():
+            out.write(name, text.encode())
+    return list(files)
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    if not args.to_json and (not args.prefix or not args.output_dir):
+        raise UsageError("--prefix and --output_dir are required (or give --to-json)")
+    _check_inputs(args)
+    converter = _make_converter(args)
+    if args.to_json:
+        items = list(converter)
+        with write_errors(f"cannot write {args.to_json}"), open(args.to_json, "w",
+                                                                encoding="utf-8") as f:
+            json.dump(items, f, indent=1)
+            f.write("\n")
+        status = EXIT_OK
+        print(f"wrote {count(len(items), 'items')} to {args.to_json}", file=sys.stderr)
+    else:
+        if not args.validate_only:
+            label_map.check_folder(args.output_dir, args.prefix, converter.labels,
+                                   args.label_offset)
+        status = run_job(args, converter)
+        if not args.validate_only:
+            written = _write_label_maps(args.output_dir, converter.labels, args.label_offset)
+            if label_map.PBTXT_NAME not in written and not args.quiet:
+                print(f"no label_map.pbtxt written: the labels start at {args.label_offset}, "
+                      "and the Object Detection API reserves id 0 for the background "
+                      "(--label-offset 1 stores labels from 1 and writes it)",
+                      file=sys.stderr)
+    counts = ", ".join(count(n, what) for what, n in sorted(converter.report.items()))
+    print(f"{args.command}: {count(len(converter.labels), 'classes')}; {counts}",
+          file=sys.stderr)
+    for problem in converter.problems[:SHOWN_FAILURES]:
+        print(f"  problem: {problem}", file=sys.stderr)
+    if len(converter.problems) > SHOWN_FAILURES:
+        print(f"  ... and {len(converter.problems) - SHOWN_FAILURES} more", file=sys.stderr)
+    return EXIT_FAILED_ITEMS if converter.problems and status == EXIT_OK else status

@@ -1,0 +1,283 @@
+"""The commands that read shards: ``verify``, ``inspect``, ``stats``, ``show``, ``index``.
+
+Each takes files or patterns (``out/train-*``); the files a job writes beside its shards
+(manifest, failures, label maps, indexes), which ``out/*`` also matches, are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import io
+import json
+import os
+import sys
+from typing import Any
+
+from .. import storage
+from ..decode import feature_values
+from ..errors import WriteError, write_errors
+from ..framing import DEFAULT_MAX_RECORD_SIZE
+from ..reader import default_index_path, iterate, parse_record, read_framed, write_index
+from ..schema import RECORD_FIELDS
+from ..sharding import is_side_file
+from ..verify import report_dict, stats, verify_files
+from .common import EXIT_FAILED_ITEMS, EXIT_OK, UsageError, byte_size, count, positive_int
+
+
+def register(sub: Any) -> None:
+    """Add the commands that read shards (verify, inspect, stats, show, index) to ``sub``."""
+    compression = {"choices": ("none", "gzip", "zlib"), "default": None,
+                   "help": "the files' compression (default: detected per file)"}
+    p = sub.add_parser("verify", help="check CRCs, Examples, images and the manifest",
+                       description="Check every record of the files: both CRCs, that it "
+                       "parses as an Example, that every scalar key is there with its type, "
+                       "that the image decodes to image/width x image/height, and, when a "
+                       "manifest lies beside the shards, the record counts and sha256.",
+                       epilog="exit status: 0 all well, 1 problems found (each named with "
+                       "file, record index and byte offset), 2 usage error")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--threads", type=positive_int, default=min(4, os.cpu_count() or 1),
+                   metavar="N", help="threads decoding images (default: min(4, CPUs))")
+    p.add_argument("--no-decode", dest="decode", action="store_false",
+                   help="skip decoding the images (CRCs and fields only; much faster)")
+    p.add_argument("--compression", **compression)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    p = sub.add_parser("inspect", help="print the first records, every key and value",
+                       description="Print the first N records of the files (taken in "
+                       "order), every key with its values; the image as its size, format "
+                       "and dimensions.",
+                       epilog="exit status: 0 printed, 1 a damaged file, 2 usage error")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("-n", type=positive_int, default=1, metavar="N",
+                   help="records to show (default 1)")
+    p.add_argument("--compression", **compression)
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("stats", help="class histogram, box checks, keypoint counts",
+                       description="Count images, boxes and classes over the files, check "
+                       "the boxes as the original stat_tfrecords.py did (reversed, tiny, "
+                       "object/count not matching, outside [0, 1]) and count keypoints by "
+                       "visibility.",
+                       epilog="exit status: 0 printed, 1 a damaged file, 2 usage error")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--compression", **compression)
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("show", help="draw a record's boxes and keypoints on its image",
+                       description="Draw a record's boxes with their text and its keypoints "
+                       "(visible: filled dots, occluded: rings) on its image, or, with "
+                       "--grid, the first N records of the files as one contact sheet.",
+                       epilog="exit status: 0 written, 1 a damaged file, 2 usage error, 3 "
+                       "the picture could not be written")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--index", type=int, default=0, metavar="I",
+                   help="record number, counted over the files in order (default 0)")
+    p.add_argument("--grid", type=positive_int, default=None, metavar="N",
+                   help="draw the first N records as one contact sheet instead")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.png", help="image to write")
+    p.add_argument("--compression", **compression)
+
+    p = sub.add_parser("index", help="write .FILE.idx (offset length per record) for each file",
+                       description="Write .FILE.idx, hidden beside each plain TFRecord file "
+                       "(so that the shard glob out/train-* never matches it): one "
+                       "'offset length' line per record (length: the whole framed record), "
+                       "the format of the tfrecord package and NVIDIA DALI, which take the "
+                       "index path explicitly.",
+                       epilog="exit status: 0 written, 1 a damaged file, 2 usage error, 3 "
+                       "an index could not be written")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("-o", "--output", metavar="PATH",
+                   help="write the index here instead (one FILE only)")
+
+    for name, run in READERS.items():
+        sub.choices[name].set_defaults(run=run)
+        sub.choices[name].add_argument(
+            "--max-record-size", type=byte_size, default=DEFAULT_MAX_RECORD_SIZE,
+            metavar="BYTES", help="longest record accepted, e.g. 512M or 2G; a longer "
+            "length field is reported as damage before anything is read (default: 256M)")
+
+
+def _expand_patterns(patterns: list[str]) -> list[str]:
+    """The patterns expanded; a wildcard that matches nothing, or a directory, is a usage
+    error naming it (a file that does not exist is left to the command: "cannot read")."""
+    paths: list[str] = []
+    for pattern in patterns:
+        expanded = storage.expand([pattern])
+        wildcard = any(c in pattern for c in "*?[")
+        if wildcard and expanded == [pattern] and not storage.is_file(pattern):
+            raise UsageError(f"{pattern}: no file matches this pattern")
+        folders = [p for p in expanded if not storage.is_url(p) and os.path.isdir(p)]
+        if folders and not wildcard:
+            where = pattern.rstrip("/" + os.sep) or pattern
+            raise UsageError(f"{pattern} is a directory: give its files, e.g. {where}/* or "
+                             f"{where}/PREFIX-*")
+        if folders:  # out/* also matches the folders of other datasets (out/coco)
+            print(f"skipped {count(len(folders), 'folders')}: {', '.join(folders)}",
+                  file=sys.stderr)
+        paths += [p for p in expanded if p not in folders]
+    return paths
+
+
+def _shard_paths(patterns: list[str]) -> list[str]:
+    """The files the reader commands read: the patterns expanded, less the files a job
+    writes beside its shards (manifest, failures, label maps, ``.idx``), which a user's
+    ``out/*`` also matches. Those are skipped with a note on stderr (``verify`` still
+    checks the manifest, which it finds itself)."""
+    shards: list[str] = []
+    skipped: list[str] = []
+    for path in _expand_patterns(patterns):
+        name = storage.split(path)[1]
+        if is_side_file(name):
+            skipped.append(name)
+        else:
+            shards.append(path)
+    if skipped:
+        what = "file that is not a shard" if len(skipped) == 1 else "files that are not shards"
+        print(f"skipped {len(skipped)} {what}: {', '.join(skipped)}", file=sys.stderr)
+    if not shards:
+        raise UsageError(f"no shard files among {' '.join(patterns)}")
+    return shards
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    report = verify_files(_shard_paths(args.files), args.threads, args.decode,
+                          args.compression, args.max_record_size)
+    if args.json:
+        print(json.dumps(report_dict(report), indent=2))
+    else:
+        for problem in report.problems:
+            print(f"PROBLEM {problem}")
+        print(f"{'OK' if report.ok else 'FAILED'}: {report.files} files, {report.records} "
+              f"records, {report.images} images decoded, {len(report.problems)} problems")
+    return EXIT_OK if report.ok else EXIT_FAILED_ITEMS
+
+
+def _summarize(key: str, values: list[Any]) -> Any:
+    if key == "image/encoded" and values and isinstance(values[0], bytes):
+        from PIL import Image
+
+        data = values[0]
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                return f"<{len(data):,} bytes, {im.format} {im.width}x{im.height} {im.mode}>"
+        except (OSError, ValueError, Image.DecompressionBombError):  # not opened as an image
+            return f"<{len(data):,} bytes, not an image Pillow reads>"
+    out = [v.decode("utf-8", "replace") if isinstance(v, bytes)
+           else float(f"{v:.7g}") if isinstance(v, float) else v for v in values]
+    field = RECORD_FIELDS.get(key)
+    return out[0] if field is not None and not field.is_list and len(out) == 1 else out
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    shown: list[dict[str, Any]] = []
+    where: list[str] = []
+    for path in _shard_paths(args.files):
+        for n, offset, data in read_framed(path, args.compression,
+                                           max_record_size=args.max_record_size):
+            if len(shown) >= args.n:
+                break
+            feats = parse_record(data, path, n, offset).features.feature
+            shown.append({key: _summarize(key, feature_values(feats[key])[1])
+                          for key in sorted(feats)})
+            where.append(f"record {n} of {path}")
+        if len(shown) >= args.n:
+            break
+    if args.json:
+        print(json.dumps(shown, indent=2))
+    else:
+        for record, place in zip(shown, where):
+            print(f"--- {place}")
+            width = max(map(len, record), default=0)
+            for key, value in record.items():
+                print(f"{key:<{width}}  {value}")
+    return EXIT_OK
+
+
+def _run_stats(args: argparse.Namespace) -> int:
+    result = stats(_shard_paths(args.files), args.compression,
+                   max_record_size=args.max_record_size)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return EXIT_OK
+    print(f"images: {result['images']}, boxes: {result['boxes']}")
+    print("classes: " + (", ".join(f"{k}: {v}" for k, v in result["classes"].items())
+                         or "(no class labels)"))
+    if result["missing_classes"]:
+        print(f"classes missing in [0, max]: {result['missing_classes']}")
+    if result["box_labels"]:
+        named = {k: f"{k} ({v['text']})" if v["text"] else k
+                 for k, v in result["box_labels"].items()}
+        print("box labels: " + ", ".join(f"{named[k]}: {v['boxes']}"
+                                         for k, v in result["box_labels"].items()))
+    for name, check in result["box_checks"].items():
+        examples = f" (e.g. ids {', '.join(check['examples'])})" if check["examples"] else ""
+        print(f"images with {name} boxes: {check['images']}{examples}")
+    for name in ("box_width", "box_height"):
+        s = result[name]
+        if s:
+            print(f"{name.replace('_', ' ')} (normalized): min {s['min']:.3f}, "
+                  f"mean {s['mean']:.3f}, max {s['max']:.3f}")
+    vis = result["keypoint_visibility"]
+    if vis:
+        print("keypoints by visibility: " + ", ".join(f"v={k}: {n}" for k, n in vis.items()))
+    return EXIT_OK
+
+
+def _run_show(args: argparse.Namespace) -> int:
+    from ..preview import contact_sheet, draw  # Pillow
+
+    paths = _shard_paths(args.files)
+    files = "the file holds" if len(paths) == 1 else "the files hold"
+    if args.grid:
+        items = []
+        for item in iterate(paths, args.compression, max_record_size=args.max_record_size):
+            items.append(item)
+            if len(items) >= args.grid:
+                break
+        if not items:
+            raise UsageError(f"no records to draw ({files} none)")
+        image = contact_sheet(items)
+        drawn = (count(len(items), "records") if len(items) == args.grid else
+                 f"{len(items)} of {count(args.grid, 'records')} ({files} {len(items)})")
+    else:
+        if args.index < 0:
+            raise UsageError("--index must be >= 0")
+        seen = 0
+        for seen, item in enumerate(iterate(paths, args.compression,  # noqa: B007
+                                            max_record_size=args.max_record_size), 1):
+            if seen - 1 == args.index:
+                image = draw(item)
+                break
+        else:
+            raise UsageError(f"there is no record {args.index} ({files} {seen})")
+        drawn = f"record {args.index} (id {item.get('id')!r})"
+    try:
+        with write_errors(f"cannot write {args.output}"):
+            image.save(args.output)
+    except ValueError as exc:  # Pillow: no format for the file name's extension
+        raise WriteError(f"cannot write {args.output}: {exc}") from exc
+    print(f"wrote {args.output}: {drawn}, {image.width}x{image.height} px")
+    return EXIT_OK
+
+
+def _run_index(args: argparse.Namespace) -> int:
+    paths = _shard_paths(args.files)
+    if args.output is not None and len(paths) != 1:
+        raise UsageError(f"--output takes one FILE, got {len(paths)}: {' '.join(paths)}")
+    for path in paths:
+        if storage.is_url(path):
+            raise UsageError(f"{path}: index writes .FILE.idx beside each file, so it needs "
+                             "local files (copy the shards first)")
+        target = args.output or default_index_path(path)
+        if not storage.is_file(path):  # a missing shard is the input's error, not the index's
+            raise FileNotFoundError(errno.ENOENT, "no such file", path)
+        with write_errors(f"cannot write {target}"):
+            target = write_index(path, target, max_record_size=args.max_record_size)
+        print(f"wrote {target}")
+    return EXIT_OK
+
+
+READERS = {"verify": _run_verify, "inspect": _run_inspect, "stats": _run_stats,
+           "show": _run_show, "index": _run_index}

@@ -1,0 +1,104 @@
+"""The label map written beside a converter's shards, and the policy for it.
+
+``label_map.json`` maps each stored label to its class name; ``label_map.pbtxt`` (the
+Object Detection API's) is written too when the labels start at 1 or more, since the API
+reserves id 0 for the background. One output folder holds one label map, so a
+conversion whose classes differ from the ``label_map.json`` that other prefixes' shards
+in the folder use is refused (``check_folder``). The command line writes the files
+(``files``); converters themselves never write.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .. import sharding, storage
+from ..errors import LabelMapError
+
+JSON_NAME = "label_map.json"
+PBTXT_NAME = "label_map.pbtxt"
+
+
+def label_map_json(labels: list[str], offset: int = 0) -> dict[str, str]:
+    """``{"<stored label>": name}``."""
+    return {str(i + offset): name for i, name in enumerate(labels)}
+
+
+def label_map_pbtxt(labels: list[str], offset: int = 1) -> str:
+    """The Object Detection API's ``label_map.pbtxt``; ids are the stored labels.
+
+    Raises:
+        ValueError: ``offset`` is below 1: the API reserves id 0 for the background, so
+            no valid pbtxt agrees with labels stored from 0.
+    """
+    if offset < 1:
+        raise ValueError(f"label_map.pbtxt needs labels stored from 1 or more (label offset "
+                         f"{offset}): the Object Detection API reserves id 0 for the "
+                         "background")
+    lines = []
+    for i, name in enumerate(labels):
+        escaped = name.replace("\\", "\\\\").replace("'", "\\'")
+        lines.append(f"item {{\n  id: {i + offset}\n  name: '{escaped}'\n}}")
+    return "\n".join(lines) + "\n"
+
+
+def files(labels: list[str], offset: int) -> dict[str, str]:
+    """The label map files of a conversion, by name: ``label_map.json``, and
+    ``label_map.pbtxt`` when the labels start at 1 or more."""
+    written = {JSON_NAME: json.dumps(label_map_json(labels, offset), indent=1) + "\n"}
+    if offset >= 1:
+        written[PBTXT_NAME] = label_map_pbtxt(labels, offset)
+    return written
+
+
+def read_names(path: str | None) -> list[str] | None:
+    """The class names of a ``--label-map`` file, in label order: a JSON list of names,
+    or a ``{label: name}`` object; None without a file.
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: not JSON, or a label that is not a number.
+    """
+    if not path:
+        return None
+    with open(path, encoding="utf-8") as f:
+        loaded = json.load(f)
+    if isinstance(loaded, dict):
+        return [str(loaded[k]) for k in sorted(loaded, key=int)]
+    return [str(name) for name in loaded]
+
+
+def check_folder(output_dir: str, prefix: str, labels: list[str], offset: int) -> None:
+    """Refuse a conversion whose labels differ from the ``label_map.json`` that the output
+    folder holds for shards of another prefix (``train`` beside a new ``val``): the one
+    label map left would contradict the other prefix's records.
+
+    Raises:
+        LabelMapError: the folder's label map is another one, and other shards use it.
+    """
+    with storage.folder(output_dir) as out:
+        existing = out.read(JSON_NAME)
+        others = sorted({parsed[0] for parsed in map(sharding.parse_shard_name, out.names(""))
+                         if parsed is not None and parsed[0] != prefix})
+        where = out.location(JSON_NAME)
+    if existing is None or not others:
+        return
+    try:
+        old = json.loads(existing)
+    except ValueError:
+        old = None
+    new = label_map_json(labels, offset)
+    if old != new:
+        raise LabelMapError(
+            f"{where} maps the labels of {', '.join(others)} ({_shown(old)}), and this "
+            f"conversion's differ ({_shown(new)}): one label map cannot describe both. "
+            "Convert with the same classes in the same order (--label-map FILE where the "
+            "converter takes it, the same --label-offset), or write to another --output_dir")
+
+
+def _shown(mapping: Any) -> str:
+    if not isinstance(mapping, dict):
+        return "unreadable"
+    return ", ".join(f"{k}: {v}" for k, v in list(mapping.items())[:6]) + (
+        ", ..." if len(mapping) > 6 else "")
