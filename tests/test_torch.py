@@ -114,6 +114,23 @@ def test_a_pattern_expands_to_shards_only_and_a_list_works_as_well(workdir: Path
     assert _ids(_loader(listed, 0)) == ids(7)[3:] + ids(7)[:3]
 
 
+def test_shards_behind_a_url_are_read_too(workdir: Path) -> None:
+    fsspec = pytest.importorskip("fsspec")
+    paths = write_shards(workdir / "out", [4, 3, 5], ["none", "gzip", "none"])
+    _damage(paths[2], 1)
+    memory = fsspec.filesystem("memory")
+    for path in paths:
+        memory.pipe(f"/bucket/{path.name}", path.read_bytes())
+    try:
+        dataset = TFRecordDataset("memory://bucket/train-*", shuffle=True, seed=1,
+                                  skip_damaged=True)
+        assert [f.rsplit("/", 1)[1] for f in dataset.files] == [p.name for p in paths]
+        assert Counter(_ids(_loader(dataset, 2))) == Counter(ids(12)[:8] + ids(12)[9:])
+        assert dataset.skipped == 1
+    finally:
+        memory.rm("/bucket", recursive=True)
+
+
 def test_a_pattern_that_matches_nothing_is_named(workdir: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"no file matches out/val-\*"):
         TFRecordDataset("out/val-*")

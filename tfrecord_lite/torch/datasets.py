@@ -71,7 +71,7 @@ class _Shared:
     a copy of their own.
     """
 
-    SLOTS = 256  # skipped counts after the epoch: the making process, then worker id % 255
+    SLOTS = 256  # skipped counts (after the epoch): the making process, then worker id % 255
 
     def __init__(self, values: list[int] | None = None) -> None:
         self._values: Any = multiprocessing.RawArray("q", values or [0] * (1 + self.SLOTS))
