@@ -25,7 +25,10 @@ from tfrecord_lite.reader import decode_image, read_framed
 from conftest import DEMO, ROOT
 from training_shards import HEIGHT, JPEG, WIDTH, class_ids, ids, instance_masks, write_shards
 
-pytestmark = pytest.mark.torch
+# Four workers on a machine of two cores is what the tests ask for: PyTorch's warning
+# about it is expected.
+pytestmark = [pytest.mark.torch,
+              pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")]
 
 # Skipped where PyTorch is absent; `make test-torch` imports it first, so there a missing
 # PyTorch fails instead.
