@@ -11,6 +11,10 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 TF_VENV := .venv-tf
 BEAM_VENV := .venv-beam
+TORCH_VENV := .venv-torch
+# The PyTorch of `make test-torch`: the CPU build that CI's machines hold on disk (a plain
+# `pip install torch` may pull a CUDA build of several GB). Users: any release from 2.0.
+TORCH_VERSION ?= 2.13.0
 PROTOBUF_OLDEST := 4.25.*
 PYTEST_FLAGS ?= -q
 EXTRAS ?=
@@ -30,8 +34,8 @@ define install
 	$(PIP) -e '.$(if $(1),[$(1)])'
 endef
 
-.PHONY: help venv test test-quick check lint typecheck demo proto test-tf test-beam test-protobuf bench \
-	bench-beam soak fuzz measure-setup clean
+.PHONY: help venv test test-quick check lint typecheck demo proto test-tf test-beam test-protobuf \
+	test-torch bench bench-beam soak fuzz measure-setup clean
 
 help:
 	@echo "make demo           install (runtime only), write the demo dataset to demo-out/, check it"
@@ -41,9 +45,10 @@ help:
 	@echo "  EXTRAS=yolo       ...with optional extras too (comma-separated)"
 	@echo "make test-tf        TensorFlow interoperability tests (own venv, ~1.3 GB)"
 	@echo "make test-beam      Apache Beam pipeline tests (own venv with Beam and TensorFlow)"
+	@echo "make test-torch     PyTorch dataset tests, DataLoader workers and torchrun (own venv)"
 	@echo "make test-protobuf  proto tests under the oldest and newest protobuf runtimes"
 	@echo "make proto          regenerate tfrecord_lite/proto from proto/ (needs protoc 3.21)"
-	@echo "make bench          benchmarks against TensorFlow (uses the test-tf venv)"
+	@echo "make bench          benchmarks against TensorFlow (uses the test-tf and test-torch venvs)"
 	@echo "make soak           100,000 records through create(); peak memory of streamed input, per item"
 	@echo "make bench-beam     the Beam DirectRunner against create() (uses the test-beam venv)"
 	@echo "make fuzz           100,000 random and mutated inputs to the reader and decoder"
@@ -64,10 +69,10 @@ $(DEV_ENV): pyproject.toml
 venv: $(DEV_ENV)
 
 test: $(TEST_ENV)
-	$(PY) -m pytest $(PYTEST_FLAGS) -m "not tensorflow and not beam"
+	$(PY) -m pytest $(PYTEST_FLAGS) -m "not tensorflow and not beam and not torch"
 
 test-quick: $(TEST_ENV)
-	$(PY) -m pytest $(PYTEST_FLAGS) -m "not slow and not tensorflow and not beam"
+	$(PY) -m pytest $(PYTEST_FLAGS) -m "not slow and not tensorflow and not beam and not torch"
 
 lint: $(DEV_ENV)
 	$(PY) -m ruff check tfrecord_lite tests benchmarks proto
@@ -111,6 +116,17 @@ test-beam: $(BEAM_VENV)/.installed
 	$(BEAM_VENV)/bin/python -c "import apache_beam as b, tensorflow as t; print('Apache Beam', b.__version__, '/ TensorFlow', t.__version__)"
 	$(BEAM_VENV)/bin/python -m pytest $(PYTEST_FLAGS) -m beam tests
 
+# tfrecord is the PyPI package that `make bench` reads the same shards with.
+$(TORCH_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/python -m pip install -q --disable-pip-version-check 'torch==$(TORCH_VERSION)'
+	$(TORCH_VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[torch,test]' tfrecord
+	touch $@
+
+test-torch: $(TORCH_VENV)/.installed
+	$(TORCH_VENV)/bin/python -c "import torch; print('PyTorch', torch.__version__)"
+	$(TORCH_VENV)/bin/python -m pytest $(PYTEST_FLAGS) -m torch tests
+
 test-protobuf:
 	$(PYTHON) -m venv .venv-pb-oldest
 	.venv-pb-oldest/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' 'protobuf==$(PROTOBUF_OLDEST)'
@@ -124,10 +140,11 @@ test-protobuf:
 bench-beam: $(BEAM_VENV)/.installed
 	$(BEAM_VENV)/bin/python benchmarks/bench_beam.py
 
-bench: $(RUNTIME_ENV) $(TF_VENV)/.installed
+bench: $(RUNTIME_ENV) $(TF_VENV)/.installed $(TORCH_VENV)/.installed
 	$(TF_VENV)/bin/python benchmarks/bench_write.py
 	$(TF_VENV)/bin/python benchmarks/bench_create.py
 	$(TF_VENV)/bin/python benchmarks/bench_read.py
+	$(TORCH_VENV)/bin/python benchmarks/bench_torch.py --tf-python $(TF_VENV)/bin/python
 	$(PY) benchmarks/bench_soak.py
 
 soak: $(RUNTIME_ENV)
@@ -138,4 +155,4 @@ measure-setup:
 	benchmarks/setup_time.sh $(RUNS)
 
 clean:
-	rm -rf $(VENV) $(TF_VENV) $(BEAM_VENV) .venv-pb-* demo-out bench-out *.egg-info
+	rm -rf $(VENV) $(TF_VENV) $(BEAM_VENV) $(TORCH_VENV) .venv-pb-* demo-out bench-out *.egg-info

@@ -129,7 +129,7 @@ def demo_items() -> list[dict[str, Any]]:
 def _a_test_that_starts_processes_is_marked_slow(request: pytest.FixtureRequest,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     if any(request.node.get_closest_marker(mark) is not None
-           for mark in ("slow", "beam", "tensorflow")):  # (those run in targets of their own)
+           for mark in ("slow", "beam", "tensorflow", "torch")):  # (those run in targets of their own)
         return
     import subprocess
 
