@@ -128,8 +128,9 @@ def demo_items() -> list[dict[str, Any]]:
 @pytest.fixture(autouse=True)
 def _a_test_that_starts_processes_is_marked_slow(request: pytest.FixtureRequest,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # (beam, tensorflow and torch tests run in targets of their own)
     if any(request.node.get_closest_marker(mark) is not None
-           for mark in ("slow", "beam", "tensorflow", "torch")):  # (those run in targets of their own)
+           for mark in ("slow", "beam", "tensorflow", "torch")):
         return
     import subprocess
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -456,9 +457,10 @@ def test_the_training_loop_of_the_docs_runs(workdir: Path, ranks: int) -> None:
                "--nproc_per_node", str(ranks)])
     done = subprocess.run([*launch, "train.py"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    lines = [line.split() for line in done.stdout.splitlines() if line.startswith("rank ")]
+    # The ranks share one pipe, so their lines may come interleaved: find each report.
+    reports = re.findall(r"rank (\d+) epoch (\d+): (\d+) images", done.stdout)
     for epoch in range(3):
-        seen = [int(line[4]) for line in lines if line[3] == f"{epoch}:"]
+        seen = [int(n) for _, e, n in reports if int(e) == epoch]
         assert len(seen) == ranks and sum(seen) == 5  # the 5 demo photos, once each
 
 
