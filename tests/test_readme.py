@@ -253,6 +253,9 @@ FIXTURES: dict[str, Callable[[Path], None]] = {
     "darknet/data": lambda w: make_darknet(w, "darknet/data"),
     "train_labels.csv": lambda w: make_csv(w, "train_labels.csv", "images"),
     "names.json": lambda w: (w / "names.json").write_text(json.dumps(_class_names())),
+    # The demo dataset, whose paths are relative to the repository's top folder.
+    "tests/data/demo/dataset.json": lambda w: shutil.copytree(DEMO, w / "tests/data/demo",
+                                                              dirs_exist_ok=True),
 }
 
 

@@ -77,6 +77,7 @@ def test_shard_order_is_new_each_epoch_and_the_same_for_the_same_seed_and_epoch(
     assert plan.shard_order(20, 8, 2) != orders[2]
 
 
+@pytest.mark.slow
 def test_shard_order_does_not_depend_on_the_hash_seed() -> None:
     code = "from tfrecord_lite.torch import plan; print(plan.shard_order(30, 11, 4))"
     outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
