@@ -37,8 +37,8 @@ from typing import Any
 # Beam are imported by the commands that use them, so that --help starts fast.
 from . import journal, sharding, storage
 from ._version import __version__
+from .accelerators import chosen
 from .converters import count_phrase, label_map_json, label_map_pbtxt
-from .crc32c import BACKEND
 from .dataset import open_dataset
 from .errors import (
     DatasetError,
@@ -1082,9 +1082,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The original stores images only with --store_images; the commands store them.
         args.store_images = not legacy
     if args.version:
-        from .images import decoders  # Pillow
-
-        print(f"tfrecord-lite {__version__} (CRC32C: {BACKEND}; {decoders()})")
+        print(f"tfrecord-lite {__version__} ({chosen().report()})")
         return EXIT_OK
     if args.command is None:
         parser.print_help()
