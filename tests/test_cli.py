@@ -147,7 +147,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"]) == 0
     out = capsys.readouterr().out
     assert out == f"tfrecord-lite {__version__} ({chosen().report()})\n"
-    assert "CRC32C: google-crc32c 1." in out and "JPEG check: simplejpeg 1." in out
+    assert "CRC32C: google-crc32c (C)" in out and "JPEG check: simplejpeg 1." in out
 
 
 def test_help_lists_original_flags(capsys: pytest.CaptureFixture[str]) -> None:

@@ -55,5 +55,5 @@ def test_the_fastest_installed_backend_is_chosen(installed: set[str], backend: s
         fn = crc_module.BACKENDS[backend]()
     assert fn(b"123456789") == 0xE3069283
     assert ("about 1000x slower" in caplog.text) == (backend == "python")
-    assert choice.label.startswith({"google-crc32c": "google-crc32c ", "crcmod": "crcmod ",
-                                    "python": "pure Python"}[backend])
+    assert choice.label.startswith({"google-crc32c": "google-crc32c (C)",
+                                    "crcmod": "crcmod (C)", "python": "pure Python"}[backend])

@@ -77,10 +77,11 @@ def test_a_flipped_bit_anywhere_in_the_cache_costs_a_warning_not_a_crash(
         shutil.copytree(good_cache, cache)
         # A bit chosen uniformly over all the bytes: the compiled code, mostly.
         at = rng.randrange(sum(sizes.values()) * 8)
-        for name, size in sizes.items():
-            if at < size * 8:
-                break
-            at -= size * 8
+        names = iter(sizes)
+        name = next(names)
+        while at >= sizes[name] * 8:
+            at -= sizes[name] * 8
+            name = next(names)
         damaged = bytearray((cache / name).read_bytes())
         damaged[at // 8] ^= 1 << (at % 8)
         (cache / name).write_bytes(damaged)

@@ -218,9 +218,9 @@ def test_tensorflow_reads_the_shard_glob_after_index(tmp_path: Path, image_file:
 
 def test_tensorflow_refuses_a_png_whose_rows_end_early_as_we_do() -> None:
     # The file test_png_short.py fails as truncated (strict) on either decode path.
-    from tfrecord_lite.images import ImageOptions, prepare
-
     from test_png_short import WIDTH, _half_rows_png, _photo, _png_file, _rows
+
+    from tfrecord_lite.images import ImageOptions, prepare
 
     data = _half_rows_png()
     with pytest.raises(tf.errors.InvalidArgumentError):

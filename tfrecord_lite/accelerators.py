@@ -20,7 +20,6 @@ byte. Tests pick a backend through those modules' parameters (``crc_fn``,
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import importlib.util
 import os
 from collections.abc import Mapping
@@ -41,11 +40,19 @@ class Choice:
 
     Attributes:
         backend: the key the working module loads by, e.g. "google-crc32c", "pillow".
-        label: what ``--version`` prints, e.g. "google-crc32c 1.9.0 (C)".
+        text: what ``--version`` prints, with a ``{}`` for each of ``versions``.
+        versions: the distributions whose versions ``label`` shows (read on demand:
+            package metadata costs tens of milliseconds to import).
     """
 
     backend: str
-    label: str
+    text: str
+    versions: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """``text`` with the versions, e.g. "simplejpeg 1.9.0"."""
+        return self.text.format(*(_version(name) for name in self.versions))
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,8 @@ def _found(module: str) -> bool:
 
 
 def _version(distribution: str) -> str:
+    import importlib.metadata
+
     try:
         return " " + importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
@@ -77,14 +86,14 @@ def _version(distribution: str) -> str:
 def detect(environ: Mapping[str, str] = os.environ, found: Finder = _found) -> Choices:
     """Look for each job's libraries, best first (see the module docstring)."""
     if found("google_crc32c._crc32c"):
-        crc = Choice("google-crc32c", f"google-crc32c{_version('google-crc32c')} (C)")
+        crc = Choice("google-crc32c", "google-crc32c (C)")
     elif found("crcmod._crcfunext"):
-        crc = Choice("crcmod", f"crcmod{_version('crcmod')} (C)")
+        crc = Choice("crcmod", "crcmod (C)")
     else:
         crc = Choice("python", "pure Python (install google-crc32c: about 1000x faster)")
 
     if found("simplejpeg"):
-        jpeg = Choice("simplejpeg", f"simplejpeg{_version('simplejpeg')}")
+        jpeg = Choice("simplejpeg", "simplejpeg{}", ("simplejpeg",))
     else:
         jpeg = Choice("missing", "simplejpeg is not installed (pip install simplejpeg)")
 
@@ -95,8 +104,8 @@ def detect(environ: Mapping[str, str] = os.environ, found: Finder = _found) -> C
     elif missing:
         png = Choice("pillow", f"Pillow (for faster PNG decoding: {FAST_PNG_INSTALL})")
     else:
-        png = Choice("fast-png", f"libdeflate{_version('deflate')} + "
-                                 f"numba{_version('numba')}, Pillow for the rest")
+        png = Choice("fast-png", "libdeflate{} + numba{}, Pillow for the rest",
+                     ("deflate", "numba"))
     return Choices(crc, jpeg, png)
 
 
