@@ -24,7 +24,8 @@ def test_png_takes_the_fast_path_only_with_both_of_its_libraries() -> None:
     for missing in ("numba", "deflate"):
         choice = detect(environ={}, found=(EVERYTHING - {missing}).__contains__).png
         assert choice.backend == "pillow"
-        assert choice.label == f"Pillow (for faster PNG decoding: {FAST_PNG_INSTALL})"
+        assert choice.label == ("Pillow (for faster PNG decoding, the fast-png extra: "
+                                f"{FAST_PNG_INSTALL})")
 
 
 @pytest.mark.parametrize("value", ["0", "off", "false", "no"])

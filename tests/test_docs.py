@@ -20,7 +20,7 @@ README = ROOT / "README.md"
 OTHER_PYPI = {"gcsfs"}
 # Not on PyPI (the PyPI name tfrecord-lite is another project): never in a hint.
 NOT_ON_PYPI = {"tfrecord-lite-writer", "tfrecord-lite"}
-_TOKEN = r"(?:'[^'\n]*'|[A-Za-z0-9_.\-\[\]<>=!~,]+)"
+_TOKEN = r"(?:'[^'\n]*'|[A-Za-z0-9_.\-\[\]<>=!~,/*]+)"
 _PIP = re.compile(rf"pip install((?:[ \t\n]+{_TOKEN})*)")
 
 
@@ -47,7 +47,7 @@ def _problem(token: str, names: set[str], extras: set[str]) -> str | None:
     spec = token.strip("'")
     if spec.startswith("-"):
         return None  # a pip option: -e, -q, --upgrade
-    local = re.fullmatch(r"\.(?:\[([\w,-]+)\])?", spec)
+    local = re.fullmatch(r"(?:\.|dist/[\w.*-]+\.whl)(?:\[([\w,-]+)\])?", spec)
     if local:
         unknown = set((local.group(1) or "").split(",")) - extras - {""}
         return f"no extra {sorted(unknown)} in pyproject.toml" if unknown else None
@@ -93,6 +93,9 @@ def test_the_install_check_catches_the_old_hints() -> None:
     assert _problem("on", names, extras)  # a command must end where the prose starts
     assert _problem("'apache-beam>=2.50'", names, extras) is None
     assert _problem("'.[beam]'", names, extras) is None
+    assert _problem("'dist/tfrecord_lite_writer-0.1.0-py3-none-any.whl[fast-png]'", names,
+                    extras) is None
+    assert _problem("'dist/x.whl[nonexistent]'", names, extras)
     assert _problem("gcsfs", names, extras) is None
     assert [h for h in _hints(README) if "apache-beam" in h]  # the README names Beam
 

@@ -28,7 +28,9 @@ from typing import Callable
 
 FAST_PNG_SWITCH = "TFRECORD_LITE_FAST_PNG"
 """Set to 0 in the environment to decode every PNG with Pillow."""
-FAST_PNG_INSTALL = "pip install 'tfrecord-lite-writer[fast-png]'"
+FAST_PNG_INSTALL = "pip install numba deflate"
+"""What the ``fast-png`` extra adds, as PyPI packages (in a clone, ``pip install
+'.[fast-png]'`` does the same)."""
 
 Finder = Callable[[str], bool]
 """Whether a module can be imported, without importing it."""
@@ -102,7 +104,8 @@ def detect(environ: Mapping[str, str] = os.environ, found: Finder = _found) -> C
     if switch.strip().lower() in ("0", "false", "no", "off"):
         png = Choice("pillow", f"Pillow ({FAST_PNG_SWITCH}={switch})")
     elif missing:
-        png = Choice("pillow", f"Pillow (for faster PNG decoding: {FAST_PNG_INSTALL})")
+        png = Choice("pillow", "Pillow (for faster PNG decoding, the fast-png extra: "
+                               f"{FAST_PNG_INSTALL})")
     else:
         png = Choice("fast-png", "libdeflate{} + numba{}, Pillow for the rest",
                      ("deflate", "numba"))
