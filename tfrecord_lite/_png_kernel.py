@@ -76,7 +76,7 @@ def _paeth(a: int, b: int, c: int) -> int:
 def _paeth_row_3(data: Any, src: int, out: Any, dst: int, up: int, stride: int) -> None:
     """One Paeth row of RGB after the first: each channel's left and upper-left bytes
     stay in registers, the three channels interleaved (three independent chains instead
-    of one read back from memory): about 1.5x faster than the plain loop on photos."""
+    of one read back from memory)."""
     a0 = a1 = a2 = c0 = c1 = c2 = _u8(0)
     for i in range(0, stride, 3):
         b0 = _u8(out[up + i])

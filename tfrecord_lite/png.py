@@ -95,8 +95,8 @@ def _load_loop() -> Kernel:
     import numba
 
     if getattr(numba.config, "DISABLE_JIT", 0):
-        raise RuntimeError("NUMBA_DISABLE_JIT is set: the loop would run as Python, 250x "
-                           "slower")
+        raise RuntimeError("NUMBA_DISABLE_JIT is set: the loop would run as plain Python, "
+                           "slower than Pillow")
     from . import _png_kernel
 
     damaged = _png_kernel.check_cache()
