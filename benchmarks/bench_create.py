@@ -138,9 +138,9 @@ def ours_fresh(fast_png: bool):  # type: ignore[no-untyped-def]
     """create() as ``ours`` runs it, in a fresh interpreter: with the fast-png extra, or as
     the default install decodes PNG (Pillow: the path ``TFRECORD_LITE_FAST_PNG=0`` gives,
     the same as without the extra). The decoder is loaded before the timing starts, as
-    TensorFlow is imported before its own; returns the seconds taken."""
+    TensorFlow is imported before its own; returns the wall and CPU seconds taken."""
 
-    def run(items: list[dict], out_dir: Path, decode_check: bool) -> float:
+    def run(items: list[dict], out_dir: Path, decode_check: bool) -> tuple[float, float]:
         code = f"""
 import time
 from pathlib import Path
@@ -148,23 +148,27 @@ from photos import make_photos
 from tfrecord_lite import png, write_dataset
 items = make_photos(Path({str(OUT / 'photos')!r}), {len(items)}, "PNG")
 assert png.default().ready() == {fast_png}, png.default()
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 summary = write_dataset(items, "ours", Path({str(out_dir)!r}), {SHARDS}, {THREADS},
                         shuffle=False, decode_check={decode_check}, progress=False)
 assert summary.failed == 0, summary.failures[:3]
-print(time.perf_counter() - start)
+print(time.perf_counter() - start, time.process_time() - cpu)
 """
-        return float(run_python(code, {FAST_PNG_SWITCH: "1" if fast_png else "0"}).split()[-1])
+        out = run_python(code, {FAST_PNG_SWITCH: "1" if fast_png else "0"}).split()
+        return float(out[-2]), float(out[-1])
 
     return run
 
 
-def timed(fn, *args) -> float:  # type: ignore[no-untyped-def]
-    """Seconds ``fn`` takes, or the seconds it returns (timed inside a fresh process)."""
+def timed(fn, *args) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """(wall seconds, CPU seconds of the process) ``fn`` takes, or those it returns
+    (measured inside a fresh process)."""
     out_dir = fresh_dir(OUT / "run")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     inside = fn(*args[:1], out_dir, *args[1:])
-    return inside if isinstance(inside, float) else time.perf_counter() - start
+    if isinstance(inside, tuple):
+        return inside
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def peak_rss_mb(count: int, fmt: str, env: dict[str, str] | None = None) -> float:
@@ -287,14 +291,15 @@ def main() -> None:
     cases[f"PNG [fast-png], {len(proc_png)} items, {procs} vs 1 process x {THREADS} threads"] = [
         (one_process, proc_png, True), (processes, proc_png, True)]
     for name, runs in cases.items():
-        best = [float("inf"), float("inf")]
+        best, cpu = [float("inf"), float("inf")], [float("inf"), float("inf")]
         # PNG against TensorFlow, in fresh processes: twice the rounds, as the slower
         # rates move more with the machine's other work.
         for r in range(ROUNDS * 2 if name.startswith("PNG, ") else ROUNDS):
             order = [0, 1] if r % 2 == 0 else [1, 0]
             for k in order:
                 fn, items, flag = runs[k]
-                best[k] = min(best[k], timed(fn, items, flag))
+                wall, seconds = timed(fn, items, flag)
+                best[k], cpu[k] = min(best[k], wall), min(cpu[k], seconds)
         count = len(runs[0][1])
         tf_rate, our_rate = count / best[0], count / best[1]
         if runs[0][0] is one_process:
@@ -303,6 +308,9 @@ def main() -> None:
             continue
         print(f"create {name}: tfrecord_lite {our_rate:7.0f} img/s, "
               f"TensorFlow {tf_rate:6.0f} img/s, ratio {our_rate / tf_rate:.2f}x")
+        if name.startswith("PNG, "):  # CPU time moves less with the machine's other work
+            print(f"    CPU per image: tfrecord_lite {cpu[1] / count * 1000:.1f} ms, TensorFlow "
+                  f"{cpu[0] / count * 1000:.1f} ms, ratio {cpu[0] / cpu[1]:.2f}x")
     small, large = peak_rss_mb(COUNT // 4, "JPEG"), peak_rss_mb(COUNT, "JPEG")
     print(f"peak memory (RSS) of create(): {small:.0f} MB for {COUNT // 4} images, "
           f"{large:.0f} MB for {COUNT} images")

@@ -46,6 +46,8 @@ def crc32c_python(data: bytes) -> int:
 def _google_crc32c() -> CrcFn:
     import google_crc32c
 
+    if google_crc32c.implementation != "c":  # its extension was found but fails to load
+        return _pure_python()
     return google_crc32c.value
 
 
