@@ -1,21 +1,13 @@
-"""PNG files decoded by the ``fast-png`` extra, to Pillow's pixels and verdicts.
+"""PNG decoders: Pillow's, and the ``fast-png`` extra's, with Pillow's pixels and verdicts.
 
-Pillow opens every PNG first, which checks the signature, the header and every chunk
-before the image data. For the usual photos (8-bit gray, RGB or RGBA, with or without
-alpha, not interlaced, from ``MIN_PIXELS`` to ``MAX_PIXELS`` pixels, image data followed
-directly by IEND), ``FastPng`` then decodes the pixels in two steps that let other
-threads run: libdeflate inflates the image data into a buffer of exactly the rows' size,
-checksum checked, and a loop compiled by numba (``_png_kernel``) undoes the row filters.
-Anything else, and anything this path doubts, goes back to Pillow, so the stored JPEG is
-the same either way. The one known exception: libdeflate reads a few deflate streams that
-break the format's limits as no encoder does (over 286 literal or 30 distance codes,
-distance code 30 or 31), which zlib, and so Pillow, refuses.
-
-The first thread of a process to meet such a PNG loads the loop (numba compiles it once
-and caches it on disk); the process's other threads use Pillow meanwhile. ``default()``
-is the decoder ``accelerators`` chose: ``FastPng`` where the extra is installed, else
-``PILLOW``. Either way a zlib stream that ends before the last row is found
-(``ShortImageData``, ``short_image_data``), where Pillow alone would fill black rows.
+``FastPng`` decodes the usual photos (8-bit L, LA, RGB, RGBA, not interlaced) that Pillow
+has opened, in two steps that let other threads run: libdeflate inflates the image data,
+checksum checked, and numba's compiled loop (``_png_kernel``) undoes the row filters.
+Anything else, or anything it doubts, it leaves to Pillow, so the stored bytes are the
+same either way (except a few deflate streams that break the format's limits, which
+libdeflate reads and zlib refuses). ``default()`` is the decoder ``accelerators`` chose.
+Image data that ends cleanly before the last row is reported (``ShortImageData``,
+``short_image_data``), where Pillow would silently fill black rows.
 """
 
 from __future__ import annotations
