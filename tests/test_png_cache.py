@@ -112,3 +112,15 @@ def test_a_cache_without_checksums_is_compiled_afresh_silently(
     code, path, err = _decode(cache)
     assert (code, path, "WARNING" in err) == (0, "fast", False), err
     assert record.exists()
+
+
+@pytest.mark.parametrize("record", [b"5", b"{", b""], ids=["a number", "cut", "empty"])
+def test_a_damaged_checksums_file_costs_a_warning_not_a_crash(
+        good_cache: Path, tmp_path: Path, record: bytes) -> None:
+    cache = tmp_path / "record"
+    shutil.copytree(good_cache, cache)
+    (checksums,) = [p for p in _files(cache) if p.name.endswith(".sha256.json")]
+    checksums.write_bytes(record)
+    code, path, err = _decode(cache)
+    assert (code, path) == (0, "pillow"), err
+    assert "was damaged (its checksums file" in err, err

@@ -219,6 +219,8 @@ def check_cache() -> str | None:
         recorded, why = None, None  # written by a release that kept no checksums
     except (OSError, ValueError) as exc:
         recorded, why = None, f"its checksums file {record} is unreadable ({exc})"
+    if recorded is not None and not isinstance(recorded, dict):
+        recorded, why = None, f"its checksums file {record} holds no checksums"
     try:
         digests = _digests(folder, names)
     except OSError as exc:
@@ -229,11 +231,9 @@ def check_cache() -> str | None:
         if not differ:
             return None
         why = f"{', '.join(differ)} differ{'s' if len(differ) == 1 else ''} from the checksums"
-    removed = []
     for name in [*names, _CHECKSUMS]:
         try:
             os.remove(os.path.join(folder, name))
-            removed.append(name)
         except FileNotFoundError:
             pass
         except OSError as exc:
