@@ -35,14 +35,14 @@ define install
 endef
 
 .PHONY: help venv test test-quick check lint typecheck demo proto test-tf test-beam test-protobuf \
-	test-torch bench bench-beam soak fuzz measure-setup clean
+	test-torch bench bench-beam soak fuzz measure-setup platforms install-size clean
 
 help:
 	@echo "make demo           install (runtime only), write the demo dataset to demo-out/, check it"
 	@echo "make test           install the test extra too and run the test suite"
 	@echo "make test-quick     the test suite without the tests that start processes (marked slow)"
 	@echo "make check          ruff + import layers (lint-imports) + mypy + tests"
-	@echo "  EXTRAS=yolo       ...with optional extras too (comma-separated)"
+	@echo "  EXTRAS=fast-png   ...with optional extras too (comma-separated)"
 	@echo "make test-tf        TensorFlow interoperability tests (own venv, ~1.3 GB)"
 	@echo "make test-beam      Apache Beam pipeline tests (own venv with Beam and TensorFlow)"
 	@echo "make test-torch     PyTorch dataset tests, DataLoader workers and torchrun (own venv)"
@@ -53,6 +53,8 @@ help:
 	@echo "make bench-beam     the Beam DirectRunner against create() (uses the test-beam venv)"
 	@echo "make fuzz           100,000 random and mutated inputs to the reader and decoder"
 	@echo "make measure-setup  time make demo and make test in a fresh clone (cold cache, no compiler)"
+	@echo "make platforms      check with pip's resolver that the dependencies are wheels everywhere"
+	@echo "make install-size   size of a fresh venv with pip install ., and with [fast-png]"
 
 $(RUNTIME_ENV): pyproject.toml
 	$(call install,$(call extras))
@@ -94,11 +96,21 @@ proto:
 
 fuzz: $(TEST_ENV)
 	FUZZ_EXAMPLES=100000 $(PY) -m pytest -q tests/test_fuzz.py
+	$(PIP) -e '.[test,fast-png]'
+	CACHE_FLIPS=120 $(PY) -m pytest -q tests/test_png_cache.py
+
+# The default dependencies resolve as binary wheels (crcmod aside) on manylinux x86_64 and
+# aarch64, macOS arm64 and Windows: pip's own resolver, nothing installed. CI runs it.
+platforms:
+	$(PYTHON) .ci/platforms.py
+
+install-size:
+	benchmarks/install_size.sh
 
 $(TF_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(TF_VENV)
 	$(TF_VENV)/bin/python -m pip install -q --disable-pip-version-check tensorflow-cpu
-	$(TF_VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(TF_VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[test,fast-png]'
 	touch $@
 
 test-tf: $(TF_VENV)/.installed

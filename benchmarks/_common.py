@@ -65,12 +65,12 @@ def peak_rss_mb() -> float:
                     if line.startswith("VmHWM")) / 1024
 
 
-def run_python(code: str) -> str:
-    """Run ``code`` in a fresh interpreter that can import this folder's modules; its
-    standard output."""
+def run_python(code: str, env: dict[str, str] | None = None) -> str:
+    """Run ``code`` in a fresh interpreter that can import this folder's modules, with
+    ``env`` added to the environment; its standard output."""
     path = os.pathsep.join(filter(None, [str(BENCHMARKS), os.environ.get("PYTHONPATH")]))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True, env={**os.environ, "PYTHONPATH": path})
+                          check=True, env={**os.environ, **(env or {}), "PYTHONPATH": path})
     return done.stdout
 
 

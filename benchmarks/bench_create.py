@@ -6,8 +6,10 @@ original did), build a ``tf.train.Example`` with the same keys, and write it wit
 ``tf.io.TFRecordWriter``; the same thread count, each thread filling its own shards.
 
 Both run in this process on the same photos (about 640x480, made from the demo
-photos by benchmarks/photos.py), alternating, best of ROUNDS. Peak memory is measured
-in fresh processes for two dataset sizes.
+photos by benchmarks/photos.py), alternating, best of ROUNDS; for PNG, tfrecord_lite runs
+in a fresh process per round, once as the default install decodes (Pillow) and once with
+the fast-png extra, timed from after its decoder is loaded. Peak memory is measured in
+fresh processes for two dataset sizes.
 
     python benchmarks/bench_create.py   (needs tensorflow: run via `make bench`)
 """
@@ -23,14 +25,16 @@ from pathlib import Path
 from _common import OUT, env_int, fresh_dir, images, rounds, run_python
 from photos import make_photos
 
+FAST_PNG_SWITCH = "TFRECORD_LITE_FAST_PNG"
+
 COUNT = images(600)
 THREADS = 2
 SHARDS = 4
 ROUNDS = rounds(2)
 # Processes against one process: the JPEG photos listed REPEAT times (start-up amortized
 # as in a real job: 12,000 items by default, where a plain run on 2 cores uses processes),
-# and the PNG photos PNG_REPEAT times (2,400 items: a worker takes about 0.5 s of CPU to
-# start and load numba), in PROC_SHARDS shards.
+# and the PNG photos PNG_REPEAT times (2,400 items, with the fast-png extra: a worker
+# takes about 0.5 s of CPU to start and load numba), in PROC_SHARDS shards.
 REPEAT = env_int("BENCH_REPEAT", 20)
 PNG_REPEAT = env_int("BENCH_PNG_REPEAT", 4)
 PROC_SHARDS = 8
@@ -130,33 +134,44 @@ def processes(items: list[dict], out_dir: Path, decode_check: bool) -> None:
     ours(items, out_dir, decode_check, processes=cores(), threads=1, shards=PROC_SHARDS)
 
 
-def ours_pillow_only(items: list[dict], out_dir: Path, decode_check: bool) -> None:
-    """create() with every PNG decoded by Pillow, as before the fast PNG path
-    (TFRECORD_LITE_FAST_PNG=0, which worker processes inherit)."""
-    from tfrecord_lite import png
+def ours_fresh(fast_png: bool):  # type: ignore[no-untyped-def]
+    """create() as ``ours`` runs it, in a fresh interpreter: with the fast-png extra, or as
+    the default install decodes PNG (Pillow: the path ``TFRECORD_LITE_FAST_PNG=0`` gives,
+    the same as without the extra). The decoder is loaded before the timing starts, as
+    TensorFlow is imported before its own; returns the wall and CPU seconds taken."""
 
-    saved_env = os.environ.get(png.ENV_SWITCH)
-    saved = png._ready, png._compiled, png._unavailable
-    os.environ[png.ENV_SWITCH] = "0"
-    png._ready, png._compiled, png._unavailable = threading.Event(), None, None
-    try:
-        ours(items, out_dir, decode_check)
-    finally:
-        png._ready, png._compiled, png._unavailable = saved
-        if saved_env is None:
-            del os.environ[png.ENV_SWITCH]
-        else:
-            os.environ[png.ENV_SWITCH] = saved_env
+    def run(items: list[dict], out_dir: Path, decode_check: bool) -> tuple[float, float]:
+        code = f"""
+import time
+from pathlib import Path
+from photos import make_photos
+from tfrecord_lite import png, write_dataset
+items = make_photos(Path({str(OUT / 'photos')!r}), {len(items)}, "PNG")
+assert png.default().ready() == {fast_png}, png.default()
+start, cpu = time.perf_counter(), time.process_time()
+summary = write_dataset(items, "ours", Path({str(out_dir)!r}), {SHARDS}, {THREADS},
+                        shuffle=False, decode_check={decode_check}, progress=False)
+assert summary.failed == 0, summary.failures[:3]
+print(time.perf_counter() - start, time.process_time() - cpu)
+"""
+        out = run_python(code, {FAST_PNG_SWITCH: "1" if fast_png else "0"}).split()
+        return float(out[-2]), float(out[-1])
+
+    return run
 
 
-def timed(fn, *args) -> float:  # type: ignore[no-untyped-def]
+def timed(fn, *args) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """(wall seconds, CPU seconds of the process) ``fn`` takes, or those it returns
+    (measured inside a fresh process)."""
     out_dir = fresh_dir(OUT / "run")
-    start = time.perf_counter()
-    fn(*args[:1], out_dir, *args[1:])
-    return time.perf_counter() - start
+    start, cpu = time.perf_counter(), time.process_time()
+    inside = fn(*args[:1], out_dir, *args[1:])
+    if isinstance(inside, tuple):
+        return inside
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
-def peak_rss_mb(count: int, fmt: str) -> float:
+def peak_rss_mb(count: int, fmt: str, env: dict[str, str] | None = None) -> float:
     code = f"""
 from pathlib import Path
 from _common import fresh_dir, peak_rss_mb
@@ -167,7 +182,7 @@ out = fresh_dir(Path({str(OUT / 'mem')!r}))
 write_dataset(items, "m", out, {SHARDS}, {THREADS}, progress=False, num_processes=1)
 print(peak_rss_mb())
 """
-    return float(run_python(code).strip().splitlines()[-1])
+    return float(run_python(code, env).strip().splitlines()[-1])
 
 
 def child_run(count: int, repeat: int, processes: int, threads: int,
@@ -254,17 +269,18 @@ def main() -> None:
     png = make_photos(OUT / "photos", COUNT, "PNG")
     avg_kb = sum(os.path.getsize(i["filename"]) for i in jpeg) / len(jpeg) / 1024
     print(f"# JPEG files average {avg_kb:.0f} KB")
-    from tfrecord_lite import images
     from tfrecord_lite import png as fast_png
+    from tfrecord_lite.accelerators import chosen
 
-    fast_png.ready()  # compiled (or read from numba's cache) before any timing
-    print(f"# decoders: {images.decoders()}")
+    fast_png.default().ready()  # compiled (or read from numba's cache) before any timing
+    print(f"# {chosen().report()}")
     cases = {"JPEG, decode check on          ": [(tf_pipeline, jpeg, False),
                                                  (ours, jpeg, True)]}
     cases["JPEG, decode check off         "] = [(tf_pipeline, jpeg, False), (ours, jpeg, False)]
-    cases["PNG (the default install)      "] = [(tf_pipeline, png, True), (ours, png, True)]
-    cases["PNG, Pillow alone (FAST_PNG=0) "] = [(tf_pipeline, png, True),
-                                                (ours_pillow_only, png, True)]
+    cases["PNG, the default install       "] = [(tf_pipeline, png, True),
+                                                (ours_fresh(False), png, True)]
+    cases["PNG, with the fast-png extra   "] = [(tf_pipeline, png, True),
+                                                (ours_fresh(True), png, True)]
     proc_jpeg = repeated(jpeg, REPEAT)
     procs = f"{cores()} processes x 1 thread"
     cases[f"JPEG, no check, {len(proc_jpeg)} items, {procs} vs 1 process x {THREADS} threads"
@@ -272,15 +288,18 @@ def main() -> None:
     cases[f"JPEG, decode check, {len(proc_jpeg)} items, {procs} vs 1 process x {THREADS} "
           "threads"] = [(one_process, proc_jpeg, True), (processes, proc_jpeg, True)]
     proc_png = repeated(png, PNG_REPEAT)
-    cases[f"PNG, {len(proc_png)} items, {procs} vs 1 process x {THREADS} threads"] = [
+    cases[f"PNG [fast-png], {len(proc_png)} items, {procs} vs 1 process x {THREADS} threads"] = [
         (one_process, proc_png, True), (processes, proc_png, True)]
     for name, runs in cases.items():
-        best = [float("inf"), float("inf")]
-        for r in range(ROUNDS):
+        best, cpu = [float("inf"), float("inf")], [float("inf"), float("inf")]
+        # PNG against TensorFlow, in fresh processes: twice the rounds, as the slower
+        # rates move more with the machine's other work.
+        for r in range(ROUNDS * 2 if name.startswith("PNG, ") else ROUNDS):
             order = [0, 1] if r % 2 == 0 else [1, 0]
             for k in order:
                 fn, items, flag = runs[k]
-                best[k] = min(best[k], timed(fn, items, flag))
+                wall, seconds = timed(fn, items, flag)
+                best[k], cpu[k] = min(best[k], wall), min(cpu[k], seconds)
         count = len(runs[0][1])
         tf_rate, our_rate = count / best[0], count / best[1]
         if runs[0][0] is one_process:
@@ -289,12 +308,16 @@ def main() -> None:
             continue
         print(f"create {name}: tfrecord_lite {our_rate:7.0f} img/s, "
               f"TensorFlow {tf_rate:6.0f} img/s, ratio {our_rate / tf_rate:.2f}x")
+        if name.startswith("PNG, "):  # CPU time moves less with the machine's other work
+            print(f"    CPU per image: tfrecord_lite {cpu[1] / count * 1000:.1f} ms, TensorFlow "
+                  f"{cpu[0] / count * 1000:.1f} ms, ratio {cpu[0] / cpu[1]:.2f}x")
     small, large = peak_rss_mb(COUNT // 4, "JPEG"), peak_rss_mb(COUNT, "JPEG")
     print(f"peak memory (RSS) of create(): {small:.0f} MB for {COUNT // 4} images, "
           f"{large:.0f} MB for {COUNT} images")
-    png_rss = peak_rss_mb(COUNT, "PNG")
-    print(f"peak memory (RSS) of create() on {COUNT} PNG photos: {png_rss:.0f} MB "
-          "(numba is loaded for them)")
+    default_rss = peak_rss_mb(COUNT, "PNG", {FAST_PNG_SWITCH: "0"})
+    fast_rss = peak_rss_mb(COUNT, "PNG")
+    print(f"peak memory (RSS) of create() on {COUNT} PNG photos: {default_rss:.0f} MB in the "
+          f"default install, {fast_rss:.0f} MB with the fast-png extra (numba loaded)")
     scaling(COUNT)
 
 

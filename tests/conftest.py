@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,27 +27,6 @@ def encode(image: Image.Image, fmt: str, **kwargs: Any) -> bytes:
     buf = io.BytesIO()
     image.save(buf, fmt, **kwargs)
     return buf.getvalue()
-
-
-def fast_png_off(monkeypatch: pytest.MonkeyPatch, why: str = "off in this test") -> None:
-    """Every PNG decoded by Pillow for the rest of the test (tfrecord_lite/png.py)."""
-    from tfrecord_lite import png
-
-    done = threading.Event()
-    done.set()
-    monkeypatch.setattr(png, "_ready", done)
-    monkeypatch.setattr(png, "_compiled", None)
-    monkeypatch.setattr(png, "_unavailable", why)
-
-
-def fast_png_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fast PNG path as a new process finds it: not prepared yet."""
-    from tfrecord_lite import png
-
-    monkeypatch.setattr(png, "_ready", threading.Event())
-    monkeypatch.setattr(png, "_lock", threading.Lock())
-    monkeypatch.setattr(png, "_compiled", None)
-    monkeypatch.setattr(png, "_unavailable", None)
 
 
 def make_image_bytes(kind: str, width: int = 64, height: int = 48) -> bytes:

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import importlib.util
-
 import google_crc32c
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import tfrecord_lite.crc32c as crc_module
+from tfrecord_lite.accelerators import detect
 from tfrecord_lite.crc32c import crc32c, crc32c_python, mask, masked_crc32c
 
 
@@ -43,31 +42,18 @@ def test_crc_function_is_a_parameter() -> None:
     assert calls == [b"foo"]
 
 
-def test_fallback_order_and_warning(monkeypatch: pytest.MonkeyPatch,
-                                    caplog: pytest.LogCaptureFixture) -> None:
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_fast_crc(name: str, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if name in ("google_crc32c", "crcmod"):
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_fast_crc)
+@pytest.mark.parametrize("installed, backend", [
+    ({"google_crc32c._crc32c", "crcmod._crcfunext"}, "google-crc32c"),
+    ({"crcmod._crcfunext"}, "crcmod"),
+    (set(), "python"),
+], ids=["both", "crcmod only", "neither"])
+def test_the_fastest_installed_backend_is_chosen(installed: set[str], backend: str,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    choice = detect(environ={}, found=installed.__contains__).crc32c
+    assert choice.backend == backend
     with caplog.at_level("WARNING"):
-        name, fn = crc_module._pick_backend()
-    assert name == "pure Python" and fn is crc32c_python
-    assert "slower" in caplog.text
-
-    def only_crcmod(name: str, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if name == "google_crc32c":
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", only_crcmod)
-    name, fn = crc_module._pick_backend()
-    # crcmod installed without a C compiler is pure Python: the picker passes it over.
-    compiled = importlib.util.find_spec("crcmod._crcfunext") is not None
-    assert name == ("crcmod (C)" if compiled else "pure Python")
+        fn = crc_module.BACKENDS[backend]()
     assert fn(b"123456789") == 0xE3069283
+    assert ("about 1000x slower" in caplog.text) == (backend == "python")
+    assert choice.label.startswith({"google-crc32c": "google-crc32c (C)",
+                                    "crcmod": "crcmod (C)", "python": "pure Python"}[backend])

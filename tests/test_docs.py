@@ -22,7 +22,7 @@ ITEM_FORMAT = ROOT / "docs" / "item-format.md"
 OTHER_PYPI = {"gcsfs"}
 # Not on PyPI (the PyPI name tfrecord-lite is another project): never in a hint.
 NOT_ON_PYPI = {"tfrecord-lite-writer", "tfrecord-lite"}
-_TOKEN = r"(?:'[^'\n]*'|[A-Za-z0-9_.\-\[\]<>=!~,]+)"
+_TOKEN = r"(?:'[^'\n]*'|[A-Za-z0-9_.\-\[\]<>=!~,/*]+)"
 _PIP = re.compile(rf"pip install((?:[ \t\n]+{_TOKEN})*)")
 
 
@@ -49,7 +49,7 @@ def _problem(token: str, names: set[str], extras: set[str]) -> str | None:
     spec = token.strip("'")
     if spec.startswith("-"):
         return None  # a pip option: -e, -q, --upgrade
-    local = re.fullmatch(r"\.(?:\[([\w,-]+)\])?", spec)
+    local = re.fullmatch(r"(?:\.|dist/[\w.*-]+\.whl)(?:\[([\w,-]+)\])?", spec)
     if local:
         unknown = set((local.group(1) or "").split(",")) - extras - {""}
         return f"no extra {sorted(unknown)} in pyproject.toml" if unknown else None
@@ -80,12 +80,25 @@ def test_every_install_command_works_from_pypi_or_a_clone(path: Path) -> None:
     names, extras = _allowed()
     bad = []
     for hint in _hints(path):
-        tokens = hint.split()[2:]
-        for token in tokens:
-            problem = _problem(token, names, extras)
-            if problem:
-                bad.append(f"{hint!r}: {token}: {problem}")
+        bad += _hint_problems(hint, names, extras)
     assert not bad, "\n".join(bad)
+
+
+def _hint_problems(hint: str, names: set[str], extras: set[str]) -> list[str]:
+    tokens = hint.split()[2:]
+    local = "--no-index" in tokens  # from a folder of wheels, such as dist/
+    bad, after_option = [], False
+    for token in tokens:
+        if after_option:  # the folder --find-links names
+            after_option = False
+            continue
+        after_option = token in ("--find-links", "-f")
+        if local and _canonical(token.strip("'").split("[")[0]) in NOT_ON_PYPI:
+            continue
+        problem = _problem(token, names, extras)
+        if problem:
+            bad.append(f"{hint!r}: {token}: {problem}")
+    return bad
 
 
 def test_the_install_check_catches_the_old_hints() -> None:
@@ -96,6 +109,12 @@ def test_the_install_check_catches_the_old_hints() -> None:
     assert _problem("on", names, extras)  # a command must end where the prose starts
     assert _problem("'apache-beam>=2.50'", names, extras) is None
     assert _problem("'.[beam]'", names, extras) is None
+    assert _problem("'dist/tfrecord_lite_writer-0.1.0-py3-none-any.whl[fast-png]'", names,
+                    extras) is None
+    assert _problem("'dist/x.whl[nonexistent]'", names, extras)
+    assert _hint_problems("pip install tfrecord-lite-writer", names, extras)
+    assert not _hint_problems("pip install --no-index --find-links dist tfrecord-lite-writer",
+                              names, extras)
     assert _problem("gcsfs", names, extras) is None
     assert [h for h in _hints(README) if "apache-beam" in h]  # the README names Beam
 

@@ -10,6 +10,7 @@ import simplejpeg
 from PIL import Image
 
 from tfrecord_lite import ImageError, images, write_dataset
+from tfrecord_lite.accelerators import chosen
 from tfrecord_lite.images import ImageOptions, jpeg_info, prepare, read_size_from_file, sniff
 
 from conftest import DEMO, KINDS, encode, make_image_bytes
@@ -250,7 +251,7 @@ def test_jpeg_check_passes_good_jpegs(index: int) -> None:
 
 
 def test_version_names_the_jpeg_check() -> None:
-    assert images.decoders().startswith(f"JPEG check: simplejpeg {simplejpeg.__version__}; ")
+    assert f"JPEG check: simplejpeg {simplejpeg.__version__}; " in chosen().report()
 
 
 def test_damaged_jpegs_strict_lenient_and_pillow(monkeypatch: pytest.MonkeyPatch) -> None:

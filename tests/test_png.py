@@ -8,7 +8,6 @@ import io
 import logging
 import random
 import struct
-import sys
 import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -18,21 +17,22 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfrecord_lite import ImageError, images, png
+from tfrecord_lite import ImageError, png
+from tfrecord_lite.accelerators import chosen
 from tfrecord_lite.images import ImageOptions, prepare
 
-from conftest import DEMO, KINDS, ROOT, encode, fast_png_afresh, fast_png_off, make_image_bytes
+from conftest import DEMO, KINDS, ROOT, encode, make_image_bytes
 
-if not png.ready():  # pragma: no cover - where numba has no wheels
-    pytest.skip(f"the fast PNG path is off here: {png.backend()}", allow_module_level=True)
+if chosen().png.backend != "fast-png":  # pragma: no cover - without the fast-png extra
+    pytest.skip(f"the fast PNG path is off here: {chosen().png.label}",
+                allow_module_level=True)
 
 COLOR_TYPES = {"L": 0, "LA": 4, "RGB": 2, "RGBA": 6}
-
-
-@pytest.fixture(autouse=True)
-def small_images_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The tests' images are small; in use, PNGs under 128x128 go to Pillow."""
-    monkeypatch.setattr(png, "MIN_PIXELS", 1)
+# The tests' images are small; in use, PNGs under 128x128 go to Pillow.
+FAST = png.FastPng(min_pixels=1)
+if not FAST.ready():  # pragma: no cover
+    pytest.skip(f"the fast PNG path does not load here: {FAST.why_not}",
+                allow_module_level=True)
 CHANNELS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 
 
@@ -113,33 +113,29 @@ def test_every_filter_type_gives_pillows_pixels(mode: str, size: tuple[int, int]
     for first in range(5):  # each filter type on the first row (nothing above it) too
         kinds = [first] + [rng.randrange(5) for _ in range(height - 1)]
         data = _png(mode, _pixels(mode, width, height, seed=first), kinds)
-        fast = png.open_and_decode(data)
+        fast = png.open_and_decode(data, FAST)
         assert fast is not None, kinds
         assert _same_image(fast, _pillow(data)), kinds
 
 
 def test_the_image_data_over_many_chunks() -> None:
     data = _png("RGB", _pixels("RGB", 40, 30, seed=1), [4] * 30, idat_size=7)
-    fast = png.open_and_decode(data)
+    fast = png.open_and_decode(data, FAST)
     assert fast is not None and _same_image(fast, _pillow(data))
 
 
 # --- prepare() stores the same bytes with and without the fast path ---------------------
 
-def _prepare_both(data: bytes, monkeypatch: pytest.MonkeyPatch,
-                  options: ImageOptions | None = None) -> tuple[object, object]:
+def _prepare_both(data: bytes, options: ImageOptions | None = None) -> tuple[object, object]:
     """prepare() with the fast path, then with Pillow alone: the stored bytes or the
     error's reason."""
     options = options or ImageOptions()
-    outcomes = []
-    for switch_off in (False, True):
-        with monkeypatch.context() as patch:
-            if switch_off:
-                fast_png_off(patch)
-            try:
-                outcomes.append(prepare(data, options).data)
-            except ImageError as exc:
-                outcomes.append(exc.reason)
+    outcomes: list[object] = []
+    for decoder in (FAST, png.PILLOW):
+        try:
+            outcomes.append(prepare(data, options, png_decoder=decoder).data)
+        except ImageError as exc:
+            outcomes.append(exc.reason)
     return outcomes[0], outcomes[1]
 
 
@@ -176,12 +172,11 @@ def _corpus(tmp_path: Path) -> dict[str, bytes]:
 LEFT_TO_PILLOW = {"png-palette", "png-16bit"}
 
 
-def test_the_corpus_is_stored_as_pillow_stores_it(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_corpus_is_stored_as_pillow_stores_it(tmp_path: Path) -> None:
     for name, data in _corpus(tmp_path).items():
-        assert (png.open_and_decode(data) is None) == (name in LEFT_TO_PILLOW), name
+        assert (png.open_and_decode(data, FAST) is None) == (name in LEFT_TO_PILLOW), name
         for options in (ImageOptions(), ImageOptions(max_side=20, quality=80)):
-            fast, pillow = _prepare_both(data, monkeypatch, options)
+            fast, pillow = _prepare_both(data, options)
             assert isinstance(fast, bytes) and fast == pillow, name
 
 
@@ -272,7 +267,6 @@ def _left_to_pillow_cases() -> dict[str, bytes]:
     return {
         "text after the image data": _png("RGB", pixels, [1] * 10,
                                           after=_chunk(b"tEXt", b"k\x00v")),
-        "a row short": _png("RGB", pixels, [1] * 10, stream=zlib.compress(rows[:-61])),
         "a row too many": _png("RGB", pixels, [1] * 10, stream=zlib.compress(rows + rows[:61])),
         "bad zlib checksum": _png("RGB", pixels, [1] * 10,
                                   stream=zlib.compress(rows)[:-1] + b"\x00"),
@@ -284,10 +278,10 @@ def _left_to_pillow_cases() -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("case", sorted(_left_to_pillow_cases()))
-def test_other_pngs_are_left_to_pillow(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_other_pngs_are_left_to_pillow(case: str) -> None:
     data = _left_to_pillow_cases()[case]
-    assert png.open_and_decode(data) is None
-    fast, pillow = _prepare_both(data, monkeypatch)
+    assert png.open_and_decode(data, FAST) is None
+    fast, pillow = _prepare_both(data)
     assert fast == pillow
 
 
@@ -295,12 +289,11 @@ def test_bytes_after_the_zlib_stream_are_ignored_as_pillow_ignores_them() -> Non
     pixels = _pixels("RGB", 20, 10, seed=2)
     rows = _filtered(pixels.reshape(10, 60), 3, [4] * 10)
     data = _png("RGB", pixels, [4] * 10, stream=zlib.compress(rows) + b"\x00" * 9)
-    fast = png.open_and_decode(data)
+    fast = png.open_and_decode(data, FAST)
     assert fast is not None and _same_image(fast, _pillow(data))
 
 
-def test_the_known_difference_streams_zlib_refuses_and_libdeflate_reads(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_known_difference_streams_zlib_refuses_and_libdeflate_reads() -> None:
     # Deflate streams that break the format's limits as no encoder does: the fast path
     # stores them (libdeflate's reading), Pillow alone refuses them (zlib's). Documented
     # in png.py and the README; this test says when a libdeflate release changes it.
@@ -311,25 +304,29 @@ def test_the_known_difference_streams_zlib_refuses_and_libdeflate_reads(
     for data in (_png("RGB", pixels, [1] * 10, stream=_stream_with_too_many_codes(rows)),
                  _png("RGB", big, [0] * 60,
                       stream=_stream_with_distance_code_30(big_rows[:-3]))):
-        assert png.open_and_decode(data) is not None
-        fast, pillow = _prepare_both(data, monkeypatch)
+        assert png.open_and_decode(data, FAST) is not None
+        fast, pillow = _prepare_both(data)
         assert isinstance(fast, bytes) and pillow == "corrupt"
 
 
-def test_very_large_pngs_are_left_to_pillow(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_very_large_pngs_are_left_to_pillow() -> None:
     data = make_image_bytes("png-rgb")  # 64x48
-    assert png.open_and_decode(data) is not None
-    monkeypatch.setattr(png, "MAX_PIXELS", 64 * 48 - 1)
-    assert png.open_and_decode(data) is None
+    assert png.open_and_decode(data, FAST) is not None
+    assert png.open_and_decode(data, png.FastPng(min_pixels=1, max_pixels=64 * 48 - 1)) is None
 
 
-def test_small_pngs_are_left_to_pillow_without_loading_numba(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.undo()  # MIN_PIXELS as shipped
-    fast_png_afresh(monkeypatch)
-    assert png.open_and_decode(make_image_bytes("png-rgb", 127, 128)) is None
-    assert not png._ready.is_set()  # not even prepared
-    assert png.open_and_decode(make_image_bytes("png-rgb", 128, 128)) is not None
+def test_small_pngs_are_left_to_pillow_without_loading_numba() -> None:
+    loads = []
+
+    def load() -> png.Kernel:
+        loads.append(1)
+        return png._load_loop()
+
+    decoder = png.FastPng(load=load)  # MIN_PIXELS as shipped
+    assert png.open_and_decode(make_image_bytes("png-rgb", 127, 128), decoder) is None
+    assert loads == []  # not even prepared
+    assert png.open_and_decode(make_image_bytes("png-rgb", 128, 128), decoder) is not None
+    assert loads == [1]
 
 
 def _fix_crcs(data: bytes) -> bytes:
@@ -346,8 +343,7 @@ def _fix_crcs(data: bytes) -> bytes:
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 @pytest.mark.parametrize("fix_crcs", [False, True], ids=["plain", "crc-fixed"])
-def test_damaged_pngs_get_the_same_verdict_either_way(
-        fix_crcs: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_damaged_pngs_get_the_same_verdict_either_way(fix_crcs: bool) -> None:
     # Random damage to the headers and the image data; with fixed CRCs the damage gets
     # past Pillow's CRC check of the header chunks, so the zlib stream itself is judged.
     rng = random.Random(11)
@@ -360,10 +356,10 @@ def test_damaged_pngs_get_the_same_verdict_either_way(
                 data[rng.randrange(16, len(data) - 12)] = rng.randrange(256)
             damaged = _fix_crcs(bytes(data)) if fix_crcs else bytes(data)
             try:
-                taken = png.open_and_decode(damaged) is not None
+                taken = png.open_and_decode(damaged, FAST) is not None
             except Exception:  # Pillow's own refusal of the header, as before
                 taken = False
-            fast, pillow = _prepare_both(damaged, monkeypatch)
+            fast, pillow = _prepare_both(damaged)
             assert fast == pillow
             verdicts.add((taken, isinstance(fast, bytes)))
     # Seen: damage the fast path decodes (to Pillow's pixels), damage only Pillow
@@ -371,48 +367,38 @@ def test_damaged_pngs_get_the_same_verdict_either_way(
     assert verdicts == {(True, True), (False, True), (False, False)}
 
 
-# --- switched off, broken install, threads ---------------------------------------------
+# --- a broken install, threads ---------------------------------------------------------
 
-def test_the_environment_switches_the_fast_path_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    fast_png_afresh(monkeypatch)
-    monkeypatch.setenv(png.ENV_SWITCH, "0")
-    assert png.backend() == f"Pillow ({png.ENV_SWITCH}=0)"
-    assert not png.ready()
-    assert png.open_and_decode(make_image_bytes("png-rgb")) is None
+def test_a_broken_numba_install_leaves_png_to_pillow(caplog: pytest.LogCaptureFixture) -> None:
+    def load() -> png.Kernel:
+        raise ImportError("numba: undefined symbol")
 
-
-def test_a_broken_numba_install_leaves_png_to_pillow(
-        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    fast_png_afresh(monkeypatch)
-    monkeypatch.setitem(sys.modules, "tfrecord_lite._png_kernel", None)  # import fails
+    decoder = png.FastPng(min_pixels=1, load=load)
     data = make_image_bytes("png-rgb")
     with caplog.at_level(logging.WARNING, logger="tfrecord_lite.png"):
-        assert not png.ready()
-        assert png.open_and_decode(data) is None
-        assert png.open_and_decode(data) is None
-    (message,) = [r.getMessage() for r in caplog.records]
-    assert message.startswith("PNG files are decoded by Pillow alone: numba failed: import of "
-                              "tfrecord_lite._png_kernel halted; None in sys.modules (if its "
-                              "cache is damaged, delete the _png_kernel.* files in ")
-    assert png.backend().startswith("Pillow (numba failed")
-    _, pillow = _prepare_both(data, monkeypatch)
-    assert prepare(data).data == pillow
+        assert not decoder.ready()
+        assert png.open_and_decode(data, decoder) is None
+        assert png.open_and_decode(data, decoder) is None
+    (message,) = [r.getMessage() for r in caplog.records]  # one warning, not one per file
+    assert message.startswith("PNG files are decoded by Pillow alone: numba failed: numba: "
+                              "undefined symbol (if its cache is damaged, delete the "
+                              "_png_kernel.* files in ")
+    assert decoder.why_not is not None and decoder.why_not.startswith("numba failed")
+    _, pillow = _prepare_both(data)
+    assert prepare(data, png_decoder=decoder).data == pillow
 
 
 def test_a_loop_that_fails_when_first_called_leaves_png_to_pillow(
-        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    # As numba does when its cache is corrupt, or cannot be written (a full disk).
-    from tfrecord_lite import _png_kernel
-
+        caplog: pytest.LogCaptureFixture) -> None:
+    # As numba does when its cache cannot be written (a full disk).
     def broken(*args: object) -> int:
         raise OSError(28, "No space left on device")
 
-    fast_png_afresh(monkeypatch)
-    monkeypatch.setattr(_png_kernel, "unfilter", broken)
+    decoder = png.FastPng(min_pixels=1, load=lambda: broken)
     with caplog.at_level(logging.WARNING, logger="tfrecord_lite.png"):
-        assert not png.ready()
+        assert not decoder.ready()
     assert "No space left on device" in caplog.text
-    assert png.open_and_decode(make_image_bytes("png-rgb")) is None
+    assert png.open_and_decode(make_image_bytes("png-rgb"), decoder) is None
 
 
 def test_without_a_writable_cache_folder_the_loop_is_compiled_uncached(
@@ -441,9 +427,8 @@ def test_without_a_writable_cache_folder_the_loop_is_compiled_uncached(
     assert _png_kernel.CACHED is False
     # The job still takes the fast path, and says why each process compiles.
     monkeypatch.setattr(numba, "njit", real_njit)
-    fast_png_afresh(monkeypatch)
     with caplog.at_level(logging.WARNING, logger="tfrecord_lite.png"):
-        assert png.ready()
+        assert png.FastPng().ready()
     assert "compiled in each process" in caplog.text
 
 
@@ -451,47 +436,38 @@ def test_numbas_own_switch_to_plain_python_leaves_png_to_pillow(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import numba
 
-    fast_png_afresh(monkeypatch)
     monkeypatch.setattr(numba.config, "DISABLE_JIT", 1)
-    assert not png.ready()
-    assert png.backend().startswith("Pillow (NUMBA_DISABLE_JIT is set")
+    decoder = png.FastPng()
+    assert not decoder.ready()
+    assert decoder.why_not is not None and decoder.why_not.startswith("NUMBA_DISABLE_JIT is set")
 
 
-def test_threads_decode_with_pillow_while_one_prepares_the_loop(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    fast_png_afresh(monkeypatch)
+def test_threads_decode_with_pillow_while_one_prepares_the_loop() -> None:
     gate, started = threading.Event(), threading.Event()
-    prepare_for_real = png._prepare
 
-    def held_prepare() -> None:
+    def held_load() -> png.Kernel:
         started.set()
         gate.wait(10)
-        prepare_for_real()
+        return png._load_loop()
 
-    monkeypatch.setattr(png, "_prepare", held_prepare)
+    decoder = png.FastPng(min_pixels=1, load=held_load)
     data = make_image_bytes("png-rgb")
     with ThreadPoolExecutor(1) as pool:
-        first = pool.submit(png.open_and_decode, data)  # prepares, then decodes
+        first = pool.submit(png.open_and_decode, data, decoder)  # prepares, then decodes
         assert started.wait(10)
-        assert png.open_and_decode(data) is None  # meanwhile: Pillow's turn
-        stored = prepare(data).data
+        assert png.open_and_decode(data, decoder) is None  # meanwhile: Pillow's turn
+        stored = prepare(data, png_decoder=decoder).data
         gate.set()
         assert first.result(10) is not None
-    assert png.ready()
-    assert png.open_and_decode(data) is not None
-    assert prepare(data).data == stored
+    assert decoder.ready()
+    assert png.open_and_decode(data, decoder) is not None
+    assert prepare(data, png_decoder=decoder).data == stored
 
 
 def test_threads_decode_as_one_thread_does(tmp_path: Path) -> None:
     photos = _benchmark_photos(tmp_path, 4) * 5
-    alone = [png.open_and_decode(data).tobytes() for data in photos]
+    alone = [png.open_and_decode(data, FAST).tobytes() for data in photos]
     with ThreadPoolExecutor(4) as pool:
-        together = [im.tobytes() for im in pool.map(png.open_and_decode, photos)]
+        together = [im.tobytes() for im in pool.map(png.open_and_decode, photos,
+                                                      [FAST] * len(photos))]
     assert together == alone
-
-
-def test_the_version_names_the_png_decoder(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert images.decoders().endswith("PNG: libdeflate + numba, Pillow for the rest")
-    fast_png_afresh(monkeypatch)
-    monkeypatch.setenv(png.ENV_SWITCH, "off")
-    assert images.decoders().endswith(f"PNG: Pillow ({png.ENV_SWITCH}=off)")

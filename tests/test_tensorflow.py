@@ -215,3 +215,18 @@ def test_tensorflow_reads_the_shard_glob_after_index(tmp_path: Path, image_file:
     assert sorted(files) == ["out/train-00000-of-00002", "out/train-00001-of-00002"]
     assert len([r.numpy() for r in tf.data.TFRecordDataset(files)]) == 3
     assert Path("out/.train-00000-of-00002.idx").read_text().count("\n") == 2
+
+
+def test_tensorflow_refuses_a_png_whose_rows_end_early_as_we_do() -> None:
+    # The file test_png_short.py fails as truncated (strict) on either decode path.
+    from test_png_short import WIDTH, _half_rows_png, _photo, _png_file, _rows
+
+    from tfrecord_lite.images import ImageOptions, prepare
+
+    data = _half_rows_png()
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        tf.io.decode_png(data, channels=3).numpy()
+    with pytest.raises(Exception, match="truncated PNG file"):
+        prepare(data, ImageOptions(corrupt_data="fail"))
+    whole = _png_file(_rows(_photo()), WIDTH, _photo().shape[0])
+    assert tf.io.decode_png(whole, channels=3).shape == (_photo().shape[0], WIDTH, 3)

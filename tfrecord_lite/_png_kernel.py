@@ -5,11 +5,19 @@ See ``png.py`` for the path this serves. Bytes are widened to signed 32-bit inte
 
 The compiled code is cached where numba can write (``__pycache__`` beside this file,
 ``NUMBA_CACHE_DIR``, or its folder under the user's cache); where it can write nowhere,
-as in a read-only install without a home, each process compiles afresh (about 2.5 s).
+as in a read-only install without a home, each process compiles afresh. numba loads its
+cache without checking it, and one flipped bit in it can crash the process, so
+``check_cache`` compares the files with the checksums ``record_cache`` wrote after the
+loop last passed its test, before this process calls any loop.
 """
 
 from __future__ import annotations
 
+import glob
+import hashlib
+import json
+import os
+import sys
 from typing import Any, Callable
 
 import numba
@@ -18,21 +26,39 @@ import numpy as np
 _u8 = np.int32
 CACHED = True
 """False once numba found no folder to cache the compiled code in."""
+_CHECKSUMS = "_png_kernel.py{}{}.sha256.json".format(*sys.version_info[:2])
 
 
 def _compiled(function: Callable[..., Any]) -> Any:
-    """``function`` compiled without the GIL, cached on disk if numba can."""
+    """``function`` compiled without the GIL, cached on disk if numba can and the cache's
+    files can be found to be checked."""
     global CACHED
     if CACHED:
         try:
-            return numba.njit(nogil=True, cache=True)(function)
+            dispatcher = numba.njit(nogil=True, cache=True)(function)
         except RuntimeError as exc:  # "cannot cache function ...: no locator available"
             if "cannot cache" not in str(exc):
                 raise
             CACHED = False
+        else:
+            if _cache_names(dispatcher) is not None:
+                return dispatcher
+            CACHED = False  # a numba whose cache this module cannot check: none is used
     return numba.njit(nogil=True)(function)
 
 
+def _cache_names(dispatcher: Any) -> tuple[str, str, str] | None:
+    """(folder, index file, data file pattern) of ``dispatcher``'s cache in numba's
+    layout; None where numba's internals differ."""
+    try:
+        cache_file = dispatcher._cache._cache_file
+        folder, index = cache_file._cache_path, cache_file._index_name
+        pattern = cache_file._data_name_pattern.format(number=0)
+    except AttributeError:
+        return None
+    if not (isinstance(folder, str) and index.endswith(".nbi") and pattern.endswith(".0.nbc")):
+        return None
+    return folder, index, pattern[:-len("0.nbc")] + "*.nbc"
 @numba.njit(inline="always")
 def _paeth(a: int, b: int, c: int) -> int:
     """The Paeth predictor: of left, above and upper-left, the one closest to a + b - c."""
@@ -50,7 +76,7 @@ def _paeth(a: int, b: int, c: int) -> int:
 def _paeth_row_3(data: Any, src: int, out: Any, dst: int, up: int, stride: int) -> None:
     """One Paeth row of RGB after the first: each channel's left and upper-left bytes
     stay in registers, the three channels interleaved (three independent chains instead
-    of one read back from memory): about 1.5x faster than the plain loop on photos."""
+    of one read back from memory)."""
     a0 = a1 = a2 = c0 = c1 = c2 = _u8(0)
     for i in range(0, stride, 3):
         b0 = _u8(out[up + i])
@@ -143,3 +169,104 @@ def unfilter(data: Any, height: int, stride: int, bpp: int, out: Any) -> int:
         else:
             return row
     return -1
+
+
+_LOOPS = (_paeth_row_3, _paeth_row_4, _paeth_row, unfilter)
+
+
+def _cache_files() -> tuple[str, list[str]] | None:
+    """numba's cache folder for the loops and the names of their files in it now (this
+    Python's only); None without a cache."""
+    if not CACHED:
+        return None
+    folder, names = "", []
+    for loop in _LOOPS:
+        found = _cache_names(loop)
+        if found is None:
+            return None
+        folder, index, data = found
+        names += [index] if os.path.exists(os.path.join(folder, index)) else []
+        names += [os.path.basename(p) for p in glob.glob(os.path.join(glob.escape(folder), data))]
+    return folder, sorted(names)
+
+
+def _digests(folder: str, names: list[str]) -> dict[str, str]:
+    digests = {}
+    for name in names:
+        with open(os.path.join(folder, name), "rb") as f:
+            digests[name] = hashlib.sha256(f.read()).hexdigest()
+    return digests
+
+
+def check_cache() -> str | None:
+    """Check numba's cache of the loops before this process first calls one.
+
+    Returns:
+        None if the files are as ``record_cache`` recorded them, or there are none, or
+        they were written without a record (then they are removed, and the loops are
+        compiled afresh); else why they are damaged, after removing them.
+    """
+    found = _cache_files()
+    if found is None or not found[1]:
+        return None
+    folder, names = found
+    record = os.path.join(folder, _CHECKSUMS)
+    try:
+        with open(record, "rb") as f:
+            recorded = json.loads(f.read())
+        why = None
+    except FileNotFoundError:
+        recorded, why = None, None  # written by a release that kept no checksums
+    except (OSError, ValueError) as exc:
+        recorded, why = None, f"its checksums file {record} is unreadable ({exc})"
+    if recorded is not None and not isinstance(recorded, dict):
+        recorded, why = None, f"its checksums file {record} holds no checksums"
+    try:
+        digests = _digests(folder, names)
+    except OSError as exc:
+        digests, why = {}, f"{exc}"
+    if recorded is not None and why is None:
+        differ = sorted(n for n in set(names) | set(recorded)
+                        if n in digests and recorded.get(n) != digests[n])
+        if not differ:
+            return None
+        why = f"{', '.join(differ)} differ{'s' if len(differ) == 1 else ''} from the checksums"
+    for name in [*names, _CHECKSUMS]:
+        try:
+            os.remove(os.path.join(folder, name))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            state = f"damaged ({why})" if why else "not vouched for"
+            return (f"numba's cache of the PNG loop in {folder} is {state} and cannot be "
+                    f"removed ({exc}): delete the _png_kernel.* files there")
+    if why is None:
+        return None
+    return f"numba's cache of the PNG loop in {folder} was damaged ({why}); removed it"
+
+
+def record_cache() -> None:
+    """Record the checksums of numba's cache of the loops, once they passed their test in
+    this process. Best effort: without a record the next process compiles afresh."""
+    found = _cache_files()
+    if found is None or not found[1]:
+        return
+    folder, names = found
+    record = os.path.join(folder, _CHECKSUMS)
+    temp = f"{record}.{os.getpid()}.tmp"
+    try:
+        digests = _digests(folder, names)
+        try:
+            with open(record, "rb") as f:
+                if json.loads(f.read()) == digests:
+                    return
+        except (OSError, ValueError):
+            pass
+        with open(temp, "w") as f:
+            json.dump(digests, f, indent=1, sort_keys=True)
+        os.replace(temp, record)
+    except OSError:
+        try:
+            os.remove(temp)
+        except OSError:
+            pass

@@ -1,13 +1,16 @@
-"""CRC32C (Castagnoli) and TFRecord's masked form, with the fastest backend available.
+"""CRC32C (Castagnoli) and TFRecord's masked form, with the fastest backend installed.
 
-Backends, best first: ``google-crc32c``'s C extension (about 12 GB/s), ``crcmod``'s C
-extension (about 450 MB/s), then pure Python (about 12 MB/s, with one warning logged).
+The backend is chosen once, by ``accelerators``: ``google-crc32c``'s C extension, else
+``crcmod``'s, else pure Python (with one warning logged). Every function taking ``crc_fn``
+uses it unless given another, as tests do.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Callable
+
+from .accelerators import chosen
 
 logger = logging.getLogger(__name__)
 
@@ -40,30 +43,37 @@ def crc32c_python(data: bytes) -> int:
     return crc ^ _U32
 
 
-def _pick_backend() -> tuple[str, CrcFn]:
-    try:
-        import google_crc32c
+def _google_crc32c() -> CrcFn:
+    import google_crc32c
 
-        if google_crc32c.implementation == "c":
-            return "google-crc32c (C)", google_crc32c.value
-    except ImportError:
-        pass
-    try:
-        import crcmod.predefined
-        from crcmod import _crcfunext  # noqa: F401  (only present when compiled)
-
-        return "crcmod (C)", crcmod.predefined.mkPredefinedCrcFun("crc-32c")
-    except ImportError:
-        pass
-    logger.warning(
-        "no compiled CRC32C found (install google-crc32c): using pure Python, "
-        "about 1000x slower (~12 MB/s instead of ~12 GB/s)"
-    )
-    return "pure Python", crc32c_python
+    if google_crc32c.implementation != "c":  # its extension was found but fails to load
+        return _pure_python()
+    return google_crc32c.value
 
 
-BACKEND, crc32c = _pick_backend()
-"""The backend's name (shown by ``--version``) and the CRC32C function in use."""
+def _crcmod() -> CrcFn:
+    import crcmod.predefined
+
+    return crcmod.predefined.mkPredefinedCrcFun("crc-32c")
+
+
+def _pure_python() -> CrcFn:
+    logger.warning("no compiled CRC32C found (install google-crc32c): using pure Python, "
+                   "about 1000x slower")
+    return crc32c_python
+
+
+BACKENDS: dict[str, Callable[[], CrcFn]] = {
+    "google-crc32c": _google_crc32c,
+    "crcmod": _crcmod,
+    "python": _pure_python,
+}
+"""``accelerators`` backend key -> loader of the CRC32C function."""
+
+BACKEND = chosen().crc32c.label
+"""The backend's name, as ``--version`` shows it."""
+crc32c: CrcFn = BACKENDS[chosen().crc32c.backend]()
+"""The CRC32C function in use."""
 
 
 def mask(crc: int) -> int:

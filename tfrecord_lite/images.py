@@ -48,11 +48,12 @@ returned in ``StoredImage.warnings``. Without the decode check a JPEG stored as 
 must still end with an end-of-image marker. 12-bit, lossless and hierarchical JPEGs
 are left to Pillow, which decodes them in full or refuses them.
 
-Plain PNG files (8-bit gray, RGB or RGBA, the usual photos) are decoded by ``png.py``:
-libdeflate and a loop compiled by numba, about twice as fast as Pillow's decoder and
-letting other threads run, with Pillow's pixels, so the stored JPEG is byte-identical
-either way. Pillow opens every file first and decodes anything else; any file that path
-doubts goes to Pillow, which decides the item's error.
+PNG files are decoded by ``png_decoder`` (``png.py``: the ``fast-png`` extra where it is
+installed) or by Pillow, to the same pixels, so the stored JPEG is byte-identical either
+way. Pillow opens every file first and decodes anything that decoder leaves; any file it
+doubts goes to Pillow, which decides the item's error. A PNG whose image data ends,
+cleanly, before the last row fails as truncated (strict), or is stored with a warning,
+its missing rows black (lenient): TensorFlow's ``decode_png`` refuses such a file.
 
 Memory is bounded for any image under the pixel limit: 16-bit, 32-bit and float
 pixels are converted to 8 bits a block of rows at a time (no whole-image float64 copy),
@@ -81,13 +82,18 @@ from typing import Any
 from PIL import Image
 
 from . import png
+from .accelerators import chosen
 from .errors import ImageError
 from .storage import open_regular
 
 
 def _simplejpeg() -> Any:
-    """simplejpeg, imported on first use: it imports numpy (tens of milliseconds), which
-    a job without the decode check never needs, and every worker process starts afresh."""
+    """The JPEG check's library (``accelerators``), imported on first use: it imports
+    numpy (tens of milliseconds), which a job without the decode check never needs, and
+    every worker process starts afresh."""
+    if chosen().jpeg_check.backend != "simplejpeg":
+        raise ImageError("the JPEG decode check needs simplejpeg (pip install simplejpeg); "
+                         "or store without the check")
     import simplejpeg
 
     return simplejpeg
@@ -188,7 +194,8 @@ class ImageOptions:
         max_side: downscale so that the longer side is at most this many pixels.
         decode_check: decode every stored image once to prove it decodes.
         corrupt_data: what the decode check does with a JPEG whose pixels do not all
-            decode: "fail" the image, or "warn" (store it, with a warning in
+            decode, and any decode with a PNG whose image data ends before its last
+            row: "fail" the image, or "warn" (store it, with a warning in
             ``StoredImage.warnings``).
     """
 
@@ -225,13 +232,6 @@ class StoredImage:
     colorspace: str = "RGB"
     channels: int = 3
     warnings: tuple[str, ...] = ()
-
-
-def decoders() -> str:
-    """Which decoders this installation uses for the JPEG check and for PNG input."""
-    jpeg = f"simplejpeg {getattr(_simplejpeg(), '__version__', '')}".rstrip()
-    png.ready()  # what a job would find: numba imported and the loop compiled, or why not
-    return f"JPEG check: {jpeg}; PNG: {png.backend()}"
 
 
 def sniff(data: bytes) -> str | None:
@@ -541,13 +541,15 @@ def _encode_jpeg(im: Any, quality: int, where: str) -> StoredImage:
 
 
 def prepare(data: bytes, options: ImageOptions = ImageOptions(),
-            where: str = "image") -> StoredImage:
+            where: str = "image", png_decoder: png.Decoder | None = None) -> StoredImage:
     """Turn the bytes of an image file into the JPEG bytes to store.
 
     Args:
         data: the file's bytes.
         options: quality, downscaling and the decode check.
         where: how to name the image in errors (its path).
+        png_decoder: what decodes PNG files Pillow has opened (``png.default()``, the
+            one ``accelerators`` chose, unless given); the stored bytes are the same.
     Raises:
         ImageError: empty, not an image, truncated, corrupt or too large.
     """
@@ -578,11 +580,12 @@ def prepare(data: bytes, options: ImageOptions = ImageOptions(),
                 raise ImageError(f"{where}: truncated JPEG file (no end-of-image marker)",
                                  "truncated")
             return StoredImage(data, info.width, info.height, warnings=warned)
-    stored = _convert(data, options, where)
-    return replace(stored, warnings=warned) if warned else stored
+    stored = _convert(data, options, where, png_decoder or png.default())
+    return replace(stored, warnings=warned + stored.warnings) if warned else stored
 
 
-def _convert(data: bytes, options: ImageOptions, where: str) -> StoredImage:
+def _convert(data: bytes, options: ImageOptions, where: str,
+             png_decoder: png.Decoder) -> StoredImage:
     """Decode, convert to RGB, downscale and encode as JPEG, within the pixel budget."""
     im = _open(data, where)
     _check_pixels(im.width, im.height, where)
@@ -596,13 +599,36 @@ def _convert(data: bytes, options: ImageOptions, where: str) -> StoredImage:
         im.draft("RGB", target)
         pixels = im.width * im.height  # the scaled size libjpeg decodes to
     with _budget.hold(pixels):
-        decoded = png.decode(im, data)  # None unless a PNG that path takes
+        try:
+            decoded = png_decoder.decode(im, data)  # None unless a PNG that path takes
+            short = None
+        except png.ShortImageData as exc:
+            decoded, short = None, str(exc)
         if decoded is None:
             _load(im, where)  # always: converting needs the pixels
+            if short is None and im.format == "PNG" and _maybe_short(im):
+                short = png.short_image_data(data)
         else:
             im.close()
             im = decoded
-        return _finish(_to_rgb(im), target, options, where)
+        warned: tuple[str, ...] = ()
+        if short is not None:  # Pillow has filled the missing rows with black
+            text = f"{where}: truncated PNG file ({short})"
+            if options.corrupt_data == "fail":
+                raise ImageError(text, "truncated")
+            warned = (f"{text}; stored anyway, the missing rows black (validation is not "
+                      "strict)",)
+        stored = _finish(_to_rgb(im), target, options, where)
+        return replace(stored, warnings=warned) if warned else stored
+
+
+def _maybe_short(im: Any) -> bool:
+    """Whether the PNG Pillow decoded may lack rows (a zlib stream that ended early):
+    interlaced, or its last row still all zeros, as Pillow leaves missing rows."""
+    if im.info.get("interlace"):
+        return True
+    last_row = im.crop((0, im.height - 1, im.width, im.height))
+    return not last_row.tobytes().strip(b"\0")
 
 
 def _finish(rgb: Any, target: tuple[int, int] | None, options: ImageOptions,

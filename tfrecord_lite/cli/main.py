@@ -30,7 +30,7 @@ import traceback
 from collections.abc import Sequence
 
 from .._version import __version__
-from ..crc32c import BACKEND
+from ..accelerators import chosen
 from ..errors import ImageError, RecordError, TFRecordLiteError, WriteError
 from . import convert, create, read
 from .common import (
@@ -107,9 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The original stores images only with --store_images; the commands store them.
         args.store_images = not legacy
     if args.version:
-        from ..images import decoders  # Pillow
-
-        print(f"tfrecord-lite {__version__} (CRC32C: {BACKEND}; {decoders()})")
+        print(f"tfrecord-lite {__version__} ({chosen().report()})")
         return EXIT_OK
     if args.command is None:
         parser.print_help()
