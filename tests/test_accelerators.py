@@ -66,6 +66,7 @@ def _write(tmp_path: Path, kind: str, size: tuple[int, int]) -> None:
     (tmp_path / "train.json").write_text(json.dumps(items))
 
 
+@pytest.mark.slow
 def test_version_help_readers_and_a_jpeg_job_never_load_numba(tmp_path: Path) -> None:
     _write(tmp_path, "jpeg-rgb", (300, 200))
     out, imported = _run(["--version"], tmp_path)
@@ -84,6 +85,7 @@ def test_version_help_readers_and_a_jpeg_job_never_load_numba(tmp_path: Path) ->
     assert imported == [], out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FAST_PNG_IN_USE, reason="without the fast-png extra")
 def test_a_job_with_png_photos_loads_the_fast_path_unless_switched_off(tmp_path: Path) -> None:
     _write(tmp_path, "png-rgb", (200, 150))

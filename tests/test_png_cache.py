@@ -20,8 +20,9 @@ import pytest
 
 from tfrecord_lite.accelerators import chosen
 
-pytestmark = pytest.mark.skipif(chosen().png.backend != "fast-png",
-                                reason=f"without the fast-png extra: {chosen().png.label}")
+pytestmark = [pytest.mark.slow,  # each case runs a fresh interpreter
+              pytest.mark.skipif(chosen().png.backend != "fast-png",
+                                 reason=f"without the fast-png extra: {chosen().png.label}")]
 
 FLIPS = int(os.environ.get("CACHE_FLIPS", "4"))
 
