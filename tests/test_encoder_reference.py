@@ -62,6 +62,8 @@ def reference_serialize(item: Mapping[str, Any], image: ImageFields | None = Non
             value = getattr(image, name)
         else:
             value = _at(item, field.path)
+        if field.optional and value is None:
+            continue  # the mask keys: written only when given
         if field.is_list:
             values = _as_values(value)
         elif value is None and name == "encoded":
@@ -114,6 +116,13 @@ def _golden_items() -> list[tuple[str, dict[str, Any], ImageFields | None]]:
          IMAGE),
         ("objects without count", {"filename": "f", "id": "f", "object": {
             "is_crowd": [0, 1, 0], "bbox": {"xmin": [0.1, 0.2]}}}, IMAGE),
+        ("masks and a label image", {**full, "object": {**full["object"], "mask": [
+            b"\x89PNG mask 0", b"\x89PNG mask 1"]}, "segmentation": {"class": {
+                "encoded": b"\x89PNG ids", "format": "png"}}}, IMAGE),
+        ("masks of objects without count", {"filename": "f", "id": "m", "object": {
+            "mask": [b"a", b"b", b"c"]}}, IMAGE),
+        ("an empty list of masks", {"filename": "f", "id": "e", "object": {"mask": []}},
+         IMAGE),
         *[(f"demo {item['id']}", item, IMAGE) for item in demo],
     ]
 
@@ -152,6 +161,9 @@ _int = st.integers(min_value=-(1 << 63), max_value=(1 << 63) - 1)
         "object/bbox/text": st.lists(_text, max_size=5),
         "object/parts/x": st.lists(_float, max_size=8),
         "object/parts/v": st.lists(st.integers(0, 2), max_size=8),
+        "object/mask": st.lists(st.binary(max_size=40), max_size=5),
+        "segmentation/class/encoded": st.binary(max_size=40),
+        "segmentation/class/format": st.sampled_from(["png", "PNG"]),
     }),
     count=st.one_of(st.none(), st.integers(0, 10)),
     image=st.one_of(st.none(), st.builds(

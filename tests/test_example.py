@@ -12,7 +12,7 @@ from tfrecord_lite import ExampleDecodeError, ExampleError, decode_example, enco
 from tfrecord_lite.decode import parse_example
 from tfrecord_lite.example import ImageFields
 from tfrecord_lite.proto import example_pb2
-from tfrecord_lite.schema import FIELDS, RECORD_FIELDS, SCALAR_KEYS
+from tfrecord_lite.schema import FIELDS, OPTIONAL_KEYS, RECORD_FIELDS, SCALAR_KEYS
 
 IMAGE = ImageFields(b"\xff\xd8fake-jpeg", 48, 64)
 
@@ -29,10 +29,29 @@ def _features(data: bytes) -> Any:
 
 def test_every_key_of_the_spec_is_written() -> None:
     feats = _features(encode_example(_full_item(), IMAGE))
-    expected = {f.key for f in FIELDS} | {"image/source_id", "image/key/sha256",
-                                          "image/object/class/label", "image/object/class/text"}
+    expected = {f.key for f in FIELDS if not f.optional} | {
+        "image/source_id", "image/key/sha256", "image/object/class/label",
+        "image/object/class/text"}
     assert set(feats) == expected
-    assert set(RECORD_FIELDS) == expected
+    assert set(RECORD_FIELDS) == expected | set(OPTIONAL_KEYS)
+
+
+def test_the_mask_keys_are_written_only_when_the_item_gives_them() -> None:
+    item = _full_item()
+    item["object"]["mask"] = [b"png 0", b"png 1"]
+    item["segmentation"] = {"class": {"encoded": b"png ids", "format": "png"}}
+    feats = _features(encode_example(item, IMAGE))
+    assert set(OPTIONAL_KEYS) == {"image/object/mask", "image/segmentation/class/encoded",
+                                  "image/segmentation/class/format"}
+    assert set(feats) == set(RECORD_FIELDS)
+    assert feats["image/object/mask"].bytes_list.value == [b"png 0", b"png 1"]
+    assert feats["image/segmentation/class/encoded"].bytes_list.value == [b"png ids"]
+    assert feats["image/segmentation/class/format"].bytes_list.value == [b"png"]
+    item["object"]["mask"] = []  # given, empty: an image without objects
+    del item["segmentation"]
+    feats = _features(encode_example(item, IMAGE))
+    assert "image/object/mask" in feats and not feats["image/object/mask"].bytes_list.value
+    assert "image/segmentation/class/encoded" not in feats
 
 
 def test_values_and_kinds() -> None:
@@ -280,7 +299,7 @@ def test_bytes_equal_protobuf_deterministic_serialization(
     ex = example_pb2.Example()
     f = ex.features.feature
     for key, field in RECORD_FIELDS.items():
-        if key == "image/encoded" and encoded is None:
+        if (key == "image/encoded" and encoded is None) or field.optional:
             continue
         f[key].SetInParent()
         getattr(f[key], {"bytes": "bytes_list", "float": "float_list",

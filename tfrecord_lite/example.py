@@ -216,9 +216,10 @@ def _bytes_entry_head(prefix: bytes, n: int) -> bytes:
 
 _SORTED_KEYS = sorted(RECORD_FIELDS)
 _KEY_PREFIX = {key: b"\x0a" + _varint(len(key)) + key.encode() + b"\x12" for key in _SORTED_KEYS}
-# Where each field's value lives: 0 the item, 1 class, 2 object, 3 object/bbox, 4 object/parts.
+# Where each field's value lives: 0 the item, 1 class, 2 object, 3 object/bbox, 4 object/parts,
+# 5 segmentation/class.
 _CONTAINERS = {(): 0, ("class",): 1, ("object",): 2, ("object", "bbox"): 3,
-               ("object", "parts"): 4}
+               ("object", "parts"): 4, ("segmentation", "class"): 5}
 _CACHEABLE = (int, str)
 _UNIQUE = frozenset({"id", "filename", "extra"})
 # (key prefix, type, value) -> (entry, payload) of defaults, empty lists and small
@@ -312,6 +313,8 @@ def _constant_entry(step: _Step, present: tuple[Any, ...], has_image: bool,
     keys = present[step.where]
     if keys is not None and step.name in keys:
         return None
+    if step.field.optional:
+        return b""  # not given: no entry
     if step.is_list:
         values: list[Any] = []
     elif step.name == "encoded":
@@ -412,6 +415,10 @@ def encode_example(item: Mapping[str, Any], image: ImageFields | None = None) ->
 
     Args:
         item: the nested dict (docs/item-format.md). ``filename`` and ``id`` are required.
+            Masks are written as given, so must be the PNG bytes to store:
+            ``object/mask`` a list of them, ``segmentation/class/encoded`` one, with
+            ``segmentation/class/format``; ``items.encode_item`` makes them from the
+            item's polygons, RLE and mask images (``item_masks``).
         image: the stored image and its shape. Without it the item must carry
             ``encoded``, ``height``, ``width``, ``format``, ``colorspace``, ``channels``
             (or, with ``encoded`` absent, at least ``height`` and ``width``).
@@ -431,8 +438,10 @@ def encode_example(item: Mapping[str, Any], image: ImageFields | None = None) ->
         _warn_unknown(item)
     obj = _sub(item, item, "object", "object")
     bbox = _sub(item, obj, "bbox", "object")
+    segmentation = _sub(item, item, "segmentation", "segmentation")
     containers = (item, _sub(item, item, "class", "class"), obj, bbox,
-                  _sub(item, obj, "parts", "object"))
+                  _sub(item, obj, "parts", "object"),
+                  _sub(item, segmentation, "class", "segmentation"))
     plan = _plan_for(containers, image is not None)
     heads_get = _heads.get
     copied: dict[str, bytes] = {}
@@ -464,6 +473,8 @@ def encode_example(item: Mapping[str, Any], image: ImageFields | None = None) ->
                     except AttributeError:
                         raise _fail(item, field.path.rsplit("/", 1)[0], "expected a dict, got "
                                     f"{type(container).__name__}") from None
+                if value is None and field.optional:
+                    continue
             if is_list:
                 values = _EMPTY if value is None else _as_list(item, field, value)
             elif value is None:

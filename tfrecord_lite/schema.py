@@ -4,7 +4,9 @@ readers all read.
 
 An item's key paths (docs/item-format.md), joined by ``/`` and prefixed with
 ``image/``, are the record's feature keys. Every scalar key is present in every record
-(readers use ``FixedLenFeature``); list keys may be empty.
+(readers use ``FixedLenFeature``); list keys may be empty. The mask keys are the
+exception: optional, written only by the records of items that give them (a record
+without masks has none of them, and its bytes are what they were before masks existed).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class Field:
     is_list: bool = False
     default: Any = None
     text: bool = True  # BYTES only: decode back to str
+    optional: bool = False  # written only when the item gives it
 
     @property
     def key(self) -> str:
@@ -39,6 +42,10 @@ def _scalar(path: str, kind: str, default: Any = None, text: bool = True) -> Fie
 
 def _list(path: str, kind: str) -> Field:
     return Field(path, kind, True)
+
+
+def _optional(path: str, is_list: bool = False, text: bool = True) -> Field:
+    return Field(path, BYTES, is_list, None, text, optional=True)
 
 
 # The item fields read from the item (image fields may instead come from ImageFields).
@@ -73,6 +80,11 @@ FIELDS: tuple[Field, ...] = (
     _list("object/parts/y", FLOAT),
     _list("object/parts/v", INT64),
     _list("object/parts/score", FLOAT),
+    # Masks (item_masks.py makes them): one 0/1 PNG per object, and the label image of
+    # class ids with its format ("png").
+    _optional("object/mask", is_list=True, text=False),
+    _optional("segmentation/class/encoded", text=False),
+    _optional("segmentation/class/format"),
 )
 
 # Keys the TensorFlow Object Detection API reads, copied from another field.
@@ -92,10 +104,20 @@ RECORD_FIELDS: dict[str, Field] = {
        for alias, src in ALIASES.items()},
     SHA256.key: SHA256,
 }
-SCALAR_KEYS = tuple(k for k, f in RECORD_FIELDS.items() if not f.is_list)
+# The scalar keys of every record (the optional ones are left out).
+SCALAR_KEYS = tuple(k for k, f in RECORD_FIELDS.items() if not f.is_list and not f.optional)
+# The keys a record holds only when its item gives them: the masks.
+OPTIONAL_KEYS = tuple(k for k, f in RECORD_FIELDS.items() if f.optional)
 # Per-object lists whose length is the object count when "count" is not given.
 OBJECT_LISTS = tuple(f.path for f in FIELDS
                       if f.is_list and not f.path.startswith("object/parts/"))
 # The item's top-level keys that the encoder reads (others are warned about, once).
 KNOWN_TOP = {"filename", "id", "encoded", "height", "width", "colorspace", "channels",
-              "format", "extra", "class", "object", "error_msg", "source_id", "key"}
+              "format", "extra", "class", "object", "segmentation", "error_msg", "source_id",
+              "key"}
+# Where an item gives its masks: each object's (a list, one per object, of polygons, RLE,
+# a mask image's path or bytes) and the label image (its path or bytes, or the record's
+# form {"class": {"encoded": ...}}); item_masks.py turns them into the PNGs stored at
+# "object/mask" and "segmentation/class/encoded".
+MASK_PATH = "object/mask"
+SEGMENTATION = "segmentation"
