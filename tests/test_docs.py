@@ -175,3 +175,65 @@ def test_the_worked_example_is_what_is_written(tmp_path: Path, monkeypatch: pyte
     for key in ("image/key/sha256", "image/encoded"):
         documented.pop(key)
     assert documented == actual
+
+
+def _masks_section() -> str:
+    section = _item_format()
+    return section[section.index("## Masks"):]
+
+
+def test_the_masks_worked_example_is_what_is_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import ImageDraw
+
+    section = _masks_section()
+    example = section[section.index("**A worked example.**"):]
+    (_, item_text), (_, listing) = _code_blocks(example)[:2]
+    item = json.loads(item_text)
+    monkeypatch.chdir(tmp_path)
+    for folder in ("images", "masks", "labels"):
+        (tmp_path / folder).mkdir()
+    Image.new("RGB", (640, 480), (120, 140, 160)).save("images/0002.jpg")
+    mask = Image.new("L", (640, 480))
+    ImageDraw.Draw(mask).ellipse([288, 264, 448, 408], fill=255)
+    mask.save("masks/0002-2.png")
+    ids = Image.new("P", (640, 480))
+    draw = ImageDraw.Draw(ids)
+    draw.polygon(item["object"]["mask"][0][0], fill=15, outline=255)
+    draw.ellipse([288, 264, 448, 408], fill=12, outline=255)
+    ids.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [64] * (253 * 3))
+    ids.save("labels/0002.png")
+    (tmp_path / "d.json").write_text(json.dumps([item]))
+    assert main(["create", "--dataset_path", "d.json", "--prefix", "ex", "--output_dir", "out",
+                 "-q"]) == 0
+    capsys.readouterr()
+    assert main(["inspect", "out/ex-00000-of-00001"]) == 0
+    printed = capsys.readouterr().out
+
+    def sizes_out(text: str) -> str:  # zlib's output may differ a little between versions
+        return re.sub(r"<[\d,]+ bytes", "<N bytes", text)
+
+    for line in listing.splitlines():
+        assert sizes_out(line) in sizes_out(printed), line
+
+
+def test_the_mask_errors_shown_are_the_ones_written(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from tfrecord_lite import write_dataset
+
+    section = _masks_section()
+    shown = _code_blocks(section)[0][1].splitlines()
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (640, 480)).save("wide.jpg")
+    Image.new("RGB", (640, 427)).save("short.jpg")
+    square = [[10, 10, 50, 10, 50, 50, 10, 50]]
+    items = [
+        {"filename": "wide.jpg", "id": "0002", "object": {"mask": [square, [[1, 1, 9, 9]]]}},
+        {"filename": "short.jpg", "id": "0003",
+         "object": {"mask": [{"size": [480, 640], "counts": [307200]}]}},
+        {"filename": "wide.jpg", "id": "0004", "object": {
+            "mask": [square, square, [[10, 10, 50, 10, 50, 50, 700, 20]]]}},
+    ]
+    summary = write_dataset(items, "t", "out", 1, 1, shuffle=False, progress=False)
+    assert [f["error_msg"] for f in summary.failures] == shown

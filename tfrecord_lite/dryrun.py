@@ -1,5 +1,10 @@
 """A dry run: every item checked as a job would check it, without reading images or
-writing anything (``validate_dataset``, ``--validate-only``)."""
+writing anything (``validate_dataset``, ``--validate-only``).
+
+Masks are made as a job makes them, at the size the item gives (``height`` and
+``width``, as the converters give them), from the mask and label image files, and not
+stored; without that size only their forms are checked, and that their files can be read.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import items
+from . import item_masks, items
 from .errors import TFRecordLiteError
 from .example import ImageFields, encode_example
 from .items import ItemOptions
 from .job import ItemSource, failure_copy
+from .masks import Frame
 from .options import JobOptions, fspath_or_none
 
 __all__ = ["ValidationReport", "validate_dataset"]
@@ -38,20 +44,35 @@ def validate_dataset(dataset: Iterable[Any], *, validation: str = "strict",
 
     Finds what fails an item in the given validation mode (see ``validate``), what the
     encoder refuses (wrong types), duplicate ids, missing image files and paths outside
-    ``root``; images are not decoded.
+    ``root``, masks that cannot be made; images are not decoded.
     """
     options = ItemOptions(JobOptions(store_images=store_images, validation=validation,
                                      root=fspath_or_none(root)))
     source = ItemSource(dataset, False, None, validation != "off")
     report = ValidationReport(source.total)
     for _, item, duplicate, _ in source.tasks():
+        mask_warnings: list[str] = []
         try:
             warnings = items.check(item, options, duplicate)
-            encode_example(item, ImageFields(None, 1, 1))  # the encoder's own type checks
+            checked = item
+            if item_masks.gives_masks(item):
+                checked = item_masks.make(item, _given_size(item), items.mask_reader(options),
+                                          strict=validation == "strict",
+                                          warnings=mask_warnings)
+            encode_example(checked, ImageFields(None, 1, 1))  # the encoder's own type checks
             items.check_source(item, options)
         except TFRecordLiteError as exc:
             report.failures.append(failure_copy(item, exc))
             continue
         if warnings:
             report.warnings.append(items.describe(item, warnings))
+        report.warnings += mask_warnings
     return report
+
+
+def _given_size(item: dict[str, Any]) -> Frame | None:
+    """The image's size as the item gives it, if it does (the masks' frame)."""
+    height, width = item.get("height"), item.get("width")
+    if type(height) is int and type(width) is int and height > 0 and width > 0:
+        return Frame(height, width)
+    return None

@@ -223,7 +223,8 @@ class JpegInfo:
 
 @dataclass(frozen=True)
 class StoredImage:
-    """The bytes to store and what they are."""
+    """The bytes to store and what they are; ``source_width`` x ``source_height`` is the
+    image file's size (0: the stored size), larger when ``max_side`` downscaled it."""
 
     data: bytes
     width: int
@@ -232,6 +233,13 @@ class StoredImage:
     colorspace: str = "RGB"
     channels: int = 3
     warnings: tuple[str, ...] = ()
+    source_width: int = 0
+    source_height: int = 0
+
+    @property
+    def source_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the image file."""
+        return (self.source_width or self.width, self.source_height or self.height)
 
 
 def sniff(data: bytes) -> str | None:
@@ -589,6 +597,7 @@ def _convert(data: bytes, options: ImageOptions, where: str,
     """Decode, convert to RGB, downscale and encode as JPEG, within the pixel budget."""
     im = _open(data, where)
     _check_pixels(im.width, im.height, where)
+    source_width, source_height = im.size
     target = _fit(im.width, im.height, options.max_side)
     width, height = target or im.size
     if max(width, height) > _JPEG_MAX_SIDE:
@@ -619,7 +628,8 @@ def _convert(data: bytes, options: ImageOptions, where: str,
             warned = (f"{text}; stored anyway, the missing rows black (validation is not "
                       "strict)",)
         stored = _finish(_to_rgb(im), target, options, where)
-        return replace(stored, warnings=warned) if warned else stored
+        return replace(stored, warnings=warned, source_width=source_width,
+                       source_height=source_height)
 
 
 def _maybe_short(im: Any) -> bool:

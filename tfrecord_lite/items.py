@@ -21,11 +21,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import images, storage
-from .coerce import as_bytes, item_label
+from . import images, item_masks, storage
+from .coerce import as_bytes, as_int, item_label
 from .dataset import ParseFailure
-from .errors import ExampleError, ImageError, TFRecordLiteError, ValidationError
+from .errors import ExampleError, ImageError, MaskError, TFRecordLiteError, ValidationError
 from .example import ImageFields, encode_example
+from .masks import Frame
 from .options import JobOptions
 from .validate import Problem, check_item
 
@@ -198,14 +199,17 @@ def _read_file(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
 
 
 def _image_fields(item: Mapping[str, Any], options: ItemOptions,
-                  warnings: list[str] | None = None) -> ImageFields:
+                  warnings: list[str] | None = None) -> tuple[ImageFields, tuple[Any, Any]]:
+    """The image's fields, and ``(width, height)`` of the image file (of the stored
+    image's unless ``max_side`` downscaled it)."""
     if item.get("encoded") is not None:
         check_source(item, options)
         if not isinstance(item["encoded"], (bytes, bytearray, memoryview)):
             raise ExampleError(f"{item_label(item)}: encoded: expected bytes, got "
                                f"{type(item['encoded']).__name__}")
-        return ImageFields(bytes(item["encoded"]), item["height"], item["width"],
-                           item["format"], item["colorspace"], item["channels"])
+        fields = ImageFields(bytes(item["encoded"]), item["height"], item["width"],
+                             item["format"], item["colorspace"], item["channels"])
+        return fields, (fields.width, fields.height)
     path = resolve_path(str(item["filename"]), options.root)
     if not options.store_images:
         height, width = item.get("height"), item.get("width")
@@ -219,13 +223,41 @@ def _image_fields(item: Mapping[str, Any], options: ItemOptions,
                 raise ImageError(f"{path}: file not found", "missing") from exc
             except OSError as exc:
                 raise ImageError(f"{path}: cannot read: {exc}", "unreadable") from exc
-        return ImageFields(None, height, width, fmt or "",
-                           item.get("colorspace", "RGB"), item.get("channels", 3))
+        return ImageFields(None, height, width, fmt or "", item.get("colorspace", "RGB"),
+                           item.get("channels", 3)), (width, height)
     stored = images.prepare(_read_file(path, options.max_file_bytes), options.image, where=path)
     if stored.warnings and warnings is not None:
         warnings.extend(f"{item_label(item)}: {w}" for w in stored.warnings)
     return ImageFields(stored.data, stored.height, stored.width, stored.format,
-                       stored.colorspace, stored.channels)
+                       stored.colorspace, stored.channels), stored.source_size
+
+
+def _frame(item: Mapping[str, Any], fields: ImageFields, source: tuple[Any, Any]) -> Frame:
+    """The sizes the item's masks are made at: of the image file, and stored.
+
+    Raises:
+        ExampleError: a height or width (given in the item) that is not a size.
+    """
+    sizes = []
+    for key, value in (("width", source[0]), ("height", source[1]), ("width", fields.width),
+                       ("height", fields.height)):
+        try:
+            size = as_int(value)
+        except (TypeError, ValueError) as exc:
+            raise ExampleError(f"{item_label(item)}: {key}: {exc}") from exc
+        if size < 1:
+            raise ExampleError(f"{item_label(item)}: {key}: {size}; masks need an image of "
+                               "at least 1x1 pixels")
+        sizes.append(size)
+    return Frame(sizes[1], sizes[0], sizes[3], sizes[2])
+
+
+def mask_reader(options: ItemOptions) -> item_masks.Reader:
+    """Reads the mask and label image files an item names, as its image is read:
+    a relative path from the current directory, or from the root (and not outside it)."""
+    def read(path: str) -> bytes:
+        return _read_file(resolve_path(path, options.root), options.max_file_bytes)
+    return read
 
 
 def check(item: Any, options: ItemOptions = ItemOptions(),
@@ -339,11 +371,19 @@ def encode_item(item: Any, options: ItemOptions = ItemOptions(),
     Raises:
         ValidationError: the annotations fail validation (see ``validate``).
         ExampleError: a field is missing or has the wrong type.
-        ImageError: the image is missing, empty, truncated, corrupt or not an image.
+        MaskError: (an ExampleError) a mask that cannot be made under strict validation,
+            or a label image that cannot be stored (see ``item_masks``).
+        ImageError: the image (or a mask or label image file) is missing, empty,
+            truncated, corrupt or not an image.
     """
     problems = check(item, options, duplicate)
     image_warnings: list[str] = []
-    data = encode_example(item, _image_fields(item, options, image_warnings))
+    fields, source = _image_fields(item, options, image_warnings)
+    if item_masks.gives_masks(item):
+        item = item_masks.make(item, _frame(item, fields, source), mask_reader(options),
+                               strict=options.validation == "strict",
+                               warnings=image_warnings)
+    data = encode_example(item, fields)
     messages = [describe(item, problems)] if problems else []
     messages += image_warnings
     for message in messages:
@@ -375,6 +415,8 @@ def failure_reason(exc: BaseException) -> str:
     """A short category for the summary of failures."""
     if isinstance(exc, ImageError):
         return exc.reason
+    if isinstance(exc, MaskError):
+        return f"mask: {exc.reason}"
     if isinstance(exc, ValidationError):
         return "failed validation"
     if isinstance(exc, ExampleError):

@@ -126,8 +126,9 @@ def yolo_mask(value: Sequence[float], frame: Frame, *, strict: bool = True,
                               frame.stored_height / frame.height)
 
 
-def rle_counts(value: Any, frame: Frame, where: str = "mask") -> np.ndarray:
-    """The counts of a COCO RLE dict, checked against the original image's size.
+def rle_counts(value: Any, frame: Frame | None, where: str = "mask") -> np.ndarray:
+    """The counts of a COCO RLE dict, checked against the original image's size (without
+    a frame: against the RLE's own size).
 
     Raises:
         MaskError: not an RLE dict, a size that is not the image's, corrupt counts.
@@ -140,8 +141,13 @@ def rle_counts(value: Any, frame: Frame, where: str = "mask") -> np.ndarray:
             or not all(isinstance(s, int) and not isinstance(s, bool) for s in size)):
         raise MaskError(f"{where}: RLE size must be [height, width], got {size!r}",
                         "corrupt rle")
-    if list(size) != [frame.height, frame.width]:
-        raise MaskError(f"{where}: RLE size [{size[0]}, {size[1]}] (height, width) is not the "
+    height, width = size
+    if frame is None:
+        if height < 0 or width < 0:
+            raise MaskError(f"{where}: RLE size must be [height, width], got {size!r}",
+                            "corrupt rle")
+    elif [height, width] != [frame.height, frame.width]:
+        raise MaskError(f"{where}: RLE size [{height}, {width}] (height, width) is not the "
                         f"image's [{frame.height}, {frame.width}]", "rle size")
     counts = value["counts"]
     if isinstance(counts, (str, bytes)):
@@ -149,7 +155,7 @@ def rle_counts(value: Any, frame: Frame, where: str = "mask") -> np.ndarray:
     elif not isinstance(counts, (list, tuple)):
         raise MaskError(f"{where}: RLE counts must be a list of numbers or a compressed "
                         f"string, got {type(counts).__name__}", "corrupt rle")
-    return rle.checked_counts(counts, frame.height, frame.width, where)
+    return rle.checked_counts(counts, height, width, where)
 
 
 def rle_mask(value: Any, frame: Frame, where: str = "mask") -> np.ndarray:
@@ -172,6 +178,13 @@ def rle_mask(value: Any, frame: Frame, where: str = "mask") -> np.ndarray:
     return mask
 
 
+def is_rle(segmentation: Any) -> bool:
+    """Whether a COCO ``segmentation`` is an RLE dict or a list of them (else: polygons)."""
+    return isinstance(segmentation, Mapping) or (
+        isinstance(segmentation, (list, tuple)) and bool(segmentation)
+        and all(isinstance(part, Mapping) for part in segmentation))
+
+
 def coco_mask(segmentation: Any, frame: Frame, *, strict: bool = True,
               where: str = "mask") -> np.ndarray:
     """The mask of a COCO annotation's ``segmentation``, whichever form it has: polygons,
@@ -180,9 +193,7 @@ def coco_mask(segmentation: Any, frame: Frame, *, strict: bool = True,
     Raises:
         MaskError: see ``polygon_mask`` and ``rle_mask``.
     """
-    if isinstance(segmentation, Mapping) or (
-            isinstance(segmentation, (list, tuple)) and segmentation
-            and all(isinstance(part, Mapping) for part in segmentation)):
+    if is_rle(segmentation):
         return rle_mask(segmentation, frame, where)
     return polygon_mask(segmentation, frame, strict=strict, where=where)
 
