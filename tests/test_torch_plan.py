@@ -195,7 +195,42 @@ def test_masks_and_the_class_id_image_are_decoded_when_the_record_holds_them() -
     np.testing.assert_array_equal(segmentation, class_ids(4))  # palette indices, 255 kept
     item = sample["item"]
     assert "mask" not in item["object"]
-    assert item["segmentation"] == {"class": {"format": ["PNG"]}}
+    assert item["segmentation"] == {"class": {"format": "PNG"}}
+
+
+def test_the_masks_a_job_writes_are_training_samples(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records of write_dataset with masks (polygons, RLE) and a palette label image,
+    downscaled by max_side: the arrays are the stored masks and class ids."""
+    from PIL import Image
+
+    from tfrecord_lite import masks, rle, write_dataset
+
+    monkeypatch.chdir(tmp_path)
+    Path("a.jpg").write_bytes(make_image_bytes("jpeg-rgb", 128, 96))
+    ids = np.zeros((96, 128), np.uint8)
+    ids[10:60, 20:90], ids[70] = 7, 255
+    palette = Image.frombytes("P", (128, 96), ids.tobytes())
+    palette.putpalette([0, 0, 0] + [200] * 765)
+    palette.save("labels.png")
+    polygon = [[10.5, 8, 100, 12, 90, 80, 14, 70.25]]
+    crowd = {"size": [96, 128], "counts": rle.encode(ids == 7).tolist()}
+    item = {"filename": "a.jpg", "id": "a", "segmentation": "labels.png",
+            "object": {"bbox": {"xmin": [0.1, 0.2], "xmax": [0.8, 0.7], "ymin": [0.1, 0.1],
+                                "ymax": [0.8, 0.6], "label": [1, 2]},
+                       "mask": [polygon, crowd], "is_crowd": [0, 1]}}
+    summary = write_dataset([item], "train", "out", 1, 1, max_side=64, progress=False)
+    assert summary.failed == 0
+    (path,) = Path("out").glob("train-*")
+    (index, offset, data), = read_framed(str(path))
+    sample = training_sample(decode_record(data, str(path), index, offset), str(path), index,
+                             offset)
+    frame = masks.Frame(96, 128, 48, 64)
+    assert sample["image"].shape == (48, 64, 3)
+    np.testing.assert_array_equal(sample["masks"], np.stack(
+        [masks.polygon_mask(polygon, frame), masks.resize_nearest(ids == 7, frame)]))
+    np.testing.assert_array_equal(sample["segmentation"], masks.resize_nearest(ids, frame))
+    assert sample["item"]["segmentation"] == {"class": {"format": "png"}}
 
 
 def _with_masks(masks: list[bytes]) -> bytes:

@@ -96,11 +96,16 @@ def encode(array: np.ndarray) -> bytes:
                      _chunk(b"IEND", b"")])
 
 
-def decode(data: bytes, where: str = "mask") -> np.ndarray:
-    """The uint8 pixels of an 8-bit gray PNG (a stored mask or label image).
+_OTHER_WRITERS = ("P", "1")  # palette indices, 1-bit (Pillow gives them as 0 and 1)
+
+
+def decode(data: bytes, where: str = "mask", strict: bool = True) -> np.ndarray:
+    """The uint8 pixels of an 8-bit gray PNG (a stored mask or label image); unless
+    ``strict``, also a palette PNG's indices and a 1-bit PNG's 0 and 1, as other writers
+    may store them (``tf.io.decode_png`` gives those as gray levels instead).
 
     Raises:
-        MaskError: not a PNG, not 8-bit gray, or damaged.
+        MaskError: not a PNG, not 8-bit gray (strict), or damaged.
     """
     try:
         im = Image.open(io.BytesIO(data))
@@ -108,7 +113,7 @@ def decode(data: bytes, where: str = "mask") -> np.ndarray:
     except Exception as exc:  # Pillow raises many kinds for damaged data
         raise MaskError(f"{where}: does not decode as PNG ({exc})", "not an image") from exc
     with im:
-        if im.format != "PNG" or im.mode != "L":
+        if im.format != "PNG" or (im.mode != "L" and (strict or im.mode not in _OTHER_WRITERS)):
             raise MaskError(f"{where}: expected an 8-bit gray PNG, got {im.format} {im.mode}",
                             "channels")
-        return np.asarray(im)
+        return np.asarray(im, dtype=np.uint8)

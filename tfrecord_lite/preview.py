@@ -1,6 +1,9 @@
-"""Drawing records: boxes with their text and keypoints on the stored image.
+"""Drawing records: masks, boxes with their text and keypoints on the stored image.
 
-Keypoints: visible (v=2) as filled dots, occluded (v=1) as rings; v=0 is not drawn.
+Masks (``image/object/mask``) are translucent fills in their box's colour, under the
+boxes; a label image (``image/segmentation/class/encoded``) is a translucent fill of
+one colour per class id, under those (VOC's 255, boundaries and "ignore", is left
+clear). Keypoints: visible (v=2) as filled dots, occluded (v=1) as rings; v=0 is not drawn.
 Boxes and captions are drawn on the picture at the size it is shown (a contact sheet
 scales each image to its cell first), with a scalable font sized to that picture, so the
 text stays legible at 100% zoom.
@@ -13,13 +16,16 @@ import math
 import warnings
 from typing import Any
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .errors import ExampleError, ImageError
+from . import maskpng
+from .errors import ExampleError, ImageError, MaskError
 from .reader import image_decode_errors
 
 COLORS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
           (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212)]
+FILL_ALPHA = 0.45   # how much of a mask's colour covers the image under it
 CELL = 320          # contact sheet: pixels per cell (the image, then its id below it)
 CELL_TEXT = 15      # contact sheet: caption size in pixels
 _MIN_TEXT = 14      # a single picture: captions at least this many pixels high
@@ -69,22 +75,70 @@ def _caption(canvas: ImageDraw.ImageDraw, xy: tuple[float, float], text: str,
     canvas.text((x + 3 - left, y + 2 - top), text, fill=(0, 0, 0), font=font)
 
 
+def _label_color(label: Any, i: int) -> tuple[int, int, int]:
+    """The colour of object ``i`` whose label is ``label`` (its index when none)."""
+    return COLORS[label % len(COLORS)] if isinstance(label, int) else COLORS[i % len(COLORS)]
+
+
+def _pixels(data: Any, height: int, width: int) -> np.ndarray | None:
+    """A stored mask or label image at ``height`` x ``width`` (nearest-neighbour), or None
+    when it does not decode (``verify`` names such a record)."""
+    if not isinstance(data, bytes):
+        return None
+    try:
+        pixels = maskpng.decode(data, strict=False)
+    except MaskError:
+        return None
+    if pixels.shape != (height, width):
+        rows = np.arange(height) * pixels.shape[0] // height
+        cols = np.arange(width) * pixels.shape[1] // width
+        pixels = pixels[rows[:, np.newaxis], cols]
+    return pixels
+
+
+def _fill(image: Image.Image, item: dict[str, Any], labels: list[Any]) -> None:
+    """Paint the label image, then each object's mask, translucent, on ``image``."""
+    obj = item.get("object") or {}
+    masks = obj.get("mask") or []
+    segmentation = ((item.get("segmentation") or {}).get("class") or {}).get("encoded")
+    if not masks and segmentation is None:
+        return
+    width, height = image.size
+    rgb = np.asarray(image, dtype=np.float32).copy()
+
+    def paint(where: np.ndarray, color: tuple[int, int, int]) -> None:
+        rgb[where] = rgb[where] * (1 - FILL_ALPHA) + np.array(color) * FILL_ALPHA
+
+    ids = _pixels(segmentation, height, width)
+    if ids is not None:
+        for class_id in np.unique(ids):
+            if class_id not in (0, 255):  # the background; boundaries and "ignore"
+                paint(ids == class_id, COLORS[int(class_id) % len(COLORS)])
+    for i, data in enumerate(masks):
+        mask = _pixels(data, height, width)
+        if mask is not None:
+            paint(mask != 0, _label_color(labels[i] if i < len(labels) else i, i))
+    image.paste(Image.fromarray(rgb.round().astype(np.uint8)))
+
+
 def annotate(image: Image.Image, item: dict[str, Any], text_size: int) -> Image.Image:
-    """Draw the record's boxes, box texts and keypoints on ``image`` (RGB, any size: the
-    record's coordinates are normalized), captions ``text_size`` pixels high."""
+    """Draw the record's masks, boxes, box texts and keypoints on ``image`` (RGB, any
+    size: the record's coordinates are normalized, its masks resized), captions
+    ``text_size`` pixels high."""
     W, H = image.size  # noqa: N806
-    canvas = ImageDraw.Draw(image)
-    font = _font(text_size)
-    line = max(2, round(min(W, H) / 200))
     obj = item.get("object") or {}
     bbox = obj.get("bbox") or {}
     labels = bbox.get("label") or []
+    _fill(image, item, labels)
+    canvas = ImageDraw.Draw(image)
+    font = _font(text_size)
+    line = max(2, round(min(W, H) / 200))
     texts = bbox.get("text") or []
     for i, box in enumerate(zip(bbox.get("xmin") or [], bbox.get("ymin") or [],
                                 bbox.get("xmax") or [], bbox.get("ymax") or [])):
         x0, y0, x1, y1 = box[0] * W, box[1] * H, box[2] * W, box[3] * H
         label = labels[i] if i < len(labels) else i
-        color = COLORS[label % len(COLORS)] if isinstance(label, int) else COLORS[0]
+        color = _label_color(label, i)
         left, top = min(x0, x1), min(y0, y1)
         canvas.rectangle([left, top, max(x0, x1), max(y0, y1)], outline=color, width=line)
         caption = str(texts[i]) if i < len(texts) and texts[i] else str(label)

@@ -181,8 +181,13 @@ def read_examples(path: PathArg, compression: str | None = None, verify: bool = 
 
 def iterate(paths: PathArg | Iterable[PathArg], compression: str | None = None,
             verify: bool = True, decode_images: bool = False,
-            max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> Iterator[dict[str, Any]]:
+            max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
+            decode_masks: bool = False) -> Iterator[dict[str, Any]]:
     """Yield every record of one or many shards as the nested dict ``create()`` takes.
+
+    A record's masks come as it stores them: ``item["object"]["mask"]`` a list of PNG
+    bytes, one per object, ``item["segmentation"]["class"]["encoded"]`` the label
+    image's PNG (``decode_masks`` adds their pixels).
 
     Args:
         paths: a file or a list of files, read in the order given.
@@ -191,10 +196,15 @@ def iterate(paths: PathArg | Iterable[PathArg], compression: str | None = None,
         decode_images: add ``"image"``, the decoded ``image/encoded`` as a numpy array
             (height x width x channels, uint8).
         max_record_size: the longest record accepted (see :func:`read_framed`).
+        decode_masks: add ``"masks"``, the decoded ``image/object/mask`` (uint8, objects
+            x height x width, of 0 and 1), and ``"class_ids"``, the decoded
+            ``image/segmentation/class/encoded`` (uint8, height x width), when the record
+            holds them.
     Raises:
         RecordError: a damaged file (names the file, record index and offset).
         RecordDecodeError: a record that is not an Example, or whose features have the
-            wrong types (an ``ExampleDecodeError`` too).
+            wrong types (an ``ExampleDecodeError`` too); with ``decode_masks``, a mask
+            or label image that does not decode, or is not of the image's size.
         ImageError: with ``decode_images``, an image that does not decode (names the
             file and record).
     """
@@ -207,7 +217,44 @@ def iterate(paths: PathArg | Iterable[PathArg], compression: str | None = None,
             if decode_images and isinstance(item.get("encoded"), bytes):
                 item["image"] = decode_image(
                     item["encoded"], f"{name}, record {index}, byte offset {offset}")
+            if decode_masks:
+                _decode_masks(item, name, index, offset)
             yield item
+
+
+def _decode_masks(item: dict[str, Any], path: str, index: int, offset: int) -> None:
+    """Add ``"masks"`` and ``"class_ids"`` to a decoded record that holds masks or a
+    label image (see :func:`iterate`).
+
+    Raises:
+        RecordDecodeError: one does not decode, or is not of the image's size.
+    """
+    import numpy as np
+
+    from .errors import MaskError
+    from .maskpng import decode
+
+    size = (item.get("height"), item.get("width"))
+
+    def pixels(data: Any, key: str) -> Any:
+        try:
+            array = decode(data, key, strict=False)
+        except MaskError as exc:
+            raise RecordDecodeError(str(exc), path=path, index=index, offset=offset) from exc
+        if array.shape != size:
+            raise RecordDecodeError(f"{key} is {array.shape[1]}x{array.shape[0]}, the image "
+                                    f"{size[1]}x{size[0]}", path=path, index=index,
+                                    offset=offset)
+        return array
+
+    masks = (item.get("object") or {}).get("mask")
+    if masks is not None:
+        arrays = [pixels(data, f"image/object/mask[{i}]") for i, data in enumerate(masks)]
+        item["masks"] = (np.stack(arrays) if arrays
+                         else np.zeros((0, size[0] or 0, size[1] or 0), np.uint8))
+    labels = ((item.get("segmentation") or {}).get("class") or {}).get("encoded")
+    if labels is not None:
+        item["class_ids"] = pixels(labels, "image/segmentation/class/encoded")
 
 
 def image_decode_errors() -> tuple[type[BaseException], ...]:

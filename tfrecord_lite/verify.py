@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import journal, sharding, storage
 from .decode import parse_example
@@ -21,7 +21,7 @@ from .errors import ExampleDecodeError, RecordError
 from .framing import DEFAULT_MAX_RECORD_SIZE
 from .parallel import in_order
 from .reader import decode_record, read_framed
-from .schema import BYTES, FLOAT, INT64, RECORD_FIELDS, SCALAR_KEYS
+from .schema import BYTES, FLOAT, INT64, OPTIONAL_KEYS, RECORD_FIELDS, SCALAR_KEYS
 
 MANIFEST_SUFFIX = sharding.MANIFEST_SUFFIX  # (and sharding.OLD_MANIFEST_SUFFIX, still read)
 
@@ -202,6 +202,9 @@ def _missing(folder: storage.Folder, names: set[str], prefix: str, count: int,
 
 _ONEOF = {BYTES: "bytes_list", FLOAT: "float_list", INT64: "int64_list"}
 _EXPECTED = [(key, _ONEOF[RECORD_FIELDS[key].kind]) for key in SCALAR_KEYS]
+# Scalar keys a record may leave out (the label image's), checked when present.
+_OPTIONAL = [(key, _ONEOF[RECORD_FIELDS[key].kind]) for key in OPTIONAL_KEYS
+             if not RECORD_FIELDS[key].is_list]
 _LIST_KINDS = {key: _ONEOF[f.kind] for key, f in RECORD_FIELDS.items() if f.is_list}
 # Keys that name a group of keys (image/object for image/object/bbox/xmin, ...).
 _GROUPS = frozenset(key.rsplit("/", n)[0] for key in RECORD_FIELDS
@@ -220,7 +223,7 @@ def _check_scalars(example: Any) -> list[str]:
             kind = features[key].WhichOneof("kind")
             if kind is not None and kind != _LIST_KINDS[key]:
                 problems.append(f"{key} is {kind}, expected {_LIST_KINDS[key]}")
-    for key, oneof in _EXPECTED:
+    for key, oneof in _EXPECTED + [k for k in _OPTIONAL if k[0] in features]:
         if key not in features:
             if key != "image/encoded":  # absent when written with store_images=False
                 problems.append(f"{key} is missing")
@@ -236,10 +239,9 @@ def _check_scalars(example: Any) -> list[str]:
     return problems
 
 
-def _check_image(job: tuple[bytes, int, int]) -> str | None:
+def _check_image(data: bytes, height: int, width: int) -> str | None:
     from .images import decoded_size
 
-    data, height, width = job
     try:
         size = decoded_size(data)
     except Exception as exc:  # any decoder failure is the finding itself
@@ -247,6 +249,64 @@ def _check_image(job: tuple[bytes, int, int]) -> str | None:
     if size != (width, height):
         return (f"image is {size[0]}x{size[1]} but image/width x image/height say "
                 f"{width}x{height}")
+    return None
+
+
+_MASKS = "image/object/mask"
+_LABELS = "image/segmentation/class/encoded"
+
+
+def _check_png(data: bytes, key: str, height: int, width: int, binary: bool) -> str | None:
+    """What is wrong with a stored mask (``binary``: its pixels must be 0 and 1) or label
+    image: it must decode as an 8-bit gray PNG of the image's size."""
+    from .errors import MaskError
+    from .maskpng import decode
+
+    try:
+        pixels = decode(data, key)
+    except MaskError as exc:
+        return str(exc)
+    if pixels.shape != (height, width):
+        return (f"{key} is {pixels.shape[1]}x{pixels.shape[0]}, the image "
+                f"{width}x{height} (image/width x image/height)")
+    if binary and pixels.size and int(pixels.max()) > 1:
+        return (f"{key} holds values other than 0 and 1 (up to {int(pixels.max())}); the "
+                "Model Garden's decoder reads them as they are")
+    return None
+
+
+class _Job(NamedTuple):
+    """What of a record is decoded on the pool: its image and its masks."""
+
+    image: bytes | None
+    height: int
+    width: int
+    masks: list[bytes]
+    labels: bytes | None
+
+
+def _check_record(job: _Job) -> list[str]:
+    messages = []
+    if job.image is not None:
+        messages.append(_check_image(job.image, job.height, job.width))
+    for i, data in enumerate(job.masks):
+        messages.append(_check_png(data, f"{_MASKS}[{i}]", job.height, job.width, True))
+    if job.labels is not None:
+        messages.append(_check_png(job.labels, _LABELS, job.height, job.width, False))
+    return [m for m in messages if m]
+
+
+def _mask_count_problem(feats: Any) -> str | None:
+    """The masks of a record that has them must be one per object (per box, when the
+    record has boxes; else ``image/object/count``)."""
+    masks = len(feats[_MASKS].bytes_list.value)
+    boxes = len(feats["image/object/bbox/xmin"].float_list.value) \
+        if "image/object/bbox/xmin" in feats else 0
+    count = feats["image/object/count"].int64_list.value if "image/object/count" in feats \
+        else []
+    objects, what = (boxes, "boxes") if boxes else (count[0] if count else 0, "objects")
+    if masks != objects:
+        return f"{_MASKS} holds {masks} masks, one per object expected ({what}: {objects})"
     return None
 
 
@@ -303,7 +363,7 @@ def _verify_one(path: str, pool: concurrent.futures.Executor, threads: int,
     """Verify one file; returns its record count, or None when it could not be read whole."""
     count = 0
 
-    def records() -> Iterator[tuple[int, int, tuple[bytes, int, int]] | None]:
+    def records() -> Iterator[tuple[int, int, _Job]]:
         nonlocal count
         for index, offset, data in read_framed(path, compression,
                                                max_record_size=max_record_size):
@@ -313,24 +373,35 @@ def _verify_one(path: str, pool: concurrent.futures.Executor, threads: int,
             except ExampleDecodeError as exc:
                 report.problems.append(FileProblem(path, index, offset, str(exc)))
                 continue
-            for message in _check_scalars(example):
-                report.problems.append(FileProblem(path, index, offset, message))
+            messages: list[str | None] = list(_check_scalars(example))
             feats = example.features.feature
-            if decode_images and "image/encoded" in feats:
-                encoded = feats["image/encoded"].bytes_list.value
-                h = feats["image/height"].int64_list.value if "image/height" in feats else []
-                w = feats["image/width"].int64_list.value if "image/width" in feats else []
-                if encoded and h and w:
-                    yield index, offset, (encoded[0], h[0], w[0])
+            if _MASKS in feats and not messages:
+                messages.append(_mask_count_problem(feats))
+            for message in messages:
+                if message:
+                    report.problems.append(FileProblem(path, index, offset, message))
+            if not decode_images:
+                continue
+            h = feats["image/height"].int64_list.value if "image/height" in feats else []
+            w = feats["image/width"].int64_list.value if "image/width" in feats else []
+            if not (h and w):
+                continue
+            encoded = (feats["image/encoded"].bytes_list.value if "image/encoded" in feats
+                       else [])
+            masks = list(feats[_MASKS].bytes_list.value) if _MASKS in feats else []
+            labels = feats[_LABELS].bytes_list.value if _LABELS in feats else []
+            if encoded or masks or labels:
+                yield index, offset, _Job(encoded[0] if encoded else None, h[0], w[0], masks,
+                                          labels[0] if labels else None)
 
-    def check(job: tuple[int, int, tuple[bytes, int, int]]) -> tuple[int, int, str | None]:
-        return job[0], job[1], _check_image(job[2])
+    def check(job: tuple[int, int, _Job]) -> tuple[int, int, bool, list[str]]:
+        return job[0], job[1], job[2].image is not None, _check_record(job[2])
 
     try:
-        for index, offset, message in in_order(pool, check, records(), window=4 * threads,
-                                               chunk=4):
-            report.images += 1
-            if message:
+        for index, offset, has_image, messages in in_order(
+                pool, check, records(), window=4 * threads, chunk=4):
+            report.images += has_image
+            for message in messages:
                 report.problems.append(FileProblem(path, index, offset, message))
     except RecordError as exc:
         report.problems.append(FileProblem(path, exc.index, exc.offset, exc.reason))
@@ -356,12 +427,13 @@ _MISSING_SHOWN = 1000  # stats lists at most this many missing classes
 
 def stats(paths: Iterable[str | os.PathLike[str]], compression: str | None = None,
           examples: int = 5, max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> dict[str, Any]:
-    """Class histogram, box sanity checks and keypoint counts over shards.
+    """Class histogram, box sanity checks, keypoint and mask counts over shards.
 
     Box checks (as the original ``stat_tfrecords.py``, plus the range check): reversed
     coordinates, boxes under 10 square pixels, ``object/count`` not matching the number
     of boxes, coordinates outside [0, 1]. For each, the count and the first ``examples``
-    record ids.
+    record ids. Masks: the objects with a mask and without one, and the images with a
+    label image (``image/segmentation/class/encoded``).
 
     Raises:
         RecordError: a damaged file (names file, record index and offset).
@@ -378,6 +450,7 @@ def stats(paths: Iterable[str | os.PathLike[str]], compression: str | None = Non
     widths: list[float] = []
     heights: list[float] = []
     images = boxes = 0
+    with_mask = without_mask = label_images = 0
     for raw_path in paths:
         path = os.fspath(raw_path)
         for index, offset, data in read_framed(path, compression,
@@ -419,6 +492,12 @@ def stats(paths: Iterable[str | os.PathLike[str]], compression: str | None = Non
                     checks[name].append(ident)
             for v in (obj.get("parts") or {}).get("v") or []:
                 visibility[v] += 1
+            objects = obj["count"] if isinstance(obj.get("count"), int) else n
+            masked = min(len(obj.get("mask") or []), objects)
+            with_mask += masked
+            without_mask += objects - masked
+            segmentation = (item.get("segmentation") or {}).get("class") or {}
+            label_images += bool(segmentation.get("encoded"))
     top = max(classes) if classes else -1
     # A label of 2**62 leaves that many classes missing: list the first ones, count all.
     missing = itertools.islice((c for c in range(top + 1) if c not in classes),
@@ -436,6 +515,8 @@ def stats(paths: Iterable[str | os.PathLike[str]], compression: str | None = Non
         "box_width": _summary(widths),
         "box_height": _summary(heights),
         "keypoint_visibility": {str(k): visibility[k] for k in sorted(visibility)},
+        "masks": {"objects_with_mask": with_mask, "objects_without_mask": without_mask,
+                  "images_with_label_image": label_images},
     }
 
 

@@ -19,7 +19,7 @@ from ..decode import feature_values
 from ..errors import WriteError, write_errors
 from ..framing import DEFAULT_MAX_RECORD_SIZE
 from ..reader import default_index_path, iterate, parse_record, read_framed, write_index
-from ..schema import RECORD_FIELDS
+from ..schema import BYTES, RECORD_FIELDS
 from ..sharding import is_side_file
 from ..verify import report_dict, stats, verify_files
 from .common import EXIT_FAILED_ITEMS, EXIT_OK, UsageError, byte_size, count, positive_int
@@ -32,15 +32,18 @@ def register(sub: Any) -> None:
     p = sub.add_parser("verify", help="check CRCs, Examples, images and the manifest",
                        description="Check every record of the files: both CRCs, that it "
                        "parses as an Example, that every scalar key is there with its type, "
-                       "that the image decodes to image/width x image/height, and, when a "
-                       "manifest lies beside the shards, the record counts and sha256.",
+                       "that the image decodes to image/width x image/height, that masks "
+                       "(one per object, 0 and 1) and label images decode as gray PNG of "
+                       "that size, and, when a manifest lies beside the shards, the record "
+                       "counts and sha256.",
                        epilog="exit status: 0 all well, 1 problems found (each named with "
                        "file, record index and byte offset), 2 usage error")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--threads", type=positive_int, default=min(4, os.cpu_count() or 1),
                    metavar="N", help="threads decoding images (default: min(4, CPUs))")
     p.add_argument("--no-decode", dest="decode", action="store_false",
-                   help="skip decoding the images (CRCs and fields only; much faster)")
+                   help="skip decoding the images and masks (CRCs and fields only; much "
+                   "faster)")
     p.add_argument("--compression", **compression)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -55,11 +58,11 @@ def register(sub: Any) -> None:
     p.add_argument("--compression", **compression)
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = sub.add_parser("stats", help="class histogram, box checks, keypoint counts",
+    p = sub.add_parser("stats", help="class histogram, box checks, keypoint and mask counts",
                        description="Count images, boxes and classes over the files, check "
                        "the boxes as the original stat_tfrecords.py did (reversed, tiny, "
-                       "object/count not matching, outside [0, 1]) and count keypoints by "
-                       "visibility.",
+                       "object/count not matching, outside [0, 1]), count keypoints by "
+                       "visibility, and objects with and without a mask.",
                        epilog="exit status: 0 printed, 1 a damaged file, 2 usage error")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--compression", **compression)
@@ -154,19 +157,26 @@ def _run_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED_ITEMS
 
 
-def _summarize(key: str, values: list[Any]) -> Any:
-    if key == "image/encoded" and values and isinstance(values[0], bytes):
-        from PIL import Image
+def _describe_image(data: bytes) -> str:
+    """An image's bytes as inspect shows them: size, format, dimensions and mode."""
+    from PIL import Image
 
-        data = values[0]
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                return f"<{len(data):,} bytes, {im.format} {im.width}x{im.height} {im.mode}>"
-        except (OSError, ValueError, Image.DecompressionBombError):  # not opened as an image
-            return f"<{len(data):,} bytes, not an image Pillow reads>"
-    out = [v.decode("utf-8", "replace") if isinstance(v, bytes)
-           else float(f"{v:.7g}") if isinstance(v, float) else v for v in values]
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return f"<{len(data):,} bytes, {im.format} {im.width}x{im.height} {im.mode}>"
+    except (OSError, ValueError, Image.DecompressionBombError):  # not opened as an image
+        return f"<{len(data):,} bytes, not an image Pillow reads>"
+
+
+def _summarize(key: str, values: list[Any]) -> Any:
     field = RECORD_FIELDS.get(key)
+    out: list[Any]
+    if (field is not None and field.kind == BYTES and not field.text  # images, masks
+            and all(isinstance(v, bytes) for v in values)):
+        out = [_describe_image(v) for v in values]
+    else:
+        out = [v.decode("utf-8", "replace") if isinstance(v, bytes)
+               else float(f"{v:.7g}") if isinstance(v, float) else v for v in values]
     return out[0] if field is not None and not field.is_list and len(out) == 1 else out
 
 
@@ -222,6 +232,11 @@ def _run_stats(args: argparse.Namespace) -> int:
     vis = result["keypoint_visibility"]
     if vis:
         print("keypoints by visibility: " + ", ".join(f"v={k}: {n}" for k, n in vis.items()))
+    masks = result["masks"]
+    if masks["objects_with_mask"] or masks["images_with_label_image"]:
+        print(f"masks: {count(masks['objects_with_mask'], 'objects')} with a mask, "
+              f"{masks['objects_without_mask']} without; label images: "
+              f"{masks['images_with_label_image']} of {count(result['images'], 'images')}")
     return EXIT_OK
 
 
