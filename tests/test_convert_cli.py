@@ -48,6 +48,8 @@ CASES = {
                   ["darknet/data/obj/1.jpg", "darknet/data/obj/2.jpg"]),
     "from-csv": (["from-csv", "labels.csv", "--images", "csvimages"],
                  ["csvimages/a.jpg", "csvimages/b.jpg"]),
+    "from-segmentation": (["from-segmentation", "seg/images", "seg/labels"],
+                          ["seg/images/a.jpg", "seg/images/sub/b.png"]),
 }
 
 
@@ -75,6 +77,14 @@ def _make_all(tmp_path: Path) -> None:
     _make_caltech(tmp_path / "caltech" / "images", tmp_path / "caltech" / "annotations")
     _make_darknet(tmp_path / "darknet" / "data")
     _make_csv(tmp_path / "labels.csv", tmp_path / "csvimages")
+    _make_segmentation(tmp_path / "seg")
+
+
+def _make_segmentation(root: Path) -> None:
+    _image(root / "images" / "a.jpg")
+    _image(root / "images" / "sub" / "b.png", kind="png-rgb")
+    for stem in ("a", "sub/b"):
+        _image(root / "labels" / f"{stem}.png", kind="png-gray")
 
 
 @pytest.mark.parametrize("command", sorted(CASES))
@@ -120,6 +130,9 @@ def test_relative_paths_with_root_and_to_json(command: str, tmp_path: Path,
     (["from-caltech", "images", "annotations"], "from-caltech IMAGES: no such directory: images"),
     (["from-caltech", ".", "annotations"],
      "from-caltech ANNOTATIONS: no such directory: annotations"),
+    (["from-segmentation", "images", "labels"],
+     "from-segmentation IMAGES: no such directory: images"),
+    (["from-segmentation", ".", "labels"], "from-segmentation LABELS: no such directory: labels"),
 ])
 def test_missing_inputs_are_usage_errors_before_any_work(
         argv: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

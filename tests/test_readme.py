@@ -128,8 +128,28 @@ def make_coco(work: Path, name: str, images: str) -> None:
             data["annotations"].append({
                 "id": len(data["annotations"]) + 1, "image_id": number,
                 "category_id": names.index(text) + 1, "bbox": [x0, y0, x1 - x0, y1 - y0],
-                "area": (x1 - x0) * (y1 - y0), "iscrowd": 0})
+                "area": (x1 - x0) * (y1 - y0), "iscrowd": 0,
+                "segmentation": [_outline(x0, y0, x1, y1)]})
     (work / name).write_text(json.dumps(data))
+
+
+def _outline(x0: float, y0: float, x1: float, y1: float) -> list[float]:
+    """A diamond inside a box: a polygon, in the box's coordinates."""
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return [cx, y0, x1, cy, cx, y1, x0, cy]
+
+
+def _label_image(item: dict[str, Any], width: int, height: int) -> Image.Image:
+    """A palette label image of the item's boxes: each box's class id (1 + its index in
+    the class names), its outline 255 (VOC's boundary)."""
+    from PIL import ImageDraw
+
+    image = Image.new("P", (width, height))
+    draw = ImageDraw.Draw(image)
+    for text, box in _boxes(item, width, height):
+        draw.rectangle(box, fill=_class_names().index(text) + 1, outline=255)
+    image.putpalette([(40 * i) % 256 for i in range(768)])
+    return image
 
 
 def make_voc(work: Path, name: str) -> None:
@@ -151,8 +171,13 @@ def make_voc(work: Path, name: str) -> None:
         (root / "Annotations" / f"{photo.stem}.xml").write_text(
             f"<annotation><filename>{photo.name}</filename><size><width>{width}</width>"
             f"<height>{height}</height><depth>3</depth></size>{objects}</annotation>")
+        (root / "SegmentationClass").mkdir(exist_ok=True)
+        _label_image(item, width, height).save(root / "SegmentationClass" / f"{photo.stem}.png")
         ids.append(photo.stem)
     (root / "ImageSets" / "Main" / "train.txt").write_text("".join(i + "\n" for i in ids))
+    (root / "ImageSets" / "Segmentation").mkdir(exist_ok=True)
+    (root / "ImageSets" / "Segmentation" / "train.txt").write_text(
+        "".join(i + "\n" for i in ids))
 
 
 def make_class_folders(work: Path, name: str) -> None:
@@ -210,6 +235,32 @@ def make_ultralytics(work: Path, name: str) -> None:
         + "".join(f"  - {n}\n" for n in _class_names()))
 
 
+def make_ultralytics_segments(work: Path, name: str) -> None:
+    """An Ultralytics segmentation layout: each object a polygon (normalized)."""
+    root = work / name
+    (root / "images" / "train").mkdir(parents=True, exist_ok=True)
+    (root / "labels" / "train").mkdir(parents=True, exist_ok=True)
+    names = _class_names()
+    for item in _demo_items():
+        shutil.copy(_photo(item), root / "images" / "train" / _photo(item).name)
+        bbox = item["object"]["bbox"]
+        lines = [f"{names.index(text)} " + " ".join(
+                     f"{v:.6f}" for v in _outline(x0, y0, x1, y1)) + "\n"
+                 for x0, x1, y0, y1, text in zip(bbox["xmin"], bbox["xmax"], bbox["ymin"],
+                                                 bbox["ymax"], bbox["text"])]
+        (root / "labels" / "train" / f"{_photo(item).stem}.txt").write_text("".join(lines))
+    (root / "data.yaml").write_text("path: .\ntrain: images/train\nnames:\n"
+                                    + "".join(f"  - {n}\n" for n in names))
+
+
+def make_label_images(work: Path, name: str) -> None:
+    """A label image per demo photo (``name/{stem}.png``), for the photos folder."""
+    _photos(work)
+    (work / name).mkdir(exist_ok=True)
+    for item in _demo_items():
+        _label_image(item, *_size(_photo(item))).save(work / name / f"{_photo(item).stem}.png")
+
+
 def make_darknet(work: Path, name: str) -> None:
     """The Darknet layout: obj.names, train.txt, the labels beside the images."""
     root = work / name
@@ -250,6 +301,9 @@ FIXTURES: dict[str, Callable[[Path], None]] = {
     "images": lambda w: make_caltech(w, "images", "annotations"),
     "annotations": lambda w: make_caltech(w, "images", "annotations"),
     "datasets/pets": lambda w: make_ultralytics(w, "datasets/pets"),
+    "datasets/cells": lambda w: make_ultralytics_segments(w, "datasets/cells"),
+    "photos": _photos,
+    "labels": lambda w: make_label_images(w, "labels"),
     "darknet/data": lambda w: make_darknet(w, "darknet/data"),
     "train_labels.csv": lambda w: make_csv(w, "train_labels.csv", "images"),
     "names.json": lambda w: (w / "names.json").write_text(json.dumps(_class_names())),
@@ -308,7 +362,7 @@ def _inputs(argv: list[str]) -> list[str]:
         return []  # the command itself will fail, and say why
     found = []
     for key in ("dataset_path", "annotations", "images", "source_dir", "yolo_root", "csv_file",
-                "csv_images", "label_map"):
+                "csv_images", "label_map", "labels"):
         value = getattr(args, key, None)
         if isinstance(value, str):
             found.append(value.rstrip("/"))
@@ -375,3 +429,31 @@ def test_fixtures_are_what_the_converters_read(tmp_path: Path,
     assert len(list(Path("VOCdevkit/VOC2012/Annotations").iterdir())) == 4  # the JPEGs
     assert len(list(Path("pets").rglob("*.*"))) == 5 == len(list(Path("annotations").iterdir()))
     assert len(json.loads(Path("train.json").read_text())) == 5 * COPIES
+
+
+MASK_COMMANDS = [(where, command) for where, command in COMMANDS
+                 if any(flag in command for flag in ("--include-masks", "--segmentation",
+                                                     "from-segmentation"))]
+
+
+def test_the_mask_commands_write_masks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The documents' mask lines convert every object's mask or every label image."""
+    from tfrecord_lite import iterate
+
+    assert len(MASK_COMMANDS) >= 4
+    monkeypatch.chdir(tmp_path)
+    for build in FIXTURES.values():
+        build(tmp_path)
+    for where, command in MASK_COMMANDS:
+        argv = _argv(command)
+        assert main([*argv, "-q"]) == 0, where
+        out = Path(argv[argv.index("--output_dir") + 1])
+        prefix = argv[argv.index("--prefix") + 1]
+        records = list(iterate(sorted(out.glob(f"{prefix}-*")), decode_masks=True))
+        assert records, where
+        for record in records:
+            if "--include-masks" in command:
+                assert len(record["masks"]) == record["object"]["count"] > 0, where
+                assert all(mask.any() for mask in record["masks"]), where
+            else:
+                assert len(set(record["class_ids"].ravel().tolist())) >= 3, where  # 0, 255, ids

@@ -1,7 +1,8 @@
 """The converter commands: ``from-coco``, ``from-voc``, ``from-folder``, ``from-caltech``,
-``from-yolo``, ``from-csv``. Each reads a dataset layout through its converter
-(``converters``) and writes shards with the ``create`` options, plus the label map beside
-them (``converters.label_map``); or, with ``--to-json``, the item list for editing.
+``from-yolo``, ``from-csv``, ``from-segmentation``. Each reads a dataset layout through
+its converter (``converters``) and writes shards with the ``create`` options, plus the
+label map beside them (``converters.label_map``); or, with ``--to-json``, the item list
+for editing.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ def register(sub: Any) -> None:
     p.add_argument("--images", required=True, metavar="DIR", help="folder of the image files")
     p.add_argument("--drop-empty", action="store_true",
                    help="leave out images without annotations")
+    p.add_argument("--include-masks", action="store_true",
+                   help="store each object's segmentation (polygons, RLE, crowd RLE) as "
+                   "its mask, image/object/mask: one PNG of 0 and 1 per object")
     _converter_options(p)
     p = converter("from-voc", "convert a Pascal VOC split")
     p.add_argument("source_dir", metavar="ROOT", help="folder with Annotations/, JPEGImages/, "
@@ -50,6 +54,10 @@ def register(sub: Any) -> None:
     p.add_argument("--split", default="train", help="ImageSets/Main/SPLIT.txt (default: train)")
     p.add_argument("--label-map", metavar="FILE", help="JSON list of class names in label "
                    "order, or a {label: name} object (default: sorted names found)")
+    p.add_argument("--segmentation", action="store_true",
+                   help="convert the segmentation split instead: the images of "
+                   "ImageSets/Segmentation/SPLIT.txt, each with its label image "
+                   "SegmentationClass/ID.png as image/segmentation/class/encoded")
     _converter_options(p)
     p = converter("from-folder", "convert image folders, one class per sub-folder")
     p.add_argument("source_dir", metavar="ROOT", help="folder with one sub-folder of images "
@@ -70,6 +78,9 @@ def register(sub: Any) -> None:
                    help="the split to convert (default: train)")
     p.add_argument("--drop-empty", action="store_true",
                    help="leave out background images (no label file, or no boxes)")
+    p.add_argument("--include-masks", action="store_true",
+                   help="store each polygon (segmentation) line as its object's mask, "
+                   "image/object/mask, besides its box")
     _converter_options(p)
     p = converter("from-csv", "convert the Object Detection API tutorial CSV "
                   "(filename,width,height,class,xmin,ymin,xmax,ymax in pixels, one row per box)")
@@ -80,22 +91,33 @@ def register(sub: Any) -> None:
     p.add_argument("--label-map", metavar="FILE", help="JSON list of class names in label "
                    "order, or a {label: name} object (default: sorted names found)")
     _converter_options(p)
+    p = converter("from-segmentation", "convert images paired with label images of class "
+                  "ids (semantic segmentation), matched by file name")
+    p.add_argument("images", metavar="IMAGES", help="folder of the images (with sub-folders)")
+    p.add_argument("labels", metavar="LABELS", help="folder of the label images, in the same "
+                   "sub-folders: PNG of class ids, or palette PNG whose indices are the ids")
+    p.add_argument("--label-suffix", default="", metavar="TEXT",
+                   help="the label image of a.jpg is aTEXT.* (default: a.*, any extension)")
+    _converter_options(p, label_offset=None)
 
 
-def _converter_options(p: Any, label_offset: int = 1) -> None:
+def _converter_options(p: Any, label_offset: int | None = 1) -> None:
     conv = p.add_argument_group("conversion")
     conv.add_argument("--to-json", metavar="FILE", help="write the items to FILE as JSON "
                       "instead of writing shards (then: create --dataset_path FILE)")
-    if label_offset:
-        offset_help = (f"store labels from K (default: {label_offset}, the ids of the "
-                       "label_map.pbtxt written beside the shards: the Object Detection "
-                       "API reserves 0 for the background; with 0, only label_map.json "
-                       "is written)")
+    if label_offset is None:  # no labels: a label image's pixels are its class ids
+        conv.set_defaults(label_offset=0)
     else:
-        offset_help = ("store labels from K (default: 0, the index of a classifier's "
-                       "output; with K >= 1 a label_map.pbtxt is written too)")
-    conv.add_argument("--label-offset", type=int, default=label_offset, metavar="K",
-                      help=offset_help)
+        if label_offset:
+            offset_help = (f"store labels from K (default: {label_offset}, the ids of the "
+                           "label_map.pbtxt written beside the shards: the Object Detection "
+                           "API reserves 0 for the background; with 0, only label_map.json "
+                           "is written)")
+        else:
+            offset_help = ("store labels from K (default: 0, the index of a classifier's "
+                           "output; with K >= 1 a label_map.pbtxt is written too)")
+        conv.add_argument("--label-offset", type=int, default=label_offset, metavar="K",
+                          help=offset_help)
     files = p.add_argument_group("output (as for create)")
     add_output_options(p, files)
     for action in files._group_actions:
@@ -115,6 +137,7 @@ CONVERTER_INPUTS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "from-caltech": (("images", "IMAGES", "dir"), ("annotations", "ANNOTATIONS", "dir")),
     "from-yolo": (("yolo_root", "ROOT", "path"),),  # the dataset folder or its YAML file
     "from-csv": (("csv_file", "FILE", "file"), ("csv_images", "--images", "dir")),
+    "from-segmentation": (("images", "IMAGES", "dir"), ("labels", "LABELS", "dir")),
 }
 
 
@@ -148,14 +171,16 @@ def _make_converter(args: argparse.Namespace) -> Any:
     from ..converters.voc import VocConverter
 
     offset = args.label_offset
-    if args.command in ("from-yolo", "from-csv"):
+    if args.command in ("from-yolo", "from-csv", "from-segmentation"):
         return _make_text_converter(args, offset)
     try:
         if args.command == "from-coco":
-            return CocoConverter(args.annotations, args.images, args.drop_empty, offset)
+            return CocoConverter(args.annotations, args.images, args.drop_empty, offset,
+                                 include_masks=args.include_masks)
         if args.command == "from-voc":
             return VocConverter(args.source_dir, args.split,
-                                label_map.read_names(args.label_map), offset)
+                                label_map.read_names(args.label_map), offset,
+                                segmentation=args.segmentation)
         if args.command == "from-folder":
             return FolderConverter(args.source_dir, offset)
         return CaltechConverter(args.images, args.annotations, offset)
@@ -166,14 +191,18 @@ def _make_converter(args: argparse.Namespace) -> Any:
 
 
 def _make_text_converter(args: argparse.Namespace, offset: int) -> Any:
-    """from-yolo and from-csv: their paths resolve against the current directory, and a
-    missing ROOT, FILE or --images folder is a usage error before anything is read."""
+    """from-yolo, from-csv and from-segmentation: their paths resolve against the current
+    directory, and a missing input is a usage error before anything is read."""
     from ..converters.odcsv import OdCsvConverter  # Pillow
+    from ..converters.segmentation import SegmentationConverter
     from ..converters.yolo import YoloConverter
 
     try:
         if args.command == "from-yolo":
-            return YoloConverter(args.yolo_root, args.split, args.drop_empty, offset)
+            return YoloConverter(args.yolo_root, args.split, args.drop_empty, offset,
+                                 include_masks=args.include_masks)
+        if args.command == "from-segmentation":
+            return SegmentationConverter(args.images, args.labels, args.label_suffix)
         return OdCsvConverter(args.csv_file, args.csv_images,
                               label_map.read_names(args.label_map), offset)
     except OSError as exc:
@@ -211,11 +240,11 @@ def _run_convert(args: argparse.Namespace) -> int:
         status = EXIT_OK
         print(f"wrote {count(len(items), 'items')} to {args.to_json}", file=sys.stderr)
     else:
-        if not args.validate_only:
+        if not args.validate_only and converter.label_map:
             label_map.check_folder(args.output_dir, args.prefix, converter.labels,
                                    args.label_offset)
         status = run_job(args, converter)
-        if not args.validate_only:
+        if not args.validate_only and converter.label_map:
             written = _write_label_maps(args.output_dir, converter.labels, args.label_offset)
             if label_map.PBTXT_NAME not in written and not args.quiet:
                 print(f"no label_map.pbtxt written: the labels start at {args.label_offset}, "
@@ -223,8 +252,8 @@ def _run_convert(args: argparse.Namespace) -> int:
                       "(--label-offset 1 stores labels from 1 and writes it)",
                       file=sys.stderr)
     counts = ", ".join(count(n, what) for what, n in sorted(converter.report.items()))
-    print(f"{args.command}: {count(len(converter.labels), 'classes')}; {counts}",
-          file=sys.stderr)
+    classes = f"{count(len(converter.labels), 'classes')}; " if converter.label_map else ""
+    print(f"{args.command}: {classes}{counts}", file=sys.stderr)
     for problem in converter.problems[:SHOWN_FAILURES]:
         print(f"  problem: {problem}", file=sys.stderr)
     if len(converter.problems) > SHOWN_FAILURES:

@@ -21,9 +21,11 @@ from .label_map import label_map_pbtxt as label_map_pbtxt
 
 
 class Converter:
-    """Base: ``labels``, ``report`` and ``problems``, filled as items are produced."""
+    """Base: ``labels``, ``report`` and ``problems``, filled as items are produced;
+    ``label_map``: whether the labels are written as a label map beside the shards."""
 
     name = "converter"
+    label_map = True
 
     def __init__(self, label_offset: int = 0) -> None:
         self.labels: list[str] = []

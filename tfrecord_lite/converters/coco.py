@@ -16,19 +16,23 @@ _SHOWN_IDS = 10  # annotation ids named per missing image
 class CocoConverter(Converter):
     """Boxes ``[x, y, w, h]`` in pixels -> normalized; category ids -> 0..K-1 in ascending
     id order; ``iscrowd`` -> ``object/is_crowd``; areas normalized by the image area;
-    keypoints (``x, y, v`` triplets) -> ``object/parts``, per object in order.
+    keypoints (``x, y, v`` triplets) -> ``object/parts``, per object in order; with
+    ``include_masks``, each annotation's ``segmentation`` (polygons, RLE, crowd RLE) ->
+    ``object/mask`` as it is, drawn when the item is written.
 
     Args:
         annotations: the instances JSON file.
         images_dir: where ``file_name`` is found.
         drop_empty: leave out images without any (kept) annotation.
+        include_masks: give each object's ``segmentation`` as its mask.
     """
 
     name = "coco"
 
     def __init__(self, annotations: str, images_dir: str, drop_empty: bool = False,
-                 label_offset: int = 0) -> None:
+                 label_offset: int = 0, include_masks: bool = False) -> None:
         super().__init__(label_offset)
+        self.include_masks = include_masks
         with open(annotations, encoding="utf-8") as f:
             self.data = json.load(f)
         if not isinstance(self.data, dict) or "images" not in self.data:
@@ -96,6 +100,8 @@ class CocoConverter(Converter):
             self.report["images skipped"] += 1
             return None
         objects = empty_objects()
+        if self.include_masks:
+            objects["mask"] = []
         points: list[list[tuple[float, float, int]]] = []  # per kept object
         for ann in anns:
             ann_where = f"{where}, annotation {ann.get('id')!r}"
@@ -115,6 +121,11 @@ class CocoConverter(Converter):
             objects["id"].append(str(ann.get("id", "")))
             objects["area"].append(float(ann.get("area", w * h)) / (width * height))
             objects["is_crowd"].append(int(bool(ann.get("iscrowd", 0))))
+            if self.include_masks:
+                # Checked and drawn when the item is written (a bad one fails its image,
+                # naming the object), in the worker that writes it.
+                objects["mask"].append(ann.get("segmentation"))
+                self.report["masks"] += 1
             keypoints = ann.get("keypoints") or []
             points.append([(float(keypoints[k]) / width, float(keypoints[k + 1]) / height,
                             int(keypoints[k + 2])) for k in range(0, len(keypoints) - 2, 3)])

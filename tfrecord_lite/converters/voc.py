@@ -1,4 +1,5 @@
-"""Pascal VOC (``Annotations/``, ``JPEGImages/``, ``ImageSets/Main/``) -> items."""
+"""Pascal VOC (``Annotations/``, ``JPEGImages/``, ``ImageSets/Main/``, and for semantic
+segmentation ``SegmentationClass/``, ``ImageSets/Segmentation/``) -> items."""
 
 from __future__ import annotations
 
@@ -22,20 +23,28 @@ class VocConverter(Converter):
     the order of ``label_names``); ``difficult`` and ``truncated`` kept; the XML's size
     checked against the image file's header (a mismatch skips the image).
 
+    With ``segmentation``, the images are those of ``ImageSets/Segmentation/{split}.txt``
+    and each gets its label image, ``SegmentationClass/{id}.png`` (a palette PNG whose
+    indices are the class ids, 255 marking object boundaries), as ``segmentation``; the
+    boxes come along from ``Annotations/`` where an image has its XML file.
+
     Args:
         root: the folder holding ``Annotations/``, ``JPEGImages/`` and ``ImageSets/Main/``
             (e.g. ``VOCdevkit/VOC2012``).
         split: ``ImageSets/Main/{split}.txt`` lists the image ids.
         label_names: class names in label order (default: sorted names found).
+        segmentation: convert the semantic segmentation split (see above).
     """
 
     name = "voc"
 
     def __init__(self, root: str, split: str = "train", label_names: list[str] | None = None,
-                 label_offset: int = 0) -> None:
+                 label_offset: int = 0, segmentation: bool = False) -> None:
         super().__init__(label_offset)
         self.root = root
-        listing = os.path.join(root, "ImageSets", "Main", f"{split}.txt")
+        self.segmentation = segmentation
+        sets = "Segmentation" if segmentation else "Main"
+        listing = os.path.join(root, "ImageSets", sets, f"{split}.txt")
         with open(listing, encoding="utf-8") as f:
             self.ids = [line.split()[0] for line in f if line.strip()]
         if label_names is None:
@@ -52,6 +61,8 @@ class VocConverter(Converter):
 
     def _parse(self, image_id: str) -> ET.Element | None:
         path = os.path.join(self.root, "Annotations", f"{image_id}.xml")
+        if self.segmentation and not os.path.exists(path):
+            return None  # an image with its label image only: no boxes
         try:
             return ET.parse(path).getroot()
         except (OSError, ET.ParseError) as exc:
@@ -70,8 +81,21 @@ class VocConverter(Converter):
     def _item(self, image_id: str) -> dict[str, Any] | None:
         where = f"image {image_id!r}"
         tree = self._parse(image_id)
-        if tree is None:
+        if tree is None and not self.segmentation:
             return None
+        item: dict[str, Any] = {}
+        if self.segmentation:
+            label_image = os.path.join(self.root, "SegmentationClass", f"{image_id}.png")
+            if not os.path.isfile(label_image):
+                self.problem(where, f"no label image {label_image}")
+                return None
+            item["segmentation"] = label_image
+            self.report["images with a label image"] += 1
+            if tree is None:
+                self.report["images without an XML file (no boxes)"] += 1
+                path = os.path.join(self.root, "JPEGImages", f"{image_id}.jpg")
+                return {"filename": path, "id": image_id, **item}
+        assert tree is not None
         file_name = _text(tree, "filename") or f"{image_id}.jpg"
         path = os.path.join(self.root, "JPEGImages", file_name)
         try:
@@ -110,4 +134,4 @@ class VocConverter(Converter):
             objects["truncated"].append(int(_text(obj, "truncated") == "1"))
         self.report["boxes"] += objects["count"]
         return {"filename": path, "id": image_id, "height": height, "width": width,
-                "object": objects}
+                "object": objects, **item}

@@ -13,7 +13,9 @@ Darknet: ``ROOT/obj.names`` or ``ROOT/classes.txt`` (one name per line), ``ROOT/
 folder of images; each image's label file lies beside it.
 
 Each label line is ``class cx cy w h`` (normalized). A longer line
-``class x1 y1 x2 y2 x3 y3 ...`` is a polygon (segmentation) and becomes its enclosing box.
+``class x1 y1 x2 y2 x3 y3 ...`` is a polygon (segmentation) and becomes its enclosing box;
+with ``include_masks`` also the object's mask: the polygon in pixels of the image (whose
+size is read from its header), drawn when the item is written.
 With ``kpt_shape: [K, D]`` in the YAML, each line is ``class cx cy w h`` followed by K
 keypoints of D values (``x y`` or ``x y v``), stored in ``object/parts``. An image without
 a label file (or with an empty one) is a background image: kept with no boxes, or left out
@@ -29,8 +31,8 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from ..errors import DatasetError
-from ..images import sniff
+from ..errors import DatasetError, ImageError
+from ..images import read_size_from_file, sniff
 from . import Converter, add_box, empty_objects, normalize_box
 
 SPLITS = ("train", "val", "test")
@@ -117,6 +119,7 @@ class YoloConverter(Converter):
         split: ``train``, ``val`` or ``test``.
         drop_empty: leave out images without any (kept) box, e.g. background images.
         label_offset: added to every class id.
+        include_masks: give each polygon as its object's mask (``object/mask``).
 
     Raises:
         DatasetError: ROOT, its YAML or names file, or the split's images are missing or
@@ -126,12 +129,13 @@ class YoloConverter(Converter):
     name = "yolo"
 
     def __init__(self, root: str, split: str = "train", drop_empty: bool = False,
-                 label_offset: int = 0) -> None:
+                 label_offset: int = 0, include_masks: bool = False) -> None:
         super().__init__(label_offset)
         if split not in SPLITS:
             raise DatasetError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
         self.split = split
         self.drop_empty = drop_empty
+        self.include_masks = include_masks
         self.kpt_shape: tuple[int, int] | None = None
         yaml_file: str | None
         if os.path.isfile(root) and root.endswith((".yaml", ".yml")):
@@ -149,6 +153,10 @@ class YoloConverter(Converter):
             self._read_ultralytics(yaml_file)
         else:
             self._read_darknet()
+        if include_masks and self.kpt_shape is not None:
+            raise DatasetError(f"{yaml_file}: kpt_shape makes this a pose dataset, whose "
+                               "lines are boxes and keypoints: it has no polygons for "
+                               "--include-masks")
 
     # -- layouts ---------------------------------------------------------------------------
 
@@ -264,7 +272,15 @@ class YoloConverter(Converter):
             if sniff(head) is None:
                 self.report["files skipped (not images)"] += 1
                 continue
-            objects = self._objects(labels)
+            size = None
+            if self.include_masks:  # the polygons' pixels need the image's size
+                try:
+                    size = read_size_from_file(image)[:2]
+                except (OSError, ImageError) as exc:
+                    self.problem(where, f"image {image!r}: {exc}")
+                    self.report["images skipped"] += 1
+                    continue
+            objects = self._objects(labels, size)
             self.report["boxes"] += objects["count"]
             if objects["count"] == 0:
                 self.report["background images (no boxes)"] += 1
@@ -278,8 +294,12 @@ class YoloConverter(Converter):
                 item_id = image
             yield {"filename": image, "id": item_id, "object": objects}
 
-    def _objects(self, labels: str) -> dict[str, Any]:
+    def _objects(self, labels: str, size: tuple[int, int] | None = None) -> dict[str, Any]:
+        """The objects of a label file; with ``size`` (the image's width and height),
+        each polygon's mask in pixels too (None for a box line: it has no mask)."""
         objects = empty_objects()
+        if size is not None:
+            objects["mask"] = []
         try:
             with open(labels, encoding="utf-8") as f:
                 lines = f.read().splitlines()
@@ -293,14 +313,16 @@ class YoloConverter(Converter):
         for n, line in enumerate(lines, 1):
             fields = line.split()
             if fields:
-                self._add_line(objects, parts, fields, f"{labels}:{n}", n)
+                self._add_line(objects, parts, fields, f"{labels}:{n}", n, size)
         if self.kpt_shape is not None:
             objects["parts"] = parts
         return objects
 
     def _add_line(self, objects: dict[str, Any], parts: dict[str, list[Any]],
-                  fields: list[str], where: str, n: int) -> None:
-        """One label line -> one box (and its keypoints); problems reported by line."""
+                  fields: list[str], where: str, n: int,
+                  size: tuple[int, int] | None = None) -> None:
+        """One label line -> one box (and its keypoints, or with ``size`` its mask);
+        problems reported by line."""
         values = []
         for field in fields:
             try:
@@ -331,17 +353,26 @@ class YoloConverter(Converter):
             self.problem(where, f"expected 5 fields (class cx cy w h) or a polygon (class x1 "
                                 f"y1 x2 y2 x3 y3 ...), got {len(values)}")
             return
+        mask: list[list[float]] | None = None
         if len(values) == 5 or self.kpt_shape is not None:
             cx, cy, w, h = values[1:5]
             corners = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
         else:
             xs, ys = values[1::2], values[2::2]
             corners = (min(xs), min(ys), max(xs), max(ys))
-            self.report["polygons (as boxes)"] += 1
+            if size is None:
+                self.report["polygons (as boxes)"] += 1
+            else:
+                width, height = size
+                mask = [[v * (width if k % 2 == 0 else height)
+                         for k, v in enumerate(values[1:])]]
         box = normalize_box(*corners, 1, 1, self.report)
         if box is None:
             return
         add_box(objects, box, class_id + self.label_offset, self.labels[class_id])
+        if size is not None:
+            objects["mask"].append(mask)
+            self.report["masks" if mask is not None else "boxes without a polygon (no mask)"] += 1
         objects["id"].append(str(n))
         objects["area"].append((box[2] - box[0]) * (box[3] - box[1]))
         objects["is_crowd"].append(0)
