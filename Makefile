@@ -158,6 +158,7 @@ bench: $(RUNTIME_ENV) $(TF_VENV)/.installed $(TORCH_VENV)/.installed
 	$(TF_VENV)/bin/python benchmarks/bench_read.py
 	$(TORCH_VENV)/bin/python benchmarks/bench_torch.py --tf-python $(TF_VENV)/bin/python
 	$(PY) benchmarks/bench_soak.py
+	$(PY) benchmarks/bench_masks.py rate job-memory
 
 soak: $(RUNTIME_ENV)
 	$(PY) benchmarks/bench_soak.py

@@ -1,20 +1,29 @@
-"""Masks: the cost of drawing and storing 100 polygon objects of one 640x480 image, and
-how closely the masks agree with pycocotools.
+"""Masks: the cost of drawing and storing 100 polygon objects of one 640x480 image, the
+rate of create() with masks against without on the same photos, and how closely the
+masks agree with pycocotools.
 
-    python benchmarks/bench_masks.py              all three parts below
+    python benchmarks/bench_masks.py              all the parts below
     python benchmarks/bench_masks.py time         time per image and per object (medians)
     python benchmarks/bench_masks.py memory       peak memory, each in a fresh process
+    python benchmarks/bench_masks.py rate         create() with masks / without (make bench)
+    python benchmarks/bench_masks.py job-memory   create() of one image with 100 polygon
+                                                  objects, with masks and without, peak RSS
+                                                  by /usr/bin/time -v (make bench)
     python benchmarks/bench_masks.py agreement    IoU with pycocotools (needs it)
 
     python benchmarks/bench_masks.py draw         one image's 100 masks, drawn and encoded
     python benchmarks/bench_masks.py baseline     the same set-up, no mask drawn
-                                                  (these two: to time whole processes,
+    python benchmarks/bench_masks.py job-masks    create() of one image with 100 masks
+    python benchmarks/bench_masks.py job-plain    the same image and boxes, without masks
+                                                  (these four: to measure whole processes,
                                                   e.g. with /usr/bin/time -v)
 
 The objects are COCO-like outlines (wobbly closed curves, concave in places, of 16 to
 80 points and 10 to 120 pixels across, coordinates at 2 decimals), made from a fixed
 seed. Each mask is encoded to PNG as soon as it is drawn, as a record's masks are, so
-that one image's worth of masks is never held. BENCH_ROUNDS sets the rounds (default 7).
+that one image's worth of masks is never held. BENCH_ROUNDS sets the rounds (default 7;
+for ``rate``, 3), BENCH_IMAGES the photos of ``rate`` (default 200, about 640x480, made
+from the demo photos by benchmarks/photos.py).
 """
 
 from __future__ import annotations
@@ -25,9 +34,10 @@ import sys
 import time
 from typing import Any, Callable
 
-from _common import peak_rss_mb, rounds, run_python
+from _common import OUT, fresh_dir, images, peak_rss_mb, rounds, run_python
 
 WIDTH, HEIGHT, OBJECTS = 640, 480, 100
+RATE_OBJECTS = (7, 30)  # objects per photo in the rate part (COCO's mean is about 7)
 
 
 def outlines(count: int = OBJECTS, seed: int = 26) -> list[list[list[float]]]:
@@ -141,6 +151,92 @@ def _setup() -> list[list[list[float]]]:
     return outlines()
 
 
+def _with_objects(item: dict[str, Any], objects: list[list[list[float]]],
+                  masks: bool) -> dict[str, Any]:
+    """``item`` with ``objects`` as its boxes (their bounding boxes), and as its masks."""
+    boxes: dict[str, list[float]] = {"xmin": [], "xmax": [], "ymin": [], "ymax": []}
+    for (polygon,) in objects:
+        xs, ys = polygon[0::2], polygon[1::2]
+        boxes["xmin"].append(min(xs) / WIDTH)
+        boxes["xmax"].append(max(xs) / WIDTH)
+        boxes["ymin"].append(min(ys) / HEIGHT)
+        boxes["ymax"].append(max(ys) / HEIGHT)
+    obj: dict[str, Any] = {"bbox": {**boxes, "label": [1] * len(objects)}}
+    if masks:
+        obj["mask"] = objects
+    return {"filename": item["filename"], "id": item["id"], "object": obj}
+
+
+def part_rate() -> None:
+    from photos import make_photos
+
+    from tfrecord_lite import write_dataset
+
+    count, n = images(200), rounds(3)
+    photos = make_photos(OUT / "photos", count, "JPEG")
+    out = fresh_dir(OUT / "masks")
+    print(f"Masks, create() rate on {count} photos of 640x480 (2 threads, one process, "
+          f"best of {n}):")
+    for per_photo in RATE_OBJECTS:
+        objects = [outlines(per_photo, seed=i) for i in range(count)]
+        runs = {}
+        for masks in (False, True):
+            runs[masks] = [_with_objects(p, o, masks) for p, o in zip(photos, objects)]
+        best = {False: math.inf, True: math.inf}
+        for _ in range(n):
+            for masks in (False, True):  # alternating, so that load falls on both alike
+                start = time.perf_counter()
+                summary = write_dataset(runs[masks], "m", out, 4, 2, shuffle=False,
+                                        progress=False, num_processes=1)
+                best[masks] = min(best[masks], time.perf_counter() - start)
+                assert summary.failed == 0, summary.failures[:1]
+        without, with_masks = count / best[False], count / best[True]
+        print(f"  {per_photo:3} objects a photo: without masks {without:7.1f} images/s, "
+              f"with masks {with_masks:7.1f} images/s, ratio {with_masks / without:.2f} "
+              f"({(best[True] - best[False]) * 1000 / count / per_photo:.2f} ms a mask)")
+
+
+def _job(masks: bool) -> None:
+    """create() of one 640x480 photo with OBJECTS polygon objects, with their masks or
+    without them."""
+    from photos import make_photos
+
+    from tfrecord_lite import write_dataset
+
+    (photo,) = make_photos(OUT / "photos", 1, "JPEG")
+    item = _with_objects(photo, outlines(), masks)
+    summary = write_dataset([item], "job", fresh_dir(OUT / f"job-{masks}"), 1, 1,
+                            progress=False, num_processes=1)
+    assert summary.failed == 0
+    print(f"{OBJECTS} objects, masks {'stored' if masks else 'not given'}, peak "
+          f"{peak_rss_mb():.1f} MB")
+
+
+def _time_v(mode: str) -> float:
+    """The peak RSS of ``bench_masks.py MODE`` in a fresh process, in MB, as
+    ``/usr/bin/time -v`` reports it ("Maximum resident set size", KB)."""
+    import subprocess
+
+    done = subprocess.run(["/usr/bin/time", "-v", sys.executable, __file__, mode],
+                          capture_output=True, text=True, check=True)
+    line = next(x for x in done.stderr.splitlines() if "Maximum resident set size" in x)
+    return int(line.split()[-1]) / 1024
+
+
+def part_job_memory() -> None:
+    import os
+
+    if not os.path.exists("/usr/bin/time"):
+        print("Masks, job memory: skipped (no /usr/bin/time)")
+        return
+    peaks = {mode: statistics.median(_time_v(mode) for _ in range(3))
+             for mode in ("job-plain", "job-masks")}
+    print(f"Masks, peak RSS of create() on one 640x480 photo with {OBJECTS} polygon objects "
+          "(/usr/bin/time -v, median of 3 fresh processes):")
+    print(f"  without masks {peaks['job-plain']:.1f} MB, with masks {peaks['job-masks']:.1f} "
+          f"MB: {peaks['job-masks'] - peaks['job-plain']:+.1f} MB")
+
+
 def part_agreement() -> None:
     import json
 
@@ -234,9 +330,14 @@ def main() -> None:
         stored = draw_and_encode(objects) if mode == "draw" else []
         print(f"{len(stored)} masks, peak {peak_rss_mb():.1f} MB")
         return
-    parts = {"time": part_time, "memory": part_memory, "agreement": part_agreement}
+    if mode in ("job-masks", "job-plain"):
+        _job(mode == "job-masks")
+        return
+    parts = {"time": part_time, "memory": part_memory, "rate": part_rate,
+             "job-memory": part_job_memory, "agreement": part_agreement}
+    modes = sys.argv[1:] or ["all"]
     for name, part in parts.items():
-        if mode in (name, "all"):
+        if name in modes or "all" in modes:
             part()
 
 

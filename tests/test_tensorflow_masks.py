@@ -80,3 +80,169 @@ def test_tensorflow_resizes_nearest_neighbour_as_frame_does(size: tuple[int, int
     col_ties = (np.arange(stored[1]) * 2 + 1) * width % (2 * stored[1]) == 0
     clear = ~(row_ties[:, np.newaxis] | col_ties)
     assert np.array_equal(ours[clear], theirs[clear].astype(np.int64))
+
+
+# -- records written by the tool, read with the decoders' own keys ----------------------------
+
+def _model_garden_keys() -> dict[str, Any]:
+    """The keys of the Model Garden's ``TfExampleDecoder(include_mask=True)``
+    (official/vision/dataloaders/tf_example_decoder.py)."""
+    return {
+        "image/encoded": tf.io.FixedLenFeature((), tf.string),
+        "image/height": tf.io.FixedLenFeature((), tf.int64, -1),
+        "image/width": tf.io.FixedLenFeature((), tf.int64, -1),
+        "image/object/bbox/xmin": tf.io.VarLenFeature(tf.float32),
+        "image/object/bbox/xmax": tf.io.VarLenFeature(tf.float32),
+        "image/object/bbox/ymin": tf.io.VarLenFeature(tf.float32),
+        "image/object/bbox/ymax": tf.io.VarLenFeature(tf.float32),
+        "image/object/class/label": tf.io.VarLenFeature(tf.int64),
+        "image/object/area": tf.io.VarLenFeature(tf.float32),
+        "image/object/is_crowd": tf.io.VarLenFeature(tf.int64),
+        "image/object/mask": tf.io.VarLenFeature(tf.string),
+        "image/source_id": tf.io.FixedLenFeature((), tf.string),
+    }
+
+
+def _dense(parsed: dict[str, Any]) -> dict[str, Any]:
+    """As the decoders do: every sparse tensor to a dense one."""
+    return {key: (tf.sparse.to_dense(value, default_value="" if value.dtype == tf.string
+                                     else 0) if isinstance(value, tf.SparseTensor) else value)
+            for key, value in parsed.items()}
+
+
+def _model_garden_masks(parsed: dict[str, Any]) -> np.ndarray:
+    """The decoder's ``_decode_masks``: each PNG by ``tf.io.decode_png(channels=1)``."""
+    masks_png = parsed["image/object/mask"]
+
+    def decode(png: Any) -> Any:
+        mask = tf.squeeze(tf.io.decode_png(png, channels=1, dtype=tf.uint8), axis=-1)
+        return tf.cast(mask, tf.float32)
+
+    if tf.size(masks_png) == 0:
+        return np.zeros((0, int(parsed["image/height"]), int(parsed["image/width"])))
+    return tf.map_fn(decode, masks_png, fn_output_signature=tf.float32).numpy()
+
+
+def _object_detection_api_masks(serialized: Any) -> np.ndarray:
+    """The Object Detection API's decoder with ``instance_mask_type: PNG_MASKS``
+    (object_detection/data_decoders/tf_example_decoder.py): its keys, and each mask by
+    ``tf.image.decode_image(channels=1)`` greater than 0."""
+    keys = {"image/object/mask": tf.io.VarLenFeature(tf.string),
+            "image/height": tf.io.FixedLenFeature((), tf.int64, 1),
+            "image/width": tf.io.FixedLenFeature((), tf.int64, 1)}
+    parsed = _dense(tf.io.parse_single_example(serialized, keys))
+
+    def decode(png: Any) -> Any:
+        image = tf.squeeze(tf.image.decode_image(png, channels=1), axis=2)
+        image.set_shape([None, None])
+        return tf.cast(tf.greater(image, 0), tf.float32)
+
+    return tf.map_fn(decode, parsed["image/object/mask"],
+                     fn_output_signature=tf.float32).numpy()
+
+
+def _reference(segmentation: Any, height: int, width: int, stored: tuple[int, int]) -> Any:
+    """pycocotools' mask of a COCO segmentation at the stored size: polygons drawn from
+    their scaled coordinates, RLE decoded and resized nearest-neighbour."""
+    coco = pytest.importorskip("pycocotools.mask")
+    frame = Frame(height, width, *stored)
+    if isinstance(segmentation, list) and isinstance(segmentation[0], list):
+        sx, sy = stored[1] / width, stored[0] / height
+        scaled = [[v * (sx if i % 2 == 0 else sy) for i, v in enumerate(p)]
+                  for p in segmentation]
+        return coco.decode(coco.merge(coco.frPyObjects(scaled, *stored)))
+    if isinstance(segmentation, list):
+        full = coco.decode(coco.merge(segmentation))
+    elif isinstance(segmentation["counts"], list):
+        full = coco.decode(coco.frPyObjects(segmentation, height, width))
+    else:
+        full = coco.decode(segmentation)
+    return masks.resize_nearest(full, frame)
+
+
+@pytest.mark.parametrize("max_side", [None, 320])
+def test_tensorflow_reads_from_coco_masks_as_the_decoders_do_to_pycocotools_pixels(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch, max_side: int | None) -> None:
+    from tfrecord_lite.cli import main
+
+    from conftest import make_image_bytes
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "images").mkdir()
+    for image in INSTANCES["images"]:
+        (tmp_path / "images" / image["file_name"]).write_bytes(
+            make_image_bytes("jpeg-rgb", image["width"], image["height"]))
+    (tmp_path / "instances.json").write_text(json.dumps(INSTANCES))
+    extra = ["--max-side", str(max_side)] if max_side else []
+    assert main(["from-coco", "instances.json", "--images", "images", "--include-masks",
+                 "--prefix", "train", "--output_dir", "out", "--shards", "2", "-q",
+                 *extra]) == 0
+    by_id = {str(a["id"]): a for a in INSTANCES["annotations"]}
+    files = sorted(str(p) for p in (tmp_path / "out").glob("train-*"))
+    seen = 0
+    for serialized in tf.data.TFRecordDataset(files):
+        parsed = _dense(tf.io.parse_single_example(serialized, _model_garden_keys()))
+        height, width = int(parsed["image/height"]), int(parsed["image/width"])
+        image_id = int(parsed["image/source_id"].numpy())
+        original = _SIZES[image_id]
+        assert tf.io.decode_image(parsed["image/encoded"]).shape[:2] == (height, width)
+        ids = tf.io.parse_single_example(serialized, {"image/object/id": tf.io.VarLenFeature(
+            tf.string)})["image/object/id"].values.numpy()
+        found = _model_garden_masks(parsed)
+        assert found.shape == (len(ids), height, width)
+        od_api = _object_detection_api_masks(serialized)
+        np.testing.assert_array_equal(od_api, found)  # 0 and 1 only: > 0 changes nothing
+        for mask, ident in zip(found, ids):
+            annotation = by_id[ident.decode()]
+            expected = _reference(annotation["segmentation"], *original, (height, width))
+            np.testing.assert_array_equal(mask, expected, err_msg=f"annotation {ident}")
+            seen += 1
+        crowd = parsed["image/object/is_crowd"].numpy().tolist()
+        assert crowd == [by_id[i.decode()]["iscrowd"] for i in ids]
+    assert seen == len(INSTANCES["annotations"]) - 1  # one box has zero size: dropped
+
+
+def _segmentation_keys() -> dict[str, Any]:
+    """The keys of the Model Garden's segmentation decoder
+    (official/vision/dataloaders/segmentation_input.py)."""
+    return {
+        "image/encoded": tf.io.FixedLenFeature((), tf.string, default_value=""),
+        "image/height": tf.io.FixedLenFeature((), tf.int64, default_value=0),
+        "image/width": tf.io.FixedLenFeature((), tf.int64, default_value=0),
+        "image/segmentation/class/encoded": tf.io.FixedLenFeature((), tf.string,
+                                                                  default_value=""),
+        "image/segmentation/class/format": tf.io.FixedLenFeature((), tf.string,
+                                                                 default_value="png"),
+    }
+
+
+@pytest.mark.parametrize("max_side", [None, 100])
+def test_tensorflow_reads_the_label_image_as_the_segmentation_decoder_does_exactly(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch, max_side: int | None) -> None:
+    from tfrecord_lite import write_dataset
+
+    from conftest import make_image_bytes
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(26)
+    ids = rng.integers(0, 21, (120, 160)).astype(np.uint8)
+    ids[::7] = 255  # VOC's boundaries
+    palette = Image.frombytes("P", (160, 120), ids.tobytes())
+    palette.putpalette([(29 * i) % 256 for i in range(768)])
+    palette.save("labels.png")
+    (tmp_path / "a.jpg").write_bytes(make_image_bytes("jpeg-rgb", 160, 120))
+    item = {"filename": "a.jpg", "id": "a", "segmentation": "labels.png"}
+    summary = write_dataset([item], "seg", "out", 1, 1, max_side=max_side, progress=False)
+    assert summary.failed == 0
+    (serialized,) = list(tf.data.TFRecordDataset([str(tmp_path / "out" /
+                                                      "seg-00000-of-00001")]))
+    data = tf.io.parse_single_example(serialized, _segmentation_keys())
+    height, width = int(data["image/height"]), int(data["image/width"])
+    # The parser's _prepare_image_and_label.
+    label = tf.io.decode_image(data["image/segmentation/class/encoded"], channels=1)
+    label = tf.reshape(label, (1, height, width)).numpy()[0]
+    assert data["image/segmentation/class/format"].numpy() == b"png"
+    expected = ids if max_side is None else masks.resize_nearest(
+        ids, Frame(120, 160, height, width))
+    assert (height, width) == ((120, 160) if max_side is None else (75, 100))
+    np.testing.assert_array_equal(label, expected)
