@@ -295,3 +295,20 @@ def test_an_item_with_100_polygon_masks_never_holds_them_all(photo: str) -> None
         tracemalloc.stop()
     assert data.count(b"IHDR") == 100
     assert peak < 8_000_000, f"{peak:,} bytes at the peak"
+
+
+def test_without_stored_images_or_with_encoded_given_masks_have_the_items_size(
+        photo: str) -> None:
+    header_only = _item(photo, [RECT])  # size from the image file's header
+    given = {**_item("elsewhere.jpg", [RECT]), "id": "given",
+             "encoded": make_image_bytes("jpeg-rgb", WIDTH, HEIGHT), "height": HEIGHT,
+             "width": WIDTH, "format": "JPEG", "colorspace": "RGB", "channels": 3}
+    assert write_dataset([header_only], "bare", "out", 1, 1, store_images=False,
+                         progress=False).failed == 0
+    assert write_dataset([given], "given", "out", 1, 1, progress=False).failed == 0
+    for prefix in ("bare", "given"):
+        (record,) = _records(f"out/{prefix}-*")
+        assert np.array_equal(record["masks"][0], _rect_mask(3, 9, 5, 20)), prefix
+    bad = {**given, "height": "tall"}
+    summary = write_dataset([bad], "bad", "out", 1, 1, progress=False)
+    assert "id 'given': height: not an integer: 'tall'" in summary.failures[0]["error_msg"]
