@@ -80,9 +80,12 @@ def test_example_bytes_equal_what_tensorflow_serializes() -> None:
 
 
 def _parse_spec() -> dict[str, Any]:
+    """Every key: lists VarLen, scalars FixedLen, required but for the optional ones (the
+    label image's), which default to "" as the Model Garden's decoders parse them."""
     dtypes = {"bytes": tf.string, "float": tf.float32, "int64": tf.int64}
     return {key: (tf.io.VarLenFeature(dtypes[f.kind]) if f.is_list
-                  else tf.io.FixedLenFeature([], dtypes[f.kind]))
+                  else tf.io.FixedLenFeature([], dtypes[f.kind], default_value="")
+                  if f.optional else tf.io.FixedLenFeature([], dtypes[f.kind]))
             for key, f in RECORD_FIELDS.items()}
 
 
