@@ -317,9 +317,11 @@ def verify_files(paths: Iterable[str | os.PathLike[str]], threads: int = 1,
 
     Checks: both CRCs of every record, and its length within ``max_record_size``; every
     record parses as an Example; every key this package knows has its type, every
-    scalar key is present once; with ``decode_images`` every image decodes to
-    ``image/width`` x ``image/height`` (on ``threads`` threads); when a manifest lies
-    beside a shard, its record count and sha256 match. The set of files as a whole is
+    scalar key is present once; a record's masks are one per box; with
+    ``decode_images`` every image decodes to ``image/width`` x ``image/height``, and
+    every mask and label image to an 8-bit gray PNG of that size, a mask's pixels 0
+    and 1 (on ``threads`` threads); when a manifest lies beside a shard, its record
+    count and sha256 match. The set of files as a whole is
     checked by :func:`dataset_problems` (missing shards, an interrupted run, two
     datasets mixed).
     """
