@@ -72,7 +72,7 @@ def draw_and_encode(objects: list[list[list[float]]]) -> list[bytes]:
     from tfrecord_lite import maskpng, masks
 
     frame = masks.Frame(HEIGHT, WIDTH)
-    return [maskpng.encode(masks.polygon_mask(parts, frame)) for parts in objects]
+    return [maskpng.encode(masks.polygon_mask(parts, frame), runs=True) for parts in objects]
 
 
 def _pillow_png(mask: Any) -> bytes:
@@ -96,7 +96,9 @@ def part_time() -> None:
     figures = {
         "draw (640x480)": lambda: [masks.polygon_mask(p, frame) for p in objects],
         "draw (stored at 320x240)": lambda: [masks.polygon_mask(p, half) for p in objects],
-        "encode PNG (maskpng)": lambda: [maskpng.encode(m) for m in drawn],
+        "encode PNG (maskpng, as records store masks)": lambda: [
+            maskpng.encode(m, runs=True) for m in drawn],
+        "encode PNG (maskpng, default strategy)": lambda: [maskpng.encode(m) for m in drawn],
         "encode PNG (Pillow, as the reference scripts)": lambda: [_pillow_png(m) for m in drawn],
         "draw and encode (640x480)": lambda: draw_and_encode(objects),
     }
@@ -168,9 +170,9 @@ def _with_objects(item: dict[str, Any], objects: list[list[list[float]]],
 
 
 def part_rate() -> None:
-    from photos import make_photos
-
     from tfrecord_lite import write_dataset
+
+    from photos import make_photos
 
     count, n = images(200), rounds(3)
     photos = make_photos(OUT / "photos", count, "JPEG")
@@ -199,9 +201,9 @@ def part_rate() -> None:
 def _job(masks: bool) -> None:
     """create() of one 640x480 photo with OBJECTS polygon objects, with their masks or
     without them."""
-    from photos import make_photos
-
     from tfrecord_lite import write_dataset
+
+    from photos import make_photos
 
     (photo,) = make_photos(OUT / "photos", 1, "JPEG")
     item = _with_objects(photo, outlines(), masks)

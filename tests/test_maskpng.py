@@ -34,9 +34,9 @@ def _chunks(data: bytes) -> dict[bytes, bytes]:
     return chunks
 
 
-def _check(array: np.ndarray) -> bytes:
+def _check(array: np.ndarray, runs: bool = False) -> bytes:
     """Encode ``array`` and check the file every way a decoder would."""
-    data = maskpng.encode(array)
+    data = maskpng.encode(array, runs=runs)
     chunks = _chunks(data)
     assert list(chunks) == [b"IHDR", b"IDAT", b"IEND"]
     height, width = array.shape
@@ -67,14 +67,16 @@ def banded(draw: st.DrawFn) -> np.ndarray:
 
 
 @settings(max_examples=300, deadline=None)
-@given(banded())
-def test_any_band_of_rows_gives_a_valid_png_of_the_same_pixels(array: np.ndarray) -> None:
-    _check(array)
+@given(banded(), st.booleans())
+def test_any_band_of_rows_gives_a_valid_png_of_the_same_pixels(array: np.ndarray,
+                                                               runs: bool) -> None:
+    _check(array, runs)
 
 
+@pytest.mark.parametrize("runs", [False, True])
 @pytest.mark.parametrize("shape", [(1, 1), (1, 300), (300, 1), (480, 640)])
 @pytest.mark.parametrize("fill", ["zeros", "ones", "last row", "first row"])
-def test_edge_cases_of_size_and_band(shape: tuple[int, int], fill: str) -> None:
+def test_edge_cases_of_size_and_band(shape: tuple[int, int], fill: str, runs: bool) -> None:
     array = np.zeros(shape, np.uint8)
     if fill == "ones":
         array[:] = 1
@@ -82,7 +84,7 @@ def test_edge_cases_of_size_and_band(shape: tuple[int, int], fill: str) -> None:
         array[-1, -1] = 1
     elif fill == "first row":
         array[0, 0] = 1
-    _check(array)
+    _check(array, runs)
 
 
 def test_zero_runs_longer_than_the_largest_piece() -> None:
@@ -93,11 +95,30 @@ def test_zero_runs_longer_than_the_largest_piece() -> None:
     assert len(data) < 20_000
 
 
-def test_masks_are_as_small_as_pillows_within_a_fifth() -> None:
+@pytest.mark.parametrize("runs", [False, True])
+def test_masks_are_as_small_as_pillows_within_a_fifth(runs: bool) -> None:
     yy, xx = np.mgrid[0:480, 0:640]
     mask = (((xx - 300) / 90) ** 2 + ((yy - 200) / 60) ** 2 <= 1).astype(np.uint8)
-    ours, pillows = len(maskpng.encode(mask)), len(encode(Image.fromarray(mask), "PNG"))
+    ours = len(maskpng.encode(mask, runs=runs))
+    pillows = len(encode(Image.fromarray(mask), "PNG"))
     assert ours < 1.2 * pillows, (ours, pillows)
+
+
+def test_the_run_length_strategy_is_what_masks_get_and_label_images_do_not() -> None:
+    """(Its bytes differ from the default strategy's; the pixels are the same.)"""
+    from tfrecord_lite import item_masks, labels
+    from tfrecord_lite.masks import Frame
+
+    mask = np.zeros((48, 64), np.uint8)
+    mask[10:30, 5:50] = 1
+    rect = [[5, 10, 50, 10, 50, 30, 5, 30]]
+    item = item_masks.make({"id": "a", "object": {"mask": [rect]}}, Frame(48, 64),
+                           lambda path: b"")
+    assert item["object"]["mask"] == [maskpng.encode(mask, runs=True)]
+    assert maskpng.encode(mask, runs=True) != maskpng.encode(mask)
+    stored = labels.label_png(encode(Image.fromarray(mask * 7).convert("P"), "PNG"),
+                              Frame(48, 64))
+    assert stored == maskpng.encode(mask * 7)
 
 
 def test_only_2d_uint8_arrays_are_encoded() -> None:

@@ -77,7 +77,7 @@ def make(item: Mapping[str, Any], frame: Frame | None, read: Reader, *, strict: 
         for i, value in enumerate(_per_object(obj["mask"])):
             where = f"{label}: object {i}: object/mask"
             mask = _object_mask(value, frame, read, where, strict, warnings)
-            pngs.append(b"" if mask is None else maskpng.encode(mask))
+            pngs.append(b"" if mask is None else maskpng.encode(mask, runs=True))
             del mask
         out["object"] = {**obj, "mask": pngs}
     given = item.get("segmentation")
