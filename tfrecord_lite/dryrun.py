@@ -11,15 +11,17 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import item_masks, items
+from . import items
 from .errors import TFRecordLiteError
 from .example import ImageFields, encode_example
 from .items import ItemOptions
 from .job import ItemSource, failure_copy
-from .masks import Frame
 from .options import JobOptions, fspath_or_none
+
+if TYPE_CHECKING:
+    from .masks import Frame
 
 __all__ = ["ValidationReport", "validate_dataset"]
 
@@ -55,7 +57,9 @@ def validate_dataset(dataset: Iterable[Any], *, validation: str = "strict",
         try:
             warnings = items.check(item, options, duplicate)
             checked = item
-            if item_masks.gives_masks(item):
+            if items.gives_masks(item):
+                from . import item_masks  # numpy: only for items with masks
+
                 checked = item_masks.make(item, _given_size(item), items.mask_reader(options),
                                           strict=validation == "strict",
                                           warnings=mask_warnings)
@@ -72,6 +76,8 @@ def validate_dataset(dataset: Iterable[Any], *, validation: str = "strict",
 
 def _given_size(item: dict[str, Any]) -> Frame | None:
     """The image's size as the item gives it, if it does (the masks' frame)."""
+    from .masks import Frame
+
     height, width = item.get("height"), item.get("width")
     if type(height) is int and type(width) is int and height > 0 and width > 0:
         return Frame(height, width)

@@ -34,18 +34,12 @@ from . import labels, maskpng, masks, polygons
 from .coerce import item_label
 from .errors import ImageError, MaskError
 from .masks import Frame
+from .schema import LABEL_IMAGE, OBJECT_MASK
 
 Reader = Callable[[str], bytes]
 """Reads a mask or label image file named in an item: its bytes (raises ImageError)."""
 
 _EMPTY_MASK_NOTE = "an empty mask is written in its place (validation is not strict)"
-
-
-def gives_masks(item: Mapping[str, Any]) -> bool:
-    """Whether the item gives object masks or a label image."""
-    obj = item.get("object")
-    return ((isinstance(obj, Mapping) and obj.get("mask") is not None)
-            or item.get("segmentation") is not None)
 
 
 def make(item: Mapping[str, Any], frame: Frame | None, read: Reader, *, strict: bool = True,
@@ -71,21 +65,21 @@ def make(item: Mapping[str, Any], frame: Frame | None, read: Reader, *, strict: 
     """
     label = item_label(item)
     out = dict(item)
-    obj = item.get("object")
-    if isinstance(obj, Mapping) and obj.get("mask") is not None:
+    group, name = OBJECT_MASK
+    obj = item.get(group)
+    if isinstance(obj, Mapping) and obj.get(name) is not None:
         pngs = []
-        for i, value in enumerate(_per_object(obj["mask"])):
+        for i, value in enumerate(_per_object(obj[name])):
             where = f"{label}: object {i}: object/mask"
             mask = _object_mask(value, frame, read, where, strict, warnings)
             pngs.append(b"" if mask is None else maskpng.encode(mask, runs=True))
             del mask
-        out["object"] = {**obj, "mask": pngs}
-    given = item.get("segmentation")
+        out[group] = {**obj, name: pngs}
+    given = item.get(LABEL_IMAGE)
     if given is not None:
-        where = f"{label}: segmentation"
-        data, where = _label_image(given, read, where)
+        data, where = _label_image(given, read, f"{label}: {LABEL_IMAGE}")
         encoded = b"" if frame is None else labels.label_png(data, frame, where)
-        out["segmentation"] = {"class": {"encoded": encoded, "format": labels.FORMAT}}
+        out[LABEL_IMAGE] = {"class": {"encoded": encoded, "format": labels.FORMAT}}
     return out
 
 

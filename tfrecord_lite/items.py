@@ -19,16 +19,20 @@ import os
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import images, item_masks, storage
+from . import images, storage
 from .coerce import as_bytes, as_int, item_label
 from .dataset import ParseFailure
 from .errors import ExampleError, ImageError, MaskError, TFRecordLiteError, ValidationError
 from .example import ImageFields, encode_example
-from .masks import Frame
 from .options import JobOptions
+from .schema import LABEL_IMAGE, OBJECT_MASK
 from .validate import Problem, check_item
+
+if TYPE_CHECKING:
+    from .item_masks import Reader
+    from .masks import Frame
 
 logger = logging.getLogger(__name__)
 
@@ -238,6 +242,8 @@ def _frame(item: Mapping[str, Any], fields: ImageFields, source: tuple[Any, Any]
     Raises:
         ExampleError: a height or width (given in the item) that is not a size.
     """
+    from .masks import Frame
+
     sizes = []
     for key, value in (("width", source[0]), ("height", source[1]), ("width", fields.width),
                        ("height", fields.height)):
@@ -252,7 +258,16 @@ def _frame(item: Mapping[str, Any], fields: ImageFields, source: tuple[Any, Any]
     return Frame(sizes[1], sizes[0], sizes[3], sizes[2])
 
 
-def mask_reader(options: ItemOptions) -> item_masks.Reader:
+def gives_masks(item: Mapping[str, Any]) -> bool:
+    """Whether the item gives object masks or a label image (see ``item_masks``, which
+    is imported, with numpy, only for the items that do)."""
+    group, name = OBJECT_MASK
+    obj = item.get(group)
+    return ((isinstance(obj, Mapping) and obj.get(name) is not None)
+            or item.get(LABEL_IMAGE) is not None)
+
+
+def mask_reader(options: ItemOptions) -> Reader:
     """Reads the mask and label image files an item names, as its image is read:
     a relative path from the current directory, or from the root (and not outside it)."""
     def read(path: str) -> bytes:
@@ -379,7 +394,9 @@ def encode_item(item: Any, options: ItemOptions = ItemOptions(),
     problems = check(item, options, duplicate)
     image_warnings: list[str] = []
     fields, source = _image_fields(item, options, image_warnings)
-    if item_masks.gives_masks(item):
+    if gives_masks(item):
+        from . import item_masks
+
         item = item_masks.make(item, _frame(item, fields, source), mask_reader(options),
                                strict=options.validation == "strict",
                                warnings=image_warnings)

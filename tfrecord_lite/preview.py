@@ -14,14 +14,15 @@ from __future__ import annotations
 import io
 import math
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from . import maskpng
 from .errors import ExampleError, ImageError, MaskError
 from .reader import image_decode_errors
+
+if TYPE_CHECKING:
+    import numpy as np
 
 COLORS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
           (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212)]
@@ -83,6 +84,10 @@ def _label_color(label: Any, i: int) -> tuple[int, int, int]:
 def _pixels(data: Any, height: int, width: int) -> np.ndarray | None:
     """A stored mask or label image at ``height`` x ``width`` (nearest-neighbour), or None
     when it does not decode (``verify`` names such a record)."""
+    import numpy as np
+
+    from . import maskpng
+
     if not isinstance(data, bytes):
         return None
     try:
@@ -103,6 +108,8 @@ def _fill(image: Image.Image, item: dict[str, Any], labels: list[Any]) -> None:
     segmentation = ((item.get("segmentation") or {}).get("class") or {}).get("encoded")
     if not masks and segmentation is None:
         return
+    import numpy as np  # only for the records with masks
+
     width, height = image.size
     rgb = np.asarray(image, dtype=np.float32).copy()
 

@@ -119,5 +119,5 @@ KNOWN_TOP = {"filename", "id", "encoded", "height", "width", "colorspace", "chan
 # a mask image's path or bytes) and the label image (its path or bytes, or the record's
 # form {"class": {"encoded": ...}}); item_masks.py turns them into the PNGs stored at
 # "object/mask" and "segmentation/class/encoded".
-MASK_PATH = "object/mask"
-SEGMENTATION = "segmentation"
+OBJECT_MASK = ("object", "mask")
+LABEL_IMAGE = "segmentation"
