@@ -69,7 +69,7 @@ def test_verify_reports_a_missing_shard(items: list[dict[str, Any]],
     # One shard given on purpose: fine while its siblings exist ...
     assert _create("t", 3) == 0
     status, out = _verify(capsys, "out/t-00000-of-00003")
-    assert status == 0 and "OK: 1 files" in out
+    assert status == 0 and "OK: 1 file," in out
     # ... and its missing siblings are reported: they are missing from its dataset.
     os.remove("out/t-00002-of-00003")
     status, out = _verify(capsys, "out/t-00000-of-00003")

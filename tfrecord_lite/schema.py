@@ -96,6 +96,12 @@ SCALAR_KEYS = tuple(k for k, f in RECORD_FIELDS.items() if not f.is_list)
 # Per-object lists whose length is the object count when "count" is not given.
 OBJECT_LISTS = tuple(f.path for f in FIELDS
                       if f.is_list and not f.path.startswith("object/parts/"))
-# The item's top-level keys that the encoder reads (others are warned about, once).
-KNOWN_TOP = {"filename", "id", "encoded", "height", "width", "colorspace", "channels",
-              "format", "extra", "class", "object", "error_msg", "source_id", "key"}
+# Keys an item may hold that no record key is made from: ``error_msg``, which a failed
+# item carries back from the failure list.
+ITEM_ONLY = ("error_msg",)
+# Every key path an item may hold: the record's keys without ``image/``, and ITEM_ONLY.
+# Validation takes the item format's keys from here (``keys``): a key added to the
+# table is known everywhere.
+ITEM_PATHS: tuple[str, ...] = (*(key[len("image/"):] for key in RECORD_FIELDS), *ITEM_ONLY)
+# The item's top-level keys.
+KNOWN_TOP = frozenset(path.split("/")[0] for path in ITEM_PATHS)

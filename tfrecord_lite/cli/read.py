@@ -149,8 +149,9 @@ def _run_verify(args: argparse.Namespace) -> int:
     else:
         for problem in report.problems:
             print(f"PROBLEM {problem}")
-        print(f"{'OK' if report.ok else 'FAILED'}: {report.files} files, {report.records} "
-              f"records, {report.images} images decoded, {len(report.problems)} problems")
+        print(f"{'OK' if report.ok else 'FAILED'}: {count(report.files, 'files')}, "
+              f"{count(report.records, 'records')}, {count(report.images, 'images decoded')}, "
+              f"{count(len(report.problems), 'problems')}")
     return EXIT_OK if report.ok else EXIT_FAILED_ITEMS
 
 
@@ -213,7 +214,7 @@ def _run_stats(args: argparse.Namespace) -> int:
                                          for k, v in result["box_labels"].items()))
     for name, check in result["box_checks"].items():
         examples = f" (e.g. ids {', '.join(check['examples'])})" if check["examples"] else ""
-        print(f"images with {name} boxes: {check['images']}{examples}")
+        print(f"{_BOX_CHECKS.get(name, name)}: {check['images']}{examples}")
     for name in ("box_width", "box_height"):
         s = result[name]
         if s:
@@ -223,6 +224,13 @@ def _run_stats(args: argparse.Namespace) -> int:
     if vis:
         print("keypoints by visibility: " + ", ".join(f"v={k}: {n}" for k, n in vis.items()))
     return EXIT_OK
+
+
+# How stats names the images each of its box checks finds.
+_BOX_CHECKS = {"reversed": "images with reversed boxes",
+               "tiny (< 10 px²)": "images with tiny boxes (< 10 px²)",
+               "count mismatch": "images whose object/count is not their number of boxes",
+               "outside [0, 1]": "images with boxes outside [0, 1]"}
 
 
 def _run_show(args: argparse.Namespace) -> int:
