@@ -117,6 +117,9 @@ class YoloConverter(Converter):
         split: ``train``, ``val`` or ``test``.
         drop_empty: leave out images without any (kept) box, e.g. background images.
         label_offset: added to every class id.
+        label_names: class names in label order (a label map): each class id's name
+            (from ``names``) is stored as its label there; a box of a class not among
+            them is reported and left out. Default: the class ids as they are.
 
     Raises:
         DatasetError: ROOT, its YAML or names file, or the split's images are missing or
@@ -126,8 +129,9 @@ class YoloConverter(Converter):
     name = "yolo"
 
     def __init__(self, root: str, split: str = "train", drop_empty: bool = False,
-                 label_offset: int = 0) -> None:
+                 label_offset: int = 0, label_names: list[str] | None = None) -> None:
         super().__init__(label_offset)
+        self.names: list[str] = []  # the dataset's class names, by class id
         if split not in SPLITS:
             raise DatasetError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
         self.split = split
@@ -149,6 +153,8 @@ class YoloConverter(Converter):
             self._read_ultralytics(yaml_file)
         else:
             self._read_darknet()
+        self.use_labels(self.names, label_names)
+        self._mapped = label_names is not None
 
     # -- layouts ---------------------------------------------------------------------------
 
@@ -157,7 +163,7 @@ class YoloConverter(Converter):
         if not isinstance(data, dict):
             raise DatasetError(f"{yaml_file}: expected a mapping with 'names' and "
                                f"'{self.split}'")
-        self.labels = class_names(data.get("names"), data.get("nc"), yaml_file)
+        self.names = class_names(data.get("names"), data.get("nc"), yaml_file)
         kpt = data.get("kpt_shape")
         if kpt is not None:
             if (not isinstance(kpt, list) or len(kpt) != 2 or
@@ -199,7 +205,7 @@ class YoloConverter(Converter):
             lines.pop()
         if not lines:
             raise DatasetError(f"{names_file}: no class names")
-        self.labels = lines
+        self.names = lines
         candidates = [os.path.join(self.root, n) for n in DARKNET_LISTS[self.split]]
         candidates += [os.path.join(self.root, n) for n in DARKNET_FOLDERS[self.split]]
         source = next((c for c in candidates if os.path.exists(c)), None)
@@ -267,10 +273,10 @@ class YoloConverter(Converter):
             objects = self._objects(labels)
             self.report["boxes"] += objects["count"]
             if objects["count"] == 0:
-                self.report["background images (no boxes)"] += 1
                 if self.drop_empty:
-                    self.report["images dropped (no boxes)"] += 1
+                    self.report["background images dropped (no boxes)"] += 1
                     continue
+                self.report["background images (no boxes, kept)"] += 1
             self.report["images"] += 1
             try:
                 item_id = os.path.relpath(image, self.root)
@@ -316,9 +322,14 @@ class YoloConverter(Converter):
             self.problem(where, f"the class id must be a whole number >= 0, not {fields[0]!r}")
             return
         class_id = int(values[0])
-        if class_id >= len(self.labels):
+        if class_id >= len(self.names):
             self.problem(where, f"class id {class_id} is not in names (ids 0 to "
-                                f"{len(self.labels) - 1})")
+                                f"{len(self.names) - 1})")
+            return
+        name = self.names[class_id]
+        label = self.label_of.get(name) if self._mapped else class_id + self.label_offset
+        if label is None:
+            self.problem(where, f"class {name!r} (id {class_id}) is not in the label map")
             return
         if self.kpt_shape is not None:
             k, d = self.kpt_shape
@@ -341,7 +352,7 @@ class YoloConverter(Converter):
         box = normalize_box(*corners, 1, 1, self.report)
         if box is None:
             return
-        add_box(objects, box, class_id + self.label_offset, self.labels[class_id])
+        add_box(objects, box, label, name)
         objects["id"].append(str(n))
         objects["area"].append((box[2] - box[0]) * (box[3] - box[1]))
         objects["is_crowd"].append(0)
