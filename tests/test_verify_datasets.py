@@ -106,8 +106,12 @@ def test_verify_reports_an_interrupted_run(items: list[dict[str, Any]],
 
     # A first run that stops leaves no shard under a final name: nothing to verify.
     run_interrupted()
-    status, out = _verify(capsys, "out/t-*")
-    assert status == 2 and "out/t-*: no file matches this pattern" in out
+    for pattern in ("out/t-*", "out/*"):
+        status, out = _verify(capsys, pattern)
+        assert status == 2 and f"{pattern}: no file matches this pattern" in out
+        assert re.search(r"out holds an interrupted run of 't' \([0-5] of 6 shards complete\), "
+                         r"whose shards are kept under hidden names until the run finishes: "
+                         r"run the command that started it again with --resume", out), out
     # A complete run, then an interrupted rerun: the shards are the earlier run's, and
     # verify says a run is pending.
     assert _create("t", 6, "--restart") == 0

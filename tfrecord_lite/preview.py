@@ -15,7 +15,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .errors import ExampleError, ImageError
+from .errors import ExampleError, ImageError, reason
 from .reader import image_decode_errors
 
 COLORS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
@@ -52,7 +52,7 @@ def _open(item: dict[str, Any]) -> Image.Image | None:
             return Image.open(io.BytesIO(data)).convert("RGB")
     except image_decode_errors() as exc:
         raise ImageError(f"record {item.get('id')!r}: image/encoded does not decode: "
-                         f"{exc or type(exc).__name__}") from exc
+                         f"{reason(exc)}") from exc
 
 
 def _caption(canvas: ImageDraw.ImageDraw, xy: tuple[float, float], text: str,

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import journal, plural, sharding, storage
 from .decode import parse_example
-from .errors import ExampleDecodeError, RecordError
+from .errors import ExampleDecodeError, RecordError, reason
 from .framing import DEFAULT_MAX_RECORD_SIZE
 from .parallel import in_order
 from .reader import decode_record, read_framed
@@ -277,7 +277,7 @@ def _check_image(job: tuple[bytes, int, int]) -> str | None:
     try:
         size = decoded_size(data)
     except Exception as exc:  # any decoder failure is the finding itself
-        return f"image/encoded does not decode: {exc}"
+        return f"image/encoded does not decode: {reason(exc)}"
     if size != (width, height):
         return (f"image is {size[0]}x{size[1]} but image/width x image/height say "
                 f"{width}x{height}")

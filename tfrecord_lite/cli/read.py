@@ -14,9 +14,9 @@ import os
 import sys
 from typing import Any
 
-from .. import storage
+from .. import journal, storage
 from ..decode import feature_values
-from ..errors import WriteError, write_errors
+from ..errors import TFRecordLiteError, WriteError, write_errors
 from ..framing import DEFAULT_MAX_RECORD_SIZE
 from ..reader import default_index_path, iterate, parse_record, read_framed, write_index
 from ..schema import RECORD_FIELDS
@@ -107,7 +107,8 @@ def _expand_patterns(patterns: list[str]) -> list[str]:
         expanded = storage.expand([pattern])
         wildcard = any(c in pattern for c in "*?[")
         if wildcard and expanded == [pattern] and not storage.is_file(pattern):
-            raise UsageError(f"{pattern}: no file matches this pattern")
+            raise UsageError(f"{pattern}: no file matches this pattern"
+                             + _pending_runs(storage.split(pattern)[0]))
         folders = [p for p in expanded if not storage.is_url(p) and os.path.isdir(p)]
         if folders and not wildcard:
             where = pattern.rstrip("/" + os.sep) or pattern
@@ -137,8 +138,27 @@ def _shard_paths(patterns: list[str]) -> list[str]:
         what = "file that is not a shard" if len(skipped) == 1 else "files that are not shards"
         print(f"skipped {len(skipped)} {what}: {', '.join(skipped)}", file=sys.stderr)
     if not shards:
-        raise UsageError(f"no shard files among {' '.join(patterns)}")
+        folders = sorted({storage.split(p)[0] for p in patterns})
+        raise UsageError(f"no shard files among {' '.join(patterns)}"
+                         + "".join(map(_pending_runs, folders)))
     return shards
+
+
+def _pending_runs(folder: str) -> str:
+    """For a pattern that matched no shard: the interrupted runs its folder holds, whose
+    shards wait under hidden names, and how to finish them ("" when none)."""
+    try:
+        with storage.folder(folder or os.curdir) as out:
+            runs = journal.pending(out)
+    except (OSError, TFRecordLiteError):
+        return ""
+    if not runs:
+        return ""
+    listed = ", ".join(f"{prefix!r} ({complete} of {count(total, 'shards')} complete)"
+                       for prefix, complete, total in runs)
+    return (f"; {folder or os.curdir} holds an interrupted run of {listed}, whose shards are "
+            "kept under hidden names until the run finishes: run the command that started "
+            "it again with --resume to finish it (or with --restart to start over)")
 
 
 def _run_verify(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ import collections
 from collections.abc import Iterator
 from typing import Any
 
+from ..looks import HEAD, looks_like
 from .label_map import label_map_json as label_map_json
 from .label_map import label_map_pbtxt as label_map_pbtxt
 
@@ -49,6 +50,19 @@ class Converter:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def wrong_file(path: str, why: str, expected: str) -> str:
+    """The message for an input file that is not what a converter reads: the file, why,
+    what it looks like (from its first bytes), and what was expected."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(HEAD)
+    except OSError:
+        head = b""
+    what = looks_like(head)
+    seems = f"; it looks like {what}" if what is not None else ""
+    return f"{path}: {why}{seems}; expected {expected}"
 
 
 def normalize_box(x0: float, y0: float, x1: float, y1: float, width: int, height: int,

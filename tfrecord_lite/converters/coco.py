@@ -9,9 +9,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..plural import count
-from . import Converter, add_box, empty_objects, normalize_box
+from . import Converter, add_box, empty_objects, normalize_box, wrong_file
 
 _SHOWN_IDS = 10  # annotation ids named per missing image
+_EXPECTED = ("COCO's instances JSON (as instances_train2017.json): an object with "
+             "'images', 'annotations' and 'categories'")
 
 
 class CocoConverter(Converter):
@@ -41,17 +43,15 @@ class CocoConverter(Converter):
             try:
                 self.data = json.load(f)
             except UnicodeDecodeError as exc:
-                raise ValueError(f"{annotations}: not a COCO annotation file (expected the "
-                                 f"JSON of instances_*.json; it is not UTF-8 text: {exc.reason}"
-                                 f" at byte {exc.start})") from exc
+                raise ValueError(wrong_file(annotations, "not a COCO annotation file: not "
+                                            "UTF-8 text", _EXPECTED)) from exc
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{annotations}: not a COCO annotation file (expected the "
-                                 f"JSON of instances_*.json; it is not JSON: {exc.msg} at "
-                                 f"line {exc.lineno} column {exc.colno})") from exc
+                raise ValueError(wrong_file(
+                    annotations, f"not a COCO annotation file: not JSON ({exc.msg} at line "
+                    f"{exc.lineno} column {exc.colno})", _EXPECTED)) from exc
         if not isinstance(self.data, dict) or "images" not in self.data:
-            raise ValueError(f"{annotations}: not a COCO annotation file (expected a JSON "
-                             "object with 'images', 'annotations' and 'categories', as in "
-                             "instances_*.json)")
+            raise ValueError(f"{annotations}: not a COCO annotation file (no 'images'); "
+                             f"expected {_EXPECTED}")
         self.images_dir = images_dir
         self.drop_empty = drop_empty
         categories = sorted(self.data.get("categories", []), key=lambda c: c["id"])

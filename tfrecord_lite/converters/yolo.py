@@ -31,7 +31,7 @@ from typing import Any
 
 from ..errors import DatasetError
 from ..images import sniff
-from . import Converter, add_box, empty_objects, normalize_box
+from . import Converter, add_box, empty_objects, normalize_box, wrong_file
 
 SPLITS = ("train", "val", "test")
 YAML_NAMES = ("data.yaml", "data.yml")
@@ -73,7 +73,10 @@ def load_yaml(path: str) -> Any:
             return yaml.safe_load(f)
     except OSError as exc:
         raise DatasetError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise DatasetError(wrong_file(path, "not YAML: not UTF-8 text", "an Ultralytics "
+                                      "data.yaml (names, train, val)")) from exc
+    except yaml.YAMLError as exc:
         raise DatasetError(f"{path}: not valid YAML: {exc}") from exc
 
 
