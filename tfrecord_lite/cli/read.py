@@ -24,6 +24,9 @@ from ..sharding import is_side_file
 from ..verify import report_dict, stats, verify_files
 from .common import EXIT_FAILED_ITEMS, EXIT_OK, UsageError, byte_size, count, positive_int
 
+# show: a record's image longer than this a side is drawn scaled down (--full-size: not).
+SHOW_MAX_SIDE = 2048
+
 
 def register(sub: Any) -> None:
     """Add the commands that read shards (verify, inspect, stats, show, index) to ``sub``."""
@@ -72,11 +75,17 @@ def register(sub: Any) -> None:
                        epilog="exit status: 0 written, 1 a damaged file, 2 usage error, 3 "
                        "the picture could not be written")
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--index", type=int, default=0, metavar="I",
-                   help="record number, counted over the files in order (default 0)")
-    p.add_argument("--grid", type=positive_int, default=None, metavar="N",
-                   help="draw the first N records as one contact sheet instead")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--index", type=int, default=None, metavar="I",
+                       help="record number, counted over the files in order (default 0)")
+    which.add_argument("--id", default=None, metavar="ID",
+                       help="the (first) record whose image/id is ID")
+    which.add_argument("--grid", type=positive_int, default=None, metavar="N",
+                       help="draw the first N records as one contact sheet instead")
     p.add_argument("-o", "--output", required=True, metavar="OUT.png", help="image to write")
+    p.add_argument("--full-size", action="store_true",
+                   help=f"draw a record's image at its full size (default: one longer than "
+                        f"{SHOW_MAX_SIDE} px a side is drawn scaled down to {SHOW_MAX_SIDE})")
     p.add_argument("--compression", **compression)
 
     p = sub.add_parser("index", help="write .FILE.idx (offset length per record) for each file",
@@ -258,6 +267,7 @@ def _run_show(args: argparse.Namespace) -> int:
 
     paths = _shard_paths(args.files)
     files = "the file holds" if len(paths) == 1 else "the files hold"
+    scaled = ""
     if args.grid:
         items = []
         for item in iterate(paths, args.compression, max_record_size=args.max_record_size):
@@ -270,23 +280,31 @@ def _run_show(args: argparse.Namespace) -> int:
         drawn = (count(len(items), "records") if len(items) == args.grid else
                  f"{len(items)} of {count(args.grid, 'records')} ({files} {len(items)})")
     else:
-        if args.index < 0:
+        index = 0 if args.index is None and args.id is None else args.index
+        if index is not None and index < 0:
             raise UsageError("--index must be >= 0")
         seen = 0
         for seen, item in enumerate(iterate(paths, args.compression,  # noqa: B007
                                             max_record_size=args.max_record_size), 1):
-            if seen - 1 == args.index:
-                image = draw(item)
+            if seen - 1 == index or (args.id is not None and str(item.get("id")) == args.id):
+                image = draw(item, None if args.full_size else SHOW_MAX_SIDE)
                 break
         else:
-            raise UsageError(f"there is no record {args.index} ({files} {seen})")
-        drawn = f"record {args.index} (id {item.get('id')!r})"
+            if args.id is not None:
+                raise UsageError(f"no record has the id {args.id!r} ({files} "
+                                 f"{count(seen, 'records')})")
+            raise UsageError(f"there is no record {index} ({files} {seen})")
+        drawn = f"record {seen - 1} (id {item.get('id')!r})"
+        width, height = item.get("width"), item.get("height")
+        if isinstance(width, int) and isinstance(height, int) and max(width, height) > max(
+                image.size):
+            scaled = f" (scaled down from {width}x{height}; --full-size draws it whole)"
     try:
         with write_errors(f"cannot write {args.output}"):
             image.save(args.output)
     except ValueError as exc:  # Pillow: no format for the file name's extension
         raise WriteError(f"cannot write {args.output}: {exc}") from exc
-    print(f"wrote {args.output}: {drawn}, {image.width}x{image.height} px")
+    print(f"wrote {args.output}: {drawn}, {image.width}x{image.height} px{scaled}")
     return EXIT_OK
 
 
