@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from test_converters import _image, make_coco, make_voc
+from test_exit_status import assert_flags_exist
 
 from tfrecord_lite import iterate
 from tfrecord_lite.cli import main
@@ -348,6 +349,7 @@ def test_every_converter_takes_the_label_map_of_another_split(
     capsys.readouterr()
     assert main([*argv, "--prefix", "val", "--output_dir", "split", "-q"]) == 2
     err = capsys.readouterr().err
+    assert_flags_exist(command, err)
     hint = re.search(r"--label-map (\S+),", err)
     assert hint is not None, err
     assert main([*argv, "--prefix", "val", "--output_dir", "split", "-q",

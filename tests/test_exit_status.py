@@ -8,7 +8,9 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
+import tokenize
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ import pytest
 
 from tfrecord_lite.cli import build_parser, main
 
-from conftest import DEMO
+from conftest import DEMO, ROOT
 
 PHOTOS = ("astronaut.jpg", "coffee.jpg")
 
@@ -164,21 +166,73 @@ def test_a_converter_whose_images_are_not_found_names_its_images_option(
     assert "the image paths come from --images; check that it names the folder" in err
 
 
-def test_every_option_a_hint_names_exists() -> None:
-    """The options the paths hint and the label-map refusal name, for every command that
-    can give them, are options of that command's parser."""
+def test_where_each_converters_image_paths_come_from_is_one_of_its_arguments() -> None:
     (commands,) = [a for a in build_parser()._actions
                    if isinstance(a, argparse._SubParsersAction)]
     for name, sub in dict(commands.choices).items():
-        options = {flag for action in sub._actions for flag in action.option_strings}
-        if "--output_dir" not in options:
-            continue  # a command that reads shards
         images_from = sub.get_default("images_from")
-        named = ["--root", "--max-failures"] if images_from is None else [
-            images_from.split()[0], "--label-map", "--label-offset", "--output_dir",
-            "--max-failures"]
-        for flag in named:
-            if flag.startswith("--"):
-                assert flag in options, (name, flag)
-            else:  # a positional argument, as the help names it
-                assert any(a.metavar == flag for a in sub._actions), (name, flag)
+        if images_from is None:
+            continue  # not a converter
+        argument = images_from.split()[0]
+        if argument.startswith("--"):
+            assert argument in _options(name), (name, argument)
+        else:  # a positional argument, as the help names it
+            assert any(a.metavar == argument for a in sub._actions), (name, argument)
+
+
+def _options(command: str | None = None) -> set[str]:
+    """The flags of one command's parser, or of every command (and the root) for None."""
+    root = build_parser()
+    (commands,) = [a for a in root._actions if isinstance(a, argparse._SubParsersAction)]
+    parsers = [commands.choices[command]] if command else [root, *commands.choices.values()]
+    return {flag for parser in parsers for action in parser._actions
+            for flag in action.option_strings}
+
+
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9_-]*[a-z0-9]")
+
+
+def assert_flags_exist(command: str, text: str) -> None:
+    """Every ``--option`` that ``text`` (what ``command`` printed) names is one of that
+    command's own options."""
+    unknown = set(FLAG.findall(text)) - _options(command)
+    assert not unknown, f"{command} names options it lacks: {sorted(unknown)}\n{text}"
+
+
+# Flags that messages and docstrings name but that are other programs' own: Apache Beam's
+# pipeline options (given inside --beam-options), and the Object Detection API's script.
+OTHER_PROGRAMS = {"--direct_num_workers", "--direct_running_mode", "--project", "--region",
+                  "--include_masks"}
+
+
+def test_every_option_the_package_names_is_an_option_of_the_command_line() -> None:
+    known = _options() | OTHER_PROGRAMS
+    named: dict[str, set[str]] = {}
+    for path in (ROOT / "tfrecord_lite").rglob("*.py"):
+        with tokenize.open(path) as f:
+            for token in tokenize.generate_tokens(f.readline):
+                if token.type in (tokenize.STRING, getattr(tokenize, "FSTRING_MIDDLE", -1)):
+                    for flag in FLAG.findall(token.string):
+                        named.setdefault(flag, set()).add(path.name)
+    assert named and {flag: where for flag, where in named.items() if flag not in known} == {}
+
+
+def test_the_hints_of_a_failed_run_name_options_of_its_own_command(
+        workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dataset = _dataset([_item("0", "images/astronaut.jpg")])
+    assert _create(dataset) == 1
+    assert_flags_exist("create", capsys.readouterr().err)
+    coco = {"images": [{"id": 1, "file_name": "astronaut.jpg", "width": 512, "height": 512}],
+            "annotations": [], "categories": [{"id": 1, "name": "person"}]}
+    Path("instances.json").write_text(json.dumps(coco))
+    assert main(["create", "--dataset_path", "instances.json", "--prefix", "t",
+                 "--output_dir", "out"]) == 2  # a COCO file: the from-coco command to run
+    err = capsys.readouterr().err
+    command = err[err.index("python -m tfrecord_lite from-coco"):].split()
+    assert_flags_exist("from-coco", " ".join(command))
+    Path("elsewhere").mkdir()
+    command[command.index("IMAGE_DIR")] = "elsewhere"
+    assert main(command[3:] + ["--validate-only"]) == 1  # it runs; the images: not there
+    err = capsys.readouterr().err
+    assert "the image paths come from --images" in err
+    assert_flags_exist("from-coco", err)
