@@ -206,3 +206,29 @@ def test_the_summary_names_the_compression(workspace: Path,
         assert main(["create", "--dataset_path", "dataset.json", *OUT]) == 0
     assert re.search(r"wrote 1 of 1 items to 1 shard \([\d.]+ KB\)", caplog.text)
     assert "compression_type" not in caplog.text
+
+
+@pytest.mark.parametrize("polygon, message", [
+    ([[1, 2]], "polygon 0: 1 point; a polygon needs at least 3"),
+    ([[1]], "polygon 0: 1 number, not x, y pairs"),
+])
+def test_a_count_of_one_in_a_mask_message(polygon: list[list[int]], message: str) -> None:
+    from tfrecord_lite import masks
+    from tfrecord_lite.errors import MaskError
+
+    with pytest.raises(MaskError, match=re.escape(message)):
+        masks.polygon_mask(polygon, masks.Frame(30, 40))
+
+
+def test_a_count_of_one_in_a_yolo_message(workspace: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("yaml")
+    root = Path("pose")
+    (root / "images" / "train").mkdir(parents=True)
+    (root / "labels" / "train").mkdir(parents=True)
+    shutil.copy("images/astronaut.jpg", root / "images" / "train" / "a.jpg")
+    (root / "labels" / "train" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (root / "data.yaml").write_text("names: [person]\ntrain: images/train\nkpt_shape: [1, 3]\n")
+    assert main(["from-yolo", "pose", "--to-json", "pose.json"]) == 1
+    assert "expected 8 fields (class cx cy w h and 1 keypoint of 3 values" in \
+        capsys.readouterr().err

@@ -82,7 +82,8 @@ class CocoConverter(Converter):
             if len(own) < k:
                 if own:
                     self.problem(f"{where}, annotation {ident!r}",
-                                 f"{len(own)} keypoints where the image's others have {k}")
+                                 f"{count(len(own), 'keypoints')} where the image's others "
+                                 f"have {k}")
                 self.report["objects completed with unlabelled keypoints (v = 0)"] += 1
                 own = own + [(0.0, 0.0, 0)] * (k - len(own))
             for x, y, v in own:

@@ -31,6 +31,7 @@ from typing import Any
 
 from ..errors import DatasetError
 from ..images import sniff
+from ..plural import count
 from . import Converter, add_box, empty_objects, normalize_box, wrong_file
 
 SPLITS = ("train", "val", "test")
@@ -106,7 +107,7 @@ def class_names(names: Any, nc: Any, where: str) -> list[str]:
         raise DatasetError(f"{where}: 'names' must be a list or an {{id: name}} map, "
                            f"not {type(names).__name__}")
     if isinstance(nc, int) and nc != len(result):
-        raise DatasetError(f"{where}: 'nc' is {nc} but 'names' has {len(result)} classes")
+        raise DatasetError(f"{where}: 'nc' is {nc} but 'names' has {count(len(result), 'classes')}")
     return result
 
 
@@ -337,8 +338,9 @@ class YoloConverter(Converter):
         if self.kpt_shape is not None:
             k, d = self.kpt_shape
             if len(values) != 5 + k * d:
-                self.problem(where, f"expected {5 + k * d} fields (class cx cy w h and {k} "
-                                    f"keypoints of {d} values, as kpt_shape says), got "
+                self.problem(where, f"expected {5 + k * d} fields (class cx cy w h and "
+                                    f"{count(k, 'keypoints')} of {d} values, as kpt_shape "
+                                    "says), got "
                                     f"{len(values)}")
                 return
         elif len(values) != 5 and (len(values) < 7 or len(values) % 2 == 0):
