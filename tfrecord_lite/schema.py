@@ -97,11 +97,10 @@ SCALAR_KEYS = tuple(k for k, f in RECORD_FIELDS.items() if not f.is_list)
 OBJECT_LISTS = tuple(f.path for f in FIELDS
                       if f.is_list and not f.path.startswith("object/parts/"))
 # Keys an item may hold that no record key is made from: ``error_msg``, which a failed
-# item carries back from the failure list.
+# item carries back from the failure list (an item key that the encoder reads to make
+# other record keys belongs here too).
 ITEM_ONLY = ("error_msg",)
 # Every key path an item may hold: the record's keys without ``image/``, and ITEM_ONLY.
 # Validation takes the item format's keys from here (``keys``): a key added to the
-# table is known everywhere.
+# table is known everywhere, and any other key is reported as not in the item format.
 ITEM_PATHS: tuple[str, ...] = (*(key[len("image/"):] for key in RECORD_FIELDS), *ITEM_ONLY)
-# The item's top-level keys.
-KNOWN_TOP = frozenset(path.split("/")[0] for path in ITEM_PATHS)
