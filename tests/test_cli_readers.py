@@ -127,6 +127,38 @@ def test_show_index_counts_over_several_files(out: Path,
     assert "there is no record 4 (the files hold 4)" in capsys.readouterr().err
 
 
+def test_show_finds_a_record_by_its_id(out: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", "out/train-*", "--id", "r2", "-o", "r2.png"]) == 0
+    assert "wrote r2.png: record 2 (id 'r2'), 320x240 px" in capsys.readouterr().out
+    assert main(["show", "out/train-*", "--id", "r9", "-o", "r9.png"]) == 2
+    assert "no record has the id 'r9' (the files hold 4 records)" in capsys.readouterr().err
+    assert main(["show", "out/train-*", "--id", "r2", "--index", "1", "-o", "x.png"]) == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_show_draws_a_huge_record_scaled_down_unless_full_size(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (7200, 4800), (90, 140, 200)).save("huge.jpg", quality=80)
+    Image.new("RGB", (2400, 1600), (200, 140, 90)).save("large.jpg", quality=80)
+    items = [detection_item(name, name.split(".")[0]) for name in ("huge.jpg", "large.jpg")]
+    Path("big.json").write_text(json.dumps(items))
+    assert main(["create", "--dataset_path", "big.json", "--prefix", "big", "--output_dir",
+                 "out", "--no-decode-check", "-q"]) == 0
+    capsys.readouterr()
+    assert main(["show", "out/big-*", "--id", "huge", "-o", "huge.png"]) == 0
+    assert ("wrote huge.png: record 0 (id 'huge'), 2048x1365 px (scaled down from 7200x4800; "
+            "--full-size draws it whole)") in capsys.readouterr().out
+    with Image.open("huge.png") as drawn:
+        assert drawn.size == (2048, 1365)
+    assert os.path.getsize("huge.png") < 4 << 20
+    assert main(["show", "out/big-*", "--id", "large", "--full-size", "-o", "large.png"]) == 0
+    assert "wrote large.png: record 1 (id 'large'), 2400x1600 px\n" in capsys.readouterr().out
+    with Image.open("large.png") as drawn:
+        assert drawn.size == (2400, 1600)
+
+
 def test_inspect_several_files_and_globs(out: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", "out/train-*", "-n", "3", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)

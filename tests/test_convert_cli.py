@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from test_converters import _image, make_coco, make_voc
+from test_exit_status import assert_flags_exist
 
 from tfrecord_lite import iterate
 from tfrecord_lite.cli import main
@@ -322,3 +323,90 @@ def test_the_label_map_policy_is_the_converters_with_their_own_error(tmp_path: P
     with pytest.raises(LabelMapError, match="maps the labels of train") as caught:
         label_map.check_folder(str(out), "val", ["dog"], 1)
     assert isinstance(caught.value, DatasetError)
+
+
+def _label_pairs(items: list[dict]) -> set[tuple[str, int]]:
+    """(class name, stored label) of every box, and of the class of a classification, of
+    records read back or of items."""
+    pairs = set()
+    for item in items:
+        bbox = item.get("object", {}).get("bbox", {})
+        pairs |= set(zip(bbox.get("text", []), bbox.get("label", [])))
+        if item.get("class", {}).get("label", -1) >= 0:
+            pairs.add((item["class"]["text"], item["class"]["label"]))
+    return pairs
+
+
+def _label_pairs_of_items(path: str) -> set[tuple[str, int]]:
+    return _label_pairs(json.loads(Path(path).read_text()))
+
+
+# The converters that store class labels (from-segmentation stores class-id images).
+LABELLED = sorted(set(CASES) - {"from-segmentation"})
+
+
+@pytest.mark.parametrize("command", LABELLED)
+def test_every_converter_takes_the_label_map_of_another_split(
+        command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Train converted with a class its val split lacks: val is refused with a hint that
+    names an option of its own command, and following the hint gives val train's labels."""
+    _make_all(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    argv = CASES[command][0]
+    status = main([*argv, "--to-json", "found.json", "-q"])  # 1: the fixture's bad annotations
+    found = sorted({name for name, _ in _label_pairs_of_items("found.json")})
+    Path("names.json").write_text(json.dumps(["zebra", *found]))
+    assert main([*argv, "--prefix", "train", "--output_dir", "split", "-q",
+                 "--label-map", "names.json"]) == status
+    train = _label_pairs(_records(tmp_path / "split"))
+    offset = 0 if command == "from-folder" else 1  # the default --label-offset
+    assert train and all(label == found.index(name) + 1 + offset
+                         for name, label in train)  # zebra holds the first label
+    capsys.readouterr()
+    assert main([*argv, "--prefix", "val", "--output_dir", "split", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert_flags_exist(command, err)
+    hint = re.search(r"--label-map (\S+),", err)
+    assert hint is not None, err
+    assert main([*argv, "--prefix", "val", "--output_dir", "split", "-q",
+                 "--label-map", hint.group(1)]) == status
+    assert _label_pairs(_records(tmp_path / "split", "val")) == train
+
+
+@pytest.mark.parametrize("command", LABELLED)
+def test_a_class_missing_from_the_label_map_is_reported_and_left_out(
+        command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    _make_all(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    argv = CASES[command][0]
+    main([*argv, "--to-json", "found.json", "-q"])
+    found = sorted({name for name, _ in _label_pairs_of_items("found.json")})
+    kept, dropped = found[:-1], found[-1]
+    Path("names.json").write_text(json.dumps(kept))
+    capsys.readouterr()
+    assert main([*argv, "--label-map", "names.json", "--to-json", "some.json"]) == 1
+    err = capsys.readouterr().err
+    assert f"class {dropped!r}" in err and "is not in the label map" in err
+    assert {name for name, _ in _label_pairs_of_items("some.json")} == set(kept)
+
+
+def test_drop_empty_says_once_what_became_of_images_without_annotations(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    images = tmp_path / "images"
+    _image(images / "a.jpg")
+    _image(images / "b.jpg")
+    data = {"images": [{"id": 1, "file_name": "a.jpg", "width": 200, "height": 100},
+                       {"id": 2, "file_name": "b.jpg", "width": 200, "height": 100}],
+            "categories": [{"id": 1, "name": "cat"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 50, 50]}]}
+    (tmp_path / "c.json").write_text(json.dumps(data))
+    argv = ["from-coco", str(tmp_path / "c.json"), "--images", str(images), "--to-json",
+            str(tmp_path / "items.json")]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "1 image without annotations (kept)" in err and "dropped" not in err
+    assert main([*argv, "--drop-empty"]) == 0
+    err = capsys.readouterr().err
+    assert "1 image dropped (no annotations)" in err and "without annotations" not in err

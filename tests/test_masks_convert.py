@@ -265,7 +265,8 @@ def _png(array: np.ndarray) -> bytes:
     ([np.ones((48, 64)) * 255], None, "image/object/mask[0] holds values other than 0 and 1 "
      "(up to 255)"),
     ([np.ones((48, 64))] * 2, None,
-     "image/object/mask holds 2 masks, one per object expected (boxes: 1)"),
+     "image/object: lists of unequal lengths (bbox/xmin 1, bbox/xmax 1, bbox/ymin 1, "
+     "bbox/ymax 1, bbox/label 1, mask 2)"),
     ([np.ones((48, 64))], np.zeros((40, 64)), "image/segmentation/class/encoded is 64x40, "
      "the image 64x48"),
     (None, "palette", "image/segmentation/class/encoded: expected an 8-bit gray PNG, got "
@@ -277,7 +278,7 @@ def test_verify_decodes_masks_and_label_images_and_checks_them_against_the_image
     jpeg = make_image_bytes("jpeg-rgb", 64, 48)
     item: dict[str, Any] = {"filename": "a.jpg", "id": "a",
                             "object": {"bbox": {"xmin": [0.1], "xmax": [0.5], "ymin": [0.1],
-                                                "ymax": [0.5]}}}
+                                                "ymax": [0.5], "label": [1]}}}
     if masks_given is not None:
         item["object"]["mask"] = [_png(m) for m in masks_given]
     if labels is not None:
@@ -287,7 +288,7 @@ def test_verify_decodes_masks_and_label_images_and_checks_them_against_the_image
     _write("out/bad-00000-of-00001", item, ImageFields(jpeg, 48, 64))
     assert main(["verify", "out/bad-*"]) == 1
     assert problem in capsys.readouterr().out
-    assert main(["verify", "out/bad-*", "--no-decode"]) == (1 if "2 masks" in problem else 0)
+    assert main(["verify", "out/bad-*", "--no-decode"]) == (1 if "mask 2" in problem else 0)
 
 
 def test_stats_counts_objects_with_and_without_masks(

@@ -233,3 +233,31 @@ def test_tensorflow_refuses_a_png_whose_rows_end_early_as_we_do() -> None:
         prepare(data, ImageOptions(corrupt_data="fail"))
     whole = _png_file(_rows(_photo()), WIDTH, _photo().shape[0])
     assert tf.io.decode_png(whole, channels=3).shape == (_photo().shape[0], WIDTH, 3)
+
+
+def _python_blocks(page: Path, heading: str) -> list[str]:
+    """The ```python blocks of the section ``heading`` of a page."""
+    section = page.read_text(encoding="utf-8").split(f"## {heading}\n", 1)[1].split("\n## ")[0]
+    return [block.split("```", 1)[0] for block in section.split("```python\n")[1:]]
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip", "zlib"])
+def test_the_documented_reading_takes_the_compression_from_the_manifest(
+        tmp_path: Path, compression: str, image_file: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/reading.md's TensorFlow snippet, run as written on a run's output."""
+    from tfrecord_lite.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    items = [detection_item(image_file("jpeg-rgb"), n) for n in range(3)]
+    Path("train.json").write_text(json.dumps(items))
+    assert main(["create", "--dataset_path", "train.json", "--prefix", "train",
+                 "--output_dir", "out", "--shards", "2", "--compression", compression,
+                 "-q"]) == 0
+    (snippet,) = _python_blocks(ROOT / "docs" / "reading.md", "Reading with TensorFlow")
+    scope: dict[str, Any] = {}
+    exec(snippet, scope)  # noqa: S102 - the documented code itself
+    ids = sorted(tf.io.parse_single_example(
+        r, {"image/id": tf.io.FixedLenFeature([], tf.string)})["image/id"].numpy()
+        for r in scope["dataset"])
+    assert ids == [b"0", b"1", b"2"]

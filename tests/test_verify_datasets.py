@@ -69,7 +69,7 @@ def test_verify_reports_a_missing_shard(items: list[dict[str, Any]],
     # One shard given on purpose: fine while its siblings exist ...
     assert _create("t", 3) == 0
     status, out = _verify(capsys, "out/t-00000-of-00003")
-    assert status == 0 and "OK: 1 files" in out
+    assert status == 0 and "OK: 1 file," in out
     # ... and its missing siblings are reported: they are missing from its dataset.
     os.remove("out/t-00002-of-00003")
     status, out = _verify(capsys, "out/t-00000-of-00003")
@@ -106,8 +106,12 @@ def test_verify_reports_an_interrupted_run(items: list[dict[str, Any]],
 
     # A first run that stops leaves no shard under a final name: nothing to verify.
     run_interrupted()
-    status, out = _verify(capsys, "out/t-*")
-    assert status == 2 and "out/t-*: no file matches this pattern" in out
+    for pattern in ("out/t-*", "out/*"):
+        status, out = _verify(capsys, pattern)
+        assert status == 2 and f"{pattern}: no file matches this pattern" in out
+        assert re.search(r"out holds an interrupted run of 't' \([0-5] of 6 shards complete\), "
+                         r"whose shards are kept under hidden names until the run finishes: "
+                         r"run the command that started it again with --resume", out), out
     # A complete run, then an interrupted rerun: the shards are the earlier run's, and
     # verify says a run is pending.
     assert _create("t", 6, "--restart") == 0

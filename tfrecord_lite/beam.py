@@ -64,7 +64,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineState
 
-from . import sharding, shards, storage
+from . import keys, sharding, shards, storage
 from .errors import OptionsError, WriteError, write_errors
 from .items import ItemOptions, failure_reason, try_encode
 from .job import (
@@ -412,6 +412,10 @@ def run(
                          "incomplete")
     _finish(plan, summary)
     summary.seconds = time.perf_counter() - started
+    unknown = keys.UnknownKeys()
+    for item in dataset:
+        unknown.add(item)
+    summary.unknown_keys = unknown.as_dict()
     logger.info("%s", summary.describe())
     return summary
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from .errors import DatasetError
+from .looks import HEAD, looks_like
 from .storage import open_read
 
 
@@ -154,17 +155,35 @@ def open_dataset(path: str | os.PathLike[str]) -> list[Any] | JsonLines:
     path = os.fspath(path)
     if path.endswith(".jsonl"):
         return JsonLines(path)
+    head = b""  # the file's first bytes, to say what it looks like when it is not JSON
     try:
         with open_read(path) as f:
-            data = json.loads(f.read().decode("utf-8-sig"))  # -sig: a BOM at the start
+            content = f.read()
+        head = content[:HEAD]
+        text = content.decode("utf-8-sig")  # -sig: a BOM at the start
+        del content  # (the bytes are not held while the text is parsed)
+        data = json.loads(text)
     except OSError as exc:
         raise DatasetError(f"cannot read dataset file {path}: {exc.strerror or exc}") from exc
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{path}, line {exc.lineno} column {exc.colno}: {_why(exc)}"
-                           ) from exc
+                           f"{_instead(head, exc.pos)}") from exc
     except (ValueError, RecursionError) as exc:
-        raise DatasetError(f"{path}: {_why(exc)}") from exc
+        at = exc.start if isinstance(exc, UnicodeDecodeError) else None
+        raise DatasetError(f"{path}: {_why(exc)}{_instead(head, at)}") from exc
     if not isinstance(data, list):
         raise DatasetError(f"{path}: expected a JSON list of items, found a "
                            f"{type(data).__name__}")
     return data
+
+
+def _instead(head: bytes, at: int | None) -> str:
+    """For a dataset file that does not parse from its start (``at``, the place of the
+    error): what its first bytes look like, and what was expected ("" for a JSON file
+    damaged further on)."""
+    if at is None or at > len(BOM):
+        return ""
+    what = looks_like(head)
+    seems = f"; it looks like {what}" if what not in (None, "JSON text") else ""
+    return (f"{seems}; expected a JSON list of items (or JSON Lines, one item per line, "
+            "in a .jsonl file)")

@@ -28,11 +28,14 @@ __all__ = ["ValidationReport", "validate_dataset"]
 
 @dataclass
 class ValidationReport:
-    """What ``validate_dataset`` found: the items that would fail, and the warnings."""
+    """What ``validate_dataset`` found: the items that would fail (and how many for each
+    reason), the warnings, and the keys not in the item format (items per key path)."""
 
     total: int
     failures: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    failed_by_reason: dict[str, int] = field(default_factory=dict)
+    unknown_keys: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -46,7 +49,8 @@ def validate_dataset(dataset: Iterable[Any], *, validation: str = "strict",
 
     Finds what fails an item in the given validation mode (see ``validate``), what the
     encoder refuses (wrong types), duplicate ids, missing image files and paths outside
-    ``root``, masks that cannot be made; images are not decoded.
+    ``root``, masks that cannot be made; images are not decoded. Counts the keys not in the
+    item format.
     """
     options = ItemOptions(JobOptions(store_images=store_images, validation=validation,
                                      root=fspath_or_none(root)))
@@ -67,10 +71,13 @@ def validate_dataset(dataset: Iterable[Any], *, validation: str = "strict",
             items.check_source(item, options)
         except TFRecordLiteError as exc:
             report.failures.append(failure_copy(item, exc))
+            reason = items.failure_reason(exc)
+            report.failed_by_reason[reason] = report.failed_by_reason.get(reason, 0) + 1
             continue
         if warnings:
             report.warnings.append(items.describe(item, warnings))
         report.warnings += mask_warnings
+    report.unknown_keys = source.unknown_keys.as_dict()
     return report
 
 

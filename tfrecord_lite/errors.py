@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import re
 from collections.abc import Iterator
 
 
@@ -192,3 +193,16 @@ class OptionsError(TFRecordLiteError, ValueError):
 
 class StorageError(TFRecordLiteError, ValueError):
     """A URL cannot be used: fsspec (or the package for its scheme) is not installed."""
+
+
+# A Python object's repr inside a message: Pillow names the file object it was given
+# (``<_io.BufferedReader name=6>``, ``<_io.BytesIO object at 0x7f...>``).
+_OBJECT_REPR = re.compile(r" ?<[\w.]+ (?:name=[^>]*|object at 0x[0-9a-fA-F]+)>")
+
+
+def reason(exc: BaseException) -> str:
+    """An exception's message as people read it: without the reprs of the Python objects
+    it names (``cannot identify image file <_io.BytesIO object at 0x7f...>`` ->
+    ``cannot identify image file``); an exception without a message gives its type's
+    name."""
+    return _OBJECT_REPR.sub("", str(exc)).strip() or type(exc).__name__

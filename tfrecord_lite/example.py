@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import logging
 import math
 import struct
 from collections.abc import Mapping
@@ -28,15 +27,12 @@ from .schema import (
     INT64,
     INT64_MAX,
     INT64_MIN,
-    KNOWN_TOP,
     OBJECT_LISTS,
     RECORD_FIELDS,
     REQUIRED,
     SHA256,
     Field,
 )
-
-logger = logging.getLogger(__name__)
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -57,11 +53,6 @@ class _Memo(dict[_K, _V]):
             self.clear()
         self[key] = value
         return value
-
-
-# The unknown top-level keys already warned about (once each; after 1000 different
-# ones, the list starts over and a key may be named again).
-_warned_unknown: _Memo[str, None] = _Memo(1000)
 
 
 class ImageFields(NamedTuple):
@@ -390,14 +381,6 @@ def _as_list(item: Any, field: Field, value: Any) -> list[Any]:
         return [value]  # a single value where a list is expected: the original's way
 
 
-def _warn_unknown(item: Mapping[str, Any]) -> None:
-    for key in item:
-        if key not in KNOWN_TOP and key not in _warned_unknown:
-            _warned_unknown.put(key, None)
-            logger.warning("ignoring unknown item field %r (first seen in %s)",
-                           key, item_label(item))
-
-
 def _object_count(item: Any, obj: Any, bbox: Any) -> int:
     longest = 0
     for in_bbox, name, field in _OBJECT_NAMES:
@@ -434,8 +417,6 @@ def encode_example(item: Mapping[str, Any], image: ImageFields | None = None) ->
     for path in REQUIRED:
         if item.get(path) is None:
             raise _fail(item, path, "missing (every item needs 'filename' and 'id')")
-    if not item.keys() <= KNOWN_TOP:
-        _warn_unknown(item)
     obj = _sub(item, item, "object", "object")
     bbox = _sub(item, obj, "bbox", "object")
     segmentation = _sub(item, item, "segmentation", "segmentation")

@@ -21,6 +21,7 @@ from typing import IO, Callable
 
 from .crc32c import MASK_DELTA, CrcFn, crc32c, mask
 from .errors import CorruptRecordError, RecordError, TruncatedRecordError
+from .looks import looks_like
 
 HEADER_SIZE = 12  # uint64 length + uint32 masked CRC of the length
 FOOTER_SIZE = 4  # uint32 masked CRC of the data
@@ -209,6 +210,22 @@ class RecordFramer:
         self._write_queue()
 
 
+def _not_a_tfrecord(header: bytes, index: int) -> str | None:
+    """For a first record whose header is wrong: that the file is not a TFRecord file,
+    and what it looks like instead (None when it looks like nothing else)."""
+    what = looks_like(header) if index == 0 else None
+    if what is None or what == "a TFRecord file":
+        return None
+    message = (f"not a TFRecord file: it looks like {what} (a TFRecord file starts with "
+               "its first record's length and that length's CRC)")
+    if what.endswith("-compressed data"):
+        name = what.split("-")[0].lower()
+        message += (f"; if it holds TFRecord data, read it as {what.split('-')[0]} "
+                    f"(--compression {name}; compression=\"{name}\"), or let the "
+                    "compression be detected")
+    return message
+
+
 def _read_exact(fileobj: IO[bytes], n: int, known: bool) -> bytes:
     """Read up to ``n`` bytes; fewer only at end of file.
 
@@ -270,17 +287,20 @@ def iter_framed(
                 return
             if len(header) < HEADER_SIZE:
                 raise TruncatedRecordError(
+                    _not_a_tfrecord(header, index) or
                     f"file ends inside a record header ({len(header)} of {HEADER_SIZE} bytes)",
                     path=path, index=index, offset=offset,
                 )
             (length,) = unpack_len(header)
             if verify and mask(crc_fn(header[:8])) != unpack_crc(header, 8)[0]:
                 raise CorruptRecordError(
+                    _not_a_tfrecord(header, index) or
                     "length CRC mismatch (the record header is damaged)",
                     path=path, index=index, offset=offset,
                 )
             if length > max_record_size:
                 raise CorruptRecordError(
+                    _not_a_tfrecord(header, index) or
                     f"the header claims a record of {length:,} bytes, over the "
                     f"{max_record_size:,}-byte limit (max_record_size; the header is "
                     "damaged, or raise the limit)",

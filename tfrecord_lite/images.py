@@ -83,7 +83,8 @@ from PIL import Image
 
 from . import png
 from .accelerators import chosen
-from .errors import ImageError
+from .errors import ImageError, reason
+from .looks import IMAGE_MAGIC
 from .storage import open_regular
 
 
@@ -99,18 +100,7 @@ def _simplejpeg() -> Any:
     return simplejpeg
 
 
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-# Magic bytes -> format name, checked in order.
-MAGIC: tuple[tuple[bytes, int, str], ...] = (
-    (b"\xff\xd8\xff", 0, "JPEG"),
-    (_PNG_MAGIC, 0, "PNG"),
-    (b"GIF87a", 0, "GIF"),
-    (b"GIF89a", 0, "GIF"),
-    (b"BM", 0, "BMP"),
-    (b"WEBP", 8, "WEBP"),
-    (b"II*\x00", 0, "TIFF"),
-    (b"MM\x00*", 0, "TIFF"),
-)
+MAGIC = IMAGE_MAGIC  # (first bytes, at offset, format): how an image file is recognised
 # JPEG start-of-frame markers TensorFlow and browsers decode: baseline, extended, progressive.
 _PASSTHROUGH_SOF = {0xC0, 0xC1, 0xC2}
 _ALL_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
@@ -120,7 +110,6 @@ _CHECKED_SOF = {0xC0, 0xC1, 0xC2, 0xC9, 0xCA}
 _PROGRESSIVE_SOF = {0xC2, 0xCA}
 _NO_LENGTH = {0x01, 0xD0, 0xD1, 0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8}
 _U16 = struct.Struct(">H")
-_BUFFER_REPR = re.compile(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
 # The largest side libjpeg-turbo decodes or encodes (JPEG_MAX_DIMENSION).
 _JPEG_MAX_SIDE = 65500
 CORRUPT_DATA = ("fail", "warn")
@@ -321,7 +310,7 @@ def _open(data: bytes, where: str) -> Any:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{where}: {exc}", "too large") from exc
+        raise ImageError(f"{where}: {reason(exc)}", "too large") from exc
     except Exception as exc:  # Pillow raises many kinds for a bad header
         if fmt is None:
             raise ImageError(
@@ -333,7 +322,7 @@ def _open(data: bytes, where: str) -> Any:
 def _message(exc: Exception) -> str:
     """Pillow's message, without the address of the in-memory file it names (so that the
     failures file of a rerun is the same)."""
-    return _BUFFER_REPR.sub("the file", str(exc)) or type(exc).__name__
+    return reason(exc)
 
 
 def _load(im: Any, where: str) -> None:
@@ -671,8 +660,9 @@ def read_size_from_file(path: str) -> tuple[int, int, str]:
             with open_regular(path) as f, Image.open(f) as im:
                 size = im.width, im.height, im.format or ""
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{path}: {exc}", "too large") from exc
+        raise ImageError(f"{path}: {reason(exc)}", "too large") from exc
     except Exception as exc:
-        raise ImageError(f"{path}: not an image Pillow can read ({exc})", "not an image") from exc
+        raise ImageError(f"{path}: not an image Pillow can read ({reason(exc)})",
+                         "not an image") from exc
     _check_pixels(size[0], size[1], path)
     return size

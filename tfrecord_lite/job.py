@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import journal, sharding, storage
+from . import journal, keys, plural, sharding, storage
 from ._version import __version__
 from .dataset import ParseFailure, json_default
 from .errors import DatasetError, OptionsError
@@ -57,6 +57,10 @@ class ItemSource:
         dataset: a sequence, or a sized iterable.
         shuffle, seed: the write order (``sharding.item_order``).
         track_ids: find the items whose id an earlier item has (in input order).
+
+    Attributes:
+        unknown_keys: the keys not in the item format, counted per key path over the
+            items read so far.
     """
 
     def __init__(self, dataset: Iterable[Any], shuffle: bool, seed: int | None,
@@ -72,6 +76,7 @@ class ItemSource:
         self.order = (sharding.item_order(self.total, True, seed)
                       if shuffle and self._items is not None else None)
         self._track_ids = track_ids
+        self.unknown_keys = keys.UnknownKeys()
 
     def tasks(self, kept: Iterable[tuple[int, int]] = ()) -> Iterator[Task]:
         """Each item in write order, with its duplicate-id problem; ``skip`` is true for
@@ -98,6 +103,7 @@ class ItemSource:
                     if problem is not None:
                         dups[index] = problem
             for position, index in enumerate(self.order):
+                self.unknown_keys.add(items[index])
                 yield position, items[index], dups.get(index), bool(skip[position])
             return
         source = self._items if self._items is not None else self._stream
@@ -108,6 +114,7 @@ class ItemSource:
                 raise DatasetError(f"the dataset grew while being read (more than "
                                    f"{self.total} items)")
             dup = tracker.check(position, item) if tracker is not None else None
+            self.unknown_keys.add(item)
             yield position, item, dup, bool(skip[position])
         if position + 1 != self.total:
             raise DatasetError(f"the dataset shrank while being read ({position + 1} of "
@@ -140,6 +147,8 @@ class JobSummary:
     seconds: float = 0.0
     resumed_shards: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+    unknown_keys: dict[str, int] = field(default_factory=dict)
+    published: bool = True
 
     @property
     def failed(self) -> int:
@@ -170,22 +179,35 @@ class JobSummary:
         return (json.dumps(self.manifest(), indent=2) + "\n").encode()
 
     def describe(self) -> str:
-        """A few lines for people: written, failed by reason, shards, bytes, time."""
+        """A few lines for people: written, failed by reason, shards, bytes, time, the
+        compression and how TensorFlow reads it, the keys not written."""
         rate = self.total / self.seconds if self.seconds > 0 else 0.0
-        lines = [
-            f"wrote {self.written} of {self.total} items to {len(self.shards)} "
-            f"shard{'' if len(self.shards) == 1 else 's'} "
-            f"({_human_bytes(self.bytes)}) in {self.output_directory} "
-            f"in {self.seconds:.1f} s ({rate:.0f} items/s)",
-        ]
+        compression = str(self.options.get("compression") or "none").upper()
+        packed = "" if compression == "NONE" else f"{compression}, "
+        if self.published:
+            lines = [
+                f"wrote {self.written} of {self.total} items to "
+                f"{plural.count(len(self.shards), 'shards')} ({packed}"
+                f"{_human_bytes(self.bytes)}) in {self.output_directory} in "
+                f"{self.seconds:.1f} s ({plural.count(round(rate), 'items')}/s)"]
+        else:
+            lines = [f"wrote no record ({plural.count(self.total, 'items')} given): nothing "
+                     f"was published, and what {self.output_directory} held of "
+                     f"{self.name!r} is as it was"]
         if self.resumed_shards:
-            lines.append(f"resumed: {self.resumed_shards} shards were already complete")
+            lines.append(f"resumed: {plural.count(self.resumed_shards, 'shards were')} "
+                         "already complete")
         if self.failures:
             reasons = ", ".join(f"{n} {reason}" for reason, n in
                                 sorted(self.failed_by_reason.items(), key=lambda kv: -kv[1]))
             lines.append(f"failed: {self.failed} ({reasons})")
         if self.warnings:
             lines.append(f"written with warnings (lenient validation): {len(self.warnings)}")
+        if self.unknown_keys:
+            lines.append(keys.describe(self.unknown_keys))
+        if packed and self.published:
+            lines.append(f"the shards are {compression}-compressed: TensorFlow reads them "
+                         f'with tf.data.TFRecordDataset(files, compression_type="{compression}")')
         return "\n".join(lines)
 
 

@@ -126,7 +126,9 @@ def run(dataset: Iterable[Any], dataset_name: str, output_directory: str | os.Pa
     stay as they were; then the new shards get their final names, and those of an
     earlier run that remain are removed once the manifest is written. Beside the
     shards: ``{name}.failures.json`` (the failed items, an empty list when none failed),
-    then ``{name}.manifest.json``.
+    then ``{name}.manifest.json``. A run that writes no record (every item failed, or
+    there were none) publishes no shard and no manifest, so an earlier run's dataset
+    stays whole; its failures are written (``JobSummary.published`` is False).
     """
     options = JobOptions() if options is None else options
     check_job(dataset_name, num_shards)
@@ -197,7 +199,11 @@ def _run_job(out: storage.Folder, dataset: Iterable[Any], name: str, num_shards:
             threads.write_shards(out, name, num_shards, per_process, options, source,
                                  completed, summary, progress)
         summary.seconds = time.perf_counter() - started
-        _publish(out, name, summary, completed)
+        summary.unknown_keys = source.unknown_keys.as_dict()
+        if summary.written:
+            _publish(out, name, summary, completed)
+        else:
+            _withdraw(out, name, summary)
     return summary
 
 
@@ -262,6 +268,21 @@ def _publish(out: storage.Folder, name: str, summary: JobSummary,
     out.write(sharding.failures_name(name), failures_json(summary.failures))
     remove_earlier_run(out, name, names)
     out.write(sharding.manifest_name(name), summary.manifest_json())
+    journal.remove(out, name)
+
+
+def _withdraw(out: storage.Folder, name: str, summary: JobSummary) -> None:
+    """A run that wrote no record publishes nothing: an earlier run's dataset of the
+    prefix stays as it was (shards and manifest), rather than be replaced by empty
+    shards. Its complete shards and journal go; the failures list is written, so that
+    what failed can be read.
+
+    Raises:
+        OSError: a file could not be written or removed.
+    """
+    summary.published = False
+    out.write(sharding.failures_name(name), failures_json(summary.failures))
+    shards.remove_abandoned(out, name, ())
     journal.remove(out, name)
 
 

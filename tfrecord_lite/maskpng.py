@@ -29,7 +29,7 @@ from functools import cache
 import numpy as np
 from PIL import Image
 
-from .errors import MaskError
+from .errors import MaskError, reason
 
 LEVEL = 6
 """zlib's compression level for the rows that hold nonzero pixels (Pillow's default)."""
@@ -116,7 +116,7 @@ def decode(data: bytes, where: str = "mask", strict: bool = True) -> np.ndarray:
         im = Image.open(io.BytesIO(data))
         im.load()
     except Exception as exc:  # Pillow raises many kinds for damaged data
-        raise MaskError(f"{where}: does not decode as PNG ({exc})", "not an image") from exc
+        raise MaskError(f"{where}: does not decode as PNG ({reason(exc)})", "not an image") from exc
     with im:
         if im.format != "PNG" or (im.mode != "L" and (strict or im.mode not in _OTHER_WRITERS)):
             raise MaskError(f"{where}: expected an 8-bit gray PNG, got {im.format} {im.mode}",

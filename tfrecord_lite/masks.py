@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image
 
 from . import polygons, rle
-from .errors import MaskError
+from .errors import MaskError, reason
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,7 @@ def open_image(data: bytes, frame: Frame, where: str, what: str) -> Image.Image:
     try:
         im = Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
-        raise MaskError(f"{where}: {what} is not an image Pillow reads ({exc})",
+        raise MaskError(f"{where}: {what} is not an image Pillow reads ({reason(exc)})",
                         "not an image") from exc
     if len(im.getbands()) != 1:
         im.close()
@@ -222,7 +222,7 @@ def open_image(data: bytes, frame: Frame, where: str, what: str) -> Image.Image:
         im.load()
     except Exception as exc:  # Pillow raises many kinds for damaged data
         im.close()
-        raise MaskError(f"{where}: {what} does not decode ({exc})", "not an image") from exc
+        raise MaskError(f"{where}: {what} does not decode ({reason(exc)})", "not an image") from exc
     return im
 
 

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from .errors import MaskError
+from .plural import count
 
 SCALE = 5
 """The grid the outline is walked on, in points a pixel (pycocotools' ``scale``)."""
@@ -71,10 +72,10 @@ def parse(value: Any, where: str = "mask") -> list[np.ndarray]:
             raise MaskError(f"{where}: polygon {i}: expected a flat list [x1, y1, x2, y2, "
                             "...]", "not a polygon")
         if coords.size % 2:
-            raise MaskError(f"{where}: polygon {i}: {coords.size} numbers, not x, y pairs",
-                            "not a polygon")
+            raise MaskError(f"{where}: polygon {i}: {count(coords.size, 'numbers')}, not x, "
+                            "y pairs", "not a polygon")
         if coords.size < 6:
-            raise MaskError(f"{where}: polygon {i}: {coords.size // 2} points; a polygon "
+            raise MaskError(f"{where}: polygon {i}: {count(coords.size // 2, 'points')}; a polygon "
                             "needs at least 3", "too few points")
         if not np.all(np.isfinite(coords)):
             raise MaskError(f"{where}: polygon {i}: a coordinate is not a finite number",

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .errors import ExampleError, ImageError, MaskError
+from .errors import ExampleError, ImageError, MaskError, reason
 from .reader import image_decode_errors
 
 if TYPE_CHECKING:
@@ -43,8 +43,10 @@ def _font(size: int) -> _FontT:
         return ImageFont.load_default()
 
 
-def _open(item: dict[str, Any]) -> Image.Image | None:
-    """The record's stored image (RGB), or None when it stores none.
+def _open(item: dict[str, Any], max_side: int | None = None) -> Image.Image | None:
+    """The record's stored image (RGB), or None when it stores none; with ``max_side``,
+    scaled down so that its longer side is at most that (a JPEG is decoded at a reduced
+    scale first, so a huge one never takes its full size in memory).
 
     Raises:
         ImageError: the stored image does not decode, or is over Pillow's
@@ -56,10 +58,18 @@ def _open(item: dict[str, Any]) -> Image.Image | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(io.BytesIO(data)).convert("RGB")
+            image = Image.open(io.BytesIO(data))
+            if max_side is None or max(image.size) <= max_side:
+                return image.convert("RGB")
+            scale = max_side / max(image.size)
+            target = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            if image.format == "JPEG":
+                image.draft("RGB", target)  # libjpeg decodes at 1/2, 1/4 or 1/8 scale
+            rgb = image.convert("RGB")
+            return rgb if rgb.size == target else rgb.resize(target, Image.Resampling.LANCZOS)
     except image_decode_errors() as exc:
         raise ImageError(f"record {item.get('id')!r}: image/encoded does not decode: "
-                         f"{exc or type(exc).__name__}") from exc
+                         f"{reason(exc)}") from exc
 
 
 def _caption(canvas: ImageDraw.ImageDraw, xy: tuple[float, float], text: str,
@@ -164,15 +174,18 @@ def annotate(image: Image.Image, item: dict[str, Any], text_size: int) -> Image.
     return image
 
 
-def draw(item: dict[str, Any]) -> Image.Image:
+def draw(item: dict[str, Any], max_side: int | None = None) -> Image.Image:
     """The record's image (RGB) with its boxes, box texts and keypoints drawn on it, the
     captions sized to the image (about 1/40 of its longer side, at least 14 px).
 
+    Args:
+        max_side: an image whose longer side is longer is drawn scaled down to it
+            (None: at its full size).
     Raises:
         ExampleError: (a ValueError) the record stores no image (written with
             store_images=False).
     """
-    image = _open(item)
+    image = _open(item, max_side)
     if image is None:
         raise ExampleError(f"record {item.get('id')!r} stores no image (image/encoded)")
     return annotate(image, item, max(_MIN_TEXT, round(max(image.size) / 40)))
@@ -199,7 +212,7 @@ def contact_sheet(items: list[dict[str, Any]], cell: int = CELL) -> Image.Image:
     footer = CELL_TEXT + 8
     for n, item in enumerate(items):
         left, top = (n % columns) * cell, (n // columns) * cell
-        image = _open(item)
+        image = _open(item, cell)
         if image is None:
             canvas.text((left + 8, top + cell // 2), "no image stored", fill=(200, 200, 200),
                         font=font)

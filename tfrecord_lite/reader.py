@@ -30,6 +30,7 @@ from .errors import (
     RecordDecodeError,
     RecordError,
     TruncatedRecordError,
+    reason,
 )
 from .framing import DEFAULT_MAX_RECORD_SIZE, FRAMED_OVERHEAD, framed_size, iter_framed
 from .schema import BYTES, FLOAT, INT64, RECORD_FIELDS
@@ -290,7 +291,7 @@ def decode_image(data: bytes, where: str = "image") -> Any:
         too_large = isinstance(exc, (Image.DecompressionBombError,
                                      Image.DecompressionBombWarning))
         raise ImageError(f"{where}: image/encoded does not decode: "
-                         f"{exc or type(exc).__name__}",
+                         f"{reason(exc)}",
                          "too large" if too_large else "corrupt") from exc
     return array if array.ndim == 3 else array[:, :, None]
 

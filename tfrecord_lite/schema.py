@@ -111,10 +111,14 @@ OPTIONAL_KEYS = tuple(k for k, f in RECORD_FIELDS.items() if f.optional)
 # Per-object lists whose length is the object count when "count" is not given.
 OBJECT_LISTS = tuple(f.path for f in FIELDS
                       if f.is_list and not f.path.startswith("object/parts/"))
-# The item's top-level keys that the encoder reads (others are warned about, once).
-KNOWN_TOP = {"filename", "id", "encoded", "height", "width", "colorspace", "channels",
-              "format", "extra", "class", "object", "segmentation", "error_msg", "source_id",
-              "key"}
+# Keys an item may hold that no record key is made from: ``error_msg``, which a failed
+# item carries back from the failure list (an item key that the encoder reads to make
+# other record keys belongs here too).
+ITEM_ONLY = ("error_msg",)
+# Every key path an item may hold: the record's keys without ``image/``, and ITEM_ONLY.
+# Validation takes the item format's keys from here (``keys``): a key added to the
+# table is known everywhere, and any other key is reported as not in the item format.
+ITEM_PATHS: tuple[str, ...] = (*(key[len("image/"):] for key in RECORD_FIELDS), *ITEM_ONLY)
 # Where an item gives its masks: each object's (a list, one per object, of polygons, RLE,
 # a mask image's path or bytes) and the label image (its path or bytes, or the record's
 # form {"class": {"encoded": ...}}); item_masks.py turns them into the PNGs stored at

@@ -4,8 +4,13 @@ The encoder refuses what cannot be written at all (a label that is not an intege
 list where a single value belongs). These checks find what can be written but is
 almost surely wrong:
 
+* a key that is not in the item format but resembles one that is, at its level
+  (``object/bbox/x_min`` for ``xmin``: see ``keys``), whose values would not be written;
 * lists of unequal lengths inside ``object/bbox`` (and the per-object lists
-  ``object/area``, ``id``, ``is_crowd``, ...) or inside ``object/parts``;
+  ``object/area``, ``id``, ``is_crowd``, ...) or inside ``object/parts``. The box
+  coordinates and labels (``xmin``, ``xmax``, ``ymin``, ``ymax``, ``label``) go
+  together, as do the keypoints' ``x``, ``y`` and ``v``: one of them missing or empty
+  while the others hold values counts as unequal;
 * box coordinates outside [0, 1] or reversed (``xmin > xmax``); keypoints outside
   [0, 1] unless marked not visible (``v == 0``); areas outside [0, 1];
 * ``object/count`` that is not the number of boxes;
@@ -13,8 +18,8 @@ almost surely wrong:
 * labels that are not integers (numeric strings such as ``"3"`` are fine);
 * an id used by an earlier item (``IdTracker``, exact in a few bytes per item).
 
-An empty list counts as not given. Each problem names the key path; the messages are
-prefixed with the item's id where they are reported.
+Other than those, an empty list counts as not given. Each problem names the key path;
+the messages are prefixed with the item's id where they are reported.
 
 Modes: ``strict`` fails an item with any problem, ``lenient`` writes it and reports
 the problems as warnings (only what cannot be encoded still fails), ``off`` skips
@@ -27,6 +32,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from . import keys, plural
 from .coerce import as_float, as_int
 from .schema import FIELDS, FLOAT, INT64
 
@@ -39,6 +45,12 @@ _OBJECT_PATHS = tuple(f.path for f in FIELDS
                       if f.is_list and f.path.startswith("object/")
                       and not f.path.startswith("object/parts/"))
 _PARTS_PATHS = tuple(f.path for f in FIELDS if f.path.startswith("object/parts/"))
+# The lists of a group that go together: one given (not empty), all must be, of one length.
+BOX_CORE = ("object/bbox/xmin", "object/bbox/xmax", "object/bbox/ymin", "object/bbox/ymax",
+            "object/bbox/label")
+PARTS_CORE = ("object/parts/x", "object/parts/y", "object/parts/v")
+# The lists ``length_problems`` compares: the per-object lists, then the keypoints'.
+GROUPED_LISTS = _OBJECT_PATHS + _PARTS_PATHS
 _UNIT_RANGE = ("object/bbox/xmin", "object/bbox/xmax", "object/bbox/ymin",
                "object/bbox/ymax", "object/area")
 _INT_PATHS = tuple(f.path for f in FIELDS if f.kind == INT64)
@@ -107,14 +119,16 @@ _UNIT, _FLOAT, _INT, _OTHER = range(4)
 _UNIT_RANGE_ALL = (*_UNIT_RANGE, "object/parts/x", "object/parts/y")
 
 
-def _spec(prefix: str) -> tuple[tuple[str, int], ...]:
-    """(name, kind) of the list fields right under ``prefix``."""
+def _spec(prefix: str) -> tuple[tuple[str, int, bool], ...]:
+    """(name, kind, one of the lists that go together) of the list fields right under
+    ``prefix``."""
     def kind(path: str, field_kind: str) -> int:
         if field_kind == FLOAT:
             return _UNIT if path in _UNIT_RANGE_ALL else _FLOAT
         return _INT if field_kind == INT64 else _OTHER
 
-    return tuple((f.path[len(prefix):], kind(f.path, f.kind)) for f in FIELDS
+    return tuple((f.path[len(prefix):], kind(f.path, f.kind), f.path in BOX_CORE + PARTS_CORE)
+                 for f in FIELDS
                  if f.is_list and f.path.startswith(prefix) and "/" not in f.path[len(prefix):])
 
 
@@ -156,7 +170,9 @@ def _looks_clean(item: Mapping[str, Any]) -> bool:
     for group, spec, which in groups:
         if type(group) is not dict:
             return False
-        for name, kind in spec:
+        core = together = 0  # the lists that go together: how many, how many given
+        for name, kind, is_core in spec:
+            core += is_core
             values = group.get(name)
             if values is None:
                 continue
@@ -167,7 +183,10 @@ def _looks_clean(item: Mapping[str, Any]) -> bool:
                 if lengths[which] and n != lengths[which]:
                     return False
                 lengths[which] = n
+                together += is_core
                 gathered[kind].extend(values)
+        if together and together != core:
+            return False
     unit, floats, ints, _ = gathered
     if ints and not set(map(type, ints)) <= _INT_TYPES:
         return False
@@ -188,15 +207,29 @@ def _looks_clean(item: Mapping[str, Any]) -> bool:
 
 def check_item(item: Mapping[str, Any]) -> list[Problem]:
     """Every problem of one item's annotations (empty when it looks right)."""
+    problems = misspelt_keys(item)
     try:
         clean = _looks_clean(item)
     except OverflowError:  # an int beyond any float: the full checks find it
         clean = False
-    return [] if clean else find_problems(item)
+    return problems if clean else problems + _value_problems(item)
+
+
+def misspelt_keys(item: Mapping[str, Any]) -> list[Problem]:
+    """A problem for each key of the item that is not in the item format but resembles
+    one that is, at its level (``keys``)."""
+    return [Problem(key.path, f"not a key of the item format, but like {key.resembles} "
+                              "(misspelt? its values would not be written; a key of your "
+                              "own needs a name further from the format's)")
+            for key in keys.unknown(item) if key.resembles is not None]
 
 
 def find_problems(item: Mapping[str, Any]) -> list[Problem]:
     """The full checks, value by value (``check_item`` without the fast screen)."""
+    return misspelt_keys(item) + _value_problems(item)
+
+
+def _value_problems(item: Mapping[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     for path in _INT_PATHS:
         for i, v in enumerate(_values(_get(item, path))):
@@ -208,20 +241,29 @@ def find_problems(item: Mapping[str, Any]) -> list[Problem]:
         for i, f in enumerate(_floats(item, path)):
             if f is not None and not math.isfinite(f):
                 problems.append(Problem(_where(path, i), f"{f} is not a finite number"))
-    problems += _check_lengths(item, _OBJECT_PATHS, "object")
-    problems += _check_lengths(item, _PARTS_PATHS, "object/parts")
+    problems += length_problems({p: len(_values(_get(item, p))) for p in GROUPED_LISTS})
     problems += _check_ranges(item)
     problems += _check_count(item)
     return problems
 
 
-def _check_lengths(item: Mapping[str, Any], paths: tuple[str, ...], group: str
-                   ) -> list[Problem]:
-    lengths = {p: len(_values(_get(item, p))) for p in paths}
-    given = {p: n for p, n in lengths.items() if n}
-    if len(set(given.values())) <= 1:
+def length_problems(lengths: Mapping[str, int]) -> list[Problem]:
+    """The groups whose lists disagree in length, from the length of each list (by item
+    path, such as ``object/bbox/xmin``; 0 or absent: missing or empty): the per-object
+    lists, and the keypoints' lists. Of the lists that go together (``BOX_CORE``,
+    ``PARTS_CORE``), one missing while another holds values is a disagreement."""
+    return [*_unequal(lengths, _OBJECT_PATHS, BOX_CORE, "object"),
+            *_unequal(lengths, _PARTS_PATHS, PARTS_CORE, "object/parts")]
+
+
+def _unequal(lengths: Mapping[str, int], paths: tuple[str, ...], core: tuple[str, ...],
+             group: str) -> list[Problem]:
+    together = any(lengths.get(p) for p in core)
+    shown = {p: lengths.get(p, 0) for p in paths
+             if lengths.get(p) or (together and p in core)}
+    if len(set(shown.values())) <= 1:
         return []
-    listed = ", ".join(f"{p[len(group) + 1:]} {n}" for p, n in given.items())
+    listed = ", ".join(f"{p[len(group) + 1:]} {n or 'missing'}" for p, n in shown.items())
     return [Problem(group, f"lists of unequal lengths ({listed})")]
 
 
@@ -263,7 +305,8 @@ def _check_count(item: Mapping[str, Any]) -> list[Problem]:
         return []  # reported as not an integer
     boxes = max((len(_values(_get(item, p))) for p in _OBJECT_PATHS), default=0)
     if declared != boxes:
-        return [Problem("object/count", f"{declared}, but {boxes} objects are listed")]
+        return [Problem("object/count",
+                        f"{declared}, but {plural.count(boxes, 'objects are listed')}")]
     return []
 
 

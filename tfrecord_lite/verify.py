@@ -15,13 +15,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
-from . import journal, sharding, storage
+from . import journal, plural, sharding, storage
 from .decode import parse_example
-from .errors import ExampleDecodeError, RecordError
+from .errors import ExampleDecodeError, RecordError, reason
 from .framing import DEFAULT_MAX_RECORD_SIZE
 from .parallel import in_order
 from .reader import decode_record, read_framed
 from .schema import BYTES, FLOAT, INT64, OPTIONAL_KEYS, RECORD_FIELDS, SCALAR_KEYS
+from .validate import GROUPED_LISTS, length_problems
 
 MANIFEST_SUFFIX = sharding.MANIFEST_SUFFIX  # (and sharding.OLD_MANIFEST_SUFFIX, still read)
 
@@ -196,7 +197,8 @@ def _missing(folder: storage.Folder, names: set[str], prefix: str, count: int,
     if n_missing > len(missing):
         problems.append(FileProblem(
             f"{shown}{prefix}-*", None, None,
-            f"... and {n_missing - len(missing)} more shards of {count} missing"))
+            f"... and {plural.count(n_missing - len(missing), 'more shards')} of {count} "
+            "missing"))
     return problems
 
 
@@ -239,13 +241,45 @@ def _check_scalars(example: Any) -> list[str]:
     return problems
 
 
+_BOX_LABEL, _CLASS_LABEL = "image/object/bbox/label", "image/object/class/label"
+_OBJECT_COUNTED = [path for path in GROUPED_LISTS if not path.startswith("object/parts/")]
+
+
+def _length(feature: Any) -> int:
+    kind = feature.WhichOneof("kind")
+    return 0 if kind is None else len(getattr(feature, kind).value)
+
+
+def _check_lengths(example: Any) -> list[str]:
+    """The record's per-object lists (and keypoint lists) that disagree in length, as
+    validation finds them in an item (``validate.length_problems``), and an
+    ``image/object/count`` that is not the number of objects listed. The box labels may
+    be given as ``image/object/class/label`` alone, as the Object Detection API's own
+    tools write them."""
+    features = example.features.feature
+    lengths = {path: _length(features["image/" + path]) for path in GROUPED_LISTS
+               if "image/" + path in features}
+    if not lengths.get("object/bbox/label") and _CLASS_LABEL in features:
+        lengths["object/bbox/label"] = _length(features[_CLASS_LABEL])
+    problems = [f"image/{p.path}: {p.message}" for p in length_problems(lengths)]
+    counted = features.get("image/object/count")
+    if counted is not None and counted.WhichOneof("kind") == "int64_list" and len(
+            counted.int64_list.value) == 1:
+        declared = counted.int64_list.value[0]
+        listed = max((lengths.get(path, 0) for path in _OBJECT_COUNTED), default=0)
+        if declared != listed:
+            problems.append(f"image/object/count is {declared}, but the per-object lists "
+                            f"hold {plural.count(listed, 'objects')}")
+    return problems
+
+
 def _check_image(data: bytes, height: int, width: int) -> str | None:
     from .images import decoded_size
 
     try:
         size = decoded_size(data)
     except Exception as exc:  # any decoder failure is the finding itself
-        return f"image/encoded does not decode: {exc}"
+        return f"image/encoded does not decode: {reason(exc)}"
     if size != (width, height):
         return (f"image is {size[0]}x{size[1]} but image/width x image/height say "
                 f"{width}x{height}")
@@ -296,20 +330,6 @@ def _check_record(job: _Job) -> list[str]:
     return [m for m in messages if m]
 
 
-def _mask_count_problem(feats: Any) -> str | None:
-    """The masks of a record that has them must be one per object (per box, when the
-    record has boxes; else ``image/object/count``)."""
-    masks = len(feats[_MASKS].bytes_list.value)
-    boxes = len(feats["image/object/bbox/xmin"].float_list.value) \
-        if "image/object/bbox/xmin" in feats else 0
-    count = feats["image/object/count"].int64_list.value if "image/object/count" in feats \
-        else []
-    objects, what = (boxes, "boxes") if boxes else (count[0] if count else 0, "objects")
-    if masks != objects:
-        return f"{_MASKS} holds {masks} masks, one per object expected ({what}: {objects})"
-    return None
-
-
 def verify_files(paths: Iterable[str | os.PathLike[str]], threads: int = 1,
                  decode_images: bool = True, compression: str | None = None,
                  max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> VerifyReport:
@@ -351,7 +371,8 @@ def verify_files(paths: Iterable[str | os.PathLike[str]], threads: int = 1,
             if shard is not None:
                 if count is not None and shard.get("records") != count:
                     report.problems.append(FileProblem(path, None, None,
-                        f"holds {count} records, the manifest says {shard.get('records')}"))
+                        f"holds {plural.count(count, 'records')}, the manifest says "
+                        f"{shard.get('records')}"))
                 if digest is not None and shard["sha256"] != digest.result():
                     report.problems.append(FileProblem(path, None, None,
                         "sha256 differs from the manifest's (the file changed since it was "
@@ -375,10 +396,8 @@ def _verify_one(path: str, pool: concurrent.futures.Executor, threads: int,
             except ExampleDecodeError as exc:
                 report.problems.append(FileProblem(path, index, offset, str(exc)))
                 continue
-            messages: list[str | None] = list(_check_scalars(example))
+            messages: list[str | None] = [*_check_scalars(example), *_check_lengths(example)]
             feats = example.features.feature
-            if _MASKS in feats and not messages:
-                messages.append(_mask_count_problem(feats))
             for message in messages:
                 if message:
                     report.problems.append(FileProblem(path, index, offset, message))

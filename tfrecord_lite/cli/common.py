@@ -12,6 +12,7 @@ import argparse
 import difflib
 import functools
 import logging
+import math
 import os
 import re
 import shlex
@@ -21,8 +22,7 @@ from typing import Any
 
 # Modules that need Pillow (the runners, images, preview, the converters' readers) and
 # Beam are imported by the commands that use them, so that --help starts fast.
-from .. import journal, storage
-from ..converters import count_phrase
+from .. import journal, keys, plural, storage
 from ..errors import InterruptedRunError, TFRecordLiteError
 from ..options import JobOptions
 from ..sharding import failures_name
@@ -77,6 +77,35 @@ def byte_size(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1 byte, got {text!r}")
     return value
+
+
+class FailureLimit:
+    """``--max-failures``: how many failures a run may have and still exit 0, as a count
+    (``25``) or a percentage of the items (``0.5%``)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text.strip()
+        number = self.text.removesuffix("%")
+        self.percent = number != self.text
+        try:
+            self.value = float(number) if self.percent else int(number)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a number of failures (25) or a percentage of the items (0.5%), "
+                f"got {text!r}") from None
+        if not 0 <= self.value <= (100 if self.percent else math.inf):
+            raise argparse.ArgumentTypeError(
+                f"must be between 0% and 100%, got {text!r}" if self.percent
+                else f"must be 0 or more, got {text!r}")
+
+    def allows(self, failed: int, total: int) -> bool:
+        """Whether ``failed`` failures among ``total`` items are within the limit."""
+        if self.percent:
+            return failed * 100 <= self.value * total
+        return failed <= self.value
+
+    def __repr__(self) -> str:
+        return self.text
 
 
 _NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)$")
@@ -180,6 +209,12 @@ def add_output_options(p: Any, files: Any) -> None:
                            "lengths, object/count, finite numbers, integer labels, unique "
                            "ids): strict fails the item, lenient writes it with a warning "
                            "(default: %(default)s)")
+    more.add_argument("--max-failures", type=FailureLimit, default=FailureLimit("0"),
+                      metavar="N",
+                      help="exit 0 when at most N items fail (or N%% of them, e.g. 0.5%%; "
+                           "a converter counts its bad annotations too); every failure is "
+                           "still listed in the failures file (default: 0, any failure "
+                           "makes exit status 1)")
     more.add_argument("--validate-only", action="store_true",
                       help="check the items (annotations, ids, image paths) and write nothing; "
                            "exit status 1 when an item would fail")
@@ -206,10 +241,7 @@ def add_output_options(p: Any, files: Any) -> None:
                            "run prints)")
 
 
-def count(n: int, noun: str) -> str:
-    """``1 file``, ``2 files``: ``noun`` is the plural phrase, its first word made singular
-    for one (``boxes dropped`` -> ``1 box dropped``)."""
-    return count_phrase(n, noun)
+count = plural.count
 
 
 def print_problems(kind: str, messages: list[str], where: str | None) -> None:
@@ -218,7 +250,8 @@ def print_problems(kind: str, messages: list[str], where: str | None) -> None:
         print(f"  {message}", file=sys.stderr)
     if len(messages) > SHOWN_FAILURES:
         more = f"; all are in {where}" if where else ""
-        print(f"  ... and {len(messages) - SHOWN_FAILURES} more {kind}{more}", file=sys.stderr)
+        print(f"  ... and {count(len(messages) - SHOWN_FAILURES, 'more ' + kind)}{more}",
+              file=sys.stderr)
 
 
 def job_options(args: argparse.Namespace) -> JobOptions:
@@ -226,17 +259,21 @@ def job_options(args: argparse.Namespace) -> JobOptions:
     return JobOptions(**{name: getattr(args, name) for name in DEFAULT})
 
 
-def run_job(args: argparse.Namespace, dataset: Any) -> int:
+def run_job(args: argparse.Namespace, dataset: Any,
+            more_failures: Callable[[], int] | None = None) -> int:
     """Write ``dataset`` as the output options of ``args`` say (locally or on Beam; or,
     with ``--validate-only``, only check it), then report it; returns the exit status.
 
+    Args:
+        more_failures: failures found outside the items, known once the job has read
+            them (a converter's bad annotations): they count toward ``--max-failures``.
     Raises:
         UsageError: flags that do not go together, or an interrupted run found.
     """
     from .. import local  # the local runner (Pillow)
 
     if args.validate_only:
-        return _validate_only(args, dataset)
+        return _validate_only(args, dataset, more_failures)
     if args.resume and args.restart:
         raise UsageError("--resume keeps an interrupted run's shards, --restart discards "
                          "them: give one of them")
@@ -264,33 +301,99 @@ def run_job(args: argparse.Namespace, dataset: Any) -> int:
                 "instead.") from exc
     failures_path = _failures_location(args.output_dir, args.prefix)
     if summary.warnings and not args.quiet:
-        print(f"{len(summary.warnings)} items were written with warnings (lenient "
+        print(f"{count(len(summary.warnings), 'items were')} written with warnings (lenient "
               "validation):", file=sys.stderr)
         print_problems("warnings", summary.warnings, None)
+    if not summary.published:
+        what = "every item failed" if summary.total else "the dataset holds no items"
+        print(f"nothing was written: {what}. No shard was published, and {args.output_dir} "
+              f"keeps what it held of {args.prefix!r} (an earlier run's shards and manifest, "
+              "if any)" + (f"; the failures are listed in {failures_path}:"
+                           if summary.failures else ""), file=sys.stderr)
+    elif summary.failures:
+        print(f"{summary.failed} of {summary.total} items failed and were not "
+              f"written; they are listed in {failures_path}:", file=sys.stderr)
     if summary.failures:
-        print(f"{summary.failed} of {summary.total} items failed and were not written; "
-              f"they are listed in {failures_path}:", file=sys.stderr)
         print_problems("failures", [f["error_msg"] for f in summary.failures], failures_path)
+        hint = paths_hint(args, summary.failures, summary.failed_by_reason, summary.total,
+                          summary.written)
+        if hint:
+            print(hint, file=sys.stderr)
+    if not summary.published:
         return EXIT_FAILED_ITEMS
-    return EXIT_OK
+    more = more_failures() if more_failures is not None else 0
+    return failure_status(args, summary.failed + more, summary.total)
 
 
-def _validate_only(args: argparse.Namespace, dataset: Any) -> int:
+def failure_status(args: argparse.Namespace, failed: int, total: int) -> int:
+    """The exit status of a run with ``failed`` failures among ``total`` items: 0 within
+    ``--max-failures`` (said on stderr when some failed), else 1."""
+    if not failed:
+        return EXIT_OK
+    limit: FailureLimit = args.max_failures
+    within = limit.allows(failed, total)
+    if limit.value:
+        verdict = "within" if within else "over"
+        print(f"{count(failed, 'failures')} among {count(total, 'items')}: {verdict} "
+              f"--max-failures {limit.text}, so the exit status is {0 if within else 1}",
+              file=sys.stderr)
+    return EXIT_OK if within else EXIT_FAILED_ITEMS
+
+
+def paths_hint(args: argparse.Namespace, failures: list[dict[str, Any]],
+               by_reason: dict[str, int], total: int, written: int) -> str | None:
+    """When every item failed, or most failed as "file not found": where the image paths
+    were looked for, and the option that changes it (``--root``; for a converter, the
+    option its image paths come from, the parser's ``images_from``). None otherwise."""
+    missing = by_reason.get("missing", 0)
+    if not missing or (written and missing * 2 <= total):
+        return None
+    example = next((f["filename"] for f in failures if isinstance(f.get("filename"), str)
+                    and "file not found" in str(f.get("error_msg", ""))), None)
+    head = (f"{missing} of {total} items failed with 'file not found'"
+            + (f" (the first: {example})" if example else ""))
+    images_from = getattr(args, "images_from", None)
+    if images_from:
+        return (f"{head}: the image paths come from {images_from}; check that it names "
+                "the folder that holds the images")
+    root = getattr(args, "root", None)
+    where = (f"the dataset root {root} (--root)" if root
+             else f"the current directory, {os.getcwd()}")
+    hint = (f"{head}: relative filenames were read from {where}; if they are relative to "
+            "another folder, give it with --root DIR")
+    folder = os.path.dirname(getattr(args, "dataset_path", "") or "")
+    if (example and folder and not storage.is_url(example) and not os.path.isabs(example)
+            and not storage.is_url(folder) and os.path.exists(os.path.join(folder, example))
+            and (root is None or os.path.realpath(root) != os.path.realpath(folder))):
+        hint += (f" (the dataset file's folder holds them: --root {shlex.quote(folder)})")
+    return hint
+
+
+def _validate_only(args: argparse.Namespace, dataset: Any,
+                   more_failures: Callable[[], int] | None = None) -> int:
     from ..dryrun import validate_dataset  # (Pillow)
 
     report = validate_dataset(dataset, validation=args.validation, root=args.root,
                               store_images=args.store_images)
     if report.warnings:
-        print(f"{len(report.warnings)} items have warnings (written in lenient mode):",
-              file=sys.stderr)
+        print(f"{count(len(report.warnings), 'items have')} warnings (written in lenient "
+              "mode):", file=sys.stderr)
         print_problems("warnings", report.warnings, None)
     if report.failures:
-        print(f"{len(report.failures)} of {report.total} items would fail:", file=sys.stderr)
+        print(f"{len(report.failures)} of {report.total} items would fail:",
+              file=sys.stderr)
         print_problems("failures", [f["error_msg"] for f in report.failures], None)
-    print(f"validated {report.total} items: {report.total - len(report.failures)} would be "
-          f"written, {len(report.failures)} would fail, {len(report.warnings)} with warnings "
-          f"({args.validation} mode); nothing was written", file=sys.stderr)
-    return EXIT_FAILED_ITEMS if report.failures else EXIT_OK
+        hint = paths_hint(args, report.failures, report.failed_by_reason, report.total,
+                          report.total - len(report.failures))
+        if hint:
+            print(hint, file=sys.stderr)
+    if report.unknown_keys:
+        print(keys.describe(report.unknown_keys), file=sys.stderr)
+    print(f"validated {count(report.total, 'items')}: {report.total - len(report.failures)} "
+          f"would be written, {len(report.failures)} would fail, {len(report.warnings)} with "
+          f"warnings ({args.validation} mode); nothing was written", file=sys.stderr)
+    more = more_failures() if more_failures is not None else 0
+    return failure_status(args, len(report.failures) + more, report.total)
 
 
 def _run_beam(args: argparse.Namespace, dataset: Any) -> Any:

@@ -17,13 +17,12 @@ from .. import storage
 from ..converters import label_map
 from ..errors import DatasetError, write_errors
 from .common import (
-    EXIT_FAILED_ITEMS,
-    EXIT_OK,
     SHOWN_FAILURES,
     UsageError,
     add_output_options,
     add_runner_options,
     count,
+    failure_status,
     run_job,
 )
 
@@ -35,15 +34,17 @@ def register(sub: Any) -> None:
                            "(with the create options) and the label map beside them, or, "
                            "with --to-json, the item list for editing.",
                            epilog="exit status: 0 all written, 1 some items or annotations "
-                           "failed, 2 usage error, 3 output not writable")
-        p.set_defaults(run=_run_convert)
+                           "failed (beyond --max-failures), 2 usage error, 3 output not "
+                           "writable")
+        p.set_defaults(run=_run_convert, images_from=IMAGES_FROM[name])
         return p
 
     p = converter("from-coco", "convert a COCO instances JSON file")
     p.add_argument("annotations", metavar="INSTANCES.json")
     p.add_argument("--images", required=True, metavar="DIR", help="folder of the image files")
     p.add_argument("--drop-empty", action="store_true",
-                   help="leave out images without annotations")
+                   help="leave out images without annotations (default: kept, with no "
+                        "boxes)")
     p.add_argument("--include-masks", action="store_true",
                    help="store each object's segmentation (polygons, RLE, crowd RLE) as "
                    "its mask, image/object/mask: one PNG of 0 and 1 per object")
@@ -52,23 +53,21 @@ def register(sub: Any) -> None:
     p.add_argument("source_dir", metavar="ROOT", help="folder with Annotations/, JPEGImages/, "
                    "ImageSets/Main/ (e.g. VOCdevkit/VOC2012)")
     p.add_argument("--split", default="train", help="ImageSets/Main/SPLIT.txt (default: train)")
-    p.add_argument("--label-map", metavar="FILE", help="JSON list of class names in label "
-                   "order, or a {label: name} object (default: sorted names found)")
     p.add_argument("--segmentation", action="store_true",
                    help="convert the segmentation split instead: the images of "
                    "ImageSets/Segmentation/SPLIT.txt, each with its label image "
                    "SegmentationClass/ID.png as image/segmentation/class/encoded")
-    _converter_options(p)
+    _converter_options(p, default_labels="sorted names found")
     p = converter("from-folder", "convert image folders, one class per sub-folder")
     p.add_argument("source_dir", metavar="ROOT", help="folder with one sub-folder of images "
                    "per class")
     # A class label indexes a classifier's outputs: it counts from 0 (see the item format).
-    _converter_options(p, label_offset=0)
+    _converter_options(p, label_offset=0, default_labels="sorted sub-folder names")
     p = converter("from-caltech", "convert Caltech-style bbGt text annotations")
     p.add_argument("images", metavar="IMAGES", help="folder of the image files")
     p.add_argument("annotations", metavar="ANNOTATIONS",
                    help="folder of the .txt files, one per image, same name")
-    _converter_options(p)
+    _converter_options(p, default_labels="sorted names found")
     p = converter("from-yolo", "convert YOLO text labels (an Ultralytics data.yaml, or the "
                   "Darknet obj.names + train.txt layout)")
     p.add_argument("yolo_root", metavar="ROOT", help="the dataset folder holding data.yaml "
@@ -77,20 +76,19 @@ def register(sub: Any) -> None:
     p.add_argument("--split", choices=("train", "val", "test"), default="train",
                    help="the split to convert (default: train)")
     p.add_argument("--drop-empty", action="store_true",
-                   help="leave out background images (no label file, or no boxes)")
+                   help="leave out background images (no label file, or no boxes; "
+                        "default: kept, with no boxes)")
     p.add_argument("--include-masks", action="store_true",
                    help="store each polygon (segmentation) line as its object's mask, "
                    "image/object/mask, besides its box")
-    _converter_options(p)
+    _converter_options(p, default_labels="the class ids of names, as they are")
     p = converter("from-csv", "convert the Object Detection API tutorial CSV "
                   "(filename,width,height,class,xmin,ymin,xmax,ymax in pixels, one row per box)")
     p.add_argument("csv_file", metavar="FILE", help="the CSV file (the header gives the "
                    "column order)")
     p.add_argument("--images", dest="csv_images", required=True, metavar="DIR",
                    help="folder of the image files named in the filename column")
-    p.add_argument("--label-map", metavar="FILE", help="JSON list of class names in label "
-                   "order, or a {label: name} object (default: sorted names found)")
-    _converter_options(p)
+    _converter_options(p, default_labels="sorted names found")
     p = converter("from-segmentation", "convert images paired with label images of class "
                   "ids (semantic segmentation), matched by file name")
     p.add_argument("images", metavar="IMAGES", help="folder of the images (with sub-folders)")
@@ -101,13 +99,21 @@ def register(sub: Any) -> None:
     _converter_options(p, label_offset=None)
 
 
-def _converter_options(p: Any, label_offset: int | None = 1) -> None:
+
+def _converter_options(p: Any, label_offset: int | None = 1,
+                       default_labels: str = "the categories in ascending id order") -> None:
     conv = p.add_argument_group("conversion")
     conv.add_argument("--to-json", metavar="FILE", help="write the items to FILE as JSON "
                       "instead of writing shards (then: create --dataset_path FILE)")
     if label_offset is None:  # no labels: a label image's pixels are its class ids
-        conv.set_defaults(label_offset=0)
+        conv.set_defaults(label_offset=0, label_map=None)
     else:
+        conv.add_argument("--label-map", metavar="FILE",
+                          help="the class names in label order: a JSON list of names, or a "
+                               "{label: name} object such as the label_map.json written "
+                               "beside the shards of another split, so that both store the "
+                               "same labels; a class not in it is reported and left out "
+                               f"(default: {default_labels})")
         if label_offset:
             offset_help = (f"store labels from K (default: {label_offset}, the ids of the "
                            "label_map.pbtxt written beside the shards: the Object Detection "
@@ -125,6 +131,13 @@ def _converter_options(p: Any, label_offset: int | None = 1) -> None:
             action.required = False
     add_runner_options(p)
 
+
+# Where each converter's image paths come from, as its help names it: what a run whose
+# images are not found should check (``common.paths_hint``).
+IMAGES_FROM = {"from-coco": "--images", "from-voc": "ROOT (its JPEGImages/)",
+               "from-folder": "ROOT", "from-caltech": "IMAGES",
+               "from-yolo": "ROOT (the image folders or lists its data.yaml or train.txt "
+                            "names)", "from-csv": "--images", "from-segmentation": "IMAGES"}
 
 # Each converter's input paths, as (dest, how the help names it, "file" or "dir"). They are
 # checked before any work (a missing one is a usage error naming it) and made absolute, so
@@ -174,16 +187,16 @@ def _make_converter(args: argparse.Namespace) -> Any:
     if args.command in ("from-yolo", "from-csv", "from-segmentation"):
         return _make_text_converter(args, offset)
     try:
+        names = label_map.read_names(args.label_map)
         if args.command == "from-coco":
             return CocoConverter(args.annotations, args.images, args.drop_empty, offset,
-                                 include_masks=args.include_masks)
+                                 names, include_masks=args.include_masks)
         if args.command == "from-voc":
-            return VocConverter(args.source_dir, args.split,
-                                label_map.read_names(args.label_map), offset,
+            return VocConverter(args.source_dir, args.split, names, offset,
                                 segmentation=args.segmentation)
         if args.command == "from-folder":
-            return FolderConverter(args.source_dir, offset)
-        return CaltechConverter(args.images, args.annotations, offset)
+            return FolderConverter(args.source_dir, offset, names)
+        return CaltechConverter(args.images, args.annotations, offset, names)
     except OSError as exc:
         raise UsageError(f"cannot read {exc.filename}: {exc.strerror or exc}") from exc
     except (ValueError, KeyError, TypeError) as exc:
@@ -198,13 +211,13 @@ def _make_text_converter(args: argparse.Namespace, offset: int) -> Any:
     from ..converters.yolo import YoloConverter
 
     try:
+        names = label_map.read_names(args.label_map)
         if args.command == "from-yolo":
-            return YoloConverter(args.yolo_root, args.split, args.drop_empty, offset,
+            return YoloConverter(args.yolo_root, args.split, args.drop_empty, offset, names,
                                  include_masks=args.include_masks)
         if args.command == "from-segmentation":
             return SegmentationConverter(args.images, args.labels, args.label_suffix)
-        return OdCsvConverter(args.csv_file, args.csv_images,
-                              label_map.read_names(args.label_map), offset)
+        return OdCsvConverter(args.csv_file, args.csv_images, names, offset)
     except OSError as exc:
         raise UsageError(f"cannot read {exc.filename}: {exc.strerror or exc}") from exc
     except (DatasetError, ValueError, TypeError) as exc:
@@ -237,13 +250,12 @@ def _run_convert(args: argparse.Namespace) -> int:
                                                                 encoding="utf-8") as f:
             json.dump(items, f, indent=1)
             f.write("\n")
-        status = EXIT_OK
         print(f"wrote {count(len(items), 'items')} to {args.to_json}", file=sys.stderr)
     else:
         if not args.validate_only and converter.label_map:
             label_map.check_folder(args.output_dir, args.prefix, converter.labels,
                                    args.label_offset)
-        status = run_job(args, converter)
+        status = run_job(args, converter, lambda: len(converter.problems))
         if not args.validate_only and converter.label_map:
             written = _write_label_maps(args.output_dir, converter.labels, args.label_offset)
             if label_map.PBTXT_NAME not in written and not args.quiet:
@@ -257,5 +269,8 @@ def _run_convert(args: argparse.Namespace) -> int:
     for problem in converter.problems[:SHOWN_FAILURES]:
         print(f"  problem: {problem}", file=sys.stderr)
     if len(converter.problems) > SHOWN_FAILURES:
-        print(f"  ... and {len(converter.problems) - SHOWN_FAILURES} more", file=sys.stderr)
-    return EXIT_FAILED_ITEMS if converter.problems and status == EXIT_OK else status
+        print(f"  ... and {count(len(converter.problems) - SHOWN_FAILURES, 'more problems')}",
+              file=sys.stderr)
+    if args.to_json:
+        return failure_status(args, len(converter.problems), len(items))
+    return status

@@ -14,15 +14,18 @@ import os
 import sys
 from typing import Any
 
-from .. import storage
+from .. import journal, storage
 from ..decode import feature_values
-from ..errors import WriteError, write_errors
+from ..errors import TFRecordLiteError, WriteError, write_errors
 from ..framing import DEFAULT_MAX_RECORD_SIZE
 from ..reader import default_index_path, iterate, parse_record, read_framed, write_index
 from ..schema import BYTES, RECORD_FIELDS
 from ..sharding import is_side_file
 from ..verify import report_dict, stats, verify_files
 from .common import EXIT_FAILED_ITEMS, EXIT_OK, UsageError, byte_size, count, positive_int
+
+# show: a record's image longer than this a side is drawn scaled down (--full-size: not).
+SHOW_MAX_SIDE = 2048
 
 
 def register(sub: Any) -> None:
@@ -75,11 +78,17 @@ def register(sub: Any) -> None:
                        epilog="exit status: 0 written, 1 a damaged file, 2 usage error, 3 "
                        "the picture could not be written")
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--index", type=int, default=0, metavar="I",
-                   help="record number, counted over the files in order (default 0)")
-    p.add_argument("--grid", type=positive_int, default=None, metavar="N",
-                   help="draw the first N records as one contact sheet instead")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--index", type=int, default=None, metavar="I",
+                       help="record number, counted over the files in order (default 0)")
+    which.add_argument("--id", default=None, metavar="ID",
+                       help="the (first) record whose image/id is ID")
+    which.add_argument("--grid", type=positive_int, default=None, metavar="N",
+                       help="draw the first N records as one contact sheet instead")
     p.add_argument("-o", "--output", required=True, metavar="OUT.png", help="image to write")
+    p.add_argument("--full-size", action="store_true",
+                   help=f"draw a record's image at its full size (default: one longer than "
+                        f"{SHOW_MAX_SIDE} px a side is drawn scaled down to {SHOW_MAX_SIDE})")
     p.add_argument("--compression", **compression)
 
     p = sub.add_parser("index", help="write .FILE.idx (offset length per record) for each file",
@@ -110,7 +119,8 @@ def _expand_patterns(patterns: list[str]) -> list[str]:
         expanded = storage.expand([pattern])
         wildcard = any(c in pattern for c in "*?[")
         if wildcard and expanded == [pattern] and not storage.is_file(pattern):
-            raise UsageError(f"{pattern}: no file matches this pattern")
+            raise UsageError(f"{pattern}: no file matches this pattern"
+                             + _pending_runs(storage.split(pattern)[0]))
         folders = [p for p in expanded if not storage.is_url(p) and os.path.isdir(p)]
         if folders and not wildcard:
             where = pattern.rstrip("/" + os.sep) or pattern
@@ -140,8 +150,27 @@ def _shard_paths(patterns: list[str]) -> list[str]:
         what = "file that is not a shard" if len(skipped) == 1 else "files that are not shards"
         print(f"skipped {len(skipped)} {what}: {', '.join(skipped)}", file=sys.stderr)
     if not shards:
-        raise UsageError(f"no shard files among {' '.join(patterns)}")
+        folders = sorted({storage.split(p)[0] for p in patterns})
+        raise UsageError(f"no shard files among {' '.join(patterns)}"
+                         + "".join(map(_pending_runs, folders)))
     return shards
+
+
+def _pending_runs(folder: str) -> str:
+    """For a pattern that matched no shard: the interrupted runs its folder holds, whose
+    shards wait under hidden names, and how to finish them ("" when none)."""
+    try:
+        with storage.folder(folder or os.curdir) as out:
+            runs = journal.pending(out)
+    except (OSError, TFRecordLiteError):
+        return ""
+    if not runs:
+        return ""
+    listed = ", ".join(f"{prefix!r} ({complete} of {count(total, 'shards')} complete)"
+                       for prefix, complete, total in runs)
+    return (f"; {folder or os.curdir} holds an interrupted run of {listed}, whose shards are "
+            "kept under hidden names until the run finishes: run the command that started "
+            "it again with --resume to finish it (or with --restart to start over)")
 
 
 def _run_verify(args: argparse.Namespace) -> int:
@@ -152,8 +181,9 @@ def _run_verify(args: argparse.Namespace) -> int:
     else:
         for problem in report.problems:
             print(f"PROBLEM {problem}")
-        print(f"{'OK' if report.ok else 'FAILED'}: {report.files} files, {report.records} "
-              f"records, {report.images} images decoded, {len(report.problems)} problems")
+        print(f"{'OK' if report.ok else 'FAILED'}: {count(report.files, 'files')}, "
+              f"{count(report.records, 'records')}, {count(report.images, 'images decoded')}, "
+              f"{count(len(report.problems), 'problems')}")
     return EXIT_OK if report.ok else EXIT_FAILED_ITEMS
 
 
@@ -223,7 +253,7 @@ def _run_stats(args: argparse.Namespace) -> int:
                                          for k, v in result["box_labels"].items()))
     for name, check in result["box_checks"].items():
         examples = f" (e.g. ids {', '.join(check['examples'])})" if check["examples"] else ""
-        print(f"images with {name} boxes: {check['images']}{examples}")
+        print(f"{_BOX_CHECKS.get(name, name)}: {check['images']}{examples}")
     for name in ("box_width", "box_height"):
         s = result[name]
         if s:
@@ -240,11 +270,19 @@ def _run_stats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# How stats names the images each of its box checks finds.
+_BOX_CHECKS = {"reversed": "images with reversed boxes",
+               "tiny (< 10 px²)": "images with tiny boxes (< 10 px²)",
+               "count mismatch": "images whose object/count is not their number of boxes",
+               "outside [0, 1]": "images with boxes outside [0, 1]"}
+
+
 def _run_show(args: argparse.Namespace) -> int:
     from ..preview import contact_sheet, draw  # Pillow
 
     paths = _shard_paths(args.files)
     files = "the file holds" if len(paths) == 1 else "the files hold"
+    scaled = ""
     if args.grid:
         items = []
         for item in iterate(paths, args.compression, max_record_size=args.max_record_size):
@@ -257,23 +295,31 @@ def _run_show(args: argparse.Namespace) -> int:
         drawn = (count(len(items), "records") if len(items) == args.grid else
                  f"{len(items)} of {count(args.grid, 'records')} ({files} {len(items)})")
     else:
-        if args.index < 0:
+        index = 0 if args.index is None and args.id is None else args.index
+        if index is not None and index < 0:
             raise UsageError("--index must be >= 0")
         seen = 0
         for seen, item in enumerate(iterate(paths, args.compression,  # noqa: B007
                                             max_record_size=args.max_record_size), 1):
-            if seen - 1 == args.index:
-                image = draw(item)
+            if seen - 1 == index or (args.id is not None and str(item.get("id")) == args.id):
+                image = draw(item, None if args.full_size else SHOW_MAX_SIDE)
                 break
         else:
-            raise UsageError(f"there is no record {args.index} ({files} {seen})")
-        drawn = f"record {args.index} (id {item.get('id')!r})"
+            if args.id is not None:
+                raise UsageError(f"no record has the id {args.id!r} ({files} "
+                                 f"{count(seen, 'records')})")
+            raise UsageError(f"there is no record {index} ({files} {seen})")
+        drawn = f"record {seen - 1} (id {item.get('id')!r})"
+        width, height = item.get("width"), item.get("height")
+        if isinstance(width, int) and isinstance(height, int) and max(width, height) > max(
+                image.size):
+            scaled = f" (scaled down from {width}x{height}; --full-size draws it whole)"
     try:
         with write_errors(f"cannot write {args.output}"):
             image.save(args.output)
     except ValueError as exc:  # Pillow: no format for the file name's extension
         raise WriteError(f"cannot write {args.output}: {exc}") from exc
-    print(f"wrote {args.output}: {drawn}, {image.width}x{image.height} px")
+    print(f"wrote {args.output}: {drawn}, {image.width}x{image.height} px{scaled}")
     return EXIT_OK
 
 

@@ -2,7 +2,10 @@
 
 Each converter is an iterable of items (nested dicts, as ``create()`` takes) with:
 
-* ``labels``: the class names, index = stored label;
+* ``labels``: the class names, index = stored label (less ``label_offset``): the
+  names found in the dataset's order, or those of a label map given to it (the
+  ``--label-map`` of every converter command), so that the splits of a dataset
+  converted apart store the same labels;
 * ``report``: counts of what was dropped, clipped or skipped (a ``Counter``);
 * ``problems``: one message per bad annotation, naming the image and the problem.
 
@@ -16,6 +19,7 @@ import collections
 from collections.abc import Iterator
 from typing import Any
 
+from ..looks import HEAD, looks_like
 from .label_map import label_map_json as label_map_json
 from .label_map import label_map_pbtxt as label_map_pbtxt
 
@@ -29,6 +33,7 @@ class Converter:
 
     def __init__(self, label_offset: int = 0) -> None:
         self.labels: list[str] = []
+        self.label_of: dict[str, int] = {}
         self.label_offset = label_offset
         self.report: collections.Counter[str] = collections.Counter()
         self.problems: list[str] = []
@@ -37,8 +42,29 @@ class Converter:
         self.problems.append(f"{where}: {message}")
         self.report["annotations with problems"] += 1
 
+    def use_labels(self, found: list[str], given: list[str] | None) -> None:
+        """Set ``labels`` and ``label_of`` (name -> stored label): the names ``given``
+        (a label map), in their order, else those ``found`` in the dataset."""
+        self.labels = list(given) if given is not None else list(found)
+        self.label_of = {}
+        for i, name in enumerate(self.labels):
+            self.label_of.setdefault(name, i + self.label_offset)
+
     def __iter__(self) -> Iterator[dict[str, Any]]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def wrong_file(path: str, why: str, expected: str) -> str:
+    """The message for an input file that is not what a converter reads: the file, why,
+    what it looks like (from its first bytes), and what was expected."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(HEAD)
+    except OSError:
+        head = b""
+    what = looks_like(head)
+    seems = f"; it looks like {what}" if what is not None else ""
+    return f"{path}: {why}{seems}; expected {expected}"
 
 
 def normalize_box(x0: float, y0: float, x1: float, y1: float, width: int, height: int,
@@ -72,16 +98,3 @@ def add_box(objects: dict[str, Any], box: tuple[float, float, float, float], lab
     bbox["label"].append(label)
     bbox["text"].append(text)
     objects["count"] += 1
-
-
-def count_phrase(n: int, phrase: str) -> str:
-    """``n`` and a plural phrase, its first word made singular when ``n`` is 1:
-    ``(1, "boxes clipped")`` -> ``"1 box clipped"``, ``(2, "images")`` -> ``"2 images"``."""
-    if n != 1:
-        return f"{n} {phrase}"
-    word, space, rest = phrase.partition(" ")
-    if word.endswith(("sses", "xes", "ches", "shes")):
-        word = word[:-2]
-    elif word.endswith("s") and not word.endswith("ss"):
-        word = word[:-1]
-    return f"1 {word}{space}{rest}"

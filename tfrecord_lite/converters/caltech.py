@@ -17,9 +17,13 @@ from . import Converter, add_box, empty_objects, normalize_box
 
 
 class CaltechConverter(Converter):
+    """Pixel boxes normalized; label names -> labels (sorted names, or the order of
+    ``label_names``, where a name not among them is reported and its box left out)."""
+
     name = "caltech"
 
-    def __init__(self, images_dir: str, annotations_dir: str, label_offset: int = 0) -> None:
+    def __init__(self, images_dir: str, annotations_dir: str, label_offset: int = 0,
+                 label_names: list[str] | None = None) -> None:
         super().__init__(label_offset)
         self.images_dir = images_dir
         self.annotations_dir = annotations_dir
@@ -33,8 +37,7 @@ class CaltechConverter(Converter):
         names: set[str] = set()
         for _, _, ann in self.pairs:
             names.update(row[0] for row in self._rows(ann, record=False))
-        self.labels = sorted(names)
-        self.label_of = {name: i + label_offset for i, name in enumerate(self.labels)}
+        self.use_labels(sorted(names), label_names)
 
     def _rows(self, ann: str, record: bool = True) -> list[list[str]]:
         try:
@@ -68,6 +71,10 @@ class CaltechConverter(Converter):
                 except ValueError:
                     self.problem(f"image {stem!r}", f"line {n + 2}: expected 'label x y w h', "
                                                     f"got {' '.join(row)!r}")
+                    continue
+                if row[0] not in self.label_of:
+                    self.problem(f"image {stem!r}", f"line {n + 2}: class {row[0]!r} is not "
+                                                    "in the label map")
                     continue
                 box = normalize_box(x, y, x + w, y + h, width, height, self.report)
                 if box is None:

@@ -8,41 +8,62 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from . import Converter, add_box, count_phrase, empty_objects, normalize_box
+from ..plural import count
+from . import Converter, add_box, empty_objects, normalize_box, wrong_file
 
 _SHOWN_IDS = 10  # annotation ids named per missing image
+_EXPECTED = ("COCO's instances JSON (as instances_train2017.json): an object with "
+             "'images', 'annotations' and 'categories'")
 
 
 class CocoConverter(Converter):
     """Boxes ``[x, y, w, h]`` in pixels -> normalized; category ids -> 0..K-1 in ascending
-    id order; ``iscrowd`` -> ``object/is_crowd``; areas normalized by the image area;
-    keypoints (``x, y, v`` triplets) -> ``object/parts``, per object in order; with
-    ``include_masks``, each annotation's ``segmentation`` (polygons, RLE, crowd RLE) ->
-    ``object/mask`` as it is, drawn when the item is written.
+    id order (or the names' order in ``label_names``); ``iscrowd`` -> ``object/is_crowd``;
+    areas normalized by the image area; keypoints (``x, y, v`` triplets) ->
+    ``object/parts``, per object in order; with ``include_masks``, each annotation's
+    ``segmentation`` (polygons, RLE, crowd RLE) -> ``object/mask`` as it is, drawn when
+    the item is written.
 
     Args:
         annotations: the instances JSON file.
         images_dir: where ``file_name`` is found.
         drop_empty: leave out images without any (kept) annotation.
+        label_offset: labels start at this value.
+        label_names: class names in label order (a label map; default: the categories'
+            names in ascending id order). An annotation of a category not among them is
+            reported and left out.
         include_masks: give each object's ``segmentation`` as its mask.
+    Raises:
+        ValueError: the file is not JSON, or not a COCO annotation file.
     """
 
     name = "coco"
 
     def __init__(self, annotations: str, images_dir: str, drop_empty: bool = False,
-                 label_offset: int = 0, include_masks: bool = False) -> None:
+                 label_offset: int = 0, label_names: list[str] | None = None,
+                 include_masks: bool = False) -> None:
         super().__init__(label_offset)
         self.include_masks = include_masks
         with open(annotations, encoding="utf-8") as f:
-            self.data = json.load(f)
+            try:
+                self.data = json.load(f)
+            except UnicodeDecodeError as exc:
+                raise ValueError(wrong_file(annotations, "not a COCO annotation file: not "
+                                            "UTF-8 text", _EXPECTED)) from exc
+            except json.JSONDecodeError as exc:
+                raise ValueError(wrong_file(
+                    annotations, f"not a COCO annotation file: not JSON ({exc.msg} at line "
+                    f"{exc.lineno} column {exc.colno})", _EXPECTED)) from exc
         if not isinstance(self.data, dict) or "images" not in self.data:
-            raise ValueError(f"{annotations}: not a COCO annotation file (no 'images')")
+            raise ValueError(f"{annotations}: not a COCO annotation file (no 'images'); "
+                             f"expected {_EXPECTED}")
         self.images_dir = images_dir
         self.drop_empty = drop_empty
         categories = sorted(self.data.get("categories", []), key=lambda c: c["id"])
-        self.category_label = {c["id"]: i + label_offset for i, c in enumerate(categories)}
         self.category_name = {c["id"]: str(c.get("name", c["id"])) for c in categories}
-        self.labels = [self.category_name[c["id"]] for c in categories]
+        self.use_labels([self.category_name[c["id"]] for c in categories], label_names)
+        self.category_label = {c["id"]: self.label_of.get(self.category_name[c["id"]])
+                               for c in categories}
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         by_image: dict[Any, list[dict[str, Any]]] = collections.defaultdict(list)
@@ -66,7 +87,8 @@ class CocoConverter(Converter):
             if len(own) < k:
                 if own:
                     self.problem(f"{where}, annotation {ident!r}",
-                                 f"{len(own)} keypoints where the image's others have {k}")
+                                 f"{count(len(own), 'keypoints')} where the image's others "
+                                 f"have {k}")
                 self.report["objects completed with unlabelled keypoints (v = 0)"] += 1
                 own = own + [(0.0, 0.0, 0)] * (k - len(own))
             for x, y, v in own:
@@ -87,7 +109,7 @@ class CocoConverter(Converter):
                 f" and {len(ids) - _SHOWN_IDS} more" if len(ids) > _SHOWN_IDS else "")
             self.report["annotations whose image_id is not among the images"] += len(anns)
             self.problems.append(f"image_id {image_id!r} is not among the images: "
-                                 f"{count_phrase(len(ids), 'annotations')} not converted "
+                                 f"{count(len(ids), 'annotations')} not converted "
                                  f"(ids {shown})")
 
     def _item(self, image: dict[str, Any], anns: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -105,9 +127,13 @@ class CocoConverter(Converter):
         points: list[list[tuple[float, float, int]]] = []  # per kept object
         for ann in anns:
             ann_where = f"{where}, annotation {ann.get('id')!r}"
-            label = self.category_label.get(ann.get("category_id"))
+            category = ann.get("category_id")
+            label = self.category_label.get(category)
             if label is None:
-                self.problem(ann_where, f"unknown category_id {ann.get('category_id')!r}")
+                self.problem(ann_where, f"unknown category_id {category!r}"
+                             if category not in self.category_name else
+                             f"class {self.category_name[category]!r} (category_id "
+                             f"{category!r}) is not in the label map")
                 continue
             try:
                 x, y, w, h = (float(v) for v in ann["bbox"])
@@ -131,10 +157,10 @@ class CocoConverter(Converter):
                             int(keypoints[k + 2])) for k in range(0, len(keypoints) - 2, 3)])
         self.report["boxes"] += objects["count"]
         if objects["count"] == 0:
-            self.report["images without annotations"] += 1
             if self.drop_empty:
                 self.report["images dropped (no annotations)"] += 1
                 return None
+            self.report["images without annotations (kept)"] += 1
         if any(points):
             objects["parts"] = self._parts(where, objects["id"], points)
         self.report["images"] += 1

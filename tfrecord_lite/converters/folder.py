@@ -11,25 +11,34 @@ from . import Converter
 
 
 class FolderConverter(Converter):
-    """Sorted sub-folder names -> labels 0..K-1, the folder name -> ``class/text``.
+    """Sorted sub-folder names -> labels 0..K-1 (or the order of ``label_names``), the
+    folder name -> ``class/text``.
 
     Files are recognised as images by their first bytes, not their names; other files
-    are skipped and counted.
+    are skipped and counted. With ``label_names``, a sub-folder not among them is
+    reported and its images left out.
     """
 
     name = "folder"
 
-    def __init__(self, root: str, label_offset: int = 0) -> None:
+    def __init__(self, root: str, label_offset: int = 0,
+                 label_names: list[str] | None = None) -> None:
         super().__init__(label_offset)
         self.root = root
-        self.labels = sorted(d for d in os.listdir(root)
-                             if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
-        if not self.labels:
+        self.folders = sorted(d for d in os.listdir(root)
+                              if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+        if not self.folders:
             raise ValueError(f"{root}: no class sub-folders")
+        self.use_labels(self.folders, label_names)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        for label, name in enumerate(self.labels):
+        for name in self.folders:
+            label = self.label_of.get(name)
             folder = os.path.join(self.root, name)
+            if label is None:
+                self.problem(folder, f"class {name!r} is not in the label map: its images "
+                                     "are left out")
+                continue
             for dirpath, dirnames, filenames in os.walk(folder):
                 dirnames.sort()
                 for file_name in sorted(filenames):
@@ -45,4 +54,4 @@ class FolderConverter(Converter):
                         continue
                     self.report["images"] += 1
                     yield {"filename": path, "id": os.path.relpath(path, self.root),
-                           "class": {"label": label + self.label_offset, "text": name}}
+                           "class": {"label": label, "text": name}}

@@ -52,21 +52,41 @@ def files(labels: list[str], offset: int) -> dict[str, str]:
     return written
 
 
+_EXPECTED = ("a JSON list of class names in label order, or a {label: name} object such as "
+             "the label_map.json written beside shards")
+
+
 def read_names(path: str | None) -> list[str] | None:
     """The class names of a ``--label-map`` file, in label order: a JSON list of names,
-    or a ``{label: name}`` object; None without a file.
+    or a ``{label: name}`` object (``label_map.json``); None without a file.
 
     Raises:
         OSError: the file cannot be read.
-        ValueError: not JSON, or a label that is not a number.
+        ValueError: not JSON, or not a list or object, or a label that is not a number
+            (the message names the file and what was expected).
     """
     if not path:
         return None
-    with open(path, encoding="utf-8") as f:
-        loaded = json.load(f)
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        loaded = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"label map {path}: not UTF-8 text ({exc.reason} at byte "
+                         f"{exc.start}); expected {_EXPECTED}") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"label map {path}: not JSON ({exc.msg} at line {exc.lineno} "
+                         f"column {exc.colno}); expected {_EXPECTED}") from exc
     if isinstance(loaded, dict):
-        return [str(loaded[k]) for k in sorted(loaded, key=int)]
-    return [str(name) for name in loaded]
+        try:
+            order = sorted(loaded, key=int)
+        except ValueError:
+            raise ValueError(f"label map {path}: a key is not a label number; expected "
+                             f"{_EXPECTED}") from None
+        return [str(loaded[k]) for k in order]
+    if isinstance(loaded, list):
+        return [str(name) for name in loaded]
+    raise ValueError(f"label map {path}: a JSON {type(loaded).__name__}; expected {_EXPECTED}")
 
 
 def check_folder(output_dir: str, prefix: str, labels: list[str], offset: int) -> None:
@@ -93,8 +113,8 @@ def check_folder(output_dir: str, prefix: str, labels: list[str], offset: int) -
         raise LabelMapError(
             f"{where} maps the labels of {', '.join(others)} ({_shown(old)}), and this "
             f"conversion's differ ({_shown(new)}): one label map cannot describe both. "
-            "Convert with the same classes in the same order (--label-map FILE where the "
-            "converter takes it, the same --label-offset), or write to another --output_dir")
+            f"Convert with the same classes in the same order (--label-map {where}, and the "
+            "same --label-offset), or write to another --output_dir")
 
 
 def _shown(mapping: Any) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import DatasetError, ImageError
 from ..images import read_size_from_file
-from . import Converter, add_box, empty_objects, normalize_box
+from . import Converter, add_box, empty_objects, normalize_box, wrong_file
 
 REQUIRED = ("filename", "class", "xmin", "ymin", "xmax", "ymax")
 OPTIONAL = ("width", "height")
@@ -65,7 +65,11 @@ class OdCsvConverter(Converter):
                 self._read(csv.reader(f))
         except FileNotFoundError as exc:
             raise DatasetError(f"FILE {csv_file!r}: no such file") from exc
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        except UnicodeDecodeError as exc:
+            raise DatasetError(wrong_file(csv_file, "not a CSV file: not UTF-8 text",
+                                          "the Object Detection API CSV (filename,width,"
+                                          "height,class,xmin,ymin,xmax,ymax)")) from exc
+        except (OSError, csv.Error) as exc:
             raise DatasetError(f"cannot read {csv_file}: {exc}") from exc
         if label_names is None:
             label_names = sorted({r.name for rows in self.rows.values() for r in rows

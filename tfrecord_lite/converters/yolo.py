@@ -33,7 +33,8 @@ from typing import Any
 
 from ..errors import DatasetError, ImageError
 from ..images import read_size_from_file, sniff
-from . import Converter, add_box, empty_objects, normalize_box
+from ..plural import count
+from . import Converter, add_box, empty_objects, normalize_box, wrong_file
 
 SPLITS = ("train", "val", "test")
 YAML_NAMES = ("data.yaml", "data.yml")
@@ -75,7 +76,10 @@ def load_yaml(path: str) -> Any:
             return yaml.safe_load(f)
     except OSError as exc:
         raise DatasetError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise DatasetError(wrong_file(path, "not YAML: not UTF-8 text", "an Ultralytics "
+                                      "data.yaml (names, train, val)")) from exc
+    except yaml.YAMLError as exc:
         raise DatasetError(f"{path}: not valid YAML: {exc}") from exc
 
 
@@ -105,7 +109,7 @@ def class_names(names: Any, nc: Any, where: str) -> list[str]:
         raise DatasetError(f"{where}: 'names' must be a list or an {{id: name}} map, "
                            f"not {type(names).__name__}")
     if isinstance(nc, int) and nc != len(result):
-        raise DatasetError(f"{where}: 'nc' is {nc} but 'names' has {len(result)} classes")
+        raise DatasetError(f"{where}: 'nc' is {nc} but 'names' has {count(len(result), 'classes')}")
     return result
 
 
@@ -119,6 +123,9 @@ class YoloConverter(Converter):
         split: ``train``, ``val`` or ``test``.
         drop_empty: leave out images without any (kept) box, e.g. background images.
         label_offset: added to every class id.
+        label_names: class names in label order (a label map): each class id's name
+            (from ``names``) is stored as its label there; a box of a class not among
+            them is reported and left out. Default: the class ids as they are.
         include_masks: give each polygon as its object's mask (``object/mask``).
 
     Raises:
@@ -129,8 +136,10 @@ class YoloConverter(Converter):
     name = "yolo"
 
     def __init__(self, root: str, split: str = "train", drop_empty: bool = False,
-                 label_offset: int = 0, include_masks: bool = False) -> None:
+                 label_offset: int = 0, label_names: list[str] | None = None,
+                 include_masks: bool = False) -> None:
         super().__init__(label_offset)
+        self.names: list[str] = []  # the dataset's class names, by class id
         if split not in SPLITS:
             raise DatasetError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
         self.split = split
@@ -157,6 +166,8 @@ class YoloConverter(Converter):
             raise DatasetError(f"{yaml_file}: kpt_shape makes this a pose dataset, whose "
                                "lines are boxes and keypoints: it has no polygons for "
                                "--include-masks")
+        self.use_labels(self.names, label_names)
+        self._mapped = label_names is not None
 
     # -- layouts ---------------------------------------------------------------------------
 
@@ -165,7 +176,7 @@ class YoloConverter(Converter):
         if not isinstance(data, dict):
             raise DatasetError(f"{yaml_file}: expected a mapping with 'names' and "
                                f"'{self.split}'")
-        self.labels = class_names(data.get("names"), data.get("nc"), yaml_file)
+        self.names = class_names(data.get("names"), data.get("nc"), yaml_file)
         kpt = data.get("kpt_shape")
         if kpt is not None:
             if (not isinstance(kpt, list) or len(kpt) != 2 or
@@ -207,7 +218,7 @@ class YoloConverter(Converter):
             lines.pop()
         if not lines:
             raise DatasetError(f"{names_file}: no class names")
-        self.labels = lines
+        self.names = lines
         candidates = [os.path.join(self.root, n) for n in DARKNET_LISTS[self.split]]
         candidates += [os.path.join(self.root, n) for n in DARKNET_FOLDERS[self.split]]
         source = next((c for c in candidates if os.path.exists(c)), None)
@@ -283,10 +294,10 @@ class YoloConverter(Converter):
             objects = self._objects(labels, size)
             self.report["boxes"] += objects["count"]
             if objects["count"] == 0:
-                self.report["background images (no boxes)"] += 1
                 if self.drop_empty:
-                    self.report["images dropped (no boxes)"] += 1
+                    self.report["background images dropped (no boxes)"] += 1
                     continue
+                self.report["background images (no boxes, kept)"] += 1
             self.report["images"] += 1
             try:
                 item_id = os.path.relpath(image, self.root)
@@ -338,15 +349,21 @@ class YoloConverter(Converter):
             self.problem(where, f"the class id must be a whole number >= 0, not {fields[0]!r}")
             return
         class_id = int(values[0])
-        if class_id >= len(self.labels):
+        if class_id >= len(self.names):
             self.problem(where, f"class id {class_id} is not in names (ids 0 to "
-                                f"{len(self.labels) - 1})")
+                                f"{len(self.names) - 1})")
+            return
+        name = self.names[class_id]
+        label = self.label_of.get(name) if self._mapped else class_id + self.label_offset
+        if label is None:
+            self.problem(where, f"class {name!r} (id {class_id}) is not in the label map")
             return
         if self.kpt_shape is not None:
             k, d = self.kpt_shape
             if len(values) != 5 + k * d:
-                self.problem(where, f"expected {5 + k * d} fields (class cx cy w h and {k} "
-                                    f"keypoints of {d} values, as kpt_shape says), got "
+                self.problem(where, f"expected {5 + k * d} fields (class cx cy w h and "
+                                    f"{count(k, 'keypoints')} of {d} values, as kpt_shape "
+                                    "says), got "
                                     f"{len(values)}")
                 return
         elif len(values) != 5 and (len(values) < 7 or len(values) % 2 == 0):
@@ -369,7 +386,7 @@ class YoloConverter(Converter):
         box = normalize_box(*corners, 1, 1, self.report)
         if box is None:
             return
-        add_box(objects, box, class_id + self.label_offset, self.labels[class_id])
+        add_box(objects, box, label, name)
         if size is not None:
             objects["mask"].append(mask)
             self.report["masks" if mask is not None else "boxes without a polygon (no mask)"] += 1
