@@ -20,7 +20,6 @@ import pytest
 from tfrecord_lite import ImageError, WriteError, read_records, validate_dataset, write_dataset
 from tfrecord_lite import compression as _compression
 from tfrecord_lite.cli import main
-from tfrecord_lite.decode import decode_example
 from tfrecord_lite.items import ItemOptions, encode_item
 
 from conftest import ROOT, detection_item, make_image_bytes
@@ -176,20 +175,6 @@ def test_a_fifo_is_refused_even_when_swapped_in_after_the_check(
     error = _encode_with_deadline(detection_item("pipe.jpg", 1))
     assert isinstance(error, ImageError) and error.reason == "unreadable"
     assert "not a regular file (a FIFO" in str(error)
-
-
-def test_without_o_nonblock_images_are_read_and_fifos_refused(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Windows has no O_NONBLOCK: the check before opening is what refuses a FIFO there.
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delattr(os, "O_NONBLOCK")
-    os.mkfifo("pipe.jpg")
-    data = make_image_bytes("jpeg-rgb")
-    Path("good.jpg").write_bytes(data)
-    error = _encode_with_deadline(detection_item("pipe.jpg", "pipe"))
-    assert isinstance(error, ImageError) and error.reason == "unreadable"
-    record = _encode_with_deadline(detection_item("good.jpg", "good"))
-    assert decode_example(record)["encoded"] == data
 
 
 @pytest.mark.slow

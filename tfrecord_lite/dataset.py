@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from .errors import DatasetError
 from .looks import HEAD, looks_like
-from .storage import open_read
+from .storage import open_input
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class JsonLines:
         self.path = os.fspath(path)
         self._length: int | None = None
         try:
-            open_read(self.path).close()
+            open_input(self.path).close()
         except OSError as exc:
             raise DatasetError(
                 f"cannot read dataset file {self.path}: {exc.strerror or exc}") from exc
@@ -62,7 +62,7 @@ class JsonLines:
     def __len__(self) -> int:
         if self._length is None:
             count = 0
-            with open_read(self.path) as f:
+            with open_input(self.path) as f:
                 for _, raw in _lines(f):
                     if raw.strip():
                         count += 1
@@ -70,7 +70,7 @@ class JsonLines:
         return self._length
 
     def __iter__(self) -> Iterator[Any]:
-        with open_read(self.path) as f:
+        with open_input(self.path) as f:
             for number, raw in _lines(f):
                 if not raw.strip():
                     continue
@@ -91,7 +91,7 @@ class JsonLines:
         object, nested ones too, even if the line does not parse; other lines are
         parsed. Ids that are lists or objects are left out (see ``validate._id_key``).
         """
-        with open_read(self.path) as f:
+        with open_input(self.path) as f:
             for _, raw in _lines(f):
                 if b"\\" not in raw:
                     for token in _ID_VALUE.findall(raw):
@@ -157,7 +157,7 @@ def open_dataset(path: str | os.PathLike[str]) -> list[Any] | JsonLines:
         return JsonLines(path)
     head = b""  # the file's first bytes, to say what it looks like when it is not JSON
     try:
-        with open_read(path) as f:
+        with open_input(path) as f:
             content = f.read()
         head = content[:HEAD]
         text = content.decode("utf-8-sig")  # -sig: a BOM at the start

@@ -85,7 +85,7 @@ from . import png
 from .accelerators import chosen
 from .errors import ImageError, reason
 from .looks import IMAGE_MAGIC
-from .storage import open_regular
+from .storage import open_input
 
 
 def _simplejpeg() -> Any:
@@ -639,30 +639,35 @@ def _finish(rgb: Any, target: tuple[int, int] | None, options: ImageOptions,
     return _encode_jpeg(rgb, options.quality, where)
 
 
-def read_size_from_file(path: str) -> tuple[int, int, str]:
+def read_size_from_file(path: str, root: str | None = None) -> tuple[int, int, str]:
     """``(width, height, format)`` of an image file (a path or a URL), reading its header.
 
+    Args:
+        path: the file; with ``root``, read from there and never outside it
+            (``storage.open_input``).
     Raises:
         ImageError: empty, not an image, or too large.
-        OSError: missing, unreadable, or not a regular file (a FIFO is never waited on).
+        OSError: outside the root (``EXDEV``), missing, unreadable, or not a regular file
+            (a FIFO is never waited on).
     """
-    with open_regular(path) as f:
+    with open_input(path, root) as f:  # opened once: what is checked is what is read
         head = f.read(1 << 18)
-    if not head:
-        raise ImageError(f"{path}: empty file", "empty")
-    info = jpeg_info(head)
-    if info is not None:
-        _check_pixels(info.width, info.height, path)
-        return info.width, info.height, "JPEG"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with open_regular(path) as f, Image.open(f) as im:
-                size = im.width, im.height, im.format or ""
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{path}: {reason(exc)}", "too large") from exc
-    except Exception as exc:
-        raise ImageError(f"{path}: not an image Pillow can read ({reason(exc)})",
-                         "not an image") from exc
+        if not head:
+            raise ImageError(f"{path}: empty file", "empty")
+        info = jpeg_info(head)
+        if info is not None:
+            _check_pixels(info.width, info.height, path)
+            return info.width, info.height, "JPEG"
+        f.seek(0)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(f) as im:
+                    size = im.width, im.height, im.format or ""
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise ImageError(f"{path}: {reason(exc)}", "too large") from exc
+        except Exception as exc:
+            raise ImageError(f"{path}: not an image Pillow can read ({reason(exc)})",
+                             "not an image") from exc
     _check_pixels(size[0], size[1], path)
     return size

@@ -16,12 +16,11 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import images, storage
+from . import confined, images, storage
 from .coerce import as_bytes, as_int, item_label
 from .dataset import ParseFailure
 from .errors import ExampleError, ImageError, MaskError, TFRecordLiteError, ValidationError
@@ -78,23 +77,67 @@ class ItemOptions:
         return self.job.root
 
 
-def resolve_path(filename: str, root: str | None) -> str:
-    """Where to read ``filename``; with a root, refuse a path that leads outside it."""
+def _is_url(filename: str, root: str | None) -> bool:
+    return storage.is_url(filename) or (root is not None and storage.is_url(root))
+
+
+def location(filename: str, root: str | None) -> str:
+    """How messages name an item's image file: the path under the root (a URL resolved),
+    or the filename as given."""
     if root is None:
         return filename
-    if storage.is_url(root) or storage.is_url(filename):
-        base = root.rstrip("/")  # URLs: no links to follow, only ".." to resolve
-        real = (storage.join_url(filename, "") if storage.is_url(filename)
+    if _is_url(filename, root):
+        base = root.rstrip("/")
+        return (storage.join_url(filename, "") if storage.is_url(filename)
                 else storage.join_url(base, filename))
-        inside = real.startswith(base + "/")
-    else:
-        base = os.path.realpath(root)
-        real = os.path.realpath(os.path.join(base, filename))
-        inside = real == base or real.startswith(base.rstrip(os.sep) + os.sep)
-    if not inside:
-        raise ImageError(f"{filename}: outside the dataset root {root} (resolves to {real}); "
-                         "refused", "outside root")
-    return real
+    return os.path.join(root, filename)
+
+
+def _open_error(filename: str, root: str | None, exc: OSError) -> ImageError:
+    """The item's error for a file that cannot be opened (see ``confined.open_file``)."""
+    why = confined.reason(exc)
+    if why == "outside root":
+        return ImageError(f"{filename}: {confined.describe(exc)}; refused", why)
+    where = location(filename, root)
+    if why == "missing":
+        return ImageError(f"{where}: file not found", why)
+    if confined.describe(exc).startswith("not a regular file"):
+        return ImageError(f"{where}: {confined.describe(exc)}; an image must be a file", why)
+    return ImageError(f"{where}: cannot read: {confined.describe(exc)}", why)
+
+
+def _open_fd(filename: str, root: str | None) -> int:
+    """A descriptor of a local image file: a regular file, opened without blocking, under
+    the root when one is given (``confined``).
+
+    Raises:
+        ImageError: outside the root ("outside root"), no file there ("missing"), not a
+            regular file or unreadable ("unreadable").
+    """
+    try:
+        return confined.open_file(filename, root)
+    except OSError as exc:
+        raise _open_error(filename, root, exc) from exc
+    except ValueError as exc:  # a NUL byte, a lone surrogate: no file can have that name
+        raise ImageError(f"{filename!r}: not a possible file name ({exc})",
+                         "unreadable") from exc
+
+
+def _check_inside(filename: str, root: str) -> None:
+    """A local image path that is named but not read: refused when it leads outside the
+    root."""
+    try:
+        confined.check_inside(filename, root)
+    except OSError as exc:
+        raise _open_error(filename, root, exc) from exc
+
+
+def _confined_url(filename: str, root: str | None) -> str:
+    """The URL of an item's image (a URL, or a path under a URL root), inside the root."""
+    try:
+        return storage.confine_url(filename, root)
+    except OSError as exc:
+        raise _open_error(filename, root, exc) from exc
 
 
 def _read_url(path: str, limit: int) -> bytes:
@@ -111,78 +154,27 @@ def _read_url(path: str, limit: int) -> bytes:
         raise ImageError(f"{path}: cannot read: {exc}", "unreadable") from exc
 
 
-# What a path names when it is not a regular file: such a path fails its item at once.
-# A FIFO would block the reader until some writer comes (forever), a device such as
-# /dev/zero never ends, a directory has no bytes.
-_NOT_REGULAR = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
-                (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-                (stat.S_ISBLK, "a block device"))
-
-
-def _refuse_unless_regular(path: str, mode: int) -> None:
-    if not stat.S_ISREG(mode):
-        kind = next((name for test, name in _NOT_REGULAR if test(mode)), "not a file")
-        raise ImageError(f"{path}: not a regular file ({kind}); an image must be a file",
-                         "unreadable")
-
-
-def _stat_image(path: str) -> os.stat_result:
-    """``os.stat`` of a local image path, which must name a regular file.
-
-    Raises:
-        ImageError: no file there ("missing"); a FIFO, socket, device or directory,
-            or a path that cannot be looked at ("unreadable").
-    """
-    try:
-        st = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError) as exc:
-        raise ImageError(f"{path}: file not found", "missing") from exc
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot read: {exc.strerror or exc}", "unreadable") from exc
-    except ValueError as exc:  # a NUL byte, a lone surrogate: no file can have that name
-        raise ImageError(f"{path!r}: not a possible file name ({exc})", "unreadable") from exc
-    _refuse_unless_regular(path, st.st_mode)
-    return st
-
-
-def _open_flags() -> int:
-    """Read only; never block (a FIFO swapped in after the check); binary on Windows.
-
-    Looked up at each call: ``O_NONBLOCK`` and ``O_BINARY`` exist on some systems only.
-    """
-    return os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-
-
 def _too_large(path: str, limit: int, size: int | None = None) -> ImageError:
     what = f"{size:,} bytes is larger" if size is not None else "larger"
     return ImageError(f"{path}: {what} than the limit of {limit:,} bytes for an image file",
                       "too large")
 
 
-def _read_file(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of an image file (a local path or a URL), at most ``limit`` of them.
-
-    A local path must name a regular file: it is checked before it is opened, opened
-    without blocking, and checked again once open (it may have been replaced between).
+def _read_file(filename: str, root: str | None, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of an item's image file (a local path or a URL), at most ``limit`` of
+    them. A local path is opened in one step with every check (``confined``): a regular
+    file, without blocking, under the root.
 
     Raises:
-        ImageError: missing, not a regular file, unreadable or larger than ``limit``.
+        ImageError: outside the root, missing, not a regular file, unreadable or larger
+            than ``limit``.
     """
-    if storage.is_url(path):
-        return _read_url(path, limit)
-    st = _stat_image(path)
-    if st.st_size > limit:
-        raise _too_large(path, limit, st.st_size)
+    if _is_url(filename, root):
+        return _read_url(_confined_url(filename, root), limit)
+    fd = _open_fd(filename, root)
+    path = location(filename, root)
     try:
-        fd = os.open(path, _open_flags())
-    except FileNotFoundError as exc:
-        raise ImageError(f"{path}: file not found", "missing") from exc
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot read: {exc.strerror or exc}", "unreadable") from exc
-    try:
-        st = os.fstat(fd)
-        _refuse_unless_regular(path, st.st_mode)
-        size = st.st_size
+        size = os.fstat(fd).st_size
         if size > limit:
             raise _too_large(path, limit, size)
         chunk = os.read(fd, size + 1)
@@ -202,6 +194,23 @@ def _read_file(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
         os.close(fd)
 
 
+def _read_size(filename: str, root: str | None) -> tuple[int, int, str]:
+    """``(width, height, format)`` from an item's image file header."""
+    if _is_url(filename, root):
+        path, root = _confined_url(filename, root), None
+    else:
+        path = filename
+    try:
+        return images.read_size_from_file(path, root)
+    except OSError as exc:
+        raise _open_error(filename, root, exc) from exc
+    except ValueError as exc:
+        if isinstance(exc, ImageError):
+            raise
+        raise ImageError(f"{filename!r}: not a possible file name ({exc})",
+                         "unreadable") from exc
+
+
 def _image_fields(item: Mapping[str, Any], options: ItemOptions,
                   warnings: list[str] | None = None) -> tuple[ImageFields, tuple[Any, Any]]:
     """The image's fields, and ``(width, height)`` of the image file (of the stored
@@ -214,22 +223,20 @@ def _image_fields(item: Mapping[str, Any], options: ItemOptions,
         fields = ImageFields(bytes(item["encoded"]), item["height"], item["width"],
                              item["format"], item["colorspace"], item["channels"])
         return fields, (fields.width, fields.height)
-    path = resolve_path(str(item["filename"]), options.root)
+    filename, root = str(item["filename"]), options.root
     if not options.store_images:
         height, width = item.get("height"), item.get("width")
         fmt = item.get("format")
         if height is None or width is None:
-            if not storage.is_url(path):
-                _stat_image(path)  # the header is read: a FIFO would block, a device never end
-            try:
-                width, height, fmt = images.read_size_from_file(path)
-            except FileNotFoundError as exc:
-                raise ImageError(f"{path}: file not found", "missing") from exc
-            except OSError as exc:
-                raise ImageError(f"{path}: cannot read: {exc}", "unreadable") from exc
+            width, height, fmt = _read_size(filename, root)
+        elif root is not None and not _is_url(filename, root):
+            _check_inside(filename, root)
+        elif root is not None:
+            _confined_url(filename, root)
         return ImageFields(None, height, width, fmt or "", item.get("colorspace", "RGB"),
                            item.get("channels", 3)), (width, height)
-    stored = images.prepare(_read_file(path, options.max_file_bytes), options.image, where=path)
+    stored = images.prepare(_read_file(filename, root, options.max_file_bytes), options.image,
+                            where=location(filename, root))
     if stored.warnings and warnings is not None:
         warnings.extend(f"{item_label(item)}: {w}" for w in stored.warnings)
     return ImageFields(stored.data, stored.height, stored.width, stored.format,
@@ -271,7 +278,7 @@ def mask_reader(options: ItemOptions) -> Reader:
     """Reads the mask and label image files an item names, as its image is read:
     a relative path from the current directory, or from the root (and not outside it)."""
     def read(path: str) -> bytes:
-        return _read_file(resolve_path(path, options.root), options.max_file_bytes)
+        return _read_file(path, options.root, options.max_file_bytes)
     return read
 
 
@@ -364,13 +371,16 @@ def check_source(item: Mapping[str, Any], options: ItemOptions = ItemOptions()) 
                 f"{item_label(item)}: 'encoded' is given, so {', '.join(missing)} must be "
                 f"given too ({', '.join(GIVEN_WITH_ENCODED)})")
         return
-    path = resolve_path(str(item["filename"]), options.root)
+    filename, root = str(item["filename"]), options.root
     opened = options.store_images or item.get("height") is None or item.get("width") is None
-    if not opened:
+    if not _is_url(filename, root):
+        if opened:
+            os.close(_open_fd(filename, root))
+        elif root is not None:
+            _check_inside(filename, root)
         return
-    if not storage.is_url(path):
-        _stat_image(path)
-    elif not storage.is_file(path):
+    path = _confined_url(filename, root)
+    if opened and not storage.is_file(path):
         raise ImageError(f"{path}: file not found", "missing")
 
 

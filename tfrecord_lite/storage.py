@@ -17,10 +17,10 @@ import hashlib
 import os
 import posixpath
 import shutil
-import stat
 import tempfile
 from typing import IO, Any
 
+from . import confined
 from .errors import StorageError as StorageError  # defined in errors, importable here
 
 
@@ -57,25 +57,43 @@ def open_read(path: str, buffering: int = -1) -> IO[bytes]:
     return fs.open(inner, "rb")
 
 
-def open_regular(path: str) -> IO[bytes]:
-    """Open a local path that must name a regular file, or a URL, for reading bytes.
+def open_input(path: str, root: str | None = None) -> IO[bytes]:
+    """Open a file the tool reads (an image, a label or annotation file, a dataset, a label
+    map): a local path or a URL, for reading bytes. Every input file goes through here.
 
-    A local path is opened without blocking (a FIFO would wait for a writer forever) and
-    refused unless it is a regular file (a device such as ``/dev/zero`` never ends).
+    A local path must name a regular file: it is opened without blocking (a FIFO would
+    wait for a writer forever) and refused unless the descriptor opened is a regular file
+    (a device such as ``/dev/zero`` never ends, a directory has no bytes). With a
+    ``root``, a relative path is read from it, and a path that leads outside it (``..``,
+    an absolute path elsewhere, a symbolic link out) is refused in the same step as the
+    open (``confined``); a URL under a URL root may not leave it by ``..``.
 
     Raises:
-        OSError: no such file, not a regular file (``EINVAL``), or unreadable.
+        OSError: ``EXDEV`` outside the root, no such file, not a regular file, or
+            unreadable; ``confined.reason`` and ``confined.describe`` say it briefly.
+        StorageError: a URL whose scheme's package is not installed.
+        ValueError: a path that no file can have (a NUL byte).
     """
-    if is_url(path):
-        return open_read(path)
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", path)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+    if is_url(path) or (root is not None and is_url(root)):
+        return open_read(confine_url(path, root))
+    return os.fdopen(confined.open_file(path, root), "rb")
+
+
+def confine_url(path: str, root: str | None) -> str:
+    """Where a path under a root leads when either is a URL: ``root/path`` normalized
+    (``a/../b`` -> ``b``); a URL root has no links, only ``..`` to resolve.
+
+    Raises:
+        OSError: ``EXDEV``, the path leads outside the root.
+    """
+    if root is None:
+        return path
+    base = root.rstrip("/")
+    real = join_url(path, "") if is_url(path) else join_url(base, path)
+    if not real.startswith(base + "/"):
+        raise OSError(errno.EXDEV, f"{confined.OUTSIDE_ROOT} {root} (resolves to {real})",
+                      path)
+    return real
 
 
 def is_file(path: str) -> bool:

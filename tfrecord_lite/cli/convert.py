@@ -183,20 +183,21 @@ def _make_converter(args: argparse.Namespace) -> Any:
     from ..converters.folder import FolderConverter
     from ..converters.voc import VocConverter
 
-    offset = args.label_offset
+    offset, root = args.label_offset, args.root
     if args.command in ("from-yolo", "from-csv", "from-segmentation"):
         return _make_text_converter(args, offset)
     try:
         names = label_map.read_names(args.label_map)
         if args.command == "from-coco":
             return CocoConverter(args.annotations, args.images, args.drop_empty, offset,
-                                 names, include_masks=args.include_masks)
+                                 names, include_masks=args.include_masks, dataset_root=root)
         if args.command == "from-voc":
             return VocConverter(args.source_dir, args.split, names, offset,
-                                segmentation=args.segmentation)
+                                segmentation=args.segmentation, dataset_root=root)
         if args.command == "from-folder":
-            return FolderConverter(args.source_dir, offset, names)
-        return CaltechConverter(args.images, args.annotations, offset, names)
+            return FolderConverter(args.source_dir, offset, names, dataset_root=root)
+        return CaltechConverter(args.images, args.annotations, offset, names,
+                                dataset_root=root)
     except OSError as exc:
         raise UsageError(f"cannot read {exc.filename}: {exc.strerror or exc}") from exc
     except (ValueError, KeyError, TypeError) as exc:
@@ -214,10 +215,12 @@ def _make_text_converter(args: argparse.Namespace, offset: int) -> Any:
         names = label_map.read_names(args.label_map)
         if args.command == "from-yolo":
             return YoloConverter(args.yolo_root, args.split, args.drop_empty, offset, names,
-                                 include_masks=args.include_masks)
+                                 include_masks=args.include_masks, dataset_root=args.root)
         if args.command == "from-segmentation":
-            return SegmentationConverter(args.images, args.labels, args.label_suffix)
-        return OdCsvConverter(args.csv_file, args.csv_images, names, offset)
+            return SegmentationConverter(args.images, args.labels, args.label_suffix,
+                                         dataset_root=args.root)
+        return OdCsvConverter(args.csv_file, args.csv_images, names, offset,
+                              dataset_root=args.root)
     except OSError as exc:
         raise UsageError(f"cannot read {exc.filename}: {exc.strerror or exc}") from exc
     except (DatasetError, ValueError, TypeError) as exc:

@@ -50,7 +50,7 @@ def _converter_hint(args: argparse.Namespace) -> str | None:
     ``from-coco`` command that converts it (None otherwise). Runs only after the refusal,
     so reading the file again costs nothing on the way that works."""
     try:
-        with storage.open_read(args.dataset_path) as f:
+        with storage.open_input(args.dataset_path) as f:
             data = json.loads(f.read().decode("utf-8"))
     except (OSError, ValueError, RecursionError):  # the refusal said why; no hint
         return None

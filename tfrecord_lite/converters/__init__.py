@@ -11,14 +11,21 @@ Each converter is an iterable of items (nested dicts, as ``create()`` takes) wit
 
 Converters stream and never write files; they read image sizes from file headers and
 never decode pixels. Coordinates are normalized to [0, 1] (docs/item-format.md).
+
+Every file a converter reads goes through ``storage.open_input`` (``open``): a regular
+file, opened without blocking. With a ``root``, the files of each image (the image, its
+label or annotation file) must lie inside it, checked in the same step as the open; the
+files that describe the dataset (an annotation JSON, a CSV, ``data.yaml``, a list
+file, a label map) are read where they are given.
 """
 
 from __future__ import annotations
 
 import collections
 from collections.abc import Iterator
-from typing import Any
+from typing import IO, Any
 
+from .. import confined, storage
 from ..looks import HEAD, looks_like
 from .label_map import label_map_json as label_map_json
 from .label_map import label_map_pbtxt as label_map_pbtxt
@@ -26,17 +33,52 @@ from .label_map import label_map_pbtxt as label_map_pbtxt
 
 class Converter:
     """Base: ``labels``, ``report`` and ``problems``, filled as items are produced;
-    ``label_map``: whether the labels are written as a label map beside the shards."""
+    ``label_map``: whether the labels are written as a label map beside the shards.
+
+    Args:
+        label_offset: added to every label.
+        dataset_root: the dataset root (``--root``): each image's files must lie inside
+            it (None: anywhere).
+    """
 
     name = "converter"
     label_map = True
 
-    def __init__(self, label_offset: int = 0) -> None:
+    def __init__(self, label_offset: int = 0, dataset_root: str | None = None) -> None:
         self.labels: list[str] = []
         self.label_of: dict[str, int] = {}
         self.label_offset = label_offset
+        self.root_dir = dataset_root
         self.report: collections.Counter[str] = collections.Counter()
         self.problems: list[str] = []
+
+    def open(self, path: str) -> IO[bytes]:
+        """Open a file of an image (the image, its labels or annotation) for reading:
+        a regular file, without blocking, inside ``root_dir`` when there is one.
+
+        Raises:
+            OSError: see ``storage.open_input``; ``why`` words it.
+        """
+        return storage.open_input(path, self.root_dir)
+
+    def read_text(self, path: str) -> str:
+        """The UTF-8 text of a file of an image (see ``open``).
+
+        Raises:
+            OSError, UnicodeDecodeError: it cannot be opened, or is not UTF-8.
+        """
+        with self.open(path) as f:
+            return f.read().decode("utf-8")
+
+    def image_size(self, path: str) -> tuple[int, int, str]:
+        """``(width, height, format)`` from an image file's header (see ``open``).
+
+        Raises:
+            OSError, ImageError: it cannot be opened, or is not an image.
+        """
+        from ..images import read_size_from_file  # Pillow, for the converters that need it
+
+        return read_size_from_file(path, self.root_dir)
 
     def problem(self, where: str, message: str) -> None:
         self.problems.append(f"{where}: {message}")
@@ -58,13 +100,30 @@ def wrong_file(path: str, why: str, expected: str) -> str:
     """The message for an input file that is not what a converter reads: the file, why,
     what it looks like (from its first bytes), and what was expected."""
     try:
-        with open(path, "rb") as f:
+        with read_dataset_file(path) as f:
             head = f.read(HEAD)
     except OSError:
         head = b""
     what = looks_like(head)
     seems = f"; it looks like {what}" if what is not None else ""
     return f"{path}: {why}{seems}; expected {expected}"
+
+
+def why(exc: BaseException) -> str:
+    """What went wrong reading a file, in a few words (an ``OSError``: its reason)."""
+    if isinstance(exc, OSError):
+        return confined.describe(exc)
+    return str(exc)
+
+
+def read_dataset_file(path: str) -> IO[bytes]:
+    """Open a file that describes a dataset (annotations, a CSV, a YAML or list file, a
+    label map) where it is given: a regular file, without blocking.
+
+    Raises:
+        OSError: see ``storage.open_input``.
+    """
+    return storage.open_input(path)
 
 
 def normalize_box(x0: float, y0: float, x1: float, y1: float, width: int, height: int,

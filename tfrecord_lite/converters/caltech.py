@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import ImageError
-from ..images import read_size_from_file, sniff
-from . import Converter, add_box, empty_objects, normalize_box
+from ..images import sniff
+from . import Converter, add_box, empty_objects, normalize_box, why
 
 
 class CaltechConverter(Converter):
@@ -23,8 +23,9 @@ class CaltechConverter(Converter):
     name = "caltech"
 
     def __init__(self, images_dir: str, annotations_dir: str, label_offset: int = 0,
-                 label_names: list[str] | None = None) -> None:
-        super().__init__(label_offset)
+                 label_names: list[str] | None = None, *,
+                 dataset_root: str | None = None) -> None:
+        super().__init__(label_offset, dataset_root)
         self.images_dir = images_dir
         self.annotations_dir = annotations_dir
         self.pairs = []
@@ -41,11 +42,10 @@ class CaltechConverter(Converter):
 
     def _rows(self, ann: str, record: bool = True) -> list[list[str]]:
         try:
-            with open(ann, encoding="utf-8") as f:
-                lines = f.read().splitlines()
+            lines = self.read_text(ann).splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             if record:
-                self.problem(ann, f"cannot read: {exc}")
+                self.problem(ann, f"cannot read: {why(exc)}")
             return []
         if not lines or not lines[0].startswith("% bbGt"):
             if record:
@@ -55,14 +55,16 @@ class CaltechConverter(Converter):
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for stem, path, ann in self.pairs:
-            with open(path, "rb") as f:
-                if sniff(f.read(16)) is None:
+            try:
+                with self.open(path) as f:
+                    head = f.read(16)
+                if sniff(head) is None:
                     self.report["files skipped (not images)"] += 1
                     continue
-            try:
-                width, height, _ = read_size_from_file(path)
+                width, height, _ = self.image_size(path)
             except (OSError, ImageError) as exc:
-                self.problem(f"image {stem!r}", str(exc))
+                self.problem(f"image {stem!r}", f"{path}: {why(exc)}" if isinstance(
+                    exc, OSError) else str(exc))
                 continue
             objects = empty_objects()
             for n, row in enumerate(self._rows(ann)):

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..plural import count
-from . import Converter, add_box, empty_objects, normalize_box, wrong_file
+from . import Converter, add_box, empty_objects, normalize_box, read_dataset_file, wrong_file
 
 _SHOWN_IDS = 10  # annotation ids named per missing image
 _EXPECTED = ("COCO's instances JSON (as instances_train2017.json): an object with "
@@ -41,12 +41,12 @@ class CocoConverter(Converter):
 
     def __init__(self, annotations: str, images_dir: str, drop_empty: bool = False,
                  label_offset: int = 0, label_names: list[str] | None = None,
-                 include_masks: bool = False) -> None:
-        super().__init__(label_offset)
+                 include_masks: bool = False, *, dataset_root: str | None = None) -> None:
+        super().__init__(label_offset, dataset_root)
         self.include_masks = include_masks
-        with open(annotations, encoding="utf-8") as f:
+        with read_dataset_file(annotations) as f:
             try:
-                self.data = json.load(f)
+                self.data = json.loads(f.read().decode("utf-8"))
             except UnicodeDecodeError as exc:
                 raise ValueError(wrong_file(annotations, "not a COCO annotation file: not "
                                             "UTF-8 text", _EXPECTED)) from exc

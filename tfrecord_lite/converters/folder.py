@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..images import sniff
-from . import Converter
+from . import Converter, why
 
 
 class FolderConverter(Converter):
@@ -22,8 +22,9 @@ class FolderConverter(Converter):
     name = "folder"
 
     def __init__(self, root: str, label_offset: int = 0,
-                 label_names: list[str] | None = None) -> None:
-        super().__init__(label_offset)
+                 label_names: list[str] | None = None, *,
+                 dataset_root: str | None = None) -> None:
+        super().__init__(label_offset, dataset_root)
         self.root = root
         self.folders = sorted(d for d in os.listdir(root)
                               if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
@@ -44,10 +45,10 @@ class FolderConverter(Converter):
                 for file_name in sorted(filenames):
                     path = os.path.join(dirpath, file_name)
                     try:
-                        with open(path, "rb") as f:
+                        with self.open(path) as f:
                             head = f.read(16)
                     except OSError as exc:
-                        self.problem(path, f"cannot read: {exc.strerror or exc}")
+                        self.problem(path, f"cannot read: {why(exc)}")
                         continue
                     if sniff(head) is None:
                         self.report["files skipped (not images)"] += 1

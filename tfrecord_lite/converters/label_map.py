@@ -67,7 +67,7 @@ def read_names(path: str | None) -> list[str] | None:
     """
     if not path:
         return None
-    with open(path, "rb") as f:
+    with storage.open_input(path) as f:  # a regular file, never waited on
         data = f.read()
     try:
         loaded = json.loads(data.decode("utf-8-sig"))

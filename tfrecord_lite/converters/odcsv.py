@@ -9,14 +9,22 @@ whose class and box are empty stands for an image without boxes.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from collections.abc import Iterator
 from typing import Any
 
 from ..errors import DatasetError, ImageError
-from ..images import read_size_from_file
-from . import Converter, add_box, empty_objects, normalize_box, wrong_file
+from . import (
+    Converter,
+    add_box,
+    empty_objects,
+    normalize_box,
+    read_dataset_file,
+    why,
+    wrong_file,
+)
 
 REQUIRED = ("filename", "class", "xmin", "ymin", "xmax", "ymax")
 OPTIONAL = ("width", "height")
@@ -53,15 +61,16 @@ class OdCsvConverter(Converter):
     name = "csv"
 
     def __init__(self, csv_file: str, images_dir: str, label_names: list[str] | None = None,
-                 label_offset: int = 0) -> None:
-        super().__init__(label_offset)
+                 label_offset: int = 0, *, dataset_root: str | None = None) -> None:
+        super().__init__(label_offset, dataset_root)
         if not os.path.isdir(images_dir):
             raise DatasetError(f"--images {images_dir!r}: no such folder")
         self.csv_file = csv_file
         self.images_dir = images_dir
         self.rows: dict[str, list[Row]] = {}
         try:
-            with open(csv_file, encoding="utf-8-sig", newline="") as f:
+            with read_dataset_file(csv_file) as raw, io.TextIOWrapper(
+                    raw, encoding="utf-8-sig", newline="") as f:
                 self._read(csv.reader(f))
         except FileNotFoundError as exc:
             raise DatasetError(f"FILE {csv_file!r}: no such file") from exc
@@ -70,7 +79,7 @@ class OdCsvConverter(Converter):
                                           "the Object Detection API CSV (filename,width,"
                                           "height,class,xmin,ymin,xmax,ymax)")) from exc
         except (OSError, csv.Error) as exc:
-            raise DatasetError(f"cannot read {csv_file}: {exc}") from exc
+            raise DatasetError(f"cannot read {csv_file}: {why(exc)}") from exc
         if label_names is None:
             label_names = sorted({r.name for rows in self.rows.values() for r in rows
                                   if r.box is not None})
@@ -133,10 +142,9 @@ class OdCsvConverter(Converter):
     def _item(self, file_name: str, rows: list[Row]) -> dict[str, Any] | None:
         path = os.path.join(self.images_dir, file_name)
         try:
-            width, height, _ = read_size_from_file(path)
+            width, height, _ = self.image_size(path)
         except (OSError, ImageError) as exc:
-            message = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-            self.problem(f"{self.csv_file}:{rows[0].line}", f"image {path}: {message}")
+            self.problem(f"{self.csv_file}:{rows[0].line}", f"image {path}: {why(exc)}")
             return None
         for row in rows:
             if row.size is not None and row.size != (width, height):

@@ -29,14 +29,6 @@ def _image_files(root: str) -> Iterator[tuple[str, str]]:
                 yield os.path.relpath(path, root), path
 
 
-def _is_image(path: str) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return sniff(f.read(16)) is not None
-    except OSError:
-        return False
-
-
 class SegmentationConverter(Converter):
     """Pairs of an image and its label image -> items with ``segmentation``.
 
@@ -54,8 +46,9 @@ class SegmentationConverter(Converter):
     name = "segmentation"
     label_map = False  # class ids are the label images' pixels: no names to map
 
-    def __init__(self, images_dir: str, labels_dir: str, suffix: str = "") -> None:
-        super().__init__()
+    def __init__(self, images_dir: str, labels_dir: str, suffix: str = "", *,
+                 dataset_root: str | None = None) -> None:
+        super().__init__(dataset_root=dataset_root)
         if not suffix and os.path.realpath(images_dir) == os.path.realpath(labels_dir):
             raise DatasetError(f"IMAGES and LABELS are the same folder ({images_dir}): give "
                                "--label-suffix (e.g. _mask) to tell the label images apart")
@@ -66,8 +59,17 @@ class SegmentationConverter(Converter):
         self.by_stem: dict[str, list[str]] = {}
         for relative, path in _image_files(labels_dir):
             stem = os.path.splitext(relative)[0]
-            if stem.endswith(suffix) and _is_image(path):
+            if stem.endswith(suffix) and self._is_image(path):
                 self.by_stem.setdefault(stem, []).append(path)
+
+    def _is_image(self, path: str) -> bool:
+        """Whether a file is an image, by its first bytes (a file that cannot be read, a
+        FIFO, a file outside the root: not one)."""
+        try:
+            with self.open(path) as f:
+                return sniff(f.read(16)) is not None
+        except OSError:
+            return False
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         used: set[str] = set()
@@ -76,7 +78,7 @@ class SegmentationConverter(Converter):
             stem = os.path.splitext(relative)[0]
             if same and stem in self.by_stem:
                 continue  # a label image, beside its image
-            if not _is_image(path):
+            if not self._is_image(path):
                 self.report["files skipped (not images)"] += 1
                 continue
             found = self.by_stem.get(stem + self.suffix, [])

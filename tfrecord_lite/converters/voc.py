@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import ImageError
-from ..images import read_size_from_file
-from . import Converter, add_box, empty_objects, normalize_box
+from . import Converter, add_box, empty_objects, normalize_box, read_dataset_file, why
 
 
 def _text(node: ET.Element | None, tag: str) -> str | None:
@@ -39,14 +38,16 @@ class VocConverter(Converter):
     name = "voc"
 
     def __init__(self, root: str, split: str = "train", label_names: list[str] | None = None,
-                 label_offset: int = 0, segmentation: bool = False) -> None:
-        super().__init__(label_offset)
+                 label_offset: int = 0, segmentation: bool = False, *,
+                 dataset_root: str | None = None) -> None:
+        super().__init__(label_offset, dataset_root)
         self.root = root
         self.segmentation = segmentation
         sets = "Segmentation" if segmentation else "Main"
         listing = os.path.join(root, "ImageSets", sets, f"{split}.txt")
-        with open(listing, encoding="utf-8") as f:
-            self.ids = [line.split()[0] for line in f if line.strip()]
+        with read_dataset_file(listing) as f:
+            self.ids = [line.split()[0] for line in f.read().decode("utf-8").splitlines()
+                        if line.strip()]
         if label_names is None:
             names: set[str] = set()
             for image_id in self.ids:
@@ -64,9 +65,10 @@ class VocConverter(Converter):
         if self.segmentation and not os.path.exists(path):
             return None  # an image with its label image only: no boxes
         try:
-            return ET.parse(path).getroot()
+            with self.open(path) as f:
+                return ET.parse(f).getroot()
         except (OSError, ET.ParseError) as exc:
-            self.problem(f"image {image_id!r}", f"cannot read {path}: {exc}")
+            self.problem(f"image {image_id!r}", f"cannot read {path}: {why(exc)}")
             return None
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -99,9 +101,9 @@ class VocConverter(Converter):
         file_name = _text(tree, "filename") or f"{image_id}.jpg"
         path = os.path.join(self.root, "JPEGImages", file_name)
         try:
-            width, height, _ = read_size_from_file(path)
+            width, height, _ = self.image_size(path)
         except (OSError, ImageError) as exc:
-            self.problem(where, f"image {path}: {exc}")
+            self.problem(where, f"image {path}: {why(exc)}")
             return None
         size = tree.find("size")
         xml_size = (_text(size, "width"), _text(size, "height"))

@@ -26,15 +26,24 @@ PyYAML is imported only when a YAML file is read.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Iterator
 from typing import Any
 
 from ..errors import DatasetError, ImageError
-from ..images import read_size_from_file, sniff
+from ..images import sniff
 from ..plural import count
-from . import Converter, add_box, empty_objects, normalize_box, wrong_file
+from . import (
+    Converter,
+    add_box,
+    empty_objects,
+    normalize_box,
+    read_dataset_file,
+    why,
+    wrong_file,
+)
 
 SPLITS = ("train", "val", "test")
 YAML_NAMES = ("data.yaml", "data.yml")
@@ -72,10 +81,10 @@ def load_yaml(path: str) -> Any:
         raise DatasetError(f"{path}: reading a YOLO data.yaml needs PyYAML: "
                            f"{YAML_HINT}") from exc
     try:
-        with open(path, encoding="utf-8") as f:
+        with read_dataset_file(path) as raw, io.TextIOWrapper(raw, encoding="utf-8") as f:
             return yaml.safe_load(f)
     except OSError as exc:
-        raise DatasetError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        raise DatasetError(f"cannot read {path}: {why(exc)}") from exc
     except UnicodeDecodeError as exc:
         raise DatasetError(wrong_file(path, "not YAML: not UTF-8 text", "an Ultralytics "
                                       "data.yaml (names, train, val)")) from exc
@@ -137,8 +146,8 @@ class YoloConverter(Converter):
 
     def __init__(self, root: str, split: str = "train", drop_empty: bool = False,
                  label_offset: int = 0, label_names: list[str] | None = None,
-                 include_masks: bool = False) -> None:
-        super().__init__(label_offset)
+                 include_masks: bool = False, *, dataset_root: str | None = None) -> None:
+        super().__init__(label_offset, dataset_root)
         self.names: list[str] = []  # the dataset's class names, by class id
         if split not in SPLITS:
             raise DatasetError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
@@ -210,10 +219,10 @@ class YoloConverter(Converter):
             raise DatasetError(f"ROOT {self.root!r} holds neither data.yaml (Ultralytics) "
                                f"nor {' / '.join(DARKNET_NAMES)} (Darknet)")
         try:
-            with open(names_file, encoding="utf-8") as f:
-                lines = [line.strip() for line in f.read().splitlines()]
+            with read_dataset_file(names_file) as f:
+                lines = [line.strip() for line in f.read().decode("utf-8").splitlines()]
         except (OSError, UnicodeDecodeError) as exc:
-            raise DatasetError(f"cannot read {names_file}: {exc}") from exc
+            raise DatasetError(f"cannot read {names_file}: {why(exc)}") from exc
         while lines and not lines[-1]:
             lines.pop()
         if not lines:
@@ -242,10 +251,10 @@ class YoloConverter(Converter):
             raise DatasetError(f"{where}: {path!r} does not exist (an image folder or a "
                                "list file of image paths)")
         try:
-            with open(path, encoding="utf-8") as f:
-                lines = f.read().splitlines()
+            with read_dataset_file(path) as f:
+                lines = f.read().decode("utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
-            raise DatasetError(f"cannot read {path}: {exc}") from exc
+            raise DatasetError(f"cannot read {path}: {why(exc)}") from exc
         folder = os.path.dirname(path)
         for n, line in enumerate(lines, 1):
             line = line.strip()
@@ -271,13 +280,13 @@ class YoloConverter(Converter):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for image, where, labels in self.entries:
             try:
-                with open(image, "rb") as f:
+                with self.open(image) as f:
                     head = f.read(16)
             except OSError as exc:
                 if where == image:
-                    self.problem(image, f"cannot read: {exc.strerror or exc}")
+                    self.problem(image, f"cannot read: {why(exc)}")
                 else:
-                    self.problem(where, f"image {image!r}: {exc.strerror or exc}")
+                    self.problem(where, f"image {image!r}: {why(exc)}")
                 self.report["images skipped"] += 1
                 continue
             if sniff(head) is None:
@@ -286,9 +295,9 @@ class YoloConverter(Converter):
             size = None
             if self.include_masks:  # the polygons' pixels need the image's size
                 try:
-                    size = read_size_from_file(image)[:2]
+                    size = self.image_size(image)[:2]
                 except (OSError, ImageError) as exc:
-                    self.problem(where, f"image {image!r}: {exc}")
+                    self.problem(where, f"image {image!r}: {why(exc)}")
                     self.report["images skipped"] += 1
                     continue
             objects = self._objects(labels, size)
@@ -312,13 +321,12 @@ class YoloConverter(Converter):
         if size is not None:
             objects["mask"] = []
         try:
-            with open(labels, encoding="utf-8") as f:
-                lines = f.read().splitlines()
+            lines = self.read_text(labels).splitlines()
         except FileNotFoundError:
             self.report["images without a label file"] += 1
             return objects
         except (OSError, UnicodeDecodeError) as exc:
-            self.problem(labels, f"cannot read: {exc}")
+            self.problem(labels, f"cannot read: {why(exc)}")
             return objects
         parts: dict[str, list[Any]] = {"x": [], "y": [], "v": []}
         for n, line in enumerate(lines, 1):
