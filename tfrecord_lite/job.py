@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import journal, keys, plural, sharding, storage
+from . import keys, plural, sharding, storage
 from ._version import __version__
 from .dataset import ParseFailure, json_default
 from .errors import DatasetError, OptionsError
@@ -36,10 +36,11 @@ def check_job(dataset_name: str, num_shards: int) -> None:
     """
     if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
         raise OptionsError(f"num_shards must be a whole number >= 1, got {num_shards!r}")
-    if not dataset_name or "/" in dataset_name or os.sep in dataset_name:
-        raise OptionsError(
-            f"the prefix (dataset_name) must be a plain file name prefix, without '/', got "
-            f"{dataset_name!r}")
+    why = sharding.check_prefix(dataset_name)
+    if why is None and os.sep in dataset_name:
+        why = "must be a plain file name prefix, without '/'"
+    if why is not None:
+        raise OptionsError(f"the prefix (dataset_name) {why}, got {dataset_name!r}")
 
 
 # (position, item, duplicate-id problem or None, skip: its shard is kept from an
@@ -242,12 +243,10 @@ def failures_line(failed: dict[str, Any]) -> str:
 
 # -- the files beside the shards ------------------------------------------------------------
 
-def temp_patterns(name: str) -> list[str]:
-    """The job's file names (globs) whose temporary files a killed run may leave."""
-    shard = glob.escape(name) + "-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9]"
-    return [shard, glob.escape(sharding.manifest_name(name)),
-            glob.escape(sharding.failures_name(name)),
-            *journal.temp_patterns(glob.escape(name))]
+def remove_stale_temps(out: storage.Folder, name: str) -> None:
+    """Remove the temporary files a killed run of prefix ``name`` left (those of its
+    shards, manifest, failures and journal; never another prefix's)."""
+    out.remove_stale_temps(lambda target: sharding.owner(target) == name)
 
 
 def warn_glob_clashes(out: storage.Folder, name: str) -> list[str]:

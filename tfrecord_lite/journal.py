@@ -12,6 +12,10 @@ renamed only when whole); a shard published but not yet journaled, or whose byte
 longer match its journal entry under either its journaled name or its final name (the
 run was killed while giving its shards their final names), is simply written again.
 
+A run finds its journal's files by their owner (``sharding.owned``), never by how their
+names begin: ``.a-journal-journal.json`` is the journal of prefix ``a-journal``, which a
+run of ``a`` leaves alone.
+
 One run per prefix and directory at a time: ``lock`` holds an advisory lock
 (``fcntl.flock``) on ``.{name}.lock`` for the whole job. The kernel releases it when the
 process ends, however it ends, so a killed run never leaves it stuck. Object stores
@@ -30,6 +34,7 @@ from collections.abc import Iterator, Mapping
 from types import ModuleType
 from typing import Any, Optional
 
+from . import sharding
 from .dataset import ParseFailure
 from .errors import OutputBusyError, ResumeError
 from .storage import Folder, RemoteFolder, remove_quietly
@@ -45,12 +50,20 @@ logger = logging.getLogger(__name__)
 VERSION = 1
 
 
-def _header_name(name: str) -> str:
+def header_name(name: str) -> str:
+    """``.train-journal.json``: the journal of prefix ``name`` (the run's arguments)."""
     return f".{name}-journal.json"
 
 
-def _shard_prefix(name: str) -> str:
-    return f".{name}-journal-"
+def entry_name(name: str, shard: int) -> str:
+    """``.train-journal-00003.json``: the journal entry of a complete shard."""
+    return f".{name}-journal-{shard:05d}.json"
+
+
+def _entries(out: Folder, name: str) -> list[str]:
+    """The journal entry files of prefix ``name`` (no other prefix's)."""
+    return [file for file in out.names(f".{name}-journal-")
+            if sharding.owned(file) == (name, "journal entry", False)]
 
 
 def item_fingerprint(digest: Any, item: Any) -> None:
@@ -77,12 +90,12 @@ def _load(data: bytes | None) -> Any:
 
 def read(out: Folder, name: str) -> tuple[dict[str, Any] | None, dict[int, dict[str, Any]]]:
     """The header and the completed shards of a journal; (None, {}) when there is none."""
-    header = _load(out.read(_header_name(name)))
+    header = _load(out.read(header_name(name)))
     if not isinstance(header, dict) or header.get("journal") != VERSION:
         return None, {}
     shards = {}
-    for file in out.names(_shard_prefix(name)):
-        entry = _load(out.read(file)) if file.endswith(".json") else None
+    for file in _entries(out, name):
+        entry = _load(out.read(file))
         if isinstance(entry, dict) and isinstance(entry.get("shard"), int):
             shards[entry["shard"]] = entry
     return header, shards
@@ -130,28 +143,22 @@ def intact(out: Folder, entry: dict[str, Any]) -> bool:
 
 def start(out: Folder, name: str, header: dict[str, Any], keep: set[int]) -> None:
     """Begin a run's journal: its header, and only the shards in ``keep``."""
-    for file in out.names(_shard_prefix(name)):
-        number = file[len(_shard_prefix(name)):-len(".json")]
-        if not (number.isdigit() and int(number) in keep):
+    for file in _entries(out, name):
+        if int(file[len(f".{name}-journal-"):-len(".json")]) not in keep:
             out.remove(file)
-    out.write(_header_name(name), json.dumps(header).encode())
+    out.write(header_name(name), json.dumps(header).encode())
 
 
 def add(out: Folder, name: str, entry: dict[str, Any]) -> None:
     """Record one completed shard."""
-    out.write(f"{_shard_prefix(name)}{entry['shard']:05d}.json", json.dumps(entry).encode())
+    out.write(entry_name(name, entry["shard"]), json.dumps(entry).encode())
 
 
 def remove(out: Folder, name: str) -> None:
     """Delete the journal (the shard files first: the header alone means "start over")."""
-    for file in out.names(_shard_prefix(name)):
+    for file in _entries(out, name):
         out.remove(file)
-    out.remove(_header_name(name))
-
-
-def temp_patterns(name: str) -> list[str]:
-    """Glob patterns of the journal's file names, for cleaning up after a killed run."""
-    return [_header_name(name), _shard_prefix(name) + "*.json"]
+    out.remove(header_name(name))
 
 
 def progress(out: Folder, name: str) -> tuple[int, int] | None:

@@ -26,7 +26,7 @@ from .job import (
     check_job,
     failures_json,
     remove_earlier_run,
-    temp_patterns,
+    remove_stale_temps,
     warn_glob_clashes,
 )
 from .options import JobOptions, fspath_or_none
@@ -234,7 +234,7 @@ def _start_journal(out: storage.Folder, name: str, num_shards: int, total: int,
     """
     this_run = journal.header(name, num_shards, total, options.manifest())
     with write_errors(f"cannot write the job journal in {out}", shards.NOTHING_PARTIAL):
-        out.remove_stale_temps(temp_patterns(name))
+        remove_stale_temps(out, name)
         if previous is not None:
             journal.check_same(previous, this_run)
             found = {i: journal.locate(out, e) for i, e in completed.items()

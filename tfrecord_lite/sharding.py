@@ -4,12 +4,20 @@ Every file a job writes beside its shards is named so that the shard glob of its
 prefix (``train-*``, ``train-?????-of-?????``) matches the shards and nothing else:
 ``train.manifest.json``, ``train.failures.json`` (``.jsonl`` from Beam), and hidden
 temporary, journal and lock files (``.train...``).
+
+Each name has one owner, whatever the prefixes in the folder (``owner``): a prefix's
+names are the prefix followed by one of a few endings (``OWNED``), and no ending is the
+end of another, so ``.a-journal-journal.json`` (the journal of ``a-journal``) is no
+file of ``a``. A job finds its own files by that owner, never by how a name begins.
+Prefixes beginning with ``.`` would make the shards hidden: refused (``check_prefix``).
 """
 
 from __future__ import annotations
 
 import random
 import re
+
+from .storage import temp_target
 
 MANIFEST_SUFFIX = ".manifest.json"
 FAILURES_SUFFIX = ".failures.json"
@@ -63,6 +71,51 @@ def parse_shard_name(file_name: str) -> tuple[str, int, int] | None:
     if match is None:
         return None
     return match["prefix"], int(match["index"]), int(match["count"])
+
+
+def check_prefix(name: str) -> str | None:
+    """Why ``name`` cannot be a prefix (None when it can): empty, holding a ``/``, or
+    beginning with ``.`` (``.`` and ``..`` name folders; any other would hide the shards
+    from their glob and make their names those of the job's hidden files)."""
+    if not name or "/" in name or "\0" in name:
+        return "must be a plain file name prefix, without '/'"
+    if name.startswith("."):
+        return "must not begin with '.' (the shard names would be hidden files)"
+    return None
+
+
+# The names a job of prefix P writes, each the prefix followed by its ending. No ending
+# is the end of another (a shard number is a whole run of digits, after "-"), so the
+# prefix of a name is known from the name alone.
+OWNED: dict[str, re.Pattern[str]] = {kind: re.compile(pattern) for kind, pattern in {
+    "shard": r"(?P<prefix>.+)-[0-9]{5,}-of-[0-9]{5,}",
+    "manifest": r"(?P<prefix>.+)\.manifest\.json",
+    "failures": r"(?P<prefix>.+)\.failures\.jsonl?",
+    "journal": r"\.(?P<prefix>.+)-journal\.json",
+    "journal entry": r"\.(?P<prefix>.+)-journal-[0-9]{5,}\.json",
+    "lock": r"\.(?P<prefix>.+)\.lock",
+    "complete shard": r"\.(?P<prefix>.+)-[0-9]{5,}-of-[0-9]{5,}\.complete",
+    "index": r"\.(?P<prefix>.+)-[0-9]{5,}-of-[0-9]{5,}\.idx",
+}.items()}
+
+
+def owned(file_name: str) -> tuple[str, str, bool] | None:
+    """``(prefix, kind, temporary)`` of a file a job writes (``train-00000-of-00002`` ->
+    ``("train", "shard", False)``; its temporary file ``.train-00000-of-00002.tmp-42``
+    -> ``("train", "shard", True)``); None for any other name."""
+    target = temp_target(file_name)
+    name = target if target is not None else file_name
+    for kind, pattern in OWNED.items():
+        match = pattern.fullmatch(name)
+        if match is not None and check_prefix(match["prefix"]) is None:
+            return match["prefix"], kind, target is not None
+    return None
+
+
+def owner(file_name: str) -> str | None:
+    """The prefix whose job writes ``file_name`` (see ``owned``), or None."""
+    found = owned(file_name)
+    return None if found is None else found[0]
 
 
 def _earlier_files(name: str, file_name: str) -> bool:

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import collections
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Callable, Optional
 
-from . import journal, storage
+from . import journal, sharding, storage
 from .errors import ResumeError, WriteError, write_error, write_errors
 from .items import failure_reason
 from .job import JobSummary, ShardInfo, failure_copy
@@ -268,21 +267,17 @@ def kept(entry: dict[str, Any], items: Iterable[Any], start: int,
 
 # -- the last step of a local run ---------------------------------------------------------
 
-def _complete_shard(name: str) -> re.Pattern[str]:
-    return re.compile(r"\." + re.escape(name) + r"-[0-9]{5,}-of-[0-9]{5,}"
-                      + re.escape(COMPLETE_SUFFIX))
-
-
 def remove_abandoned(out: storage.Folder, name: str, keep: Iterable[str]) -> None:
     """Remove the hidden complete shards of prefix ``name`` (an interrupted run's) that
-    are not in ``keep`` (those a resume keeps).
+    are not in ``keep`` (those a resume keeps); no other prefix's (``sharding.owned``).
 
     Raises:
         OSError: a file could not be removed.
     """
-    pattern, keep_names = _complete_shard(name), set(keep)
+    keep_names = set(keep)
     for file in out.names(f".{name}-"):
-        if pattern.fullmatch(file) and file not in keep_names:
+        if (sharding.owned(file) == (name, "complete shard", False)
+                and file not in keep_names):
             out.remove(file)
 
 

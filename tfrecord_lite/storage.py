@@ -16,9 +16,10 @@ import glob
 import hashlib
 import os
 import posixpath
+import re
 import shutil
 import tempfile
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 from . import confined
 from .errors import StorageError as StorageError  # defined in errors, importable here
@@ -149,6 +150,18 @@ def read_bytes(path: str, limit: int | None = None) -> bytes:
     return fs.cat_file(inner)
 
 
+# A temporary file: ``.{name}.tmp-{pid}`` (``Folder.temp_path``), and from the Beam
+# runner the same with ``-{hex}`` added.
+_TEMP = re.compile(r"\.(?P<name>.+)\.tmp-[0-9]+(?:-[0-9a-f]+)?")
+
+
+def temp_target(file_name: str) -> str | None:
+    """The name a temporary file (``Folder.temp_path``) is written for, or None when
+    ``file_name`` is not a temporary file's."""
+    match = _TEMP.fullmatch(file_name)
+    return None if match is None else match["name"]
+
+
 def join_url(base: str, name: str) -> str:
     """``name`` under the URL ``base``, normalized (``a/../b`` -> ``b``)."""
     scheme, _, rest = base.partition("://")
@@ -182,7 +195,8 @@ class Folder:
         os.makedirs(self.path, exist_ok=True)
 
     def temp_path(self, name: str) -> str:
-        """Where to write ``name`` before it is published: hidden, beside it."""
+        """Where to write ``name`` before it is published: hidden, beside it
+        (``.{name}.tmp-{pid}``; see ``temp_target``)."""
         return os.path.join(self.path, f".{name}.tmp-{os.getpid()}")
 
     def publish(self, temp: str, name: str) -> None:
@@ -242,11 +256,13 @@ class Folder:
         except FileNotFoundError:
             pass
 
-    def remove_stale_temps(self, patterns: list[str]) -> None:
-        """Temporary files of the names matching ``patterns``, left by a killed run."""
-        for pattern in patterns:
-            for stale in glob.glob(os.path.join(glob.escape(self.path), f".{pattern}.tmp-*")):
-                remove_quietly(stale)
+    def remove_stale_temps(self, owned: Callable[[str], bool]) -> None:
+        """Remove the temporary files of the names for which ``owned(name)`` is true,
+        left by a killed run (read by ``temp_target``; no other file is touched)."""
+        for file in self.names("."):
+            target = temp_target(file)
+            if target is not None and owned(target):
+                remove_quietly(self.join(file))
 
     def close(self) -> None:
         """Release what the folder holds (a remote folder's local temporary files)."""
@@ -317,7 +333,7 @@ class RemoteFolder(Folder):
         except FileNotFoundError:
             pass
 
-    def remove_stale_temps(self, patterns: list[str]) -> None:
+    def remove_stale_temps(self, owned: Callable[[str], bool]) -> None:
         pass  # temporary files are local, in a folder of this run's own
 
     def close(self) -> None:
