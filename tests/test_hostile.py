@@ -340,3 +340,73 @@ def test_cli_unwritable_failures_file(tmp_path: Path, image_file: Any,
     assert main(["--dataset_path", str(dataset), "--prefix", "w", "--output_dir",
                  str(tmp_path / "out"), "-q"]) == 3
     assert "Read-only file system" in capsys.readouterr().err
+
+
+# -- records longer than the readers accept -------------------------------------------------
+
+def test_an_item_whose_record_exceeds_max_record_size_fails_naming_both(
+        tmp_path: Path, image_file: Any) -> None:
+    # The writer used to write any record; the readers then called the file damaged
+    # ("the header is damaged") past their cap. A 30 KB JPEG stored as is, and a long
+    # extra, under a 20 KB cap.
+    import numpy as np
+    from PIL import Image
+
+    big_jpeg = tmp_path / "big.jpg"
+    noise = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(big_jpeg, "JPEG", quality=95)
+    assert big_jpeg.stat().st_size > 20_000
+    items = [detection_item(image_file("jpeg-rgb"), "small"),
+             detection_item(str(big_jpeg), "big-jpeg"),
+             {**detection_item(image_file("jpeg-rgb"), "long-extra"), "extra": "x" * 25_000}]
+    out = tmp_path / "out"
+    summary = write_dataset(items, "r", out, 1, 1, shuffle=False, max_record_size=20_000,
+                            progress=False)
+    assert summary.written == 1
+    failed = {f["id"]: f["error_msg"] for f in summary.failures}
+    assert set(failed) == {"big-jpeg", "long-extra"}
+    for message in failed.values():
+        assert "over the 20,000-byte limit of a record (max_record_size)" in message
+    assert "its record would be 27,302 bytes" in failed["long-extra"]
+    assert summary.manifest()["options"]["max_record_size"] == 20_000
+    from tfrecord_lite import verify_files
+    assert not verify_files([out / "r-00000-of-00001"], max_record_size=20_000).problems
+
+
+def test_max_record_size_on_the_command_line(tmp_path: Path, image_file: Any,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    dataset = tmp_path / "d.json"
+    dataset.write_text(json.dumps([{**detection_item(image_file("jpeg-rgb"), "a"),
+                                    "extra": "x" * 3000}]))
+    argv = ["create", "--dataset_path", str(dataset), "--prefix", "r", "--output_dir",
+            str(tmp_path / "out"), "-q"]
+    assert main([*argv, "--max-record-size", "2K"]) == 1
+    assert "over the 2,048-byte limit of a record" in capsys.readouterr().err
+    assert main([*argv, "--max-record-size", "1M"]) == 0
+    manifest = json.loads((tmp_path / "out" / "r.manifest.json").read_text())
+    assert manifest["options"]["max_record_size"] == 1 << 20
+    assert main([*argv]) == 0  # the default is left out of the manifest, as before
+    manifest = json.loads((tmp_path / "out" / "r.manifest.json").read_text())
+    assert "max_record_size" not in manifest["options"]
+
+
+@pytest.mark.slow
+def test_a_260_mib_extra_fails_under_the_default_cap(tmp_path: Path) -> None:
+    # The readers' default cap (256 MiB) is the writer's: such a record used to be
+    # written, then reported by verify as a damaged header. In a fresh process, so that
+    # its memory is given back.
+    code = (
+        "import json\n"
+        "from tfrecord_lite import write_dataset\n"
+        "item = {'filename': 'x.jpg', 'id': 'huge', 'height': 1, 'width': 1,\n"
+        "        'extra': 'x' * (260 << 20)}\n"
+        f"s = write_dataset([item], 'h', {str(tmp_path / 'out')!r}, 1, 1, store_images=False,\n"
+        "                   progress=False)\n"
+        "print(json.dumps([s.written, s.failures[0]['error_msg'][-300:]]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True, timeout=300)
+    written, message = json.loads(out.stdout)
+    assert written == 0
+    assert "its record would be 272,6" in message
+    assert "over the 268,435,456-byte limit of a record" in message

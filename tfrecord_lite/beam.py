@@ -66,6 +66,7 @@ from apache_beam.runners.runner import PipelineState
 
 from . import keys, sharding, shards, storage
 from .errors import OptionsError, WriteError, write_errors
+from .framing import DEFAULT_MAX_RECORD_SIZE
 from .items import ItemOptions, failure_reason, try_encode
 from .job import (
     JobSummary,
@@ -271,7 +272,7 @@ class WriteDataset(beam.PTransform):
         shuffle: spread items over shards and order them by a seeded hash; without it,
             by a hash without seed, each shard ordered by id.
         store_images, seed, compression, quality, max_side, decode_check, validation,
-            root: as for ``create()``. Without a seed, a random one is chosen and
+            root, max_record_size: as for ``create()``. Without a seed, a random one is chosen and
             recorded. Lenient validation's warnings are logged by the workers.
     Raises:
         ValueError: an argument is out of range (when the transform is made).
@@ -281,13 +282,13 @@ class WriteDataset(beam.PTransform):
                  num_shards: int, *, shuffle: bool = True, store_images: bool = True,
                  seed: int | None = None, compression: str | None = None, quality: int = 95,
                  max_side: int | None = None, decode_check: bool = True,
-                 validation: str = "strict", root: str | os.PathLike[str] | None = None
-                 ) -> None:
+                 validation: str = "strict", root: str | os.PathLike[str] | None = None,
+                 max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> None:
         super().__init__()
         options = JobOptions(shuffle=shuffle, seed=seed, store_images=store_images,
                              compression=compression, quality=quality, max_side=max_side,
                              decode_check=decode_check, validation=validation,
-                             root=fspath_or_none(root))
+                             root=fspath_or_none(root), max_record_size=max_record_size)
         check_job(dataset_name, num_shards)
         self.plan = _Plan(dataset_name, os.fspath(output_directory), num_shards,
                           options.seeded())

@@ -395,7 +395,8 @@ def encode_item(item: Any, options: ItemOptions = ItemOptions(),
         duplicate: the problem of an id already used (from ``validate.IdTracker``).
     Raises:
         ValidationError: the annotations fail validation (see ``validate``).
-        ExampleError: a field is missing or has the wrong type.
+        ExampleError: a field is missing or has the wrong type, or the record would be
+            longer than ``max_record_size``.
         MaskError: (an ExampleError) a mask that cannot be made under strict validation,
             or a label image that cannot be stored (see ``item_masks``).
         ImageError: the image (or a mask or label image file) is missing, empty,
@@ -411,6 +412,12 @@ def encode_item(item: Any, options: ItemOptions = ItemOptions(),
                                strict=options.validation == "strict",
                                warnings=image_warnings)
     data = encode_example(item, fields)
+    limit = options.job.max_record_size
+    if len(data) > limit:
+        raise ExampleError(
+            f"{item_label(item)}: its record would be {len(data):,} bytes, over the "
+            f"{limit:,}-byte limit of a record (max_record_size), which readers would "
+            "take for a damaged file; store a smaller image (max_side) or less in extra")
     messages = [describe(item, problems)] if problems else []
     messages += image_warnings
     for message in messages:

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from . import journal, processes, sharding, shards, storage, threads
 from .errors import InterruptedRunError, OptionsError, write_errors
+from .framing import DEFAULT_MAX_RECORD_SIZE
 from .job import (
     ItemSource,
     JobSummary,
@@ -54,6 +55,7 @@ def write_dataset(
     decode_check: bool = True,
     validation: str = "strict",
     root: str | os.PathLike[str] | None = None,
+    max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
     resume: bool = False,
     fsync: bool = False,
     progress: bool | Callable[[int, int], Any] = True,
@@ -71,6 +73,9 @@ def write_dataset(
         validation: "strict" (an item with a doubtful annotation fails), "lenient"
             (written, with a warning), "off".
         root: read relative filenames from here; refuse paths that lead outside it.
+        max_record_size: an item whose record would be longer fails, naming its size
+            (default: 256 MiB, what the readers accept by default; ``verify
+            --max-record-size`` and the readers' ``max_record_size`` read longer ones).
         resume: finish an interrupted run of the same job in this directory: shards it
             completed are kept (checked against its journal), the rest are written.
             With the same input and seed the output is byte-identical to an
@@ -93,7 +98,8 @@ def write_dataset(
     options = JobOptions(shuffle=shuffle, seed=seed, store_images=store_images,
                          compression=compression, quality=quality, max_side=max_side,
                          decode_check=decode_check, validation=validation,
-                         root=fspath_or_none(root), resume=resume, fsync=fsync)
+                         root=fspath_or_none(root), max_record_size=max_record_size,
+                         resume=resume, fsync=fsync)
     return run(dataset, dataset_name, output_directory, num_shards, options,
                num_threads=num_threads, num_processes=num_processes, progress=progress,
                interrupted=interrupted)
@@ -307,8 +313,9 @@ def create(
         shuffle: write items in a seeded random order.
         store_images: store the image bytes (``image/encoded``).
         **options: ``seed``, ``compression``, ``quality``, ``max_side``,
-            ``decode_check``, ``validation``, ``root``, ``resume``, ``fsync``, ``progress``,
-            ``interrupted``, ``num_processes`` (see ``write_dataset``).
+            ``decode_check``, ``validation``, ``root``, ``max_record_size``, ``resume``,
+            ``fsync``, ``progress``, ``interrupted``, ``num_processes`` (see
+            ``write_dataset``).
     Returns:
         The items that failed, each a copy with an added ``error_msg``.
     Raises:

@@ -18,6 +18,7 @@ from typing import Any, Optional, Union
 from . import compression as _compression
 from . import sharding
 from .errors import OptionsError
+from .framing import DEFAULT_MAX_RECORD_SIZE
 from .validate import MODES
 
 # Field metadata: "manifest" (recorded in the manifest and compared on resume) and
@@ -42,6 +43,9 @@ class JobOptions:
         decode_check: decode each stored image to prove it decodes.
         validation: "strict", "lenient" or "off" (see ``validate``).
         root: read relative filenames from here; refuse paths that lead outside it.
+        max_record_size: an item whose record would be longer fails (default: 256 MiB,
+            the longest record the readers accept by default), so that no reader
+            takes a written record for damage. Recorded when not the default.
         resume: finish an interrupted run (local runner).
         fsync: flush every file to the disk before naming it (local runner).
     Raises:
@@ -57,6 +61,7 @@ class JobOptions:
     decode_check: bool = field(default=True, metadata=_RECORDED)
     validation: str = field(default="strict", metadata=_RECORDED)
     root: Optional[str] = field(default=None, metadata=_RECORDED)
+    max_record_size: int = field(default=DEFAULT_MAX_RECORD_SIZE, metadata=_RECORDED)
     resume: bool = field(default=False, metadata=_LOCAL_ONLY)
     fsync: bool = field(default=False, metadata=_LOCAL_ONLY)
 
@@ -72,6 +77,10 @@ class JobOptions:
             raise OptionsError(f"quality must be between 1 and 100, got {self.quality}")
         if self.max_side is not None and self.max_side < 1:
             raise OptionsError(f"max_side must be at least 1, got {self.max_side}")
+        if (isinstance(self.max_record_size, bool) or not isinstance(self.max_record_size, int)
+                or self.max_record_size < 1):
+            raise OptionsError(f"max_record_size must be a whole number of bytes >= 1, got "
+                               f"{self.max_record_size!r}")
         if self.validation not in MODES:
             raise OptionsError(f"validation must be one of {', '.join(MODES)}, "
                                f"got {self.validation!r}")
@@ -87,6 +96,8 @@ class JobOptions:
                     if f.metadata.get("manifest")}
         if not self.shuffle:
             recorded["seed"] = None
+        if self.max_record_size == DEFAULT_MAX_RECORD_SIZE:
+            del recorded["max_record_size"]  # as the manifests of earlier versions
         return recorded
 
     def seeded(self, earlier: int | None = None) -> JobOptions:

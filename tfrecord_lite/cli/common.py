@@ -221,6 +221,10 @@ def add_output_options(p: Any, files: Any) -> None:
     more.add_argument("--root", metavar="DIR", default=DEFAULT["root"],
                       help="dataset root: relative filenames are read from DIR, and paths "
                            "that lead outside it are refused")
+    more.add_argument("--max-record-size", type=byte_size,
+                      default=DEFAULT["max_record_size"], metavar="SIZE",
+                      help="an item whose record would be longer fails (default: 256M, "
+                           "the longest record the readers accept unless told otherwise)")
     more.add_argument("--resume", action="store_true", default=DEFAULT["resume"],
                       help="finish an interrupted run in the output directory: keep its "
                            "complete shards, write the rest (same input and options; the "
