@@ -27,6 +27,8 @@ from tfrecord_lite.sharding import shard_name
 from conftest import ROOT, detection_item
 
 SHARDS = 20
+LONG_JOB = ["--dataset_path", "big.json", "--prefix", "train", "--output_dir", "out",
+            "--shards", str(SHARDS), "--threads", "2", "--store_images"]
 
 
 @pytest.fixture
@@ -44,12 +46,11 @@ def long_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.chdir(tmp_path)
     children: list[subprocess.Popen[str]] = []
 
-    def start() -> subprocess.Popen[str]:
+    def start(*more: str) -> subprocess.Popen[str]:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         child = subprocess.Popen(
-            [sys.executable, "-m", "tfrecord_lite", "--dataset_path", "big.json", "--prefix",
-             "train", "--output_dir", "out", "--shards", str(SHARDS), "--threads", "2",
-             "--store_images"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+            [sys.executable, "-m", "tfrecord_lite", *LONG_JOB, *more], cwd=tmp_path, env=env,
+            stderr=subprocess.PIPE, text=True)
         children.append(child)
         # Complete shards wait under hidden names until every shard is complete.
         first = Path("out") / f".{shard_name('train', 0, SHARDS)}.complete"
@@ -91,6 +92,32 @@ def test_ctrl_c_stops_the_job_before_it_ends(long_job: Any) -> None:
     assert "Traceback" not in err
     _no_temporary_files(Path("out"))
     _no_partial_shard(Path("out"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_sigterm_stops_the_job_as_ctrl_c_does_and_resume_finishes_it(
+        long_job: Any, processes: str) -> None:
+    # SIGTERM (kill, a service manager stopping the job) used to end it at once: exit
+    # status 143 without a word, temporary files left behind.
+    child = long_job("--processes", processes)
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 143, err
+    complete = journal.progress(__import__("tfrecord_lite").storage.folder("out"), "train")
+    assert complete is not None and 1 <= complete[0] < SHARDS
+    assert (f"tfrecord-lite: interrupted: {complete[0]} of {SHARDS} shards of 'train' are "
+            "complete in out; no partial shard was left. To keep them: python -m "
+            f"tfrecord_lite {' '.join(LONG_JOB)} --processes {processes} --resume") in err
+    assert "Traceback" not in err
+    _no_temporary_files(Path("out"))
+    _no_partial_shard(Path("out"))
+    assert main([*LONG_JOB, "--processes", processes, "--resume", "-q"]) == 0
+    assert main([*LONG_JOB, "--output_dir", "clean", "-q"]) == 0
+    for name in [shard_name("train", i, SHARDS) for i in range(SHARDS)] + [
+            "train.failures.json"]:
+        assert (Path("out") / name).read_bytes() == (Path("clean") / name).read_bytes(), name
+    assert not [p.name for p in Path("out").iterdir() if p.name.startswith(".")]
 
 
 @pytest.mark.slow

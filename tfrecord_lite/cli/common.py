@@ -31,6 +31,7 @@ from ..sharding import failures_name
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_USAGE, EXIT_WRITE = 0, 1, 2, 3
 EXIT_PIPE = 141  # as a process that SIGPIPE ends: 128 + 13
 EXIT_INTERRUPTED = 130  # as a process that SIGINT ends: 128 + 2
+EXIT_TERMINATED = 143  # as a process that SIGTERM ends: 128 + 15
 EXIT_INTERNAL = 70  # EX_SOFTWARE (sysexits.h): a bug
 # The job options' defaults, declared once in JobOptions. (The original command line
 # does not shuffle by default, and chooses whether to store images from the command word.)
@@ -486,7 +487,8 @@ def _resume_command(args: argparse.Namespace) -> str:
 
 
 def interrupted_message(args: argparse.Namespace | None) -> str:
-    """After Ctrl-C: how many shards are complete, and the command that keeps them."""
+    """After Ctrl-C (or SIGTERM): how many shards are complete, and the command that keeps
+    them."""
     plain = "interrupted; no partial shard was left"
     prefix, output_dir = getattr(args, "prefix", None), getattr(args, "output_dir", None)
     if (args is None or not prefix or not output_dir or getattr(args, "validate_only", False)

@@ -9,7 +9,9 @@ the one place that turns an outcome into an exit status:
 * 2: usage error (bad flag, unreadable or malformed dataset file);
 * 3: the output could not be written (nothing partial is left under a shard name);
 * 70: an internal error, a bug: the traceback is printed, with a line asking to report it;
-* 130: interrupted (Ctrl-C); 141: the output's reader went away (``| head``).
+* 130: interrupted (Ctrl-C); 143: stopped by SIGTERM (``kill``, a service manager), which
+  ends the job as Ctrl-C does: the same message, the same clean-up, ``--resume`` then
+  finishes it; 141: the output's reader went away (``| head``).
 
 Only the documented errors become statuses 1 to 3 (see ``EXIT_FOR``): the library's own
 (``TFRecordLiteError``), a usage mistake, and an input file that cannot be read.
@@ -23,11 +25,15 @@ The original tool's flags work unchanged, with or without the ``create`` word::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from types import FrameType
 
 from .._version import __version__
 from ..accelerators import chosen
@@ -39,6 +45,7 @@ from .common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_PIPE,
+    EXIT_TERMINATED,
     EXIT_USAGE,
     EXIT_WRITE,
     CommandParser,
@@ -89,6 +96,31 @@ def _message(exc: BaseException) -> str:
     return str(exc)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread wherever it is, so that the job stops as after
+    Ctrl-C (a ``KeyboardInterrupt``): the same clean-up, the same message."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """For the block, SIGTERM raises ``Terminated``; a second SIGTERM during the clean-up
+    ends the process at once, as SIGTERM would without this. (Signal handlers belong to
+    the main thread: elsewhere, nothing changes.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -115,7 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
                         format="%(message)s", stream=sys.stderr)
     try:
-        status: int = args.run(args)
+        with _sigterm_as_interrupt():
+            status: int = args.run(args)
         return status
     except BrokenPipeError:  # the output's reader stopped (`| head`): nothing to say
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -124,9 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _HANDLED as exc:
         print(f"tfrecord-lite: error: {_message(exc)}", file=sys.stderr)
         return next(code for kind, code in EXIT_FOR if isinstance(exc, kind))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated)
         print(f"tfrecord-lite: {interrupted_message(args)}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     except Exception as exc:  # a bug: shown whole, never as a user's mistake
         traceback.print_exc()
         print(f"tfrecord-lite: internal error: {type(exc).__name__}: {exc}; please report "
