@@ -10,11 +10,13 @@ Each scenario runs in a fresh process, which reports its own peak resident memor
 * the growth of the streamed job's peak memory per item: 500,000 and 2,000,000 items
   without images (``store_images=False``, the size given in each item), from JSON
   Lines, not shuffled; the difference of the two peaks over the difference of the
-  counts, in bytes per item (the aim: under 16).
+  counts, in bytes per item (the aim: under 16);
+* the command line's peak memory when every item fails (missing image files):
+  100,000 and 200,000 items from JSON Lines (the aim: under 250 MB, flat).
 
     python benchmarks/bench_soak.py        (SOAK_ITEMS / STREAM_ITEMS / GROWTH_ITEMS=n1,n2
-                                            to change the sizes, SOAK_ONLY=growth for the
-                                            last part alone)
+                                            / FAILING_ITEMS=n1,n2 to change the sizes,
+                                            SOAK_ONLY=growth or failures for one part)
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ THREADS = 2
 SHARDS = 16
 FILES = 64  # distinct small image files, used in turn
 GROWTH_ITEMS = tuple(int(n) for n in os.environ.get("GROWTH_ITEMS", "500000,2000000").split(","))
+FAILING_ITEMS = tuple(int(n) for n in os.environ.get("FAILING_ITEMS", "100000,200000").split(","))
 
 
 def _images() -> list[str]:
@@ -128,9 +131,45 @@ def growth() -> float:
     return per_item
 
 
+def _failing_dataset(count: int) -> Path:
+    """JSON Lines of items whose image files do not exist: every item fails."""
+    path = OUT / f"failing-{count}.jsonl"
+    if not path.exists():
+        OUT.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as f:
+            for i in range(count):
+                f.write(json.dumps({**_item(i, ["missing.jpg"]),
+                                    "filename": f"missing/{i:07d}.jpg"}) + "\n")
+    return path
+
+
+def failures() -> None:
+    """Peak memory of the command line when every item fails."""
+    for count in FAILING_ITEMS:
+        out_dir = OUT / "out"
+        shutil.rmtree(out_dir, ignore_errors=True)
+        code = f"""
+import time
+from _common import peak_rss_mb
+from tfrecord_lite.cli import main
+start = time.perf_counter()
+status = main(["--dataset_path", {str(_failing_dataset(count))!r}, "--prefix", "f",
+               "--output_dir", {str(out_dir)!r}, "--shards", "{SHARDS}", "--threads",
+               "{THREADS}", "-q"])
+print(status, {count} / (time.perf_counter() - start), peak_rss_mb())
+"""
+        status, rate, peak = run_python(code).split()
+        assert status == "1"
+        print(f"fail   {count:>9,} items, JSON Lines, all failing (command line): "
+              f"{float(rate):6.0f} items/s, peak RSS {float(peak):5.0f} MB (aim: under 250)")
+
+
 def main() -> None:
     if os.environ.get("SOAK_ONLY") == "growth":
         growth()
+        return
+    if os.environ.get("SOAK_ONLY") == "failures":
+        failures()
         return
     print(f"# soak benchmark: {THREADS} threads, {SHARDS} shards, {os.cpu_count()} CPUs; "
           "64x48 JPEG files, decode check on; peak RSS of a fresh process")
@@ -146,6 +185,7 @@ def main() -> None:
     print(f"list   {STREAM_ITEMS:>7,} items, JSON list, shuffled : {rate:6.0f} records/s, "
           f"peak RSS {peak:4.0f} MB (held in memory)")
     growth()
+    failures()
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import pickle
 import subprocess
@@ -13,10 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import tfrecord_lite
 from tfrecord_lite import JobOptions, OptionsError, cli, items, job, storage, write_dataset
 from tfrecord_lite.cli import common, main
+from tfrecord_lite.job import FailuresFile, failures_json
 
 from conftest import ROOT, detection_item
 
@@ -223,3 +227,76 @@ def test_the_local_runner_takes_the_options_as_one_object(tmp_path: Path,
         assert (tmp_path / "a" / shard).read_bytes() == (tmp_path / "b" / shard).read_bytes()
     with pytest.raises(TypeError):  # a runner takes no option as a keyword
         local.run(items, "t", tmp_path / "c", 2, seed=4)  # type: ignore[call-arg]
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+                     | st.text(max_size=8) | st.binary(max_size=4),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=8)
+
+
+@given(st.lists(st.dictionaries(st.text(max_size=6), _JSON, max_size=4), max_size=300))
+def test_the_failures_file_written_as_failures_come_is_the_whole_list_s_json(
+        failures: list[dict[str, Any]]) -> None:
+    stream = io.BytesIO()
+    file = FailuresFile(stream)
+    for failed in failures:
+        file.add(failed)
+    file.close()
+    assert stream.getvalue() == failures_json(failures)
+
+
+# -- failures do not cost memory --------------------------------------------------------------
+
+def test_without_keep_failures_only_the_file_holds_them(tmp_path: Path, image_file: Any) -> None:
+    items = [detection_item(image_file("jpeg-rgb"), i) for i in range(3)]
+    items += [detection_item(f"missing{i}.jpg", f"m{i}") for i in range(25)]
+    kept = write_dataset(items, "k", tmp_path / "kept", 3, 2, shuffle=False, progress=False)
+    lean = write_dataset(items, "k", tmp_path / "lean", 3, 2, shuffle=False, progress=False,
+                         keep_failures=False)
+    assert len(kept.failures) == kept.failed == lean.failed == 25
+    assert lean.failures == [] and lean.failed_by_reason == kept.failed_by_reason
+    assert lean.first_failures == [f["error_msg"] for f in kept.failures[:10]]
+    failures = (tmp_path / "lean" / "k.failures.json").read_bytes()
+    assert failures == (tmp_path / "kept" / "k.failures.json").read_bytes()
+    assert failures == job.failures_json(kept.failures)
+    assert json.loads((tmp_path / "lean" / "k.manifest.json").read_text())["failed"] == 25
+
+
+_PEAK = """
+import json, re, sys
+from tfrecord_lite.cli import main
+status = main(sys.argv[1:])
+peak = int(re.search(r"VmHWM:\\s*(\\d+)", open("/proc/self/status").read())[1])
+print(json.dumps([status, peak * 1024]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_the_command_line_s_memory_does_not_grow_with_failures(
+        tmp_path: Path, processes: str) -> None:
+    # Each failed item was held (and the whole list serialized at the end): about 14 KB
+    # a failure here. Now they go to the failures file as they come. (250 items a shard in
+    # both runs: worker processes hold the items of the shards in flight.)
+    peaks = {}
+    for count in (4000, 40000):
+        dataset = tmp_path / f"fail-{count}.jsonl"
+        with open(dataset, "w") as f:
+            for i in range(count):
+                item = detection_item(f"missing/{i:07d}.jpg", f"item-{i:07d}")
+                item["extra"] = "x" * 200
+                f.write(json.dumps(item) + "\n")
+        done = subprocess.run(
+            [sys.executable, "-c", _PEAK, "--dataset_path", str(dataset), "--prefix", "f",
+             "--output_dir", str(tmp_path / f"out{count}"), "--shards", str(count // 250),
+             "--threads",
+             "2", "--processes", processes, "-q"],
+            capture_output=True, text=True, cwd=ROOT, timeout=600, check=True)
+        status, peaks[count] = json.loads(done.stdout.splitlines()[-1])
+        assert status == 1
+        failures = json.loads((tmp_path / f"out{count}" / "f.failures.json").read_text())
+        assert len(failures) == count
+    per_failure = (peaks[40000] - peaks[4000]) / 36000
+    assert per_failure < 1000, f"{per_failure:.0f} bytes of peak memory per failed item"

@@ -55,7 +55,6 @@ import os
 import shlex
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -245,15 +244,15 @@ class _FinishFn(beam.DoFn):
                              options=plan.options.manifest())
         for _, info in sorted(shards, key=lambda s: s[0]):
             summary.add_shard(info)
-        summary.failures = [failed for _, _, failed in failures]
+        for _, reason, failed in failures:
+            summary.add_failure(failed, reason)
         directory = plan.output_directory
         with write_errors(f"cannot write the failures file or the manifest in {directory}"):
             _write_small_files(directory, {  # the failures first: the manifest comes last
                 plan.name + FAILURES_JSONL_SUFFIX: "".join(line + "\n" for _, line in lines
                                                            ).encode(),
                 sharding.manifest_name(plan.name): summary.manifest_json()})
-        reasons = Counter(reason for _, reason, _ in failures)
-        yield {"manifest": summary.manifest(), "failed_by_reason": dict(reasons)}
+        yield {"manifest": summary.manifest(), "failed_by_reason": summary.failed_by_reason}
 
 
 class WriteDataset(beam.PTransform):
@@ -479,12 +478,14 @@ def _read_summary(plan: _Plan, handoff: str) -> JobSummary:
     if result is None or failures_file is None:
         raise WriteError(f"the Beam pipeline finished but its summary is missing in {directory}")
     manifest = result["manifest"]
-    return JobSummary(plan.name, directory, manifest["records"] + manifest["failed"],
-                      written=manifest["records"], bytes=manifest["bytes"],
-                      options=manifest["options"],
-                      failed_by_reason=result["failed_by_reason"],
-                      failures=[json.loads(line) for line in failures_file.splitlines()],
-                      shards=[ShardInfo(**s) for s in manifest["shards"]])
+    summary = JobSummary(plan.name, directory, manifest["records"] + manifest["failed"],
+                         written=manifest["records"], bytes=manifest["bytes"],
+                         options=manifest["options"],
+                         failed_by_reason=result["failed_by_reason"],
+                         shards=[ShardInfo(**s) for s in manifest["shards"]])
+    for line in failures_file.splitlines():
+        summary.add_failure(json.loads(line))  # (counted by reason already)
+    return summary
 
 
 __all__ = ["FAILURES_JSONL_SUFFIX", "WriteDataset", "pipeline_options", "run"]

@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import IO, Any, Optional
 
 from . import keys, plural, sharding, storage
 from ._version import __version__
@@ -132,9 +132,19 @@ class ShardInfo:
     sha256: str
 
 
+FIRST_FAILURES = 10  # failed items a summary keeps, whatever it keeps of the others
+
+
 @dataclass
 class JobSummary:
-    """What a ``write_dataset`` run did."""
+    """What a ``write_dataset`` run did.
+
+    ``failed`` counts the failed items; ``first_failures`` holds the copies (each with
+    ``error_msg``) of the first ``FIRST_FAILURES`` of them, and ``failures`` those of all
+    of them, unless the job was asked not to keep them
+    (``keep_failures=False``: the failures file on disk has them, and memory does not
+    grow with their number).
+    """
 
     name: str
     output_directory: str
@@ -150,10 +160,24 @@ class JobSummary:
     options: dict[str, Any] = field(default_factory=dict)
     unknown_keys: dict[str, int] = field(default_factory=dict)
     published: bool = True
+    failed: int = 0
+    first_failures: list[dict[str, Any]] = field(default_factory=list)
+    keep_failures: bool = field(default=True, repr=False)
+    stream: Optional[FailuresFile] = field(default=None, repr=False, compare=False)
 
-    @property
-    def failed(self) -> int:
-        return len(self.failures)
+    def add_failure(self, failed: dict[str, Any], reason: str | None = None) -> None:
+        """Count a failed item (its copy, with ``error_msg``) and its reason, in the
+        job's order: kept when the job keeps them, written to ``stream`` when there is
+        one."""
+        self.failed += 1
+        if reason is not None:
+            self.failed_by_reason[reason] = self.failed_by_reason.get(reason, 0) + 1
+        if len(self.first_failures) < FIRST_FAILURES:
+            self.first_failures.append(failed)
+        if self.keep_failures:
+            self.failures.append(failed)
+        if self.stream is not None:
+            self.stream.add(failed)
 
     def add_shard(self, info: ShardInfo) -> None:
         """Count a shard of the job (written, or kept from an interrupted run)."""
@@ -198,7 +222,7 @@ class JobSummary:
         if self.resumed_shards:
             lines.append(f"resumed: {plural.count(self.resumed_shards, 'shards were')} "
                          "already complete")
-        if self.failures:
+        if self.failed:
             reasons = ", ".join(f"{n} {reason}" for reason, n in
                                 sorted(self.failed_by_reason.items(), key=lambda kv: -kv[1]))
             lines.append(f"failed: {self.failed} ({reasons})")
@@ -234,6 +258,41 @@ def failure_copy(item: Any, error: BaseException | str) -> dict[str, Any]:
 def failures_json(failures: list[dict[str, Any]]) -> bytes:
     """The content of ``{prefix}.failures.json``: the failed items as a JSON list."""
     return (json.dumps(failures, indent=2, default=json_default) + "\n").encode()
+
+
+class FailuresFile:
+    """``{prefix}.failures.json`` written as the failed items come, a few at a time: the
+    same bytes as ``failures_json`` of the whole list, without holding the list.
+
+    Args:
+        f: the (temporary) file, open for writing bytes; ``close`` ends the list.
+    """
+
+    BATCH = 128  # items encoded together (the encoder costs something per call)
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self._f = f
+        self._batch: list[dict[str, Any]] = []
+        self.count = 0
+
+    def add(self, failed: dict[str, Any]) -> None:
+        self._batch.append(failed)
+        if len(self._batch) >= self.BATCH:
+            self._write()
+
+    def _write(self) -> None:
+        if not self._batch:
+            return
+        # The batch as a JSON list, between its brackets: "[\n" + elements + "\n]".
+        text = json.dumps(self._batch, indent=2, default=json_default)[2:-2]
+        self._f.write(f"{',' if self.count else '['}\n{text}".encode())
+        self.count += len(self._batch)
+        self._batch = []
+
+    def close(self) -> None:
+        """Write what is left, and end the list (the file is the caller's to close)."""
+        self._write()
+        self._f.write(b"\n]\n" if self.count else b"[]\n")
 
 
 def failures_line(failed: dict[str, Any]) -> str:

@@ -173,16 +173,14 @@ def progress(out: Folder, name: str) -> tuple[int, int] | None:
     return complete, int(header.get("num_shards") or 0)
 
 
-_HEADER_SUFFIX = "-journal.json"
-
-
 def pending(out: Folder) -> list[tuple[str, int, int]]:
     """The interrupted runs a folder holds: ``(prefix, complete shards, shards)`` of each
     prefix with a journal, sorted by prefix."""
     found = []
     for file in out.names("."):
-        prefix = file[1:-len(_HEADER_SUFFIX)]
-        if file.endswith(_HEADER_SUFFIX) and prefix and _header_name(prefix) == file:
+        owned = sharding.owned(file)
+        if owned is not None and owned[1:] == ("journal", False):
+            prefix = owned[0]
             progress_of = progress(out, prefix)
             if progress_of is not None:
                 found.append((prefix, *progress_of))

@@ -16,16 +16,16 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any, Callable
+from typing import IO, Any, Callable
 
 from . import journal, processes, sharding, shards, storage, threads
 from .errors import InterruptedRunError, OptionsError, write_errors
 from .framing import DEFAULT_MAX_RECORD_SIZE
 from .job import (
+    FailuresFile,
     ItemSource,
     JobSummary,
     check_job,
-    failures_json,
     remove_earlier_run,
     remove_stale_temps,
     warn_glob_clashes,
@@ -61,6 +61,7 @@ def write_dataset(
     progress: bool | Callable[[int, int], Any] = True,
     interrupted: str = "warn",
     num_processes: int | None = None,
+    keep_failures: bool = True,
 ) -> JobSummary:
     """Write ``dataset`` as ``num_shards`` TFRecord files; the engine behind ``create``.
 
@@ -83,7 +84,7 @@ def write_dataset(
         fsync: flush each shard, journal file and the manifest to the disk before it
             gets its final name, so that not even a power failure leaves a partial file
             under a final name (slower: the job waits for the disk).
-        progress, interrupted, num_processes: see ``run``.
+        progress, interrupted, num_processes, keep_failures: see ``run``.
         (the other arguments: see ``create`` and ``JobOptions``.)
     Returns:
         A JobSummary: counts, failures (copies of the items, each with
@@ -102,13 +103,13 @@ def write_dataset(
                          resume=resume, fsync=fsync)
     return run(dataset, dataset_name, output_directory, num_shards, options,
                num_threads=num_threads, num_processes=num_processes, progress=progress,
-               interrupted=interrupted)
+               interrupted=interrupted, keep_failures=keep_failures)
 
 
 def run(dataset: Iterable[Any], dataset_name: str, output_directory: str | os.PathLike[str],
         num_shards: int, options: JobOptions | None = None, *, num_threads: int = 1,
         num_processes: int | None = None, progress: bool | Callable[[int, int], Any] = True,
-        interrupted: str = "warn") -> JobSummary:
+        interrupted: str = "warn", keep_failures: bool = True) -> JobSummary:
     """The local runner: ``write_dataset`` with its job options as one ``JobOptions``.
 
     Args:
@@ -125,6 +126,10 @@ def run(dataset: Iterable[Any], dataset_name: str, output_directory: str | os.Pa
             interrupted run of ``dataset_name`` with complete shards: "warn" (log a
             warning with their count, then start over), "restart" (start over), "refuse"
             (raise InterruptedRunError before touching any file).
+        keep_failures: keep a copy of each failed item in the summary (``failures``; the
+            list ``create`` returns). False: only the failures file has them (written
+            as they come), so that memory does not grow with their number; the summary
+            still counts them, by reason, with the first few messages.
     Returns, Raises: see ``write_dataset``.
 
     After the job, the shard glob of the prefix (``train-*``) matches exactly its shards:
@@ -156,7 +161,7 @@ def run(dataset: Iterable[Any], dataset_name: str, output_directory: str | os.Pa
             held.enter_context(journal.lock(out, dataset_name))  # before any file of the job
         warn_glob_clashes(out, dataset_name)
         summary = _run_job(out, dataset, dataset_name, num_shards, num_threads, options,
-                           progress, interrupted, num_processes)
+                           progress, interrupted, num_processes, keep_failures)
     logger.info("%s", summary.describe())
     return summary
 
@@ -183,9 +188,10 @@ def _check_interrupted(out: storage.Folder, name: str, interrupted: str) -> None
 def _run_job(out: storage.Folder, dataset: Iterable[Any], name: str, num_shards: int,
              num_threads: int, options: JobOptions,
              progress: bool | Callable[[int, int], Any], interrupted: str,
-             num_processes: int | None) -> JobSummary:
+             num_processes: int | None, keep_failures: bool) -> JobSummary:
     """The job, in the output directory it holds the lock of: find what an interrupted
-    run completed, start the journal, write the shards, then the files beside them."""
+    run completed, start the journal, write the shards (the failed items to the
+    failures file's temporary file, as they come), then the files beside them."""
     previous, completed = _read_journal(out, name, options.resume, interrupted)
     earlier = previous.get("options", {}).get("seed") if previous is not None else None
     options = options.seeded(earlier)
@@ -193,23 +199,32 @@ def _run_job(out: storage.Folder, dataset: Iterable[Any], name: str, num_shards:
     completed = _start_journal(out, name, num_shards, source.total, options, previous,
                                completed)
     summary = JobSummary(name, str(out), source.total, options=options.manifest(),
-                         resumed_shards=len(completed))
+                         resumed_shards=len(completed), keep_failures=keep_failures)
     count, per_process = processes.processes_and_threads(
         num_processes, num_threads, num_shards - len(completed), source.total)
     started = time.perf_counter()
-    with write_errors(f"cannot write in {out}", shards.NOTHING_PARTIAL):
-        if count > 1:
-            processes.write_shards(out, name, num_shards, per_process, count, options,
-                                   source, completed, summary, progress)
-        else:
-            threads.write_shards(out, name, num_shards, per_process, options, source,
-                                 completed, summary, progress)
+    with write_errors(f"cannot write in {out}", shards.NOTHING_PARTIAL), out.scratch() as f:
+        # Unnamed until the end: a killed run leaves nothing of it. A large buffer: each
+        # flush lets go of the interpreter lock, which the encoding threads may keep a
+        # while before this thread has it back.
+        with open(f.fileno(), "wb", buffering=1 << 20, closefd=False) as stream:
+            failures = summary.stream = FailuresFile(stream)
+            try:
+                if count > 1:
+                    processes.write_shards(out, name, num_shards, per_process, count,
+                                           options, source, completed, summary, progress)
+                else:
+                    threads.write_shards(out, name, num_shards, per_process, options,
+                                         source, completed, summary, progress)
+            finally:
+                summary.stream = None
+            failures.close()
         summary.seconds = time.perf_counter() - started
         summary.unknown_keys = source.unknown_keys.as_dict()
         if summary.written:
-            _publish(out, name, summary, completed)
+            _publish(out, name, summary, completed, f)
         else:
-            _withdraw(out, name, summary)
+            _withdraw(out, name, summary, f)
     return summary
 
 
@@ -255,15 +270,15 @@ def _start_journal(out: storage.Folder, name: str, num_shards: int, total: int,
 
 
 def _publish(out: storage.Folder, name: str, summary: JobSummary,
-             completed: dict[int, dict[str, Any]]) -> None:
+             completed: dict[int, dict[str, Any]], failures: IO[bytes]) -> None:
     """Every shard being complete under its hidden name: the earlier run's manifest goes
     (it no longer describes the files), each shard gets its final name (replacing the
     earlier run's file of that name), then the files beside them: the failures (always,
-    so that no earlier run's list is left). Then what an earlier run left is removed (its
-    other shards and the record indexes, which may describe replaced files), and only
-    then the manifest is written: a manifest means the whole dataset is there, and
-    nothing else under the shard glob. The journal goes last, so that an interruption
-    anywhere here is finished by a resume.
+    so that no earlier run's list is left; ``failures`` holds it, complete). Then what
+    an earlier run left is removed (its other shards and the record indexes, which may
+    describe replaced files), and only then the manifest is written: a manifest means
+    the whole dataset is there, and nothing else under the shard glob. The journal goes
+    last, so that an interruption anywhere here is finished by a resume.
 
     Raises:
         OSError: a file could not be written, renamed or removed.
@@ -271,23 +286,24 @@ def _publish(out: storage.Folder, name: str, summary: JobSummary,
     names = [info.file for info in summary.shards]
     out.remove(sharding.manifest_name(name))
     shards.put_in_place(out, names, (str(entry["at"]) for entry in completed.values()))
-    out.write(sharding.failures_name(name), failures_json(summary.failures))
+    out.publish_from(failures, sharding.failures_name(name))
     remove_earlier_run(out, name, names)
     out.write(sharding.manifest_name(name), summary.manifest_json())
     journal.remove(out, name)
 
 
-def _withdraw(out: storage.Folder, name: str, summary: JobSummary) -> None:
+def _withdraw(out: storage.Folder, name: str, summary: JobSummary,
+              failures: IO[bytes]) -> None:
     """A run that wrote no record publishes nothing: an earlier run's dataset of the
     prefix stays as it was (shards and manifest), rather than be replaced by empty
-    shards. Its complete shards and journal go; the failures list is written, so that
-    what failed can be read.
+    shards. Its complete shards and journal go; the failures list (``failures`` holds
+    it, complete) is written, so that what failed can be read.
 
     Raises:
         OSError: a file could not be written or removed.
     """
     summary.published = False
-    out.write(sharding.failures_name(name), failures_json(summary.failures))
+    out.publish_from(failures, sharding.failures_name(name))
     shards.remove_abandoned(out, name, ())
     journal.remove(out, name)
 

@@ -29,7 +29,6 @@ with ``WorkerDiedError`` naming its shard.
 
 from __future__ import annotations
 
-import collections
 import itertools
 import os
 import pickle
@@ -358,6 +357,17 @@ def write_shards(out: storage.Folder, name: str, num_shards: int, num_threads: i
     results: dict[int, ShardResult] = {}
     tasks = source.tasks(ranges[i] for i in completed)
 
+    next_index = [0]  # the first shard whose failures are not in the summary yet
+
+    def add_failures() -> None:
+        """The failures of the shards back so far, in shard order: up to the first
+        shard still being written."""
+        while next_index[0] in results:
+            result = results[next_index[0]]
+            result.add_failures_to(summary)
+            result.forget_failures()  # the journal has them
+            next_index[0] += 1
+
     def handle(workers: Workers) -> None:
         kind, value = workers.next_event()
         if kind == "progress":
@@ -367,6 +377,7 @@ def write_shards(out: storage.Folder, name: str, num_shards: int, num_threads: i
         shards.publish(out, result, complete_name(result.name))
         shards.record(out, name, result)
         results[result.index] = result
+        add_failures()
 
     try:
         with Workers(num_processes, ItemOptions(options), options.compression, num_threads,
@@ -378,6 +389,7 @@ def write_shards(out: storage.Folder, name: str, num_shards: int, num_threads: i
                 if entry is not None:
                     results[index] = shards.kept(entry, (t[1] for t in part), start,
                                                  bar.update)
+                    add_failures()
                     continue
                 worker = workers.idle()
                 while worker is None:
@@ -389,9 +401,8 @@ def write_shards(out: storage.Folder, name: str, num_shards: int, num_threads: i
             next(tasks, None)  # the input's own checks (it did not grow or shrink)
             while workers.busy():
                 handle(workers)
-        reasons: collections.Counter[str] = collections.Counter()
+        add_failures()
         for index in range(num_shards):
-            results[index].add_to(summary, reasons)
-        summary.failed_by_reason = dict(reasons)
+            results[index].add_to(summary)
     finally:
         bar.close()

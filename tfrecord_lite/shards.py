@@ -22,7 +22,6 @@ completed against its journal entry.
 
 from __future__ import annotations
 
-import collections
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -55,8 +54,11 @@ class ShardResult:
         temp: where it is written before it is published.
         records, bytes, sha256: what it holds (sha256 once hashed).
         fingerprint: of its items' ids and filenames, in order (see ``journal``).
-        failed: ``(position, reason, message)`` of each item that failed.
-        copies: the failed items, each a copy with ``error_msg`` (the failure list's).
+        failed: ``(position, reason, message)`` of each item that failed (emptied once
+            journaled, see ``forget_failures``).
+        copies: the failed items, each a copy with ``error_msg`` (the failure list's),
+            until they are added to the job's summary (none when the writer handed
+            them on as they came, see ``ShardWriter``).
         warnings: lenient validation's warnings of the items written.
     """
 
@@ -81,10 +83,20 @@ class ShardResult:
                 "records": self.records, "bytes": self.bytes, "items": self.fingerprint,
                 "failures": self.failed, "warnings": self.warnings, "sha256": self.sha256}
 
-    def add_to(self, summary: JobSummary, reasons: collections.Counter[str]) -> None:
-        """Count the shard in a job's summary (called in shard order)."""
-        summary.failures += self.copies
-        reasons.update(reason for _, reason, _ in self.failed)
+    def add_failures_to(self, summary: JobSummary) -> None:
+        """Add the shard's failed items to a job's summary and let go of them (called in
+        shard order, before the next shard's)."""
+        for copy, (_, reason, _) in zip(self.copies, self.failed):
+            summary.add_failure(copy, reason)
+        self.copies = []
+
+    def forget_failures(self) -> None:
+        """Let go of the failures' list once the journal has it."""
+        self.failed = []
+
+    def add_to(self, summary: JobSummary) -> None:
+        """Count the shard in a job's summary (called in shard order, its failures
+        added already)."""
         summary.warnings += self.warnings
         summary.add_shard(self.info())
 
@@ -102,13 +114,18 @@ class ShardWriter:
         index, name: the shard's number and final name.
         compression: "none", "gzip" or "zlib".
         where: how messages name the shard (``Folder.location``; default: ``name``).
+        on_failure: called with each failed item's copy and reason as it fails (the
+            shards being written in order: the job's summary takes them at once);
+            without it the copies are kept in ``result.copies``.
     """
 
     def __init__(self, temp: str, index: int, name: str, compression: str | None,
-                 where: str | None = None) -> None:
+                 where: str | None = None,
+                 on_failure: Callable[[dict[str, Any], str], Any] | None = None) -> None:
         self.result = ShardResult(index, name, temp)
         self._what = f"cannot write shard {where or name}"
         self._compression = compression
+        self._on_failure = on_failure
         self._fingerprint = journal.new_fingerprint()
         self._writer: Optional[TFRecordWriter] = None
 
@@ -131,9 +148,12 @@ class ShardWriter:
                 result.warnings += warnings
         else:
             assert error is not None
-            copy = failure_copy(item, error)
-            result.copies.append(copy)
-            result.failed.append((position, failure_reason(error), copy["error_msg"]))
+            copy, reason = failure_copy(item, error), failure_reason(error)
+            result.failed.append((position, reason, copy["error_msg"]))
+            if self._on_failure is not None:
+                self._on_failure(copy, reason)
+            else:
+                result.copies.append(copy)
 
     def add_record(self, data: bytes) -> None:
         """A record whose item is not tracked here (the Beam runner lists failures apart)."""
@@ -169,14 +189,17 @@ Outcome = tuple[int, Any, Optional[bytes], Optional[BaseException], Optional[lis
 
 def write_shard(temp: str, index: int, name: str, compression: str | None,
                 outcomes: Iterable[Outcome], progress: Callable[[int], Any] | None = None,
-                where: str | None = None) -> ShardResult:
+                where: str | None = None,
+                on_failure: Callable[[dict[str, Any], str], Any] | None = None
+                ) -> ShardResult:
     """Write a shard under ``temp`` from its items' outcomes ``(position, item, record or
-    None, error or None, warnings)``, in order; ``progress(1)`` after each item.
+    None, error or None, warnings)``, in order; ``progress(1)`` after each item
+    (``on_failure``: see ``ShardWriter``).
 
     Raises:
         WriteError: the file could not be written (it is removed).
     """
-    with ShardWriter(temp, index, name, compression, where) as writer:
+    with ShardWriter(temp, index, name, compression, where, on_failure) as writer:
         for outcome in outcomes:
             writer.add(*outcome)
             if progress is not None:

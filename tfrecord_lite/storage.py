@@ -213,6 +213,24 @@ class Folder:
         name (the directory's entries reach the disk at ``sync_names``)."""
         os.replace(self.join(name), self.join(new_name))
 
+    def scratch(self) -> IO[bytes]:
+        """A temporary file without a name (gone with the process, however it ends),
+        for a file written piece by piece before it is published (``publish_from``)."""
+        return tempfile.TemporaryFile(dir=self.path)
+
+    def publish_from(self, f: IO[bytes], name: str) -> None:
+        """Publish the content of ``f`` (from its start) as ``name``, in one step: copied
+        to the temporary name of ``name``, then published."""
+        temp = self.temp_path(name)
+        try:
+            f.seek(0)
+            with open(temp, "wb") as copy:
+                shutil.copyfileobj(f, copy, 1 << 20)
+            self.publish(temp, name)
+        except BaseException:
+            remove_quietly(temp)
+            raise
+
     def sync_names(self) -> None:
         """When durable: flush the directory's entries (names given by ``rename``)."""
         if self.durable:
@@ -296,6 +314,9 @@ class RemoteFolder(Folder):
 
     def temp_path(self, name: str) -> str:
         return os.path.join(self._local, name)
+
+    def scratch(self) -> IO[bytes]:
+        return tempfile.TemporaryFile(dir=self._local)
 
     def publish(self, temp: str, name: str) -> None:
         self.fs.put_file(temp, self.join(name))

@@ -4,7 +4,8 @@ encoded on a pool of threads.
 The items are read in write order and encoded on the pool (``parallel.in_order``), and
 their records written in that order, so the output does not depend on the thread count.
 A complete shard is hashed and published on the pool while the next one is encoded, and
-journaled once published.
+journaled once published. The shards being written one after the other, each failed item
+goes to the job's summary (and its failures file) as it fails.
 """
 
 from __future__ import annotations
@@ -67,21 +68,22 @@ def write_shards(out: storage.Folder, name: str, num_shards: int, num_threads: i
             part = (next(outcomes) for _ in range(start, stop))
             entry = completed.get(index)
             if entry is not None:
-                results.append(shards.kept(entry, (o[1] for o in part), start, bar.update))
+                kept = shards.kept(entry, (o[1] for o in part), start, bar.update)
+                kept.add_failures_to(summary)
+                kept.forget_failures()  # the journal has them
+                results.append(kept)
                 continue
             shard = sharding.shard_name(name, index, num_shards)
             result = shards.write_shard(out.temp_path(shard), index, shard,
                                         options.compression, part, bar.update,
-                                        out.location(shard))
+                                        out.location(shard), summary.add_failure)
             results.append(result)
             pending.append(_Finishing(result, pool.submit(
                 shards.finish, out, result, complete_name(shard))))
             _record_finished(out, name, pending, wait=False)
         _record_finished(out, name, pending, wait=True)
-        reasons: collections.Counter[str] = collections.Counter()
         for result in results:
-            result.add_to(summary, reasons)
-        summary.failed_by_reason = dict(reasons)
+            result.add_to(summary)
     finally:
         bar.close()
         # Drop the queued work at once (nothing waits for items that will not be
@@ -98,6 +100,7 @@ def _record_finished(out: storage.Folder, name: str, pending: collections.deque[
     while pending and (wait or pending[0].future.done()):
         shard = pending.popleft()
         shards.record(out, name, shard.future.result())
+        shard.result.forget_failures()
 
 
 def _settle(out: storage.Folder, name: str, pending: collections.deque[_Finishing]) -> None:

@@ -249,13 +249,16 @@ def add_output_options(p: Any, files: Any) -> None:
 count = plural.count
 
 
-def print_problems(kind: str, messages: list[str], where: str | None) -> None:
-    """The first ``SHOWN_FAILURES`` messages on stderr, then how many more (and where)."""
+def print_problems(kind: str, messages: list[str], where: str | None,
+                   total: int | None = None) -> None:
+    """The first ``SHOWN_FAILURES`` messages on stderr, then how many more (and where);
+    ``total``: how many there are, when ``messages`` holds only the first ones."""
+    total = len(messages) if total is None else total
     for message in messages[:SHOWN_FAILURES]:
         print(f"  {message}", file=sys.stderr)
-    if len(messages) > SHOWN_FAILURES:
+    if total > SHOWN_FAILURES:
         more = f"; all are in {where}" if where else ""
-        print(f"  ... and {count(len(messages) - SHOWN_FAILURES, 'more ' + kind)}{more}",
+        print(f"  ... and {count(total - SHOWN_FAILURES, 'more ' + kind)}{more}",
               file=sys.stderr)
 
 
@@ -297,6 +300,7 @@ def run_job(args: argparse.Namespace, dataset: Any,
                 dataset, args.prefix, args.output_dir, args.shards, job_options(args),
                 num_threads=args.threads, num_processes=args.processes,
                 progress=not args.quiet, interrupted="restart" if args.restart else "refuse",
+                keep_failures=False,  # the failures file has them, written as they come
             )
         except InterruptedRunError as exc:
             raise UsageError(
@@ -314,14 +318,15 @@ def run_job(args: argparse.Namespace, dataset: Any,
         print(f"nothing was written: {what}. No shard was published, and {args.output_dir} "
               f"keeps what it held of {args.prefix!r} (an earlier run's shards and manifest, "
               "if any)" + (f"; the failures are listed in {failures_path}:"
-                           if summary.failures else ""), file=sys.stderr)
-    elif summary.failures:
+                           if summary.failed else ""), file=sys.stderr)
+    elif summary.failed:
         print(f"{summary.failed} of {summary.total} items failed and were not "
               f"written; they are listed in {failures_path}:", file=sys.stderr)
-    if summary.failures:
-        print_problems("failures", [f["error_msg"] for f in summary.failures], failures_path)
-        hint = paths_hint(args, summary.failures, summary.failed_by_reason, summary.total,
-                          summary.written)
+    if summary.failed:
+        print_problems("failures", [f["error_msg"] for f in summary.first_failures],
+                       failures_path, summary.failed)
+        hint = paths_hint(args, summary.first_failures, summary.failed_by_reason,
+                          summary.total, summary.written)
         if hint:
             print(hint, file=sys.stderr)
     if not summary.published:
