@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import detection_item, make_image_bytes
 from tfrecord_lite import JsonLines, processes
 from tfrecord_lite.cli import main
-from tfrecord_lite.errors import DatasetError, WriteError
+from tfrecord_lite.errors import WriteError
 from tfrecord_lite.local import write_dataset
 from tfrecord_lite.processes import default_processes
 
@@ -431,15 +431,122 @@ def test_items_that_cannot_be_sent_to_a_worker(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     data = make_image_bytes("jpeg-rgb", 24, 16)
-    items = [{"id": f"id{i}", "encoded": memoryview(data), "height": 16, "width": 24}
+    items = [{"id": f"id{i}", "filename": f"{i}.jpg", "encoded": memoryview(data),
+              "height": 16, "width": 24, "format": "JPEG", "colorspace": "RGB", "channels": 3}
              for i in range(6)]
-    one = write_dataset(items, "ds", "one", 2, 1, num_processes=1, progress=False)
-    two = write_dataset(items, "ds", "two", 2, 1, num_processes=2, progress=False)
+    one = write_dataset(items, "ds", "one", 2, 1, num_processes=1, seed=1, progress=False)
+    two = write_dataset(items, "ds", "two", 2, 1, num_processes=2, seed=1, progress=False)
     assert [s.sha256 for s in one.shards] == [s.sha256 for s in two.shards]
-    items[4]["extra"] = lambda: None  # cannot be pickled
-    with pytest.raises(DatasetError, match="item 'id4' cannot be sent to a worker process"):
-        write_dataset(items, "ds", "three", 2, 1, num_processes=2, progress=False)
-    assert not [p for p in Path("three").iterdir() if p.name.startswith("ds-")]
+    assert one.written == 6
+    items[4]["extra"] = lambda: None  # cannot be pickled: that item fails, alone
+    three = write_dataset(items, "ds", "three", 2, 1, num_processes=2, progress=False)
+    assert three.written == 5 and [f["id"] for f in three.failures] == ["id4"]
+    message = three.failures[0]["error_msg"]
+    assert message.startswith("id 'id4': extra: a value of type function ")
+    assert "cannot be sent to a worker process" in message
+
+
+_CALLER = """
+import json, sys
+from tfrecord_lite import write_dataset
+from tests.conftest import detection_item
+{setup}
+items = [detection_item("slow.jpg", f"id{{i}}") for i in range(12)]
+items[5]["extra"] = {value}
+def stop(done, total):  # after the first shard is journaled (3 items a shard)
+    if done >= 9:
+        raise KeyboardInterrupt
+try:
+    write_dataset(items, "ds", "out", 4, 1, shuffle=False, num_processes=2, progress=stop)
+except KeyboardInterrupt:
+    pass
+s = write_dataset(items, "ds", "out", 4, 1, shuffle=False, num_processes=2,
+                  progress=False, resume=True)
+print(json.dumps([s.written, s.resumed_shards, s.failures], default=repr))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("setup, value, message", [
+    ("class Point:\n    def __repr__(self):\n        return 'Point()'", "Point()",
+     "id 'id5': extra: a value of type __main__.Point cannot be sent to a worker process "
+     "(defined in the script that started the job (__main__)"),
+    ("sys.path.insert(0, 'mine')\nfrom mytypes import Point", "Point()",
+     "id 'id5': cannot be loaded by a worker process (ModuleNotFoundError: No module "
+     "named 'mytypes')"),
+])
+def test_an_item_a_worker_cannot_take_fails_alone_and_resume_goes_on(
+        tmp_path: Path, setup: str, value: str, message: str) -> None:
+    # Such an item used to end the job with "WorkerDiedError ... out of memory, or
+    # killed?", and every resume met it again. A class of the caller's script (which a
+    # worker does not run), or of a module the caller found on a path of its own.
+    _slow_image(tmp_path)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "mytypes.py").write_text(
+        "class Point:\n    def __repr__(self):\n        return 'Point()'\n")
+    code = _CALLER.format(setup=setup, value=value)
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    written, resumed, failures = json.loads(done.stdout.splitlines()[-1])
+    assert written == 11 and resumed >= 1
+    assert [f["id"] for f in failures] == ["id5"]
+    assert failures[0]["error_msg"].startswith(message), failures[0]["error_msg"]
+    assert "WorkerDiedError" not in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_a_stopped_worker_is_killed_after_the_timeout_and_resume_finishes(
+        tmp_path: Path) -> None:
+    # A stopped (or deadlocked) worker used to hang the job for ever.
+    _slow_image(tmp_path)
+    (tmp_path / "items.json").write_text(json.dumps(
+        [detection_item("slow.jpg", f"id{i}") for i in range(40)]))
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(textwrap.dedent("""
+        import time
+        from tfrecord_lite import items, processes
+        original = items.try_encode
+        def try_encode(*args, **kw):
+            time.sleep(0.05)
+            return original(*args, **kw)
+        items.try_encode = try_encode
+        submit = processes.Workers.submit
+        def record(self, worker, task):
+            submit(self, worker, task)
+            with open("pids", "a") as f:
+                f.write(f"{worker.process.pid} {task.index}\\n")
+        processes.Workers.submit = record
+    """))
+    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{ROOT}"}
+    argv = [sys.executable, "-m", "tfrecord_lite", "create", "--dataset_path", "items.json",
+            "--prefix", "ds", "--output_dir", "out", "--shards", "4", "--threads", "1",
+            "--processes", "2", "--worker-timeout", "5"]
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    stopped = _wait_for_workers(tmp_path, proc)[0]
+    os.kill(stopped, signal.SIGSTOP)
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        os.kill(stopped, signal.SIGCONT) if _alive(stopped) else None
+    assert proc.returncode == 3, err
+    assert f"worker process {stopped} writing shard out/ds-0000" in err
+    assert "reported no progress for 5 s" in err and "--resume" in err, err
+    assert "Traceback" not in err
+    assert not _alive(stopped) and not _children(proc.pid)
+    assert not [p.name for p in (tmp_path / "out").iterdir() if ".tmp-" in p.name]
+    resumed = subprocess.run([*argv, "--resume"], cwd=tmp_path, env=env, timeout=300,
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    whole = write_dataset([detection_item("slow.jpg", f"id{i}") for i in range(40)], "ds",
+                          tmp_path / "whole", 4, 1, shuffle=False, num_processes=1,
+                          progress=False, root=tmp_path)
+    for shard in whole.shards:
+        assert ((tmp_path / "out" / shard.file).read_bytes()
+                == (tmp_path / "whole" / shard.file).read_bytes())
 
 
 @pytest.mark.slow

@@ -24,8 +24,20 @@ from .looks import HEAD, looks_like
 from .storage import open_input
 
 
+class FailedItem:
+    """What stands for an item that fails before it is encoded, saying why (``str``):
+    ``as_failure`` is its entry in the failures list, ``fingerprint`` what identifies it
+    to a resumed run's check (as ``journal.item_fingerprint`` reads an item)."""
+
+    def as_failure(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class ParseFailure:
+class ParseFailure(FailedItem):
     """A line of a JSON Lines file that does not parse; it fails as an item.
 
     ``message`` says why ("not valid JSON: ...", "not UTF-8 text: ...", ...).
@@ -41,6 +53,34 @@ class ParseFailure:
 
     def as_failure(self) -> dict[str, Any]:
         return {"line": self.line, "text": self.text, "error_msg": str(self)}
+
+    def fingerprint(self) -> str:
+        return f"line {self.line}\0{self.text}\n"
+
+
+@dataclass(frozen=True)
+class UnsendableItem(FailedItem):
+    """An item that cannot be sent to a worker process (it holds a value of a class
+    defined in the caller's script, a function, ...); it fails as an item.
+
+    Attributes:
+        message: why, naming the item, the key and the value's type.
+        failure: its entry in the failures list (values JSON cannot hold as their repr).
+        item_fingerprint: what identifies the item itself (``journal``).
+    """
+
+    message: str
+    failure: dict[str, Any]
+    item_fingerprint: str
+
+    def __str__(self) -> str:
+        return self.message
+
+    def as_failure(self) -> dict[str, Any]:
+        return dict(self.failure)
+
+    def fingerprint(self) -> str:
+        return self.item_fingerprint
 
 
 class JsonLines:

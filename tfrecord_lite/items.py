@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import confined, images, storage
 from .coerce import as_bytes, as_int, item_label
-from .dataset import ParseFailure
+from .dataset import FailedItem
 from .errors import ExampleError, ImageError, MaskError, TFRecordLiteError, ValidationError
 from .example import ImageFields, encode_example
 from .options import JobOptions
@@ -294,7 +294,7 @@ def check(item: Any, options: ItemOptions = ItemOptions(),
             writable as UTF-8 (a lone surrogate), a filename with a NUL byte; or a value
             that cannot be encoded (such as a label that is not an integer).
     """
-    if isinstance(item, ParseFailure):
+    if isinstance(item, FailedItem):
         raise ExampleError(str(item))
     if not isinstance(item, Mapping):
         raise ExampleError(f"an item must be a dict, got {type(item).__name__}")

@@ -20,7 +20,7 @@ from typing import IO, Any, Optional
 
 from . import keys, plural, sharding, storage
 from ._version import __version__
-from .dataset import ParseFailure, json_default
+from .dataset import FailedItem, json_default
 from .errors import DatasetError, OptionsError
 from .validate import IdTracker, Problem
 
@@ -248,7 +248,7 @@ def _human_bytes(n: float) -> str:
 
 def failure_copy(item: Any, error: BaseException | str) -> dict[str, Any]:
     """What the failure list holds for an item: a copy with ``error_msg`` added."""
-    if isinstance(item, ParseFailure):
+    if isinstance(item, FailedItem):
         return item.as_failure()
     failed = dict(item) if isinstance(item, Mapping) else {"item": item}
     failed["error_msg"] = error if isinstance(error, str) else str(error) or type(error).__name__

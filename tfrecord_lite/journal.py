@@ -35,7 +35,7 @@ from types import ModuleType
 from typing import Any, Optional
 
 from . import sharding
-from .dataset import ParseFailure
+from .dataset import FailedItem
 from .errors import OutputBusyError, ResumeError
 from .storage import Folder, RemoteFolder, remove_quietly
 
@@ -66,15 +66,18 @@ def _entries(out: Folder, name: str) -> list[str]:
             if sharding.owned(file) == (name, "journal entry", False)]
 
 
-def item_fingerprint(digest: Any, item: Any) -> None:
-    """Feed what identifies an item (id and filename) into a running hash."""
+def fingerprint_text(item: Any) -> str:
+    """What identifies an item (its id and filename) to a resumed run's check."""
     if isinstance(item, Mapping):
-        text = f"{item.get('id')}\0{item.get('filename')}\n"
-    elif isinstance(item, ParseFailure):
-        text = f"line {item.line}\0{item.text}\n"
-    else:
-        text = repr(item) + "\n"
-    digest.update(text.encode("utf-8", "surrogatepass"))
+        return f"{item.get('id')}\0{item.get('filename')}\n"
+    if isinstance(item, FailedItem):
+        return item.fingerprint()
+    return repr(item) + "\n"
+
+
+def item_fingerprint(digest: Any, item: Any) -> None:
+    """Feed what identifies an item (``fingerprint_text``) into a running hash."""
+    digest.update(fingerprint_text(item).encode("utf-8", "surrogatepass"))
 
 
 def new_fingerprint() -> Any:

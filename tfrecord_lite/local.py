@@ -58,6 +58,7 @@ def write_dataset(
     max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
     resume: bool = False,
     fsync: bool = False,
+    worker_timeout: float | None = 600.0,
     progress: bool | Callable[[int, int], Any] = True,
     interrupted: str = "warn",
     num_processes: int | None = None,
@@ -65,8 +66,8 @@ def write_dataset(
 ) -> JobSummary:
     """Write ``dataset`` as ``num_shards`` TFRecord files; the engine behind ``create``.
 
-    The job options (``shuffle`` to ``fsync``) are those of ``JobOptions``, which this
-    builds; ``run`` takes a ``JobOptions`` instead.
+    The job options (``shuffle`` to ``worker_timeout``) are those of ``JobOptions``,
+    which this builds; ``run`` takes a ``JobOptions`` instead.
 
     Args:
         dataset: the items: a list, or any sized iterable (``JsonLines``), which is
@@ -84,6 +85,9 @@ def write_dataset(
         fsync: flush each shard, journal file and the manifest to the disk before it
             gets its final name, so that not even a power failure leaves a partial file
             under a final name (slower: the job waits for the disk).
+        worker_timeout: seconds a worker process may go without reporting progress
+            before it is killed and the job fails with ``WorkerTimeoutError`` (a
+            ``WriteError``: resume it); None: wait for ever.
         progress, interrupted, num_processes, keep_failures: see ``run``.
         (the other arguments: see ``create`` and ``JobOptions``.)
     Returns:
@@ -100,7 +104,7 @@ def write_dataset(
                          compression=compression, quality=quality, max_side=max_side,
                          decode_check=decode_check, validation=validation,
                          root=fspath_or_none(root), max_record_size=max_record_size,
-                         resume=resume, fsync=fsync)
+                         resume=resume, fsync=fsync, worker_timeout=worker_timeout)
     return run(dataset, dataset_name, output_directory, num_shards, options,
                num_threads=num_threads, num_processes=num_processes, progress=progress,
                interrupted=interrupted, keep_failures=keep_failures)
@@ -330,8 +334,8 @@ def create(
         store_images: store the image bytes (``image/encoded``).
         **options: ``seed``, ``compression``, ``quality``, ``max_side``,
             ``decode_check``, ``validation``, ``root``, ``max_record_size``, ``resume``,
-            ``fsync``, ``progress``, ``interrupted``, ``num_processes`` (see
-            ``write_dataset``).
+            ``fsync``, ``worker_timeout``, ``progress``, ``interrupted``,
+            ``num_processes``, ``keep_failures`` (see ``write_dataset``).
     Returns:
         The items that failed, each a copy with an added ``error_msg``.
     Raises:

@@ -48,6 +48,9 @@ class JobOptions:
             takes a written record for damage. Recorded when not the default.
         resume: finish an interrupted run (local runner).
         fsync: flush every file to the disk before naming it (local runner).
+        worker_timeout: seconds a worker process may go without reporting progress
+            (an item done, or a second's worth) before it is killed and the job fails,
+            to be resumed (None: wait for ever; local runner).
     Raises:
         OptionsError: (a ValueError) an option is out of range.
     """
@@ -64,6 +67,7 @@ class JobOptions:
     max_record_size: int = field(default=DEFAULT_MAX_RECORD_SIZE, metadata=_RECORDED)
     resume: bool = field(default=False, metadata=_LOCAL_ONLY)
     fsync: bool = field(default=False, metadata=_LOCAL_ONLY)
+    worker_timeout: Optional[float] = field(default=600.0, metadata=_LOCAL_ONLY)
 
     def __post_init__(self) -> None:
         try:
@@ -81,6 +85,12 @@ class JobOptions:
                 or self.max_record_size < 1):
             raise OptionsError(f"max_record_size must be a whole number of bytes >= 1, got "
                                f"{self.max_record_size!r}")
+        if self.worker_timeout is not None and (
+                isinstance(self.worker_timeout, bool)
+                or not isinstance(self.worker_timeout, (int, float))
+                or not self.worker_timeout > 0):
+            raise OptionsError(f"worker_timeout must be a number of seconds > 0, or None, "
+                               f"got {self.worker_timeout!r}")
         if self.validation not in MODES:
             raise OptionsError(f"validation must be one of {', '.join(MODES)}, "
                                f"got {self.validation!r}")

@@ -24,25 +24,37 @@ How workers start (neither ``fork`` nor ``multiprocessing``):
 No orphan, nothing partial: the parent kills its workers on an error or an interruption
 and removes their temporary files; shards already published stay journaled, so
 ``resume`` finishes the job. A worker that dies (killed, out of memory) fails the job
-with ``WorkerDiedError`` naming its shard.
+with ``WorkerDiedError`` naming its shard; one that reports no progress for
+``worker_timeout`` seconds (stopped, deadlocked) is killed, with ``WorkerTimeoutError``.
+
+Each item crosses to a worker on its own (pickled apart): an item that cannot (a value
+of a class defined in the caller's script, which a worker does not run; a function)
+fails alone, naming the key and the value's type, and the others are written.
 """
 
 from __future__ import annotations
 
+import io
 import itertools
+import json
 import os
 import pickle
 import queue
 import subprocess
 import sys
 import threading
+import time
+import types
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from . import sharding, shards, storage
-from .errors import DatasetError, WriteError, write_error
+from . import journal, sharding, shards, storage
+from .coerce import item_label
+from .dataset import UnsendableItem, json_default
+from .errors import WriteError, write_error
 from .items import ItemOptions
-from .job import ItemSource, JobSummary
+from .job import ItemSource, JobSummary, failure_copy
 from .options import JobOptions
 from .progress import make_progress
 from .shards import NOTHING_PARTIAL, ShardResult, complete_name
@@ -61,6 +73,11 @@ class WorkerDiedError(WriteError):
         super().__init__(message)
         self.shard = shard
         self.code = code
+
+
+class WorkerTimeoutError(WorkerDiedError):
+    """A worker process reported no progress for ``worker_timeout`` seconds (stopped,
+    deadlocked, or an item slower than that): it was killed."""
 
 
 def cores() -> int:
@@ -82,19 +99,24 @@ class _Worker:
     process: subprocess.Popen[bytes]
     task: Optional[ShardTask] = None
     reader: Optional[threading.Thread] = None
+    heard: float = 0.0  # when it last reported (time.monotonic)
 
 
 class Workers:
     """N worker processes writing one shard each at a time; a context manager.
 
     ``submit`` gives an idle worker a shard; ``next_event`` returns what the workers
-    report (progress, a finished shard) and raises what went wrong. Leaving the context
-    stops the workers: on an error, at once (killed, their temporary files removed).
+    report (progress, a finished shard) and raises what went wrong, or kills a worker
+    busy with a shard that has reported nothing for ``timeout`` seconds (None: never).
+    Leaving the context stops the workers: on an error, at once (killed, their
+    temporary files removed).
     """
 
     def __init__(self, count: int, item_options: ItemOptions, compression: str | None,
-                 threads: int, where: Callable[[str], str] = str) -> None:
+                 threads: int, where: Callable[[str], str] = str,
+                 timeout: float | None = None) -> None:
         self.where = where  # how messages name a shard
+        self.timeout = timeout
         self.events: queue.Queue[tuple[int, Any]] = queue.Queue()
         self.workers: list[_Worker] = []
         self.closing = False
@@ -125,6 +147,7 @@ class Workers:
             except Exception:  # EOF (the worker ended) or a cut message
                 self.events.put((worker.number, ("exit",)))
                 return
+            worker.heard = time.monotonic()
             self.events.put((worker.number, message))
 
     def idle(self) -> Optional[_Worker]:
@@ -134,24 +157,25 @@ class Workers:
         return any(w.task is not None for w in self.workers)
 
     def submit(self, worker: _Worker, task: ShardTask) -> None:
-        """Give ``worker`` (idle) the shard ``task``.
-
-        Raises:
-            DatasetError: an item cannot be sent to a process (it holds an object that
-                cannot be pickled).
-        """
-        task.items = [(p, _sendable(item), dup) for p, item, dup in task.items]
-        try:
-            data = pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:
-            raise _unsendable(task, exc) from exc
+        """Give ``worker`` (idle) the shard ``task`` (its items as ``(position, item,
+        duplicate problem)``), each item pickled apart (``pack``). Sent by a thread of
+        its own, so that a worker that stops reading cannot hold this one up."""
+        task.items = [pack(*entry) for entry in task.items]
+        data = pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)
         worker.task = task
-        assert worker.process.stdin is not None
+        worker.heard = time.monotonic()
+        threading.Thread(target=self._send, args=(worker, data), daemon=True,
+                         name=f"tfrecord-lite-send-{worker.number}").start()
+
+    @staticmethod
+    def _send(worker: _Worker, data: bytes) -> None:
+        stdin = worker.process.stdin
+        assert stdin is not None
         try:
-            worker.process.stdin.write(data)
-            worker.process.stdin.flush()
-        except (BrokenPipeError, OSError):
-            self._died(worker)
+            stdin.write(data)
+            stdin.flush()
+        except (OSError, ValueError):  # it ended (its reader reports it), or it was closed
+            pass
 
     def next_event(self) -> tuple[str, Any]:
         """The next report: ``("progress", n)`` or ``("done", ShardResult)`` (that
@@ -167,6 +191,7 @@ class Workers:
             try:  # a timeout keeps Ctrl-C prompt on every platform
                 number, message = self.events.get(timeout=0.5)
             except queue.Empty:
+                self._check_progress()
                 continue
             worker = self.workers[number]
             kind = message[0]
@@ -190,6 +215,27 @@ class Workers:
             if isinstance(exc, BaseException):
                 raise exc from remote
             raise RuntimeError(f"a worker failed writing {shard}") from remote
+
+    def _check_progress(self) -> None:
+        """Kill a worker busy with a shard that has reported nothing for ``timeout``
+        seconds.
+
+        Raises:
+            WorkerTimeoutError: naming it and its shard.
+        """
+        if self.timeout is None:
+            return
+        now = time.monotonic()
+        for worker in self.workers:
+            if worker.task is not None and now - worker.heard > self.timeout:
+                worker.process.kill()
+                raise WorkerTimeoutError(
+                    f"worker process {worker.process.pid} writing shard "
+                    f"{self.where(worker.task.name)} reported no progress for "
+                    f"{self.timeout:g} s (stopped, or stuck?) and was killed; the complete "
+                    "shards are kept: run the same job again with resume (--resume) to "
+                    "finish it (with a longer worker_timeout, --worker-timeout SECONDS, "
+                    "if its items take that long)", worker.task.name, None)
 
     def _died(self, worker: _Worker) -> None:
         try:
@@ -253,21 +299,79 @@ def _sendable(item: Any) -> Any:
     return item
 
 
-def _unsendable(task: ShardTask, exc: Exception) -> DatasetError:
-    """The error for a shard whose items cannot be pickled, naming the first such item."""
-    for _, item, _ in task.items:
+class _WorkerPickler(pickle.Pickler):
+    """Pickles as a worker process can load: refuses a value of a class, or a function,
+    defined in the script that started the job (``__main__``), which a worker does not
+    run (pickle would take it, and the worker could not load it)."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        owner = obj if isinstance(obj, (type, types.FunctionType)) else type(obj)
+        if getattr(owner, "__module__", None) == "__main__":
+            raise pickle.PicklingError("defined in the script that started the job "
+                                       "(__main__), which a worker process does not run")
+        return NotImplemented
+
+
+def _dumps(value: Any) -> bytes:
+    buffer = io.BytesIO()
+    _WorkerPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    return buffer.getvalue()
+
+
+def pack(position: int, item: Any, duplicate: Any) -> tuple[int, bytes, Any, str]:
+    """An item as it crosses to a worker: ``(position, pickled item, duplicate problem,
+    fingerprint text)``. An item that cannot cross becomes an ``UnsendableItem``, which
+    fails alone in the worker (the fingerprint lets the worker name one that it cannot
+    load)."""
+    item = _sendable(item)
+    try:
+        data = _dumps(item)
+    except Exception as exc:  # any value's own __reduce__ may raise anything
+        data = pickle.dumps(_unsendable(item, exc), protocol=pickle.HIGHEST_PROTOCOL)
+    return position, data, duplicate, journal.fingerprint_text(item)
+
+
+def _type_name(value: Any) -> str:
+    kind = value if isinstance(value, type) else type(value)
+    name = f"{kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else (
+        kind.__qualname__)
+    if isinstance(value, (types.FunctionType, types.BuiltinFunctionType)):
+        return f"{name} {value.__qualname__}"
+    return f"class {name}" if isinstance(value, type) else name
+
+
+def _first_unsendable(value: Any, path: str) -> tuple[str, Any, Exception] | None:
+    """The key path, value and error of the first value of an item that cannot cross."""
+    if isinstance(value, Mapping):
+        children: Any = ((f"{path}/{key}" if path else str(key), child)
+                         for key, child in value.items())
+    elif isinstance(value, (list, tuple)):
+        children = ((f"{path}[{i}]", child) for i, child in enumerate(value))
+    else:
         try:
-            pickle.dumps(item)
-        except Exception as error:
-            ident = item.get("id") if isinstance(item, dict) else None
-            what = f"item {ident!r}" if ident is not None else f"an item of {task.name}"
-            return DatasetError(
-                f"{what} cannot be sent to a worker process ({type(error).__name__}: "
-                f"{error}); give its values as JSON-like types, or run in one process "
-                "(num_processes=1, --processes 1)")
-    return DatasetError(f"the items of {task.name} cannot be sent to a worker process "
-                        f"({type(exc).__name__}: {exc}); run in one process "
-                        "(num_processes=1, --processes 1)")
+            _dumps(value)
+        except Exception as exc:
+            return path, value, exc
+        return None
+    for child_path, child in children:
+        found = _first_unsendable(child, child_path)
+        if found is not None:
+            return found
+    return None
+
+
+def _unsendable(item: Any, exc: Exception) -> UnsendableItem:
+    """What stands for an item that cannot cross to a worker: its message names the key
+    and the value's type; its failure entry holds the item's values as the failures
+    file shows them (JSON, the others as their repr)."""
+    path, value, error = _first_unsendable(item, "") or ("", item, exc)
+    where = f"{path}: " if path else ""
+    message = (f"{item_label(item)}: {where}a value of type {_type_name(value)} cannot be "
+               f"sent to a worker process ({error}); give the item's values as JSON-like "
+               "types (text, numbers, lists, dicts, bytes), or run in one process "
+               "(num_processes=1, --processes 1)")
+    shown = json.loads(json.dumps(failure_copy(item, message), default=json_default))
+    return UnsendableItem(message, shown, journal.fingerprint_text(item))
 
 
 def _worker_environment() -> dict[str, str]:
@@ -381,7 +485,7 @@ def write_shards(out: storage.Folder, name: str, num_shards: int, num_threads: i
 
     try:
         with Workers(num_processes, ItemOptions(options), options.compression, num_threads,
-                     out.location) as workers:
+                     out.location, options.worker_timeout) as workers:
             for index, (start, stop) in enumerate(ranges):
                 shard = sharding.shard_name(name, index, num_shards)
                 part = list(itertools.islice(tasks, stop - start))

@@ -4,7 +4,8 @@ Run as ``python -m tfrecord_lite.worker`` by ``processes.Workers``; it talks to 
 over its standard input and output, one pickled message each:
 
 * parent -> worker: ``("start", ItemOptions, compression, threads)``, then one
-  ``ShardTask`` per shard, then ``None`` (stop);
+  ``ShardTask`` per shard (each item pickled apart, see ``processes.pack``: one that
+  cannot be loaded here fails alone), then ``None`` (stop);
 * worker -> parent: ``("progress", n)``, ``("done", ShardResult)`` (the shard complete
   and hashed under its temporary name), ``("oserror", shard, errno, strerror,
   filename)`` or ``("bug", shard, exception or None, traceback)``.
@@ -22,22 +23,43 @@ import queue
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Optional
 
-PROGRESS_EVERY = 16  # items between progress messages
+PROGRESS_EVERY = 16  # items between progress messages (or a second, if sooner)
 
 
 @dataclass
 class ShardTask:
-    """One shard for a worker: its items (with their duplicate-id problems) in order."""
+    """One shard for a worker: its items (with their duplicate-id problems) in order:
+    ``(position, item, duplicate problem or None)``, and as sent ``(position, pickled
+    item, duplicate problem, fingerprint text)``."""
 
     index: int
     name: str
     temp: str
-    items: list[tuple[int, Any, Any]]  # (position, item, duplicate problem or None)
+    items: list[tuple[Any, ...]]
+
+
+def _load(data: bytes, fingerprint: str) -> Any:
+    """An item as sent; one that cannot be loaded here (its class, say, is defined in the
+    script that started the job, which this process does not run) becomes a failed item
+    naming why."""
+    try:
+        return pickle.loads(data)
+    except Exception as exc:  # a value's own code runs while it loads: anything
+        from .dataset import UnsendableItem
+
+        ident, _, filename = fingerprint.rstrip("\n").partition("\0")
+        message = (f"id {ident!r}: cannot be loaded by a worker process "
+                   f"({type(exc).__name__}: {exc}); give the item's values as JSON-like "
+                   "types (text, numbers, lists, dicts, bytes), or run in one process "
+                   "(num_processes=1, --processes 1)")
+        return UnsendableItem(message, {"id": ident, "filename": filename,
+                                        "error_msg": message}, fingerprint)
 
 
 def send(stream: IO[bytes], message: Any) -> None:
@@ -82,19 +104,21 @@ def _write_shard(task: ShardTask, options: Any, compression: str | None, pool: A
     def encode(entry: tuple[int, Any, Any]) -> Any:
         return items.try_encode(entry[1], options, entry[2])
 
-    unreported = 0
+    unreported, last = 0, time.monotonic()
 
     def progress(n: int) -> None:
-        nonlocal unreported
+        nonlocal unreported, last
         unreported += n
-        if unreported >= PROGRESS_EVERY:
+        if unreported >= PROGRESS_EVERY or time.monotonic() - last >= 1.0:
             report(("progress", unreported))
-            unreported = 0
+            unreported, last = 0, time.monotonic()
 
     _State.temp = task.temp
-    encoded = in_order(pool, encode, task.items, window=3 * threads, chunk=8)
+    entries = [(position, _load(data, text), dup) for position, data, dup, text in task.items]
+    task.items = []  # (the pickled items)
+    encoded = in_order(pool, encode, entries, window=3 * threads, chunk=8)
     outcomes = ((position, item, *outcome)
-                for (position, item, _), outcome in zip(task.items, encoded))
+                for (position, item, _), outcome in zip(entries, encoded))
     result = shards.write_shard(task.temp, task.index, task.name, compression, outcomes,
                                 progress)
     if unreported:

@@ -57,6 +57,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+def seconds(text: str) -> float:
+    """An argument type: a number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}"
+                                         ) from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    return value
+
+
 def quality(text: str) -> int:
     """An argument type: a JPEG quality, 1 to 100."""
     value = positive_int(text)
@@ -183,6 +195,11 @@ def add_output_options(p: Any, files: Any) -> None:
                          "threads; 1: all in this process (default: 1 on one core; else "
                          "one per core, up to the number of shards and one per 5,000 "
                          "items, the threads shared out among them)")
+    files.add_argument("--worker-timeout", type=seconds, default=DEFAULT["worker_timeout"],
+                       metavar="SECONDS",
+                       help="a worker process that reports no progress for SECONDS (stopped, "
+                            "stuck) is killed and the job stops, to be resumed (default: "
+                            "%(default)g)")
     files.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=False,
                     help="write the items in a seeded random order (default: input order)")
     files.add_argument("--store_images", "--store-images", action=argparse.BooleanOptionalAction,
