@@ -397,3 +397,22 @@ def test_a_fifo_as_a_dataset_or_label_map_file_is_refused_at_once(
     err = capsys.readouterr().err
     assert "pipe.json" in err and "not a regular file (a FIFO)" in err, err
     assert not Path("out").exists()
+
+
+def test_label_image_files_go_through_the_same_door(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+    from PIL import Image
+
+    monkeypatch.chdir(tmp_path)
+    Path("root").mkdir()
+    Path("root/a.jpg").write_bytes(make_image_bytes("jpeg-rgb"))
+    Image.fromarray(np.zeros((48, 64), np.uint8)).save("outside.png")
+    os.mkfifo("root/pipe.png")
+    items = [{"filename": "a.jpg", "id": "out", "segmentation": "../outside.png"},
+             {"filename": "a.jpg", "id": "fifo", "segmentation": "pipe.png"}]
+    summary = write_dataset(items, "s", "out", 1, 1, root="root", progress=False,
+                            shuffle=False)
+    failed = {f["id"]: f["error_msg"] for f in summary.failures}
+    assert "../outside.png: outside the dataset root root" in failed["out"]
+    assert "pipe.png: not a regular file (a FIFO)" in failed["fifo"]

@@ -256,7 +256,7 @@ def test_without_keep_failures_only_the_file_holds_them(tmp_path: Path, image_fi
                          keep_failures=False)
     assert len(kept.failures) == kept.failed == lean.failed == 25
     assert lean.failures == [] and lean.failed_by_reason == kept.failed_by_reason
-    assert lean.first_failures == [f["error_msg"] for f in kept.failures[:10]]
+    assert lean.first_failures == kept.failures[:10]
     failures = (tmp_path / "lean" / "k.failures.json").read_bytes()
     assert failures == (tmp_path / "kept" / "k.failures.json").read_bytes()
     assert failures == job.failures_json(kept.failures)
