@@ -34,6 +34,16 @@ def test_the_environment_switches_the_fast_path_off(value: str) -> None:
     assert (choice.backend, choice.label) == ("pillow", f"Pillow ({FAST_PNG_SWITCH}={value})")
 
 
+@pytest.mark.parametrize(("value", "backend"), [("1", "pillow"), ("0", "fast-png"),
+                                              ("", "fast-png")])
+def test_numbas_own_switch_to_plain_python_is_reported_as_pillow(value: str,
+                                                                 backend: str) -> None:
+    # --version says what a job gets: numba without its compiler would be slower than Pillow.
+    choice = detect(environ={"NUMBA_DISABLE_JIT": value}, found=EVERYTHING.__contains__).png
+    assert choice.backend == backend
+    assert ("NUMBA_DISABLE_JIT" in choice.label) == (backend == "pillow")
+
+
 def test_without_simplejpeg_the_report_says_how_to_install_it() -> None:
     choices = detect(environ={}, found=(EVERYTHING - {"simplejpeg"}).__contains__)
     assert "JPEG check: simplejpeg is not installed (pip install simplejpeg)" in choices.report()

@@ -106,6 +106,9 @@ def detect(environ: Mapping[str, str] = os.environ, found: Finder = _found) -> C
     elif missing:
         png = Choice("pillow", "Pillow (for faster PNG decoding, the fast-png extra: "
                                f"{FAST_PNG_INSTALL})")
+    elif environ.get("NUMBA_DISABLE_JIT", "0").strip() not in ("", "0"):
+        # numba would run the loop as plain Python, far slower than Pillow.
+        png = Choice("pillow", "Pillow (NUMBA_DISABLE_JIT is set)")
     else:
         png = Choice("fast-png", "libdeflate{} + numba{}, Pillow for the rest",
                      ("deflate", "numba"))
