@@ -51,8 +51,9 @@ help:
 	@echo "make bench          benchmarks against TensorFlow (uses the test-tf and test-torch venvs)"
 	@echo "make soak           100,000 records through create(); peak memory of streamed input, per item"
 	@echo "make bench-beam     the Beam DirectRunner against create() (uses the test-beam venv)"
-	@echo "make fuzz           100,000 random and mutated inputs to the reader and decoder, and"
-	@echo "                    100,000 opens under --root racing a folder swapped for a link"
+	@echo "make fuzz           100,000 random and mutated inputs to the reader and decoder,"
+	@echo "                    100,000 opens under --root racing a folder swapped for a link,"
+	@echo "                    and 2,000 mutated annotation files to each converter"
 	@echo "make measure-setup  time make demo and make test in a fresh clone (cold cache, no compiler)"
 	@echo "make platforms      check with pip's resolver that the dependencies are wheels everywhere"
 	@echo "make install-size   size of a fresh venv with pip install ., and with [fast-png]"
@@ -98,6 +99,7 @@ proto:
 fuzz: $(TEST_ENV)
 	FUZZ_EXAMPLES=100000 $(PY) -m pytest -q tests/test_fuzz.py \
 	    tests/test_confined.py::test_a_folder_swapped_back_and_forth_never_leads_out
+	FUZZ_CONVERTERS=2000 $(PY) -m pytest -q tests/test_converter_fuzz.py
 	$(PIP) -e '.[test,fast-png]'
 	CACHE_FLIPS=120 $(PY) -m pytest -q tests/test_png_cache.py
 

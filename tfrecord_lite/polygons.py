@@ -65,7 +65,7 @@ def parse(value: Any, where: str = "mask") -> list[np.ndarray]:
                             f"got {_kind(polygon)}", "not a polygon")
         try:
             coords = np.asarray(polygon, dtype=np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # Overflow: an int beyond a float
             raise MaskError(f"{where}: polygon {i}: expected numbers [x1, y1, x2, y2, ...]",
                             "not a polygon") from None
         if coords.ndim != 1:

@@ -61,15 +61,6 @@ class Converter:
         """
         return storage.open_input(path, self.root_dir)
 
-    def read_text(self, path: str) -> str:
-        """The UTF-8 text of a file of an image (see ``open``).
-
-        Raises:
-            OSError, UnicodeDecodeError: it cannot be opened, or is not UTF-8.
-        """
-        with self.open(path) as f:
-            return f.read().decode("utf-8")
-
     def image_size(self, path: str) -> tuple[int, int, str]:
         """``(width, height, format)`` from an image file's header (see ``open``).
 

@@ -7,13 +7,15 @@ ang``. ``ign`` = 1 marks a region to ignore: stored as ``object/is_crowd``.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from typing import Any
 
-from ..errors import ImageError
+from ..errors import DatasetError, ImageError
 from ..images import sniff
 from . import Converter, add_box, empty_objects, normalize_box, why
+from .limits import annotation_lines
 
 
 class CaltechConverter(Converter):
@@ -37,12 +39,20 @@ class CaltechConverter(Converter):
                 self.pairs.append((stem, path, ann))
         names: set[str] = set()
         for _, _, ann in self.pairs:
-            names.update(row[0] for row in self._rows(ann, record=False))
+            names.update(row[0] for row in self._rows(ann, record=False) or [])
         self.use_labels(sorted(names), label_names)
 
-    def _rows(self, ann: str, record: bool = True) -> list[list[str]]:
+    def _rows(self, ann: str, record: bool = True) -> list[list[str]] | None:
+        """The object lines of a bbGt file, split; None (reported when ``record``) when
+        the file is larger than ``IMAGE_FILE_BYTES`` or has a line longer than
+        ``LINE_CHARS``: its image is left out."""
         try:
-            lines = self.read_text(ann).splitlines()
+            with self.open(ann) as f:
+                lines = annotation_lines(f, ann, "an annotation file")
+        except DatasetError as exc:  # too large
+            if record:
+                self.problem(str(exc), "the image is left out")
+            return None
         except (OSError, UnicodeDecodeError) as exc:
             if record:
                 self.problem(ann, f"cannot read: {why(exc)}")
@@ -66,13 +76,21 @@ class CaltechConverter(Converter):
                 self.problem(f"image {stem!r}", f"{path}: {why(exc)}" if isinstance(
                     exc, OSError) else str(exc))
                 continue
+            rows = self._rows(ann)
+            if rows is None:
+                self.report["images skipped"] += 1
+                continue
             objects = empty_objects()
-            for n, row in enumerate(self._rows(ann)):
+            for n, row in enumerate(rows):
                 try:
                     x, y, w, h = (float(v) for v in row[1:5])
                 except ValueError:
                     self.problem(f"image {stem!r}", f"line {n + 2}: expected 'label x y w h', "
-                                                    f"got {' '.join(row)!r}")
+                                                    f"got {' '.join(row)[:80]!r}")
+                    continue
+                if not all(map(math.isfinite, (x, y, w, h))):
+                    self.problem(f"image {stem!r}", f"line {n + 2}: a number that is not "
+                                                    "finite")
                     continue
                 if row[0] not in self.label_of:
                     self.problem(f"image {stem!r}", f"line {n + 2}: class {row[0]!r} is not "

@@ -15,6 +15,7 @@ from typing import Any
 
 from .. import sharding, storage
 from ..errors import LabelMapError
+from . import limits
 
 JSON_NAME = "label_map.json"
 PBTXT_NAME = "label_map.pbtxt"
@@ -38,6 +39,8 @@ def label_map_pbtxt(labels: list[str], offset: int = 1) -> str:
                          "background")
     lines = []
     for i, name in enumerate(labels):
+        # A name that is not text (a folder name of undecodable bytes) keeps its escapes.
+        name = name.encode("utf-8", "backslashreplace").decode("utf-8")
         escaped = name.replace("\\", "\\\\").replace("'", "\\'")
         lines.append(f"item {{\n  id: {i + offset}\n  name: '{escaped}'\n}}")
     return "\n".join(lines) + "\n"
@@ -62,13 +65,23 @@ def read_names(path: str | None) -> list[str] | None:
 
     Raises:
         OSError: the file cannot be read.
-        ValueError: not JSON, or not a list or object, or a label that is not a number
-            (the message names the file and what was expected).
+        ValueError: not JSON, or not a list or object, or a label that is not a number,
+            larger than ``limits.NAMES_FILE_BYTES`` or nested too deeply (the message
+            names the file and what was expected).
     """
     if not path:
         return None
     with storage.open_input(path) as f:  # a regular file, never waited on
-        data = f.read()
+        data = limits.read_capped(f, limits.NAMES_FILE_BYTES, f"label map {path}",
+                                  "a label map")
+    try:
+        return _names(path, data)
+    except RecursionError as exc:  # JSON nested deeper than the parser (or str()) goes
+        raise ValueError(f"label map {path}: nested too deeply; expected {_EXPECTED}") from exc
+
+
+def _names(path: str, data: bytes) -> list[str]:
+    """The class names of a label map file's bytes (see ``read_names``)."""
     try:
         loaded = json.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:

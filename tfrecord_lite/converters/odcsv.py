@@ -25,6 +25,7 @@ from . import (
     why,
     wrong_file,
 )
+from .limits import CSV_LINE_CHARS, line_too_long
 
 REQUIRED = ("filename", "class", "xmin", "ymin", "xmax", "ymax")
 OPTIONAL = ("width", "height")
@@ -70,14 +71,10 @@ class OdCsvConverter(Converter):
         self.rows: dict[str, list[Row]] = {}
         try:
             with read_dataset_file(csv_file) as raw, io.TextIOWrapper(
-                    raw, encoding="utf-8-sig", newline="") as f:
-                self._read(csv.reader(f))
+                    raw, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
+                self._read(csv.reader(self._lines(f)))
         except FileNotFoundError as exc:
             raise DatasetError(f"FILE {csv_file!r}: no such file") from exc
-        except UnicodeDecodeError as exc:
-            raise DatasetError(wrong_file(csv_file, "not a CSV file: not UTF-8 text",
-                                          "the Object Detection API CSV (filename,width,"
-                                          "height,class,xmin,ymin,xmax,ymax)")) from exc
         except (OSError, csv.Error) as exc:
             raise DatasetError(f"cannot read {csv_file}: {why(exc)}") from exc
         if label_names is None:
@@ -95,7 +92,14 @@ class OdCsvConverter(Converter):
                                f"{','.join(REQUIRED[:1] + OPTIONAL + REQUIRED[1:])}; "
                                f"missing: {', '.join(missing)}")
         at = {name: columns.index(name) for name in REQUIRED + OPTIONAL if name in columns}
-        for fields in reader:
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:  # e.g. a quoted field over the csv module's limit
+                self.problem(f"{self.csv_file}:{reader.line_num}", f"not a CSV row: {exc}")
+                continue
             if not any(f.strip() for f in fields):
                 continue
             where = f"{self.csv_file}:{reader.line_num}"
@@ -108,6 +112,35 @@ class OdCsvConverter(Converter):
             if row is not None:
                 self.rows.setdefault(value["filename"], []).append(row)
 
+    def _lines(self, f: Any) -> Iterator[str]:
+        """The CSV's lines (read with ``errors="surrogateescape"``). A line longer than
+        ``CSV_LINE_CHARS`` (never held whole) or not UTF-8 is reported and read as an
+        empty line, so that the line numbers stay right.
+
+        Raises:
+            DatasetError: the header line is not UTF-8: the file is not a CSV file.
+        """
+        for number, line in enumerate(iter(lambda: f.readline(CSV_LINE_CHARS + 1), ""), 1):
+            if len(line.rstrip("\r\n")) > CSV_LINE_CHARS:
+                self.problem(line_too_long(self.csv_file, number, CSV_LINE_CHARS),
+                             "the row is left out")
+                while line and not line.endswith(("\n", "\r")):
+                    line = f.readline(CSV_LINE_CHARS)
+                yield "\n"
+                continue
+            try:
+                line.encode("utf-8")
+            except UnicodeEncodeError:  # an undecodable byte, kept as a surrogate
+                if number == 1:
+                    raise DatasetError(wrong_file(
+                        self.csv_file, "not a CSV file: not UTF-8 text", "the Object "
+                        "Detection API CSV (filename,width,height,class,xmin,ymin,xmax,"
+                        "ymax)")) from None
+                self.problem(f"{self.csv_file}:{number}", "not UTF-8 text: the row is left out")
+                yield "\n"
+                continue
+            yield line
+
     def _row(self, value: dict[str, str], line: int, where: str) -> Row | None:
         if not value["filename"]:
             self.problem(where, "empty filename")
@@ -119,10 +152,10 @@ class OdCsvConverter(Converter):
             try:
                 numbers[name] = float(value[name])
             except ValueError:
-                self.problem(where, f"{name}: not a number: {value[name]!r}")
+                self.problem(where, f"{name}: not a number: {value[name][:40]!r}")
                 return None
             if not math.isfinite(numbers[name]):
-                self.problem(where, f"{name}: not a finite number: {value[name]!r}")
+                self.problem(where, f"{name}: not a finite number: {value[name][:40]!r}")
                 return None
         size = None
         if "width" in numbers and "height" in numbers:
@@ -143,7 +176,7 @@ class OdCsvConverter(Converter):
         path = os.path.join(self.images_dir, file_name)
         try:
             width, height, _ = self.image_size(path)
-        except (OSError, ImageError) as exc:
+        except (OSError, ImageError, ValueError) as exc:  # ValueError: a NUL in the name
             self.problem(f"{self.csv_file}:{rows[0].line}", f"image {path}: {why(exc)}")
             return None
         for row in rows:

@@ -3,13 +3,58 @@ segmentation ``SegmentationClass/``, ``ImageSets/Segmentation/``) -> items."""
 
 from __future__ import annotations
 
+import io
+import math
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any
+from xml.parsers import expat
 
-from ..errors import ImageError
+from ..errors import DatasetError, ImageError
 from . import Converter, add_box, empty_objects, normalize_box, read_dataset_file, why
+from .limits import IMAGE_FILE_BYTES, XML_DEPTH, capped_lines, read_capped
+
+
+def parse_xml(data: bytes) -> ET.Element:
+    """An annotation file's XML as an element tree, parsed by expat with two refusals:
+    an entity declaration (``<!ENTITY``: nested entities expand a small file to
+    gigabytes, and VOC never declares one) and elements nested deeper than
+    ``XML_DEPTH``.
+
+    Raises:
+        ET.ParseError: not well-formed XML, or refused (the message says why).
+    """
+    builder = ET.TreeBuilder()
+    parser = expat.ParserCreate()
+    depth = 0
+
+    def start(tag: str, attributes: dict[str, str]) -> None:
+        nonlocal depth
+        depth += 1
+        if depth > XML_DEPTH:
+            raise ET.ParseError(f"elements nested deeper than {XML_DEPTH} (line "
+                                f"{parser.CurrentLineNumber})")
+        builder.start(tag, attributes)
+
+    def end(tag: str) -> None:
+        nonlocal depth
+        depth -= 1
+        builder.end(tag)
+
+    def entity(name: str, *_: Any) -> None:
+        raise ET.ParseError(f"declares the entity {name!r} (line {parser.CurrentLineNumber}): "
+                            "entity declarations are refused")
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = builder.data
+    parser.EntityDeclHandler = entity
+    try:
+        parser.Parse(data, True)
+    except expat.ExpatError as exc:
+        raise ET.ParseError(str(exc)) from exc
+    return builder.close()
 
 
 def _text(node: ET.Element | None, tag: str) -> str | None:
@@ -45,9 +90,8 @@ class VocConverter(Converter):
         self.segmentation = segmentation
         sets = "Segmentation" if segmentation else "Main"
         listing = os.path.join(root, "ImageSets", sets, f"{split}.txt")
-        with read_dataset_file(listing) as f:
-            self.ids = [line.split()[0] for line in f.read().decode("utf-8").splitlines()
-                        if line.strip()]
+        with read_dataset_file(listing) as raw, io.TextIOWrapper(raw, encoding="utf-8") as f:
+            self.ids = [line.split()[0] for line in capped_lines(f, listing) if line.strip()]
         if label_names is None:
             names: set[str] = set()
             for image_id in self.ids:
@@ -66,10 +110,12 @@ class VocConverter(Converter):
             return None  # an image with its label image only: no boxes
         try:
             with self.open(path) as f:
-                return ET.parse(f).getroot()
-        except (OSError, ET.ParseError) as exc:
+                return parse_xml(read_capped(f, IMAGE_FILE_BYTES, path, "an annotation file"))
+        except DatasetError as exc:  # too large
+            self.problem(f"image {image_id!r}", str(exc))
+        except (OSError, ValueError, ET.ParseError) as exc:  # ValueError: a NUL in the id
             self.problem(f"image {image_id!r}", f"cannot read {path}: {why(exc)}")
-            return None
+        return None
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for image_id in self.ids:
@@ -124,6 +170,9 @@ class VocConverter(Converter):
                                   ("xmin", "ymin", "xmax", "ymax"))
             except ValueError:
                 self.problem(where, f"object {n}: bndbox needs xmin, ymin, xmax, ymax")
+                continue
+            if not all(map(math.isfinite, (x0, y0, x1, y1))):
+                self.problem(where, f"object {n}: bndbox holds a number that is not finite")
                 continue
             box = normalize_box(x0, y0, x1, y1, width, height, self.report)
             if box is None:

@@ -44,6 +44,7 @@ from . import (
     why,
     wrong_file,
 )
+from .limits import MAX_CLASSES, NAMES_FILE_BYTES, annotation_lines, capped_lines, read_capped
 
 SPLITS = ("train", "val", "test")
 YAML_NAMES = ("data.yaml", "data.yml")
@@ -69,20 +70,36 @@ def label_path(image: str, beside: bool = False) -> str:
 
 
 def load_yaml(path: str) -> Any:
-    """Parse a YAML file with PyYAML (``safe_load``).
+    """Parse a YOLO data.yaml with PyYAML's safe loader, refusing aliases.
+
+    An alias (``*name``) repeats an anchored node: nested, a few hundred bytes of them
+    expand to gigabytes. A data.yaml never needs one, so the first is refused, as is a
+    file over ``limits.NAMES_FILE_BYTES``.
 
     Raises:
         DatasetError: PyYAML is not installed (with the install command), or the file
-            cannot be read or parsed.
+            cannot be read, is too large, is not YAML, uses an alias or nests too deeply.
     """
     try:
         import yaml
     except ImportError as exc:
         raise DatasetError(f"{path}: reading a YOLO data.yaml needs PyYAML: "
                            f"{YAML_HINT}") from exc
+
+    class NoAliases(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                mark = self.peek_event().start_mark
+                raise DatasetError(f"{path}, line {mark.line + 1}: a YAML alias "
+                                   f"(*{self.peek_event().anchor}): data.yaml may not use "
+                                   "aliases, which can expand a small file to gigabytes; "
+                                   "write the value out")
+            return super().compose_node(parent, index)
+
     try:
-        with read_dataset_file(path) as raw, io.TextIOWrapper(raw, encoding="utf-8") as f:
-            return yaml.safe_load(f)
+        with read_dataset_file(path) as f:
+            text = read_capped(f, NAMES_FILE_BYTES, path, "a data.yaml").decode("utf-8")
+        return yaml.load(text, Loader=NoAliases)  # noqa: S506 - a SafeLoader
     except OSError as exc:
         raise DatasetError(f"cannot read {path}: {why(exc)}") from exc
     except UnicodeDecodeError as exc:
@@ -90,6 +107,8 @@ def load_yaml(path: str) -> Any:
                                       "data.yaml (names, train, val)")) from exc
     except yaml.YAMLError as exc:
         raise DatasetError(f"{path}: not valid YAML: {exc}") from exc
+    except RecursionError as exc:
+        raise DatasetError(f"{path}: nested too deeply to be a data.yaml") from exc
 
 
 def class_names(names: Any, nc: Any, where: str) -> list[str]:
@@ -99,14 +118,17 @@ def class_names(names: Any, nc: Any, where: str) -> list[str]:
         DatasetError: the names are missing, not a list or map, or leave ids out.
     """
     if names is None:
-        if isinstance(nc, int) and not isinstance(nc, bool) and nc > 0:
+        if isinstance(nc, int) and not isinstance(nc, bool) and 0 < nc <= MAX_CLASSES:
             return [f"class_{i}" for i in range(nc)]
+        if isinstance(nc, int) and nc > MAX_CLASSES:
+            raise DatasetError(f"{where}: 'nc' is {nc}, more classes than {MAX_CLASSES:,}; "
+                               "give 'names'")
         raise DatasetError(f"{where}: no 'names' (a list of class names or an "
                            "{id: name} map)")
     if isinstance(names, dict):
         try:
             by_id = {int(k): str(v) for k, v in names.items()}
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise DatasetError(f"{where}: 'names' keys must be class ids 0, 1, ...") from exc
         if sorted(by_id) != list(range(len(by_id))):
             raise DatasetError(f"{where}: 'names' must give every class id from 0 to "
@@ -220,7 +242,8 @@ class YoloConverter(Converter):
                                f"nor {' / '.join(DARKNET_NAMES)} (Darknet)")
         try:
             with read_dataset_file(names_file) as f:
-                lines = [line.strip() for line in f.read().decode("utf-8").splitlines()]
+                text = read_capped(f, NAMES_FILE_BYTES, names_file, "a names file")
+            lines = [line.strip() for line in text.decode("utf-8").splitlines()]
         except (OSError, UnicodeDecodeError) as exc:
             raise DatasetError(f"cannot read {names_file}: {why(exc)}") from exc
         while lines and not lines[-1]:
@@ -251,8 +274,8 @@ class YoloConverter(Converter):
             raise DatasetError(f"{where}: {path!r} does not exist (an image folder or a "
                                "list file of image paths)")
         try:
-            with read_dataset_file(path) as f:
-                lines = f.read().decode("utf-8").splitlines()
+            with read_dataset_file(path) as raw, io.TextIOWrapper(raw, encoding="utf-8") as f:
+                lines = [line.rstrip("\r\n") for line in capped_lines(f, path)]
         except (OSError, UnicodeDecodeError) as exc:
             raise DatasetError(f"cannot read {path}: {why(exc)}") from exc
         folder = os.path.dirname(path)
@@ -282,7 +305,7 @@ class YoloConverter(Converter):
             try:
                 with self.open(image) as f:
                     head = f.read(16)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # ValueError: a NUL in a listed path
                 if where == image:
                     self.problem(image, f"cannot read: {why(exc)}")
                 else:
@@ -301,6 +324,9 @@ class YoloConverter(Converter):
                     self.report["images skipped"] += 1
                     continue
             objects = self._objects(labels, size)
+            if objects is None:  # its label file is refused
+                self.report["images skipped"] += 1
+                continue
             self.report["boxes"] += objects["count"]
             if objects["count"] == 0:
                 if self.drop_empty:
@@ -314,20 +340,27 @@ class YoloConverter(Converter):
                 item_id = image
             yield {"filename": image, "id": item_id, "object": objects}
 
-    def _objects(self, labels: str, size: tuple[int, int] | None = None) -> dict[str, Any]:
+    def _objects(self, labels: str, size: tuple[int, int] | None = None
+                 ) -> dict[str, Any] | None:
         """The objects of a label file; with ``size`` (the image's width and height),
-        each polygon's mask in pixels too (None for a box line: it has no mask)."""
+        each polygon's mask in pixels too (None for a box line: it has no mask). None (a
+        problem reported) when the file is larger than ``IMAGE_FILE_BYTES`` or has a line
+        longer than ``LINE_CHARS``: the image is left out."""
         objects = empty_objects()
         if size is not None:
             objects["mask"] = []
         try:
-            lines = self.read_text(labels).splitlines()
+            with self.open(labels) as f:
+                lines = annotation_lines(f, labels, "a label file")
         except FileNotFoundError:
             self.report["images without a label file"] += 1
             return objects
         except (OSError, UnicodeDecodeError) as exc:
             self.problem(labels, f"cannot read: {why(exc)}")
             return objects
+        except DatasetError as exc:  # too large
+            self.problem(str(exc), "the image is left out")
+            return None
         parts: dict[str, list[Any]] = {"x": [], "y": [], "v": []}
         for n, line in enumerate(lines, 1):
             fields = line.split()
@@ -347,14 +380,15 @@ class YoloConverter(Converter):
             try:
                 value = float(field)
             except ValueError:
-                self.problem(where, f"not a number: {field!r}")
+                self.problem(where, f"not a number: {field[:40]!r}")
                 return
             if not math.isfinite(value):
-                self.problem(where, f"not a finite number: {field!r}")
+                self.problem(where, f"not a finite number: {field[:40]!r}")
                 return
             values.append(value)
         if values[0] != int(values[0]) or values[0] < 0:
-            self.problem(where, f"the class id must be a whole number >= 0, not {fields[0]!r}")
+            self.problem(where, f"the class id must be a whole number >= 0, not "
+                                f"{fields[0][:40]!r}")
             return
         class_id = int(values[0])
         if class_id >= len(self.names):
