@@ -39,7 +39,8 @@ from tfrecord_lite.reader import (
     write_index,
 )
 from tfrecord_lite.sharding import shard_name
-from tfrecord_lite.verify import stats, verify_files
+from tfrecord_lite.stats import stats
+from tfrecord_lite.verify import verify_files
 
 from conftest import detection_item, make_image_bytes
 

@@ -218,7 +218,7 @@ def _dataset_file(tmp_path: Path, items: list[dict[str, Any]]) -> str:
 
 def test_reading_shards_at_urls(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from tfrecord_lite import RecordError, iterate, read_records, verify_files
-    from tfrecord_lite.verify import stats
+    from tfrecord_lite.stats import stats
 
     items = _put_images("memory://readback/in", 5)
     out = f"memory://readback/out-{uuid.uuid4().hex}"

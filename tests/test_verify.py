@@ -14,7 +14,8 @@ from tfrecord_lite.example import ImageFields
 from tfrecord_lite.framing import encode_record
 from tfrecord_lite.reader import read_records
 from tfrecord_lite.sharding import shard_name
-from tfrecord_lite.verify import stats, verify_files
+from tfrecord_lite.stats import stats
+from tfrecord_lite.verify import verify_files
 
 from conftest import detection_item, make_image_bytes
 

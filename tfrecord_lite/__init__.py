@@ -37,7 +37,8 @@ from .example import encode_example
 from .options import JobOptions
 from .reader import iterate, read_examples, read_index, read_record_at, read_records, write_index
 from .records import TFRecordWriter
-from .verify import stats, verify_files
+from .stats import stats
+from .verify import verify_files
 
 if TYPE_CHECKING:
     from .dryrun import ValidationReport, validate_dataset

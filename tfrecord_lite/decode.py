@@ -17,7 +17,9 @@ from .proto import example_pb2
 from .schema import BYTES, FLOAT, INT64, RECORD_FIELDS, Field
 
 
-def _decode_value(field: Field | None, kind: str, values: list[Any]) -> Any:
+def decode_value(field: Field | None, kind: str, values: list[Any]) -> Any:
+    """A feature's values as the item holds them: text as ``str`` (bytes that are not
+    UTF-8 stay bytes), floats as ``float``, a scalar key's first value alone."""
     if kind == BYTES and (field is None or field.text):
         out = []
         for v in values:
@@ -69,19 +71,25 @@ def decode_example(data: bytes) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in sorted(example.features.feature):
         kind, values = feature_values(example.features.feature[key])
-        field = RECORD_FIELDS.get(key)
-        path = key[len("image/"):] if key.startswith("image/") else key
-        parts = path.split("/")
-        node = out
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):  # a key that is also a prefix: keep it flat
-                node = out
-                parts = [path]
-                break
-            node = child
-        node[parts[-1]] = _decode_value(field, kind, values)
+        nest(out, key, decode_value(RECORD_FIELDS.get(key), kind, values))
     return out
+
+
+def nest(out: dict[str, Any], key: str, value: Any) -> None:
+    """Put a record key's value in the nested item ``out``: without its ``image/``
+    prefix, one level per ``/``. A key that is also another key's prefix stays flat
+    (keys come in sorted order, so the shorter one is placed first)."""
+    path = key[len("image/"):] if key.startswith("image/") else key
+    parts = path.split("/")
+    node = out
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):  # a key that is also a prefix: keep it flat
+            node = out
+            parts = [path]
+            break
+        node = child
+    node[parts[-1]] = value
 
 
 def iter_flat(item: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:

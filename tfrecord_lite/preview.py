@@ -18,8 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+from .decode import decode_value, nest
 from .errors import ExampleError, ImageError, MaskError, reason
+from .features import Features
 from .reader import image_decode_errors
+from .schema import BYTES, RECORD_FIELDS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -31,6 +34,8 @@ CELL = 320          # contact sheet: pixels per cell (the image, then its id bel
 CELL_TEXT = 15      # contact sheet: caption size in pixels
 _MIN_TEXT = 14      # a single picture: captions at least this many pixels high
 _BACKGROUND = (32, 32, 32)
+DRAWN_OBJECTS = 2000  # boxes and masks drawn at most; a record's first ones
+DRAWN_POINTS = 50_000  # keypoints drawn at most
 _FontT = Any        # ImageFont.FreeTypeFont, or the bitmap font of an old Pillow
 
 
@@ -224,3 +229,49 @@ def contact_sheet(items: list[dict[str, Any]], cell: int = CELL) -> Image.Image:
         canvas.text((left + 6, top + cell - footer), f"id {item.get('id')}",
                     fill=(235, 235, 235), font=font)
     return sheet
+
+
+# (record key, how many of its values are drawn: None for a scalar)
+_DRAWN: tuple[tuple[str, int | None], ...] = (
+    ("image/id", None), ("image/encoded", None), ("image/width", None),
+    ("image/height", None), ("image/segmentation/class/encoded", None),
+    *((f"image/object/bbox/{name}", DRAWN_OBJECTS)
+      for name in ("xmin", "ymin", "xmax", "ymax", "label", "text")),
+    ("image/object/mask", DRAWN_OBJECTS),
+    *((f"image/object/parts/{name}", DRAWN_POINTS) for name in ("x", "y", "v")),
+)
+DRAWN_KEYS = frozenset(key for key, _ in _DRAWN)
+
+
+def drawable(feats: Features) -> tuple[dict[str, Any], list[str]]:
+    """What ``draw`` needs of a record, as the item ``decode_example`` would give it, but
+    of its first ``DRAWN_OBJECTS`` boxes and masks and first ``DRAWN_POINTS`` keypoints
+    only; and a note for each list cut short (a record of millions of boxes is drawn in
+    bounded time and memory)."""
+    item: dict[str, Any] = {}
+    for key, limit in _DRAWN:
+        if key not in feats or feats.kind(key) is None:
+            continue
+        kind = feats.kind(key) or BYTES
+        values: list[Any]
+        if limit is None:
+            first = feats.first(key)
+            values = [] if first is None else [first]
+        elif kind == BYTES:
+            values = list(feats.bytes_values(key, limit))
+        else:
+            chunk = next(feats.numbers(key, limit), None)
+            values = [] if chunk is None else chunk.tolist()
+        nest(item, key, decode_value(RECORD_FIELDS[key], kind, values))
+    notes = []
+    boxes = min(feats.count(k) if k in feats else 0 for k in (
+        "image/object/bbox/xmin", "image/object/bbox/ymin", "image/object/bbox/xmax",
+        "image/object/bbox/ymax"))
+    for what, n, limit in (("boxes", boxes, DRAWN_OBJECTS),
+                           ("masks", feats.count("image/object/mask")
+                            if "image/object/mask" in feats else 0, DRAWN_OBJECTS),
+                           ("keypoints", feats.count("image/object/parts/x")
+                            if "image/object/parts/x" in feats else 0, DRAWN_POINTS)):
+        if n > limit:
+            notes.append(f"drew the first {limit:,} of {n:,} {what}")
+    return item, notes

@@ -1,12 +1,11 @@
-"""Checking shards: ``verify`` (is every byte and every field right?) and ``stats``.
+"""Checking shards: ``verify``, is every byte and every field right?
 
-Both read plain, GZIP and ZLIB files. Problems are collected, never raised, and each
+It reads plain, GZIP and ZLIB files. Problems are collected, never raised, and each
 names the file, the record index and the byte offset (in the uncompressed stream).
 """
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
 import itertools
 import json
@@ -16,11 +15,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
 from . import journal, plural, sharding, storage
-from .decode import parse_example
 from .errors import ExampleDecodeError, RecordError, reason
+from .features import GROUPS, Features, features
 from .framing import DEFAULT_MAX_RECORD_SIZE
 from .parallel import in_order
-from .reader import decode_record, read_framed
+from .reader import read_framed
 from .schema import BYTES, FLOAT, INT64, OPTIONAL_KEYS, RECORD_FIELDS, SCALAR_KEYS
 from .validate import GROUPED_LISTS, length_problems
 
@@ -208,36 +207,30 @@ _EXPECTED = [(key, _ONEOF[RECORD_FIELDS[key].kind]) for key in SCALAR_KEYS]
 _OPTIONAL = [(key, _ONEOF[RECORD_FIELDS[key].kind]) for key in OPTIONAL_KEYS
              if not RECORD_FIELDS[key].is_list]
 _LIST_KINDS = {key: _ONEOF[f.kind] for key, f in RECORD_FIELDS.items() if f.is_list}
-# Keys that name a group of keys (image/object for image/object/bbox/xmin, ...).
-_GROUPS = frozenset(key.rsplit("/", n)[0] for key in RECORD_FIELDS
-                    for n in range(1, key.count("/")))
 
 
-def _check_scalars(example: Any) -> list[str]:
-    """What in a parsed Example has the wrong kind: a known key of another type, a key
-    where a group of keys belongs, a scalar key missing or holding other than one value."""
+def _check_scalars(shape: dict[str, tuple[str | None, int]]) -> list[str]:
+    """What in a record's features (each key's kind and count) has the wrong kind: a
+    known key of another type, a key where a group of keys belongs, a scalar key missing
+    or holding other than one value."""
     problems = []
-    features = example.features.feature
-    for key in features:
-        if key in _GROUPS:
+    for key in sorted(shape):
+        if key in GROUPS:
             problems.append(f"{key} holds values, where {key}/... keys are a group")
         elif key in _LIST_KINDS:
-            kind = features[key].WhichOneof("kind")
-            if kind is not None and kind != _LIST_KINDS[key]:
-                problems.append(f"{key} is {kind}, expected {_LIST_KINDS[key]}")
-    for key, oneof in _EXPECTED + [k for k in _OPTIONAL if k[0] in features]:
-        if key not in features:
+            kind = shape[key][0]
+            if kind is not None and _ONEOF[kind] != _LIST_KINDS[key]:
+                problems.append(f"{key} is {_ONEOF[kind]}, expected {_LIST_KINDS[key]}")
+    for key, oneof in _EXPECTED + [k for k in _OPTIONAL if k[0] in shape]:
+        if key not in shape:
             if key != "image/encoded":  # absent when written with store_images=False
                 problems.append(f"{key} is missing")
             continue
-        feature = features[key]
-        kind = feature.WhichOneof("kind")
-        if kind != oneof:
-            problems.append(f"{key} is {kind or 'empty'}, expected {oneof}")
-        else:
-            n = len(getattr(feature, oneof).value)
-            if n != 1:
-                problems.append(f"{key} holds {n} values, expected 1")
+        kind, n = shape[key]
+        if kind is None or _ONEOF[kind] != oneof:
+            problems.append(f"{key} is {_ONEOF[kind] if kind else 'empty'}, expected {oneof}")
+        elif n != 1:
+            problems.append(f"{key} holds {n} values, expected 1")
     return problems
 
 
@@ -245,27 +238,19 @@ _BOX_LABEL, _CLASS_LABEL = "image/object/bbox/label", "image/object/class/label"
 _OBJECT_COUNTED = [path for path in GROUPED_LISTS if not path.startswith("object/parts/")]
 
 
-def _length(feature: Any) -> int:
-    kind = feature.WhichOneof("kind")
-    return 0 if kind is None else len(getattr(feature, kind).value)
-
-
-def _check_lengths(example: Any) -> list[str]:
+def _check_lengths(feats: Features, shape: dict[str, tuple[str | None, int]]) -> list[str]:
     """The record's per-object lists (and keypoint lists) that disagree in length, as
     validation finds them in an item (``validate.length_problems``), and an
     ``image/object/count`` that is not the number of objects listed. The box labels may
     be given as ``image/object/class/label`` alone, as the Object Detection API's own
     tools write them."""
-    features = example.features.feature
-    lengths = {path: _length(features["image/" + path]) for path in GROUPED_LISTS
-               if "image/" + path in features}
-    if not lengths.get("object/bbox/label") and _CLASS_LABEL in features:
-        lengths["object/bbox/label"] = _length(features[_CLASS_LABEL])
+    lengths = {path: shape["image/" + path][1] for path in GROUPED_LISTS
+               if "image/" + path in shape}
+    if not lengths.get("object/bbox/label") and _CLASS_LABEL in shape:
+        lengths["object/bbox/label"] = shape[_CLASS_LABEL][1]
     problems = [f"image/{p.path}: {p.message}" for p in length_problems(lengths)]
-    counted = features.get("image/object/count")
-    if counted is not None and counted.WhichOneof("kind") == "int64_list" and len(
-            counted.int64_list.value) == 1:
-        declared = counted.int64_list.value[0]
+    if shape.get("image/object/count") == (INT64, 1):
+        declared = feats.first("image/object/count")
         listed = max((lengths.get(path, 0) for path in _OBJECT_COUNTED), default=0)
         if declared != listed:
             problems.append(f"image/object/count is {declared}, but the per-object lists "
@@ -309,25 +294,46 @@ def _check_png(data: bytes, key: str, height: int, width: int, binary: bool) -> 
     return None
 
 
-class _Job(NamedTuple):
-    """What of a record is decoded on the pool: its image and its masks."""
+_SHOWN_MASKS = 10  # mask problems named one by one per record; the rest are counted
+# The keys verify reads: the schema's and its groups (others are never kept).
+_VERIFY_KEYS = frozenset(RECORD_FIELDS) | GROUPS
+_DECODED_KEYS = ("image/encoded", _MASKS, _LABELS)
+# The bytes of checks waiting for the pool: beyond the record at hand, this much at most.
+_PENDING_BYTES = 64 << 20
 
-    image: bytes | None
+
+class _Job(NamedTuple):
+    """A record whose image, masks or label image the pool decodes (read from its
+    features there), the size they must have, and the record's size in bytes."""
+
+    feats: Features
     height: int
     width: int
-    masks: list[bytes]
-    labels: bytes | None
+    size: int
 
 
-def _check_record(job: _Job) -> list[str]:
+def _check_record(job: _Job) -> tuple[bool, list[str]]:
+    """Whether the record stores an image, and what is wrong with what it stores."""
+    feats = job.feats
     messages = []
-    if job.image is not None:
-        messages.append(_check_image(job.image, job.height, job.width))
-    for i, data in enumerate(job.masks):
-        messages.append(_check_png(data, f"{_MASKS}[{i}]", job.height, job.width, True))
-    if job.labels is not None:
-        messages.append(_check_png(job.labels, _LABELS, job.height, job.width, False))
-    return [m for m in messages if m]
+    image = feats.first("image/encoded") if "image/encoded" in feats and feats.kind(
+        "image/encoded") == BYTES else None
+    if image is not None:
+        messages.append(_check_image(image, job.height, job.width))
+    bad = 0
+    if _MASKS in feats:
+        for i, data in enumerate(feats.bytes_values(_MASKS)):
+            message = _check_png(data, f"{_MASKS}[{i}]", job.height, job.width, True)
+            bad += message is not None
+            if message is not None and bad <= _SHOWN_MASKS:
+                messages.append(message)
+    if bad > _SHOWN_MASKS:
+        messages.append(f"{_MASKS}: ... and {plural.count(bad - _SHOWN_MASKS, 'masks')} more "
+                        "with problems")
+    labels = feats.first(_LABELS) if _LABELS in feats else None
+    if isinstance(labels, bytes):
+        messages.append(_check_png(labels, _LABELS, job.height, job.width, False))
+    return image is not None, [m for m in messages if m]
 
 
 def verify_files(paths: Iterable[str | os.PathLike[str]], threads: int = 1,
@@ -392,35 +398,32 @@ def _verify_one(path: str, pool: concurrent.futures.Executor, threads: int,
                                                max_record_size=max_record_size):
             count += 1
             try:
-                example = parse_example(data)
+                feats = features(data, _VERIFY_KEYS)
             except ExampleDecodeError as exc:
                 report.problems.append(FileProblem(path, index, offset, str(exc)))
                 continue
-            messages: list[str | None] = [*_check_scalars(example), *_check_lengths(example)]
-            feats = example.features.feature
-            for message in messages:
-                if message:
-                    report.problems.append(FileProblem(path, index, offset, message))
+            shape = feats.shape()
+            for message in [*_check_scalars(shape), *_check_lengths(feats, shape)]:
+                report.problems.append(FileProblem(path, index, offset, message))
             if not decode_images:
                 continue
-            h = feats["image/height"].int64_list.value if "image/height" in feats else []
-            w = feats["image/width"].int64_list.value if "image/width" in feats else []
-            if not (h and w):
+            h = feats.first("image/height") if shape.get("image/height", (None,))[0] == INT64 \
+                else None
+            w = feats.first("image/width") if shape.get("image/width", (None,))[0] == INT64 \
+                else None
+            if h is None or w is None:
                 continue
-            encoded = (feats["image/encoded"].bytes_list.value if "image/encoded" in feats
-                       else [])
-            masks = list(feats[_MASKS].bytes_list.value) if _MASKS in feats else []
-            labels = feats[_LABELS].bytes_list.value if _LABELS in feats else []
-            if encoded or masks or labels:
-                yield index, offset, _Job(encoded[0] if encoded else None, h[0], w[0], masks,
-                                          labels[0] if labels else None)
+            if any(shape.get(key, (None, 0))[0] == BYTES and shape[key][1]
+                   for key in _DECODED_KEYS):
+                yield index, offset, _Job(feats, h, w, len(data))
 
     def check(job: tuple[int, int, _Job]) -> tuple[int, int, bool, list[str]]:
-        return job[0], job[1], job[2].image is not None, _check_record(job[2])
+        return (job[0], job[1], *_check_record(job[2]))
 
     try:
         for index, offset, has_image, messages in in_order(
-                pool, check, records(), window=4 * threads, chunk=4):
+                pool, check, records(), window=4 * threads, chunk=4,
+                cost=lambda job: job[2].size, budget=_PENDING_BYTES):
             report.images += has_image
             for message in messages:
                 report.problems.append(FileProblem(path, index, offset, message))
@@ -433,112 +436,6 @@ def _verify_one(path: str, pool: concurrent.futures.Executor, threads: int,
         return None
     report.records += count
     return count
-
-
-# -- stats ---------------------------------------------------------------------------------
-
-def _summary(values: list[float]) -> dict[str, float] | None:
-    if not values:
-        return None
-    return {"min": min(values), "mean": sum(values) / len(values), "max": max(values)}
-
-
-_MISSING_SHOWN = 1000  # stats lists at most this many missing classes
-
-
-def stats(paths: Iterable[str | os.PathLike[str]], compression: str | None = None,
-          examples: int = 5, max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> dict[str, Any]:
-    """Class histogram, box sanity checks, keypoint and mask counts over shards.
-
-    Box checks (as the original ``stat_tfrecords.py``, plus the range check): reversed
-    coordinates, boxes under 10 square pixels, ``object/count`` not matching the number
-    of boxes, coordinates outside [0, 1]. For each, the count and the first ``examples``
-    record ids. Masks: the objects with a mask and without one, and the images with a
-    label image (``image/segmentation/class/encoded``).
-
-    Raises:
-        RecordError: a damaged file (names file, record index and offset).
-        RecordDecodeError: a record that is not an Example, or whose features have the
-            wrong types (``image/width`` as bytes, ...).
-    """
-    classes: collections.Counter[int] = collections.Counter()
-    box_labels: collections.Counter[int] = collections.Counter()
-    box_names: dict[int, str] = {}
-    visibility: collections.Counter[int] = collections.Counter()
-    checks: dict[str, list[str]] = {"reversed": [], "tiny (< 10 px²)": [],
-                                    "count mismatch": [], "outside [0, 1]": []}
-    counts = dict.fromkeys(checks, 0)
-    widths: list[float] = []
-    heights: list[float] = []
-    images = boxes = 0
-    with_mask = without_mask = label_images = 0
-    for raw_path in paths:
-        path = os.fspath(raw_path)
-        for index, offset, data in read_framed(path, compression,
-                                               max_record_size=max_record_size):
-            item = decode_record(data, path, index, offset)
-            images += 1
-            label = (item.get("class") or {}).get("label")
-            if isinstance(label, int) and label >= 0:
-                classes[label] += 1
-            obj = item.get("object") or {}
-            bbox = obj.get("bbox") or {}
-            xmin, xmax = bbox.get("xmin") or [], bbox.get("xmax") or []
-            ymin, ymax = bbox.get("ymin") or [], bbox.get("ymax") or []
-            n = min(len(xmin), len(xmax), len(ymin), len(ymax))
-            boxes += n
-            texts = bbox.get("text") or []
-            for i, box_label in enumerate(bbox.get("label") or []):
-                if isinstance(box_label, int):
-                    box_labels[box_label] += 1
-                    if i < len(texts) and isinstance(texts[i], str):
-                        box_names.setdefault(box_label, texts[i])
-            ident = str(item.get("id"))
-            found: set[str] = set()
-            if obj.get("count") is not None and obj["count"] != len(xmin):
-                found.add("count mismatch")
-            W, H = item.get("width") or 0, item.get("height") or 0  # noqa: N806
-            for x0, x1, y0, y1 in zip(xmin, xmax, ymin, ymax):
-                if x0 > x1 or y0 > y1:
-                    found.add("reversed")
-                if any(v < 0 or v > 1 for v in (x0, x1, y0, y1)):
-                    found.add("outside [0, 1]")
-                if W and H and abs(x1 - x0) * W * abs(y1 - y0) * H < 10:
-                    found.add("tiny (< 10 px²)")
-                widths.append(x1 - x0)
-                heights.append(y1 - y0)
-            for name in found:
-                counts[name] += 1
-                if len(checks[name]) < examples:
-                    checks[name].append(ident)
-            for v in (obj.get("parts") or {}).get("v") or []:
-                visibility[v] += 1
-            objects = obj["count"] if isinstance(obj.get("count"), int) else n
-            masked = min(len(obj.get("mask") or []), objects)
-            with_mask += masked
-            without_mask += objects - masked
-            segmentation = (item.get("segmentation") or {}).get("class") or {}
-            label_images += bool(segmentation.get("encoded"))
-    top = max(classes) if classes else -1
-    # A label of 2**62 leaves that many classes missing: list the first ones, count all.
-    missing = itertools.islice((c for c in range(top + 1) if c not in classes),
-                               _MISSING_SHOWN)
-    return {
-        "images": images,
-        "boxes": boxes,
-        "classes": {str(k): classes[k] for k in sorted(classes)},
-        "missing_classes": list(missing),
-        "missing_classes_count": top + 1 - len(classes),
-        "box_labels": {str(k): {"boxes": box_labels[k], "text": box_names.get(k, "")}
-                       for k in sorted(box_labels)},
-        "box_checks": {name: {"images": counts[name], "examples": checks[name]}
-                       for name in checks},
-        "box_width": _summary(widths),
-        "box_height": _summary(heights),
-        "keypoint_visibility": {str(k): visibility[k] for k in sorted(visibility)},
-        "masks": {"objects_with_mask": with_mask, "objects_without_mask": without_mask,
-                  "images_with_label_image": label_images},
-    }
 
 
 def report_dict(report: VerifyReport) -> dict[str, Any]:

@@ -12,16 +12,25 @@ import io
 import json
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from .. import journal, storage
-from ..decode import feature_values
-from ..errors import TFRecordLiteError, WriteError, write_errors
+from ..decode import decode_value
+from ..errors import (
+    ExampleDecodeError,
+    RecordDecodeError,
+    TFRecordLiteError,
+    WriteError,
+    write_errors,
+)
+from ..features import Features, features, record_features
 from ..framing import DEFAULT_MAX_RECORD_SIZE
-from ..reader import default_index_path, iterate, parse_record, read_framed, write_index
+from ..reader import default_index_path, read_framed, write_index
 from ..schema import BYTES, RECORD_FIELDS
 from ..sharding import is_side_file
-from ..verify import report_dict, stats, verify_files
+from ..stats import stats
+from ..verify import report_dict, verify_files
 from .common import EXIT_FAILED_ITEMS, EXIT_OK, UsageError, byte_size, count, positive_int
 
 # show: a record's image longer than this a side is drawn scaled down (--full-size: not).
@@ -198,16 +207,47 @@ def _describe_image(data: bytes) -> str:
         return f"<{len(data):,} bytes, not an image Pillow reads>"
 
 
-def _summarize(key: str, values: list[Any]) -> Any:
+_SHOWN_VALUES = 1000  # inspect: a longer list is summarized, with its first values
+_SHOWN_FIRST = 10
+_SHOWN_CHARS = 10_000  # inspect: a longer text value is cut
+
+
+def _text(value: bytes) -> str:
+    text = value[:_SHOWN_CHARS + 4].decode("utf-8", "replace")
+    if len(value) <= _SHOWN_CHARS:
+        return text
+    return (f"<{len(value):,} bytes, too long to show; it starts: "
+            f"{text[:100]!r}>")
+
+
+def _shown(values: list[Any], picture: bool) -> list[Any]:
+    """Values as inspect shows them: an image or mask (``picture``) described, text cut
+    when long, floats to 7 digits."""
+    return [(_describe_image(v) if picture else _text(v)) if isinstance(v, bytes)
+            else float(f"{v:.7g}") if isinstance(v, float) else v for v in values]
+
+
+def _summarize(key: str, feats: Features) -> Any:
+    """A feature as inspect shows it: its values (images and masks described, long text
+    cut), or, for a list too long to show, its length and first values."""
     field = RECORD_FIELDS.get(key)
-    out: list[Any]
-    if (field is not None and field.kind == BYTES and not field.text  # images, masks
-            and all(isinstance(v, bytes) for v in values)):
-        out = [_describe_image(v) for v in values]
-    else:
-        out = [v.decode("utf-8", "replace") if isinstance(v, bytes)
-               else float(f"{v:.7g}") if isinstance(v, float) else v for v in values]
+    kind = feats.kind(key)
+    n = feats.count(key)
+    picture = field is not None and field.kind == BYTES and not field.text  # images, masks
+    if n > _SHOWN_VALUES:
+        first = _shown(_first_values(feats, key, kind, _SHOWN_FIRST), picture)
+        return (f"<{n:,} {kind} values, too many to show; the first {_SHOWN_FIRST}: "
+                f"{', '.join(map(str, first))}>")
+    out = _shown(_first_values(feats, key, kind, n), picture)
     return out[0] if field is not None and not field.is_list and len(out) == 1 else out
+
+
+def _first_values(feats: Features, key: str, kind: str | None, n: int) -> list[Any]:
+    if kind == BYTES:
+        return list(feats.bytes_values(key, n))
+    if kind is None or n == 0:
+        return []
+    return next(feats.numbers(key, n)).tolist()  # (float32 values as Python floats)
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
@@ -218,9 +258,14 @@ def _run_inspect(args: argparse.Namespace) -> int:
                                            max_record_size=args.max_record_size):
             if len(shown) >= args.n:
                 break
-            feats = parse_record(data, path, n, offset).features.feature
-            shown.append({key: _summarize(key, feature_values(feats[key])[1])
-                          for key in sorted(feats)})
+            try:
+                feats = features(data)
+            except ExampleDecodeError as exc:
+                raise RecordDecodeError(str(exc), path=path, index=n, offset=offset) from exc
+            record = {key: _summarize(key, feats) for key in sorted(feats)}
+            if feats.more_keys:
+                record["..."] = f"<{feats.more_keys:,} more features, too many to show>"
+            shown.append(record)
             where.append(f"record {n} of {path}")
         if len(shown) >= args.n:
             break
@@ -277,16 +322,33 @@ _BOX_CHECKS = {"reversed": "images with reversed boxes",
                "outside [0, 1]": "images with boxes outside [0, 1]"}
 
 
+def _drawable_records(paths: list[str], args: argparse.Namespace
+                      ) -> Iterator[tuple[int, Features]]:
+    """Each record's number (over the files) and what ``show`` draws of it (its types
+    checked as the readers check them)."""
+    from ..preview import DRAWN_KEYS
+
+    number = 0
+    for path in paths:
+        for index, offset, data in read_framed(path, args.compression,
+                                               max_record_size=args.max_record_size):
+            yield number, record_features(data, path, index, offset, DRAWN_KEYS)
+            number += 1
+
+
 def _run_show(args: argparse.Namespace) -> int:
-    from ..preview import contact_sheet, draw  # Pillow
+    from ..preview import contact_sheet, draw, drawable  # Pillow
 
     paths = _shard_paths(args.files)
     files = "the file holds" if len(paths) == 1 else "the files hold"
     scaled = ""
+    notes: list[str] = []
     if args.grid:
         items = []
-        for item in iterate(paths, args.compression, max_record_size=args.max_record_size):
+        for _, feats in _drawable_records(paths, args):
+            item, cut = drawable(feats)
             items.append(item)
+            notes += [f"record {len(items) - 1}: {note}" for note in cut]
             if len(items) >= args.grid:
                 break
         if not items:
@@ -298,18 +360,19 @@ def _run_show(args: argparse.Namespace) -> int:
         index = 0 if args.index is None and args.id is None else args.index
         if index is not None and index < 0:
             raise UsageError("--index must be >= 0")
-        seen = 0
-        for seen, item in enumerate(iterate(paths, args.compression,  # noqa: B007
-                                            max_record_size=args.max_record_size), 1):
-            if seen - 1 == index or (args.id is not None and str(item.get("id")) == args.id):
+        records = 0
+        for number, feats in _drawable_records(paths, args):
+            records = number + 1
+            if number == index or (args.id is not None and str(_id(feats)) == args.id):
+                item, notes = drawable(feats)
                 image = draw(item, None if args.full_size else SHOW_MAX_SIDE)
                 break
         else:
             if args.id is not None:
                 raise UsageError(f"no record has the id {args.id!r} ({files} "
-                                 f"{count(seen, 'records')})")
-            raise UsageError(f"there is no record {index} ({files} {seen})")
-        drawn = f"record {seen - 1} (id {item.get('id')!r})"
+                                 f"{count(records, 'records')})")
+            raise UsageError(f"there is no record {index} ({files} {records})")
+        drawn = f"record {number} (id {item.get('id')!r})"
         width, height = item.get("width"), item.get("height")
         if isinstance(width, int) and isinstance(height, int) and max(width, height) > max(
                 image.size):
@@ -320,7 +383,15 @@ def _run_show(args: argparse.Namespace) -> int:
     except ValueError as exc:  # Pillow: no format for the file name's extension
         raise WriteError(f"cannot write {args.output}: {exc}") from exc
     print(f"wrote {args.output}: {drawn}, {image.width}x{image.height} px{scaled}")
+    for note in notes:
+        print(f"  {note}: too many to draw")
     return EXIT_OK
+
+
+def _id(feats: Features) -> Any:
+    """A record's id as the item holds it (text, or bytes that are not UTF-8)."""
+    raw = feats.first("image/id") if "image/id" in feats else None
+    return decode_value(RECORD_FIELDS["image/id"], BYTES, [] if raw is None else [raw])
 
 
 def _run_index(args: argparse.Namespace) -> int:
