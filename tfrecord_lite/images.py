@@ -59,7 +59,10 @@ Memory is bounded for any image under the pixel limit: 16-bit, 32-bit and float
 pixels are converted to 8 bits a block of rows at a time (no whole-image float64 copy),
 a source image is freed once converted, and images of ``_LARGE_PIXELS`` or more are
 decoded under a process-wide budget of ``DECODE_BUDGET_PIXELS`` (the default pixel
-limit): threads never hold two images near the limit at once. Pillow's image blocks are
+limit): threads never hold two images near the limit at once. An image counts by what
+its format takes to decode (``decode_weight``: a JPEG 2000 or WebP pixel costs more), and
+one that alone would pass the budget fails before it is decoded, or, a JPEG 2000 image
+with ``max_side``, is decoded at a reduced resolution. Pillow's image blocks are
 made larger than glibc's mmap threshold, so freed pixels go back to the system.
 
 Pillow is imported when this module is (simplejpeg and numpy on first use), so
@@ -69,6 +72,7 @@ Pillow is imported when this module is (simplejpeg and numpy on first use), so
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 import struct
@@ -131,6 +135,25 @@ _LARGE_PIXELS = 1 << 22
 # At most this many pixels of large images are being decoded at once in a process:
 # the default pixel limit, so one image at the limit is decoded alone.
 DECODE_BUDGET_PIXELS = 89_478_485
+# What a pixel of the budget stands for: the peak bytes a pixel takes while decoded and
+# converted to RGB, for the costliest of the formats counted one for one (a progressive
+# CMYK JPEG, whose coefficients libjpeg holds). Measured on 9400x9400 images of each
+# format (docs/reliability.md lists the peaks); a JPEG 2000 or WebP image costs more,
+# and counts as more pixels (``decode_weight``).
+_BUDGET_PIXEL_BYTES = 13
+# Formats measured at or under a budget pixel's bytes a pixel (MPO: JPEG frames).
+_MEASURED = frozenset({"JPEG", "MPO", "PNG", "GIF", "BMP", "TIFF", "AVIF", "QOI", "DDS",
+                       "PPM", "PCX", "IM", "TGA", "SGI"})
+# openjpeg holds 4 bytes a sample of a JPEG 2000 image as it decodes, beside the image
+# Pillow makes (4 a pixel) and its RGB copy (4): measured, 19 a pixel for RGB and 24 for
+# RGBA, counted as 21.5 and 26.
+_JPEG2000_BYTES = (4.5, 8)  # a sample's, and a pixel's beside them
+# WebP goes through libwebp's animation decoder: two RGBA canvases, then Pillow's image
+# and its RGB copy.
+_WEBP_BYTES = 16.5
+# A format not measured counts as twice its pixels: the bound holds, at the price of
+# refusing some images of such formats near the pixel limit.
+_UNMEASURED_WEIGHT = 2.0
 
 
 class _PixelBudget:
@@ -288,6 +311,68 @@ def jpeg_info(data: bytes) -> JpegInfo | None:
         elif marker == 0xDA:  # scan data before any frame header
             return None
     return None
+
+
+def decode_weight(fmt: str | None, mode: str) -> float:
+    """How many budget pixels one pixel of an image of this format and mode counts as:
+    its peak bytes a pixel against ``_BUDGET_PIXEL_BYTES`` (at least 1)."""
+    if fmt == "JPEG2000":
+        sample, pixel = _JPEG2000_BYTES
+        cost: float = sample * Image.getmodebands(mode) + pixel
+    elif fmt == "WEBP":
+        cost = _WEBP_BYTES
+    elif fmt in _MEASURED:
+        return 1.0
+    else:
+        return _UNMEASURED_WEIGHT
+    return max(1.0, cost / _BUDGET_PIXEL_BYTES)
+
+
+def _decode_cost(im: Any, pixels: int, where: str, reduced: bool = False) -> int:
+    """The budget pixels decoding ``im`` (``pixels`` of it) takes.
+
+    Raises:
+        ImageError: more than ``DECODE_BUDGET_PIXELS``: decoding it would take more
+            memory than one image may ("too large"), whatever else runs.
+    """
+    weight = decode_weight(im.format, im.mode)
+    cost = math.ceil(pixels * weight)
+    if cost <= DECODE_BUDGET_PIXELS:
+        return cost
+    need = cost * _BUDGET_PIXEL_BYTES / 1e9
+    bound = DECODE_BUDGET_PIXELS * _BUDGET_PIXEL_BYTES / 1e9
+    if im.format == "JPEG2000" and not reduced:
+        remedy = ("max_side (--max-side) at most half its size stores it smaller, decoded "
+                  "at a reduced resolution")
+    else:
+        remedy = "convert it to PNG or JPEG, or downscale it, first"
+    raise ImageError(f"{where}: a {im.width}x{im.height} {im.format} image ({im.mode}) takes "
+                     f"about {need:.2f} GB to decode, more than the {bound:.2f} GB one image "
+                     f"may take (it counts as {weight:.2f} pixels a pixel against the "
+                     f"{DECODE_BUDGET_PIXELS:,}-pixel budget); {remedy}", "too large")
+
+
+def _jpeg2000_levels(data: bytes) -> int:
+    """The resolution levels a JPEG 2000 codestream can be decoded at below its full
+    size: the decomposition levels of its main COD marker (0 when not found)."""
+    start = data.find(b"\xff\x4f\xff\x51")  # SOC, SIZ: the codestream (JP2 box or raw)
+    cod = data.find(b"\xff\x52", start, start + (1 << 16)) if start >= 0 else -1
+    # COD: marker, Lcod (2), Scod (1), SGcod (4), then SPcod's decomposition levels.
+    return data[cod + 9] if cod >= 0 and cod + 9 < len(data) else 0
+
+
+def _jpeg2000_reduce(im: Any, data: bytes, target: tuple[int, int]) -> int:
+    """Have openjpeg decode a JPEG 2000 image at 1/2, 1/4, ... of its size, no smaller
+    than ``target`` (as ``draft`` has libjpeg do); the pixels it will decode."""
+    reduce = 0
+    while reduce < _jpeg2000_levels(data) and all(
+            (side + (1 << reduce)) >> (reduce + 1) >= want for side, want in zip(im.size, target)):
+        reduce += 1
+    if not reduce:
+        return int(im.width * im.height)
+    im.reduce = reduce  # Jpeg2KImageFile: decoded at 1 / 2**reduce on load
+    power = 1 << reduce
+    return ((im.width + (power >> 1)) // power) * ((im.height + (power >> 1)) // power)
 
 
 def _check_pixels(width: int, height: int, where: str) -> None:
@@ -469,7 +554,7 @@ def decoded_size(data: bytes) -> tuple[int, int]:
         size: tuple[int, int] = im.size
         if im.format == "JPEG":
             _draft_eighth_luma(im)
-        with _budget.hold(im.width * im.height):
+        with _budget.hold(_decode_cost(im, im.width * im.height, "image/encoded")):
             im.load()
     return size
 
@@ -596,7 +681,9 @@ def _convert(data: bytes, options: ImageOptions, where: str,
     if target is not None and im.format == "JPEG":
         im.draft("RGB", target)
         pixels = im.width * im.height  # the scaled size libjpeg decodes to
-    with _budget.hold(pixels):
+    elif target is not None and im.format == "JPEG2000":
+        pixels = _jpeg2000_reduce(im, data, target)
+    with _budget.hold(_decode_cost(im, pixels, where, reduced=pixels < im.width * im.height)):
         try:
             decoded = png_decoder.decode(im, data)  # None unless a PNG that path takes
             short = None
