@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfrecord_lite import images
+from tfrecord_lite import budget, images
+from tfrecord_lite.budget import decode_weight
 from tfrecord_lite.cli import main
 from tfrecord_lite.errors import ImageError
-from tfrecord_lite.images import ImageOptions, decode_weight, prepare
+from tfrecord_lite.images import ImageOptions, prepare
 
 from conftest import ROOT, encode
 
@@ -43,8 +44,8 @@ def test_each_format_counts_by_what_decoding_it_takes(fmt: str, mode: str,
 @pytest.fixture
 def small_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     """A budget of 50,000 pixels: a 200x200 image counted twice over is past it."""
-    monkeypatch.setattr(images, "DECODE_BUDGET_PIXELS", 50_000)
-    monkeypatch.setattr(images, "_LARGE_PIXELS", 1)
+    monkeypatch.setattr(budget, "DECODE_BUDGET_PIXELS", 50_000)
+    monkeypatch.setattr(budget, "_LARGE_PIXELS", 1)
 
 
 def test_an_image_that_would_take_more_than_the_bound_fails_named(small_budget: None) -> None:

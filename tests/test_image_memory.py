@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfrecord_lite import images, write_dataset
+from tfrecord_lite import budget, images, rgb, write_dataset
 from tfrecord_lite.images import prepare
 
 from conftest import encode, make_image_bytes
@@ -37,7 +37,7 @@ def _whole_image_gray8(im: Image.Image) -> np.ndarray:
 ])
 def test_block_conversion_gives_the_bytes_of_the_whole_image_one(
         mode: str, low: float, high: float, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(images, "_ROWS_PER_BLOCK", 7)  # many blocks, a short last one
+    monkeypatch.setattr(rgb, "_ROWS_PER_BLOCK", 7)  # many blocks, a short last one
     rng = np.random.default_rng(4)
     if mode == "F":
         arr = rng.uniform(low, high, (45, 31)).astype(np.float32)
@@ -47,7 +47,7 @@ def test_block_conversion_gives_the_bytes_of_the_whole_image_one(
         arr = rng.integers(low, high, (45, 31)).astype(dtype)
     im = Image.fromarray(arr) if mode != "F" else Image.fromarray(arr, "F")
     assert im.mode == mode
-    assert np.array_equal(np.asarray(images._to_gray8(im)), _whole_image_gray8(im))
+    assert np.array_equal(np.asarray(rgb._to_gray8(im)), _whole_image_gray8(im))
     fmt = "PNG" if mode == "I;16" else "TIFF"
     data = encode(im, fmt)
     assert prepare(data).data == images._encode_jpeg(
@@ -74,7 +74,7 @@ def test_sixteen_bit_png_converts_without_float64_copies(tmp_path: Path) -> None
 
 
 def test_pixel_budget_admits_large_images_one_budget_at_a_time() -> None:
-    budget = images._PixelBudget(100 << 20)
+    shared = budget.PixelBudget(100 << 20)
     big, small = 80 << 20, 20 << 20
     order: list[str] = []
     asking = threading.Event()
@@ -82,11 +82,11 @@ def test_pixel_budget_admits_large_images_one_budget_at_a_time() -> None:
     def take(name: str, pixels: int) -> None:
         if name == "b":
             asking.set()
-        with budget.hold(pixels):
+        with shared.hold(pixels):
             order.append(f"+{name}")
         order.append(f"-{name}")
 
-    with budget.hold(big):  # a
+    with shared.hold(big):  # a
         order.append("+a")
         b = threading.Thread(target=take, args=("b", big))
         b.start()
@@ -100,17 +100,17 @@ def test_pixel_budget_admits_large_images_one_budget_at_a_time() -> None:
         order.append("-a")
     b.join(timeout=60)
     assert order.index("+b") > order.index("-a")  # waited for a
-    with budget.hold(300 << 20):  # alone, larger than the budget: proceeds
-        assert budget.in_use == 300 << 20
-    with budget.hold(100):  # small images are not counted
-        assert budget.in_use == 0
+    with shared.hold(300 << 20):  # alone, larger than the budget: proceeds
+        assert shared.in_use == 300 << 20
+    with shared.hold(100):  # small images are not counted
+        assert shared.in_use == 0
 
 
 def test_threads_of_a_job_share_the_pixel_budget(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     # Four PNGs of 64x48 pixels, counted as large, with room for one at a time.
-    monkeypatch.setattr(images, "_LARGE_PIXELS", 1)
-    monkeypatch.setattr(images, "_budget", images._PixelBudget(64 * 48))
+    monkeypatch.setattr(budget, "_LARGE_PIXELS", 1)
+    monkeypatch.setattr(budget, "_shared", budget.PixelBudget(64 * 48))
     # PNGs under 128x128: Pillow decodes them, through _load, whatever is installed.
     inside, most = [0], [0]
     lock = threading.Lock()
@@ -138,12 +138,12 @@ def test_threads_of_a_job_share_the_pixel_budget(tmp_path: Path,
 
 
 def test_budget_is_released_when_an_image_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(images, "_LARGE_PIXELS", 1)
-    monkeypatch.setattr(images, "_budget", images._PixelBudget(64 * 48))
+    monkeypatch.setattr(budget, "_LARGE_PIXELS", 1)
+    monkeypatch.setattr(budget, "_shared", budget.PixelBudget(64 * 48))
     data = make_image_bytes("png-rgb", width=120, height=90)
     with pytest.raises(images.ImageError):
         prepare(data[: len(data) // 2])
-    assert images._budget.in_use == 0
+    assert budget._shared.in_use == 0
     assert re.fullmatch(rb"\xff\xd8.*", prepare(data).data, re.S)
 
 

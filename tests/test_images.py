@@ -9,9 +9,10 @@ import pytest
 import simplejpeg
 from PIL import Image
 
-from tfrecord_lite import ImageError, images, write_dataset
+from tfrecord_lite import ImageError, images, jpeg_check, write_dataset
 from tfrecord_lite.accelerators import chosen
-from tfrecord_lite.images import ImageOptions, jpeg_info, prepare, read_size_from_file, sniff
+from tfrecord_lite.images import ImageOptions, prepare, read_size_from_file, sniff
+from tfrecord_lite.jpeg import jpeg_info
 
 from conftest import DEMO, KINDS, encode, make_image_bytes
 
@@ -246,7 +247,7 @@ def _damage(rng: random.Random, base: bytes) -> bytes:
 def test_jpeg_check_passes_good_jpegs(index: int) -> None:
     data = _jpeg_bases()[index]
     info = jpeg_info(data)
-    assert info is not None and images.jpeg_damage(data, info) is None
+    assert info is not None and jpeg_check.jpeg_damage(data, info) is None
     assert prepare(data).data == data
 
 

@@ -12,11 +12,12 @@ from typing import Any, Callable
 import pytest
 from PIL import Image
 
-from tfrecord_lite import ImageError, JobOptions, encode_example, images, write_dataset
+from tfrecord_lite import ImageError, JobOptions, encode_example, images, jpeg_check, write_dataset
 from tfrecord_lite.example import ImageFields
 from tfrecord_lite.framing import encode_record
-from tfrecord_lite.images import ImageOptions, jpeg_info, prepare
+from tfrecord_lite.images import ImageOptions, prepare
 from tfrecord_lite.items import ItemOptions, encode_item
+from tfrecord_lite.jpeg import jpeg_info
 from tfrecord_lite.verify import verify_files
 
 from conftest import DEMO, encode
@@ -144,7 +145,7 @@ def test_damaged_jpeg_is_written_with_a_warning_under_lenient(name: str) -> None
 def test_warnings_that_lose_no_pixels_pass(name: str) -> None:
     data = HARMLESS[name]()
     info = jpeg_info(data)
-    assert info is not None and images._libjpeg_message(data, info) is not None  # warns
+    assert info is not None and jpeg_check._libjpeg_message(data, info) is not None  # warns
     stored = prepare(data)
     assert stored.data == data and stored.warnings == ()  # stored unchanged
     assert images.decoded_size(data) == (640, 427)
