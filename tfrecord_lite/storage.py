@@ -11,6 +11,7 @@ file under a final shard name is ever partial, local or not.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import hashlib
@@ -19,16 +20,103 @@ import posixpath
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from typing import IO, Any, Callable
 
 from . import confined
 from .errors import StorageError as StorageError  # defined in errors, importable here
+from .errors import TFRecordLiteError
 
 
 def is_url(path: str) -> bool:
     """``scheme://...`` (but not a Windows drive path)."""
     head, sep, _ = path.partition("://")
     return bool(sep) and len(head) > 1 and head.replace("+", "").replace("-", "").isalnum()
+
+
+def _is_foreign(exc: BaseException) -> bool:
+    """Whether an exception comes from a third-party library (a filesystem's client),
+    rather than from Python itself (a bug of ours, or an ``OSError`` callers handle) or
+    from this package."""
+    if isinstance(exc, (OSError, TFRecordLiteError, MemoryError)):
+        return False
+    module = type(exc).__module__.partition(".")[0]
+    return module not in ("builtins", __name__.partition(".")[0])
+
+
+class NoCredentialsError(PermissionError):
+    """An object store's client found no credentials to sign a request with: a matter of
+    the machine's setup (environment variables, a profile), not of one file."""
+
+
+def remote_error(url: str, exc: BaseException) -> OSError:
+    """The ``OSError`` for a filesystem library's exception about ``url``: a
+    ``PermissionError`` "no credentials for URL" when the library found none to sign
+    with, else an ``OSError`` naming the URL and the library's error."""
+    name = type(exc).__name__
+    detail = str(exc) or name
+    if "Credentials" in name:
+        return NoCredentialsError(f"no credentials for {url} ({detail})")
+    return OSError(f"{url}: {name}: {detail}")
+
+
+@contextlib.contextmanager
+def foreign_errors(url: str) -> Iterator[None]:
+    """Turn a third-party filesystem exception raised in the block into an ``OSError``
+    naming ``url`` (see ``remote_error``), chained to it. ``OSError``, this package's
+    errors, Python's own exceptions (a bug surfaces as itself) and ``KeyboardInterrupt``,
+    ``SystemExit``, ``MemoryError`` pass unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        if not _is_foreign(exc):
+            raise
+        raise remote_error(url, exc) from exc
+
+
+class _RemoteFile:
+    """An fsspec file whose reads, seeks and close map the filesystem library's
+    exceptions as ``foreign_errors`` does (an object store reads lazily, so a read can
+    fail long after the open)."""
+
+    def __init__(self, f: Any, url: str) -> None:
+        self._f = f
+        self._url = url
+
+    def read(self, size: int = -1) -> bytes:
+        with foreign_errors(self._url):
+            data: bytes = self._f.read(size)
+            return data
+
+    def readinto(self, buffer: Any) -> int:
+        with foreign_errors(self._url):
+            return int(self._f.readinto(buffer))
+
+    def readline(self, size: int = -1) -> bytes:
+        with foreign_errors(self._url):
+            line: bytes = self._f.readline(size)
+            return line
+
+    def __iter__(self) -> Iterator[bytes]:
+        with foreign_errors(self._url):
+            yield from self._f
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        with foreign_errors(self._url):
+            return int(self._f.seek(offset, whence))
+
+    def close(self) -> None:
+        with foreign_errors(self._url):
+            self._f.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._f, name)
+
+    def __enter__(self) -> _RemoteFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _fsspec() -> Any:
@@ -45,7 +133,8 @@ def filesystem(url: str) -> tuple[Any, str]:
     """The fsspec filesystem of a URL and the path within it."""
     fsspec = _fsspec()
     try:
-        return fsspec.core.url_to_fs(url)
+        with foreign_errors(url):
+            return fsspec.core.url_to_fs(url)
     except (ImportError, ValueError) as exc:
         raise StorageError(f"{url}: {exc}") from exc
 
@@ -55,7 +144,9 @@ def open_read(path: str, buffering: int = -1) -> IO[bytes]:
     if not is_url(path):
         return open(path, "rb", buffering=buffering)
     fs, inner = filesystem(path)
-    return fs.open(inner, "rb")
+    with foreign_errors(path):
+        f: IO[bytes] = _RemoteFile(fs.open(inner, "rb"), path)  # type: ignore[assignment]
+    return f
 
 
 def open_input(path: str, root: str | None = None) -> IO[bytes]:
@@ -102,7 +193,8 @@ def is_file(path: str) -> bool:
     if not is_url(path):
         return os.path.isfile(path)
     fs, inner = filesystem(path)
-    return bool(fs.isfile(inner))
+    with foreign_errors(path):
+        return bool(fs.isfile(inner))
 
 
 def size(path: str) -> int:
@@ -110,7 +202,8 @@ def size(path: str) -> int:
     if not is_url(path):
         return os.path.getsize(path)
     fs, inner = filesystem(path)
-    return int(fs.size(inner))
+    with foreign_errors(path):
+        return int(fs.size(inner))
 
 
 def split(path: str) -> tuple[str, str]:
@@ -132,7 +225,9 @@ def expand(paths: list[str]) -> list[str]:
             out.append(path)
         elif is_url(path):
             fs, inner = filesystem(path)
-            out += [fs.unstrip_protocol(m) for m in sorted(fs.glob(inner))] or [path]
+            with foreign_errors(path):
+                matches = sorted(fs.glob(inner))
+            out += [fs.unstrip_protocol(m) for m in matches] or [path]
         elif not os.path.exists(path):
             out += sorted(glob.glob(path)) or [path]
         else:
@@ -143,11 +238,13 @@ def expand(paths: list[str]) -> list[str]:
 def read_bytes(path: str, limit: int | None = None) -> bytes:
     """The whole content of a URL (at most ``limit`` bytes, else ``OSError(EFBIG)``)."""
     fs, inner = filesystem(path)
-    if limit is not None:
-        size = fs.size(inner)
-        if size is not None and size > limit:
-            raise OSError(errno.EFBIG, f"{size:,} bytes", path)
-    return fs.cat_file(inner)
+    with foreign_errors(path):
+        if limit is not None:
+            size = fs.size(inner)
+            if size is not None and size > limit:
+                raise OSError(errno.EFBIG, f"{size:,} bytes", path)
+        data: bytes = fs.cat_file(inner)
+    return data
 
 
 # A temporary file: ``.{name}.tmp-{pid}`` (``Folder.temp_path``), and from the Beam
@@ -310,7 +407,8 @@ class RemoteFolder(Folder):
         return f"{self.path}/{name}"
 
     def makedirs(self) -> None:
-        self.fs.makedirs(self.inner, exist_ok=True)
+        with foreign_errors(self.path):
+            self.fs.makedirs(self.inner, exist_ok=True)
 
     def temp_path(self, name: str) -> str:
         return os.path.join(self._local, name)
@@ -319,30 +417,35 @@ class RemoteFolder(Folder):
         return tempfile.TemporaryFile(dir=self._local)
 
     def publish(self, temp: str, name: str) -> None:
-        self.fs.put_file(temp, self.join(name))
+        with foreign_errors(self.location(name)):
+            self.fs.put_file(temp, self.join(name))
         remove_quietly(temp)
 
     def rename(self, name: str, new_name: str) -> None:
         """A server-side copy, then the old object is deleted (``fs.mv``): the new
         object appears whole; an interruption between the two leaves both."""
-        self.fs.mv(self.join(name), self.join(new_name))
+        with foreign_errors(self.location(new_name)):
+            self.fs.mv(self.join(name), self.join(new_name))
 
     def sync_names(self) -> None:
         pass  # an object is durable once written
 
     def read(self, name: str) -> bytes | None:
         try:
-            data: bytes = self.fs.cat_file(self.join(name))
+            with foreign_errors(self.location(name)):
+                data: bytes = self.fs.cat_file(self.join(name))
         except FileNotFoundError:
             return None
         return data
 
     def write(self, name: str, data: bytes) -> None:
-        self.fs.pipe_file(self.join(name), data)  # one object, whole or not at all
+        with foreign_errors(self.location(name)):
+            self.fs.pipe_file(self.join(name), data)  # one object, whole or not at all
 
     def names(self, prefix: str) -> list[str]:
         try:
-            found = self.fs.ls(self.inner, detail=False)
+            with foreign_errors(self.path):
+                found = self.fs.ls(self.inner, detail=False)
         except FileNotFoundError:
             return []
         names = (posixpath.basename(str(p).rstrip("/")) for p in found)
@@ -350,7 +453,8 @@ class RemoteFolder(Folder):
 
     def remove(self, name: str) -> None:
         try:
-            self.fs.rm_file(self.join(name))
+            with foreign_errors(self.location(name)):
+                self.fs.rm_file(self.join(name))
         except FileNotFoundError:
             pass
 

@@ -364,6 +364,8 @@ def verify_files(paths: Iterable[str | os.PathLike[str]], threads: int = 1,
             report.files += 1
             try:
                 report.bytes += storage.size(path)
+            except storage.NoCredentialsError:
+                raise  # no file of the store can be read: the command's error, not a file's
             except (OSError, storage.StorageError) as exc:
                 reason = getattr(exc, "strerror", None) or (
                     "no such file" if isinstance(exc, FileNotFoundError) else exc)
