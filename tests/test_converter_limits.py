@@ -141,8 +141,12 @@ def test_voc_boxes_must_be_finite(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     xml = Path("VOC/Annotations/2007_000001.xml")
     xml.write_text(xml.read_text().replace("<xmax>120</xmax>", "<xmax>1e400</xmax>"))
     assert main(["from-voc", "VOC", "--prefix", "t", "--output_dir", "out", "-q"]) == 1
-    assert ("image '2007_000001': object 0: bndbox holds a number that is not finite"
-            in capsys.readouterr().err)
+    assert ("image '2007_000001': object 0: bndbox holds a number that is not finite: the "
+            "image is left out" in capsys.readouterr().err)
+    records = [r for path in sorted(Path("out").glob("t-0*")) for r in read_examples(path)]
+    assert [r["id"] for r in records] == ["2007_000002"]
+    assert main(["from-voc", "VOC", "--prefix", "t", "--output_dir", "out", "-q",
+                 "--validation", "lenient"]) == 1
     (first, _) = [r for path in sorted(Path("out").glob("t-0*")) for r in read_examples(path)]
     assert first["object"]["bbox"]["text"] == ["cat"]  # the dog with the infinite box is out
 
@@ -231,12 +235,13 @@ COCO_CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str, list[str]]] =
         ["1", "2", "3"]),
     "keypoints holding text": (
         _set("annotations", 0, "keypoints", value=["x", 1, 2]),
-        "image id 1, annotation 10 (annotations[0]): keypoints must be a list of numbers",
-        ["1", "2", "3"]),
+        "image id 1, annotation 10 (annotations[0]): keypoints must be a list of numbers "
+        "(x, y, v triplets): "
+        "the image is left out", ["2", "3"]),
     'area: "big"': (
         _set("annotations", 0, "area", value="big"),
         "image id 1, annotation 10 (annotations[0]): area must be a finite number >= 0, "
-        "not 'big'", ["1", "2", "3"]),
+        "not 'big': the image is left out", ["2", "3"]),
     "width: 1e400": (
         _set("images", 0, "width", value=float("inf")),
         "image id 1: width must be a whole number of pixels from 1 to 2,147,483,647, not "
@@ -244,7 +249,7 @@ COCO_CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str, list[str]]] =
     "a list as category_id": (
         _set("annotations", 0, "category_id", value=[1]),
         "image id 1, annotation 10 (annotations[0]): category_id must be a number or a "
-        "string, not a list", ["1", "2", "3"]),
+        "string, not a list: the image is left out", ["2", "3"]),
     "a list as image id": (
         _set("images", 1, "id", value=[2]),
         "images[1]: id must be a number or a string, not a list: left out", ["1", "3"]),

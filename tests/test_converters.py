@@ -28,7 +28,8 @@ def coco(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def make_coco(tmp_path: Path) -> tuple[Path, Path]:
-    """A COCO instances file with three images and four annotations (two bad)."""
+    """A COCO instances file with three images and four annotations (two bad), and a
+    fourth image (no file) whose one annotation has an unknown category."""
     images = tmp_path / "val2017"
     _image(images / "000001.jpg")
     _image(images / "000002.jpg")
@@ -37,7 +38,8 @@ def make_coco(tmp_path: Path) -> tuple[Path, Path]:
     data = {
         "images": [{"id": 1, "file_name": "000001.jpg", "width": 200, "height": 100},
                    {"id": 2, "file_name": "000002.jpg", "width": 200, "height": 100},
-                   {"id": 3, "file_name": "000003.jpg", "width": 200, "height": 100}],
+                   {"id": 3, "file_name": "000003.jpg", "width": 200, "height": 100},
+                   {"id": 4, "file_name": "000004.jpg", "width": 200, "height": 100}],
         "categories": [{"id": 18, "name": "dog"}, {"id": 1, "name": "person"},
                        {"id": 3, "name": "car"}],
         "annotations": [
@@ -46,7 +48,7 @@ def make_coco(tmp_path: Path) -> tuple[Path, Path]:
             {"id": 11, "image_id": 1, "category_id": 18, "bbox": [150, 50, 100, 80],
              "area": 2500, "iscrowd": 1},                                   # past the edge
             {"id": 12, "image_id": 1, "category_id": 3, "bbox": [10, 10, 0, 5]},  # w = 0
-            {"id": 13, "image_id": 2, "category_id": 99, "bbox": [1, 1, 5, 5]},   # bad id
+            {"id": 13, "image_id": 4, "category_id": 99, "bbox": [1, 1, 5, 5]},   # bad id
         ],
     }
     path = tmp_path / "instances_val2017.json"
@@ -73,7 +75,8 @@ def test_coco(coco: tuple[Path, Path]) -> None:
     assert conv.report["objects completed with unlabelled keypoints (v = 0)"] == 1
     assert conv.report["boxes dropped (zero or negative size)"] == 1
     assert conv.report["boxes clipped at the image edge"] == 1
-    assert conv.problems == ["image id 2, annotation 13: unknown category_id 99"]
+    assert conv.problems == ["image id 4, annotation 13 (annotations[3]): unknown "
+                             "category_id 99: the image is left out"]
     assert [i["id"] for i in CocoConverter(str(coco[0]), str(coco[1]), drop_empty=True)] == ["1"]
 
 

@@ -107,7 +107,11 @@ def test_label_path_replaces_the_last_images_component() -> None:
 
 def test_ultralytics_boxes_polygons_background_and_bad_lines(tmp_path: Path) -> None:
     root = make_ultralytics(tmp_path / "pets")
+    strict = YoloConverter(str(root))
+    assert [i["id"] for i in strict] == ["images/train/camera.png", "images/train/rocket.jpg"]
+    assert strict.report["images left out (rejected annotations)"] == 1  # astronaut.jpg
     conv = YoloConverter(str(root))
+    conv.keep_rejected = True  # --validation lenient: kept without its three bad lines
     items = list(conv)
     assert conv.labels == ["cat", "dog", "person"]  # the names map, in id order
     assert [i["id"] for i in items] == ["images/train/astronaut.jpg",
@@ -136,8 +140,10 @@ def test_ultralytics_boxes_polygons_background_and_bad_lines(tmp_path: Path) -> 
     assert conv.report["images without a label file"] == 1
     assert conv.report["files skipped (not images)"] == 1
     assert conv.report["boxes"] == 4 and conv.report["images"] == 3
+    assert conv.report["annotations dropped (--validation lenient)"] == 3
 
-    kept = list(YoloConverter(str(root), drop_empty=True))
+    kept = YoloConverter(str(root), drop_empty=True)
+    kept.keep_rejected = True
     assert [i["id"] for i in kept] == ["images/train/astronaut.jpg", "images/train/rocket.jpg"]
 
 
@@ -167,6 +173,7 @@ def test_roboflow_style_yaml(tmp_path: Path) -> None:
 @pytest.mark.parametrize("d", [3, 2])
 def test_pose_keypoints(tmp_path: Path, d: int) -> None:
     conv = YoloConverter(str(make_pose(tmp_path / "pose", (3, d))))
+    conv.keep_rejected = True  # its third line has a box and no keypoints
     (item,) = list(conv)
     obj = item["object"]
     assert conv.labels == ["person"] and obj["count"] == 2
@@ -219,8 +226,8 @@ def test_cli_writes_shards_verify_accepts(tmp_path: Path, monkeypatch: pytest.Mo
     make_ultralytics(tmp_path / "datasets" / "pets")
     monkeypatch.chdir(tmp_path)
     status = main(["from-yolo", "datasets/pets", "--split", "train", "--prefix", "train",
-                   "--output_dir", "out", "--shards", "2", "-q"])
-    assert status == 1  # three bad lines; every image written
+                   "--output_dir", "out", "--shards", "2", "-q", "--validation", "lenient"])
+    assert status == 1  # three bad lines; every image written, without them
     err = capsys.readouterr().err
     assert "datasets/pets/labels/train/astronaut.txt:8: not a number: 'left'" in err
     shards = [str(p) for p in sorted(Path("out").glob("train-0000?-of-00002"))]

@@ -247,6 +247,7 @@ def _run_convert(args: argparse.Namespace) -> int:
         raise UsageError("--prefix and --output_dir are required (or give --to-json)")
     _check_inputs(args)
     converter = _make_converter(args)
+    converter.keep_rejected = args.validation != "strict"
     if args.to_json:
         items = list(converter)
         with write_errors(f"cannot write {args.to_json}"), open(args.to_json, "w",
@@ -273,6 +274,11 @@ def _run_convert(args: argparse.Namespace) -> int:
         print(f"  problem: {problem}", file=sys.stderr)
     if len(converter.problems) > SHOWN_FAILURES:
         print(f"  ... and {count(len(converter.problems) - SHOWN_FAILURES, 'more problems')}",
+              file=sys.stderr)
+    left_out = converter.report["images left out (rejected annotations)"]
+    if left_out:
+        print(f"{count(left_out, 'images were')} left out for annotations that cannot be "
+              "converted; --validation lenient writes them without those annotations",
               file=sys.stderr)
     if args.to_json:
         return failure_status(args, len(converter.problems), len(items))

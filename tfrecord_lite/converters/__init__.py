@@ -9,6 +9,13 @@ Each converter is an iterable of items (nested dicts, as ``create()`` takes) wit
 * ``report``: counts of what was dropped, clipped or skipped (a ``Counter``);
 * ``problems``: one message per bad annotation, naming the image and the problem.
 
+An annotation that cannot be converted (an unknown class, a malformed line) is
+*rejected* (``reject``), never silently dropped: its image is left out, unless
+``keep_rejected`` (``--validation lenient`` or ``off``) keeps it without that annotation,
+counted. An annotation of a class that a given label map leaves out is reported and
+left out, as the label map option says, and counted (``leave_out``). An image whose
+annotations were all rejected or left out is never counted as one without annotations.
+
 Converters stream and never write files; they read image sizes from file headers and
 never decode pixels. Coordinates are normalized to [0, 1] (docs/item-format.md).
 
@@ -43,6 +50,9 @@ class Converter:
 
     name = "converter"
     label_map = True
+    # Keep an image without its rejected annotations (else it is left out); the command
+    # line sets it for --validation lenient and off.
+    keep_rejected = False
 
     def __init__(self, label_offset: int = 0, dataset_root: str | None = None) -> None:
         self.labels: list[str] = []
@@ -51,6 +61,8 @@ class Converter:
         self.root_dir = dataset_root
         self.report: collections.Counter[str] = collections.Counter()
         self.problems: list[str] = []
+        self._rejected = 0  # annotations of the current image rejected so far
+        self._left_out = 0  # ... and left out by the label map
 
     def open(self, path: str) -> IO[bytes]:
         """Open a file of an image (the image, its labels or annotation) for reading:
@@ -74,6 +86,35 @@ class Converter:
     def problem(self, where: str, message: str) -> None:
         self.problems.append(f"{where}: {message}")
         self.report["annotations with problems"] += 1
+
+    def reject(self, where: str, message: str) -> None:
+        """An annotation of the current image cannot be converted: reported, and counted
+        toward ``keeps_image``."""
+        self.problem(where, message if self.keep_rejected
+                     else f"{message}: the image is left out")
+        self._rejected += 1
+
+    def leave_out(self, where: str, message: str) -> None:
+        """An annotation of the current image whose class the label map leaves out:
+        reported and counted; the image is kept (see ``keeps_image``)."""
+        self.problem(where, message)
+        self.report["annotations left out (class not in the label map)"] += 1
+        self._left_out += 1
+
+    def keeps_image(self) -> tuple[bool, int]:
+        """At the end of an image's annotations: (whether the image is converted, how
+        many of its annotations were rejected or left out). With a rejected annotation,
+        the image is left out (counted) unless ``keep_rejected``, which keeps it without
+        them (counted as dropped). Starts the next image's count."""
+        rejected, left_out = self._rejected, self._left_out
+        self._rejected = self._left_out = 0
+        if not rejected:
+            return True, left_out
+        if self.keep_rejected:
+            self.report["annotations dropped (--validation lenient)"] += rejected
+            return True, rejected + left_out
+        self.report["images left out (rejected annotations)"] += 1
+        return False, rejected
 
     def use_labels(self, found: list[str], given: list[str] | None) -> None:
         """Set ``labels`` and ``label_of`` (name -> stored label): the names ``given``

@@ -85,16 +85,16 @@ class CaltechConverter(Converter):
                 try:
                     x, y, w, h = (float(v) for v in row[1:5])
                 except ValueError:
-                    self.problem(f"image {stem!r}", f"line {n + 2}: expected 'label x y w h', "
-                                                    f"got {' '.join(row)[:80]!r}")
+                    self.reject(f"image {stem!r}", f"line {n + 2}: expected 'label x y w h', "
+                                                   f"got {' '.join(row)[:80]!r}")
                     continue
                 if not all(map(math.isfinite, (x, y, w, h))):
-                    self.problem(f"image {stem!r}", f"line {n + 2}: a number that is not "
-                                                    "finite")
+                    self.reject(f"image {stem!r}", f"line {n + 2}: a number that is not "
+                                                   "finite")
                     continue
                 if row[0] not in self.label_of:
-                    self.problem(f"image {stem!r}", f"line {n + 2}: class {row[0]!r} is not "
-                                                    "in the label map")
+                    self.leave_out(f"image {stem!r}", f"line {n + 2}: class {row[0]!r} is "
+                                                      "not in the label map")
                     continue
                 box = normalize_box(x, y, x + w, y + h, width, height, self.report)
                 if box is None:
@@ -103,6 +103,12 @@ class CaltechConverter(Converter):
                 objects["id"].append(str(n))
                 objects["area"].append((box[2] - box[0]) * (box[3] - box[1]))
                 objects["is_crowd"].append(int(len(row) > 10 and row[10] == "1"))
+            kept, rejected = self.keeps_image()
+            if not kept:
+                self.report["images skipped"] += 1
+                continue
+            if objects["count"] == 0 and rejected:
+                self.report["images whose every annotation was dropped (kept)"] += 1
             self.report["images"] += 1
             self.report["boxes"] += objects["count"]
             yield {"filename": path, "id": stem, "height": height, "width": width,

@@ -274,25 +274,28 @@ class CocoConverter(Converter):
         for index, ann in anns:
             ann_where = f"{where}, annotation {_shown(ann.get('id'))}"
             if not _is_id(ann.get("category_id")):
-                self.problem(f"{ann_where} (annotations[{index}])",
-                             f"category_id must be a number or a string, not "
-                             f"{_shown(ann.get('category_id'))}")
+                self.reject(f"{ann_where} (annotations[{index}])",
+                            f"category_id must be a number or a string, not "
+                            f"{_shown(ann.get('category_id'))}")
                 continue
             category = ann["category_id"]
             label = self.category_label.get(category)
+            if label is None and category not in self.category_name:
+                self.reject(f"{ann_where} (annotations[{index}])",
+                            f"unknown category_id {category!r}")
+                continue
             if label is None:
-                self.problem(ann_where, f"unknown category_id {category!r}"
-                             if category not in self.category_name else
-                             f"class {self.category_name[category]!r} (category_id "
-                             f"{category!r}) is not in the label map")
+                self.leave_out(f"{ann_where} (annotations[{index}])",
+                               f"class {self.category_name[category]!r} (category_id "
+                               f"{category!r}) is not in the label map")
                 continue
             if not _is_id(ann.get("id", "")):
-                self.problem(f"{ann_where} (annotations[{index}])",
-                             f"id must be a number or a string, not {_shown(ann.get('id'))}")
+                self.reject(f"{ann_where} (annotations[{index}])",
+                            f"id must be a number or a string, not {_shown(ann.get('id'))}")
                 continue
             parsed = self._box(ann, width, height)
             if isinstance(parsed, str):
-                self.problem(f"{ann_where} (annotations[{index}])", parsed)
+                self.reject(f"{ann_where} (annotations[{index}])", parsed)
                 continue
             x, y, w, h, area, own_points = parsed
             box = normalize_box(x, y, x + w, y + h, width, height, self.report)
@@ -308,8 +311,13 @@ class CocoConverter(Converter):
                 objects["mask"].append(ann.get("segmentation"))
                 self.report["masks"] += 1
             points.append(own_points)
+        kept, rejected = self.keeps_image()
+        if not kept:
+            return None
         self.report["boxes"] += objects["count"]
-        if objects["count"] == 0:
+        if objects["count"] == 0 and rejected:
+            self.report["images whose every annotation was dropped (kept)"] += 1
+        elif objects["count"] == 0:
             if self.drop_empty:
                 self.report["images dropped (no annotations)"] += 1
                 return None

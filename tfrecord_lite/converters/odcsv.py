@@ -192,7 +192,7 @@ class OdCsvConverter(Converter):
             where = f"{self.csv_file}:{row.line}"
             label = self.label_of.get(row.name)
             if label is None:
-                self.problem(where, f"class {row.name!r} is not in the label map")
+                self.leave_out(where, f"class {row.name!r} is not in the label map")
                 continue
             box = normalize_box(*row.box, width, height, self.report)
             if box is None:
@@ -201,6 +201,11 @@ class OdCsvConverter(Converter):
             objects["id"].append(str(row.line))
             objects["area"].append((box[2] - box[0]) * (box[3] - box[1]))
             objects["is_crowd"].append(0)
+        kept, rejected = self.keeps_image()
+        if not kept:
+            return None
+        if objects["count"] == 0 and rejected:
+            self.report["images whose every annotation was dropped (kept)"] += 1
         self.report["boxes"] += objects["count"]
         return {"filename": path, "id": file_name, "height": height, "width": width,
                 "object": objects}

@@ -162,17 +162,17 @@ class VocConverter(Converter):
         for n, obj in enumerate(tree.iter("object")):
             name = _text(obj, "name")
             if name not in self.label_of:
-                self.problem(where, f"object {n}: class {name!r} is not in the label map")
+                self.leave_out(where, f"object {n}: class {name!r} is not in the label map")
                 continue
             bndbox = obj.find("bndbox")
             try:
                 x0, y0, x1, y1 = (float(_text(bndbox, t) or "") for t in
                                   ("xmin", "ymin", "xmax", "ymax"))
             except ValueError:
-                self.problem(where, f"object {n}: bndbox needs xmin, ymin, xmax, ymax")
+                self.reject(where, f"object {n}: bndbox needs xmin, ymin, xmax, ymax")
                 continue
             if not all(map(math.isfinite, (x0, y0, x1, y1))):
-                self.problem(where, f"object {n}: bndbox holds a number that is not finite")
+                self.reject(where, f"object {n}: bndbox holds a number that is not finite")
                 continue
             box = normalize_box(x0, y0, x1, y1, width, height, self.report)
             if box is None:
@@ -183,6 +183,11 @@ class VocConverter(Converter):
             objects["is_crowd"].append(0)
             objects["difficult"].append(int(_text(obj, "difficult") == "1"))
             objects["truncated"].append(int(_text(obj, "truncated") == "1"))
+        kept, rejected = self.keeps_image()
+        if not kept:
+            return None
+        if objects["count"] == 0 and rejected:
+            self.report["images whose every annotation was dropped (kept)"] += 1
         self.report["boxes"] += objects["count"]
         return {"filename": path, "id": image_id, "height": height, "width": width,
                 "object": objects, **item}

@@ -324,11 +324,14 @@ class YoloConverter(Converter):
                     self.report["images skipped"] += 1
                     continue
             objects = self._objects(labels, size)
-            if objects is None:  # its label file is refused
+            kept, rejected = self.keeps_image()
+            if objects is None or not kept:  # its label file is refused, or a line
                 self.report["images skipped"] += 1
                 continue
             self.report["boxes"] += objects["count"]
-            if objects["count"] == 0:
+            if objects["count"] == 0 and rejected:
+                self.report["images whose every annotation was dropped (kept)"] += 1
+            elif objects["count"] == 0:
                 if self.drop_empty:
                     self.report["background images dropped (no boxes)"] += 1
                     continue
@@ -356,7 +359,7 @@ class YoloConverter(Converter):
             self.report["images without a label file"] += 1
             return objects
         except (OSError, UnicodeDecodeError) as exc:
-            self.problem(labels, f"cannot read: {why(exc)}")
+            self.reject(labels, f"cannot read: {why(exc)}")
             return objects
         except DatasetError as exc:  # too large
             self.problem(str(exc), "the image is left out")
@@ -380,37 +383,37 @@ class YoloConverter(Converter):
             try:
                 value = float(field)
             except ValueError:
-                self.problem(where, f"not a number: {field[:40]!r}")
+                self.reject(where, f"not a number: {field[:40]!r}")
                 return
             if not math.isfinite(value):
-                self.problem(where, f"not a finite number: {field[:40]!r}")
+                self.reject(where, f"not a finite number: {field[:40]!r}")
                 return
             values.append(value)
         if values[0] != int(values[0]) or values[0] < 0:
-            self.problem(where, f"the class id must be a whole number >= 0, not "
-                                f"{fields[0][:40]!r}")
+            self.reject(where, f"the class id must be a whole number >= 0, not "
+                               f"{fields[0][:40]!r}")
             return
         class_id = int(values[0])
         if class_id >= len(self.names):
-            self.problem(where, f"class id {class_id} is not in names (ids 0 to "
-                                f"{len(self.names) - 1})")
+            self.reject(where, f"class id {class_id} is not in names (ids 0 to "
+                               f"{len(self.names) - 1})")
             return
         name = self.names[class_id]
         label = self.label_of.get(name) if self._mapped else class_id + self.label_offset
         if label is None:
-            self.problem(where, f"class {name!r} (id {class_id}) is not in the label map")
+            self.leave_out(where, f"class {name!r} (id {class_id}) is not in the label map")
             return
         if self.kpt_shape is not None:
             k, d = self.kpt_shape
             if len(values) != 5 + k * d:
-                self.problem(where, f"expected {5 + k * d} fields (class cx cy w h and "
-                                    f"{count(k, 'keypoints')} of {d} values, as kpt_shape "
-                                    "says), got "
-                                    f"{len(values)}")
+                self.reject(where, f"expected {5 + k * d} fields (class cx cy w h and "
+                                   f"{count(k, 'keypoints')} of {d} values, as kpt_shape "
+                                   "says), got "
+                                   f"{len(values)}")
                 return
         elif len(values) != 5 and (len(values) < 7 or len(values) % 2 == 0):
-            self.problem(where, f"expected 5 fields (class cx cy w h) or a polygon (class x1 "
-                                f"y1 x2 y2 x3 y3 ...), got {len(values)}")
+            self.reject(where, f"expected 5 fields (class cx cy w h) or a polygon (class x1 "
+                               f"y1 x2 y2 x3 y3 ...), got {len(values)}")
             return
         mask: list[list[float]] | None = None
         if len(values) == 5 or self.kpt_shape is not None:
