@@ -70,3 +70,14 @@ def test_voc_class_left_out_by_the_label_map_is_counted_not_background(
     assert "annotations left out (class not in the label map)" in err
     assert "images whose every annotation was dropped (kept)" in err
     assert "images without" not in err
+
+
+def test_quiet_converter_prints_its_problems_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    make_voc(Path("VOC"))
+    assert main(["from-voc", "VOC", "--prefix", "t", "--output_dir", "out", "-q"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["from-voc", "VOC", "--to-json", "items.json", "-q"]) == 0
+    assert capsys.readouterr().err == ""

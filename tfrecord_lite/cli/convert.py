@@ -254,7 +254,8 @@ def _run_convert(args: argparse.Namespace) -> int:
                                                                 encoding="utf-8") as f:
             json.dump(items, f, indent=1)
             f.write("\n")
-        print(f"wrote {count(len(items), 'items')} to {args.to_json}", file=sys.stderr)
+        if not args.quiet:
+            print(f"wrote {count(len(items), 'items')} to {args.to_json}", file=sys.stderr)
     else:
         if not args.validate_only and converter.label_map:
             label_map.check_folder(args.output_dir, args.prefix, converter.labels,
@@ -269,7 +270,8 @@ def _run_convert(args: argparse.Namespace) -> int:
                       file=sys.stderr)
     counts = ", ".join(count(n, what) for what, n in sorted(converter.report.items()))
     classes = f"{count(len(converter.labels), 'classes')}; " if converter.label_map else ""
-    print(f"{args.command}: {classes}{counts}", file=sys.stderr)
+    if not args.quiet:  # -q: errors only (the problems below)
+        print(f"{args.command}: {classes}{counts}", file=sys.stderr)
     for problem in converter.problems[:SHOWN_FAILURES]:
         print(f"  problem: {problem}", file=sys.stderr)
     if len(converter.problems) > SHOWN_FAILURES:
