@@ -79,7 +79,7 @@ def test_a_label_file_with_an_endless_line_fails_its_image_alone(
     with (labels / "astronaut.txt").open("w") as f:
         line = "0 0.5 0.5 0.1 0.1\n"
         f.write(line * (limits.IMAGE_FILE_BYTES // len(line) + 1))
-    assert main(["from-yolo", "ds", "--prefix", "t", "--output_dir", "out", "-q"]) == 1
+    assert main(["from-yolo", "ds", "--prefix", "t", "--output_dir", "out"]) == 1
     err = capsys.readouterr().err
     assert ("ds/labels/train/rocket.txt:1: a line longer than 1 MiB, the most a line may "
             "hold: the image is left out") in err
