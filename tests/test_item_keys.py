@@ -144,7 +144,7 @@ def test_object_count_when_given_must_be_the_number_of_boxes(workspace: Path) ->
     item["object"]["count"] = 2
     assert _create(_dataset([item])) == 1
     (failed,) = json.loads(Path("out/train.failures.json").read_text())
-    assert "object/count: 2, but 1 object is listed" in failed["error_msg"]
+    assert "object/count: 2, but 1 box is listed" in failed["error_msg"]
 
 
 def test_verify_reports_records_whose_per_object_lists_disagree(
@@ -159,8 +159,8 @@ def test_verify_reports_records_whose_per_object_lists_disagree(
     out = capsys.readouterr().out
     assert ("record 1, byte offset " in out and "image/object: lists of unequal lengths "
             "(bbox/xmin missing, bbox/xmax 1" in out)
-    assert "record 2" in out and "image/object/count is 3, but the per-object lists hold " \
-        "1 object" in out
+    assert "record 2" in out and "image/object/count is 3, but the record holds " \
+        "1 box" in out
     assert "record 0" not in out
     assert "FAILED: 1 file, 3 records, 3 images decoded, 2 problems" in out
     # stats finds the same records.

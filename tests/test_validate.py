@@ -62,7 +62,7 @@ def test_a_good_item_has_no_problems() -> None:
     ({"object__area": [0.25, 3.0]}, "object/area[1]: 3.0 is outside [0, 1]"),
     ({"object__parts__x": [0.2, 1.5]},
      "object/parts/x[1]: 1.5 is outside [0, 1] (and the point is not marked v=0)"),
-    ({"object__count": 3}, "object/count: 3, but 2 objects are listed"),
+    ({"object__count": 3}, "object/count: 3, but 2 boxes are listed"),
     ({"object__bbox__score": [0.8, math.nan]}, "object/bbox/score[1]: nan is not a finite"),
     ({"class__conf": math.inf}, "class/conf: inf is not a finite number"),
     ({"object__bbox__xmin": ["0.1", "NaN"]}, "object/bbox/xmin[1]: nan is not a finite"),
@@ -384,3 +384,79 @@ def test_cli_finds_duplicate_ids_in_streamed_json_lines(
     assert main(args) == 1
     assert [r["id"] for r in read_examples(Path("out") / "s-00000-of-00001")] == [
         "a", "b", "1", "c"]
+
+
+# -- lists beside empty boxes, and codes that are not codes ----------------------------------
+
+_WITHOUT_BOXES = {
+    "mask-only": ({"count": 1, "mask": [[[0.1, 0.1, 0.5, 0.1, 0.5, 0.5]]]},
+                  "object: lists of unequal lengths (bbox/xmin missing, bbox/xmax missing, "
+                  "bbox/ymin missing, bbox/ymax missing, bbox/label missing, mask 1); "
+                  "object/count: 1, but 0 boxes are listed"),
+    "text-only": ({"bbox": {"xmin": [], "xmax": [], "ymin": [], "ymax": [], "text": ["cat"]}},
+                  "object: lists of unequal lengths (bbox/xmin missing, bbox/xmax missing, "
+                  "bbox/ymin missing, bbox/ymax missing, bbox/label missing, bbox/text 1)"),
+    "area-only": ({"area": [0.2, 0.3]},
+                  "object: lists of unequal lengths (area 2, bbox/xmin missing"),
+    "count-only": ({"count": 2}, "object/count: 2, but 0 boxes are listed"),
+}
+
+
+@pytest.mark.parametrize("ident", sorted(_WITHOUT_BOXES))
+def test_a_per_object_list_beside_empty_boxes_disagrees(ident: str) -> None:
+    obj, expected = _WITHOUT_BOXES[ident]
+    item = {"filename": "a.jpg", "id": ident, "object": obj}
+    assert "; ".join(_messages(item)).startswith(expected)
+    assert _messages(item) == [str(p) for p in find_problems(item)]  # the fast screen too
+
+
+_NOT_CODES = {
+    "visibility": (dict(object__parts__v=[2, 3]),
+                   "object/parts/v[1]: 3, but visibility is 0 (not labelled), 1 (occluded) "
+                   "or 2 (visible)"),
+    "negative-visibility": (dict(object__parts__v=[-1, 2]), "object/parts/v[0]: -1, but"),
+    "negative-class": (dict(class__label=-2),
+                       "class/label: -2, but class indices are 0 or more (-1: no class)"),
+    "negative-box-label": (dict(object__bbox__label=[1, -1]),
+                           "object/bbox/label[1]: -1, but class indices are 0 or more"),
+    "bool-class": (dict(class__label=True),
+                   "class/label: True is a bool, not a class index (give an integer)"),
+    "bool-box-label": (dict(object__bbox__label=[False, 1]),
+                       "object/bbox/label[0]: False is a bool, not a class index"),
+    "bool-visibility": (dict(object__parts__v=[True, 2]),
+                        "object/parts/v[0]: True is a bool, not a visibility"),
+}
+
+
+@pytest.mark.parametrize("ident", sorted(_NOT_CODES))
+def test_labels_and_visibility_must_be_their_codes(ident: str) -> None:
+    changes, expected = _NOT_CODES[ident]
+    messages = _messages(_item(**changes))
+    assert len(messages) == 1 and messages[0].startswith(expected), messages
+    assert _messages(_item(class__label=-1, object__parts__v=[0, "1"])) == []  # no class
+
+
+def test_strict_fails_lenient_warns_for_both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             image_file: Any,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    image_file("jpeg-rgb", name="a.jpg")
+    items = [{"filename": "a.jpg", "id": "masked", "object": _WITHOUT_BOXES["mask-only"][0]},
+             {**_item(class__label=True), "filename": "a.jpg", "id": "bool"},
+             {**_item(object__parts__v=[2, 7]), "filename": "a.jpg", "id": "seven"},
+             {**_item(), "filename": "a.jpg", "id": "good"}]
+    Path("d.json").write_text(json.dumps(items))
+    argv = ["create", "--dataset_path", "d.json", "--prefix", "p", "--output_dir", "out"]
+    assert main(argv) == 1
+    failed = {f["id"]: f["error_msg"] for f in
+              json.loads(Path("out/p.failures.json").read_text())}
+    assert sorted(failed) == ["bool", "masked", "seven"]
+    assert failed["seven"] == ("id 'seven': object/parts/v[1]: 7, but visibility is 0 (not "
+                               "labelled), 1 (occluded) or 2 (visible)")
+    assert failed["masked"].startswith("id 'masked': object: lists of unequal lengths")
+    capsys.readouterr()
+    assert main([*argv, "--validation", "lenient"]) == 0
+    err = capsys.readouterr().err
+    assert "3 items were written with warnings" in err and "id 'bool': class/label" in err
+    assert [r["id"] for r in read_examples(Path("out/p-00000-of-00001"))] == [
+        "masked", "bool", "seven", "good"]

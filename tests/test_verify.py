@@ -229,3 +229,28 @@ def test_stats_with_a_huge_class_label_stays_small(tmp_path: Path) -> None:
     assert result["missing_classes"][:4] == [0, 1, 2, 4]
     assert len(result["missing_classes"]) == 1000
     assert result["missing_classes_count"] == (1 << 62) + 1 - 2
+
+
+def test_verify_finds_objects_without_boxes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            image_file: Any,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    image_file("jpeg-rgb", name="a.jpg")
+    empty = {"xmin": [], "xmax": [], "ymin": [], "ymax": []}
+    items = [detection_item("a.jpg", "good"),
+             {"filename": "a.jpg", "id": "masked",
+              "object": {"count": 1, "mask": [[[0.1, 0.1, 0.5, 0.1, 0.5, 0.5]]]}},
+             {"filename": "a.jpg", "id": "text", "object": {"bbox": {**empty,
+                                                                     "text": ["cat"]}}}]
+    Path("d.json").write_text(json.dumps(items))
+    assert main(["create", "--dataset_path", "d.json", "--prefix", "p", "--output_dir",
+                 "out", "--validation", "off"]) == 0
+    capsys.readouterr()
+    assert main(["verify", "out/p-*"]) == 1
+    out = capsys.readouterr().out
+    assert "record 0" not in out
+    assert ("record 1, byte offset" in out and "image/object: lists of unequal lengths "
+            "(bbox/xmin missing, bbox/xmax missing, bbox/ymin missing, bbox/ymax missing, "
+            "bbox/label missing, mask 1)" in out)
+    assert "image/object/count is 1, but the record holds 0 boxes" in out
+    assert "record 2, byte offset" in out and "bbox/label missing, bbox/text 1)" in out

@@ -10,12 +10,13 @@ almost surely wrong:
   ``object/area``, ``id``, ``is_crowd``, ...) or inside ``object/parts``. The box
   coordinates and labels (``xmin``, ``xmax``, ``ymin``, ``ymax``, ``label``) go
   together, as do the keypoints' ``x``, ``y`` and ``v``: one of them missing or empty
-  while the others hold values counts as unequal;
+  while any list of its group holds values (a mask, a box text) counts as unequal;
 * box coordinates outside [0, 1] or reversed (``xmin > xmax``); keypoints outside
   [0, 1] unless marked not visible (``v == 0``); areas outside [0, 1];
-* ``object/count`` that is not the number of boxes;
+* ``object/count`` that is not the number of boxes (given or not);
 * NaN or infinity in any float field;
-* labels that are not integers (numeric strings such as ``"3"`` are fine);
+* labels that are not integers (numeric strings such as ``"3"`` are fine), or are bools,
+  or negative (``class/label`` -1 means no class); keypoint visibility other than 0, 1, 2;
 * an id used by an earlier item (``IdTracker``, exact in a few bytes per item).
 
 Other than those, an empty list counts as not given. Each problem names the key path;
@@ -115,6 +116,7 @@ def _where(path: str, i: int) -> str:
 
 _NUMBER_TYPES = frozenset({int, float})
 _INT_TYPES = frozenset({int})
+_VISIBILITY = frozenset({0, 1, 2})
 _UNIT, _FLOAT, _INT, _OTHER = range(4)
 _UNIT_RANGE_ALL = (*_UNIT_RANGE, "object/parts/x", "object/parts/y")
 
@@ -150,7 +152,7 @@ def _looks_clean(item: Mapping[str, Any]) -> bool:
         if type(cls) is not dict:
             return False
         label, conf = cls.get("label"), cls.get("conf")
-        if label is not None and type(label) is not int:
+        if label is not None and (type(label) is not int or label < -1):
             return False
         if conf is not None and (type(conf) not in _NUMBER_TYPES or not math.isfinite(conf)):
             return False
@@ -167,12 +169,11 @@ def _looks_clean(item: Mapping[str, Any]) -> bool:
         groups.append((parts, _PARTS_SPEC, 1))
     gathered: tuple[list[Any], ...] = ([], [], [], [])
     lengths = [0, 0]  # per-object lists (object/ and object/bbox/), keypoint lists
+    together = [0, 0]  # of those, how many core lists are given
     for group, spec, which in groups:
         if type(group) is not dict:
             return False
-        core = together = 0  # the lists that go together: how many, how many given
         for name, kind, is_core in spec:
-            core += is_core
             values = group.get(name)
             if values is None:
                 continue
@@ -183,10 +184,12 @@ def _looks_clean(item: Mapping[str, Any]) -> bool:
                 if lengths[which] and n != lengths[which]:
                     return False
                 lengths[which] = n
-                together += is_core
+                together[which] += is_core
                 gathered[kind].extend(values)
-        if together and together != core:
-            return False
+    # A group with values holds all of its core lists (BOX_CORE, PARTS_CORE).
+    if (lengths[0] and together[0] != len(BOX_CORE)) or (
+            lengths[1] and together[1] != len(PARTS_CORE)):
+        return False
     unit, floats, ints, _ = gathered
     if ints and not set(map(type, ints)) <= _INT_TYPES:
         return False
@@ -195,6 +198,12 @@ def _looks_clean(item: Mapping[str, Any]) -> bool:
                     or not math.isfinite(sum(numbers))):
         return False
     if unit and (min(unit) < 0 or max(unit) > 1):
+        return False
+    labels = bbox.get("label") if bbox is not None else None
+    if labels and min(labels) < 0:
+        return False
+    visibility = parts.get("v") if parts is not None else None
+    if visibility and not set(visibility) <= _VISIBILITY:
         return False
     if bbox is not None:
         for low, high in _BOX_EDGES:
@@ -242,6 +251,7 @@ def _value_problems(item: Mapping[str, Any]) -> list[Problem]:
             if f is not None and not math.isfinite(f):
                 problems.append(Problem(_where(path, i), f"{f} is not a finite number"))
     problems += length_problems({p: len(_values(_get(item, p))) for p in GROUPED_LISTS})
+    problems += _check_labels(item)
     problems += _check_ranges(item)
     problems += _check_count(item)
     return problems
@@ -250,21 +260,53 @@ def _value_problems(item: Mapping[str, Any]) -> list[Problem]:
 def length_problems(lengths: Mapping[str, int]) -> list[Problem]:
     """The groups whose lists disagree in length, from the length of each list (by item
     path, such as ``object/bbox/xmin``; 0 or absent: missing or empty): the per-object
-    lists, and the keypoints' lists. Of the lists that go together (``BOX_CORE``,
-    ``PARTS_CORE``), one missing while another holds values is a disagreement."""
+    lists (masks too), and the keypoints' lists. When any list of a group holds values,
+    its core lists (``BOX_CORE``, ``PARTS_CORE``) must too: a core list missing or empty
+    beside a list with values (a mask or a box text without coordinates) disagrees."""
     return [*_unequal(lengths, _OBJECT_PATHS, BOX_CORE, "object"),
             *_unequal(lengths, _PARTS_PATHS, PARTS_CORE, "object/parts")]
 
 
 def _unequal(lengths: Mapping[str, int], paths: tuple[str, ...], core: tuple[str, ...],
              group: str) -> list[Problem]:
-    together = any(lengths.get(p) for p in core)
+    together = any(lengths.get(p) for p in paths)
     shown = {p: lengths.get(p, 0) for p in paths
              if lengths.get(p) or (together and p in core)}
     if len(set(shown.values())) <= 1:
         return []
     listed = ", ".join(f"{p[len(group) + 1:]} {n or 'missing'}" for p, n in shown.items())
     return [Problem(group, f"lists of unequal lengths ({listed})")]
+
+
+# The integer fields whose values are codes, and the codes each accepts (a predicate
+# and its wording): class indices count from 0 (``class/label`` -1 is "no class", what
+# a record without a class stores), keypoint visibility is COCO's 0, 1 or 2.
+_CODES: dict[str, tuple[Any, str, str]] = {
+    "class/label": (lambda n: n >= -1, "a class index",
+                    "class indices are 0 or more (-1: no class)"),
+    "object/bbox/label": (lambda n: n >= 0, "a class index", "class indices are 0 or more"),
+    "object/parts/v": (lambda n: n in (0, 1, 2), "a visibility",
+                       "visibility is 0 (not labelled), 1 (occluded) or 2 (visible)"),
+}
+
+
+def _check_labels(item: Mapping[str, Any]) -> list[Problem]:
+    """Labels and visibilities that are not codes: a bool (``True`` is the int 1 to
+    Python, but no class index), a negative class index, a visibility other than 0, 1, 2."""
+    problems = []
+    for path, (accepts, noun, rule) in _CODES.items():
+        for i, v in enumerate(_values(_get(item, path))):
+            if isinstance(v, bool):
+                problems.append(Problem(_where(path, i), f"{v} is a bool, not {noun} "
+                                                         "(give an integer)"))
+                continue
+            try:
+                n = as_int(v)
+            except (TypeError, ValueError):
+                continue  # reported as not an integer
+            if not accepts(n):
+                problems.append(Problem(_where(path, i), f"{n}, but {rule}"))
+    return problems
 
 
 def _in_unit(v: float | None) -> bool:
@@ -303,10 +345,10 @@ def _check_count(item: Mapping[str, Any]) -> list[Problem]:
         declared = as_int(count)
     except (TypeError, ValueError):
         return []  # reported as not an integer
-    boxes = max((len(_values(_get(item, p))) for p in _OBJECT_PATHS), default=0)
+    boxes = max((len(_values(_get(item, p))) for p in BOX_CORE), default=0)
     if declared != boxes:
         return [Problem("object/count",
-                        f"{declared}, but {plural.count(boxes, 'objects are listed')}")]
+                        f"{declared}, but {plural.count(boxes, 'boxes are listed')}")]
     return []
 
 

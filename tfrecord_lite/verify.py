@@ -21,7 +21,7 @@ from .framing import DEFAULT_MAX_RECORD_SIZE
 from .parallel import in_order
 from .reader import read_framed
 from .schema import BYTES, FLOAT, INT64, OPTIONAL_KEYS, RECORD_FIELDS, SCALAR_KEYS
-from .validate import GROUPED_LISTS, length_problems
+from .validate import BOX_CORE, GROUPED_LISTS, length_problems
 
 MANIFEST_SUFFIX = sharding.MANIFEST_SUFFIX  # (and sharding.OLD_MANIFEST_SUFFIX, still read)
 
@@ -235,7 +235,6 @@ def _check_scalars(shape: dict[str, tuple[str | None, int]]) -> list[str]:
 
 
 _BOX_LABEL, _CLASS_LABEL = "image/object/bbox/label", "image/object/class/label"
-_OBJECT_COUNTED = [path for path in GROUPED_LISTS if not path.startswith("object/parts/")]
 
 
 def _check_lengths(feats: Features, shape: dict[str, tuple[str | None, int]]) -> list[str]:
@@ -251,10 +250,10 @@ def _check_lengths(feats: Features, shape: dict[str, tuple[str | None, int]]) ->
     problems = [f"image/{p.path}: {p.message}" for p in length_problems(lengths)]
     if shape.get("image/object/count") == (INT64, 1):
         declared = feats.first("image/object/count")
-        listed = max((lengths.get(path, 0) for path in _OBJECT_COUNTED), default=0)
+        listed = max((lengths.get(path, 0) for path in BOX_CORE), default=0)
         if declared != listed:
-            problems.append(f"image/object/count is {declared}, but the per-object lists "
-                            f"hold {plural.count(listed, 'objects')}")
+            problems.append(f"image/object/count is {declared}, but the record holds "
+                            f"{plural.count(listed, 'boxes')}")
     return problems
 
 
