@@ -245,9 +245,11 @@ def test_gzip_headers_members_and_padding_of_other_tools(tmp_path: Path) -> None
     trailer = struct.pack("<II", zlib.crc32(plain), len(plain))
     path = tmp_path / "tool.gz"
     half = len(encode_record(b"first"))
-    for data, expected in [(header + body + trailer, records),
-                           (gzip.compress(plain[:half]) + gzip.compress(plain[half:]), records),
-                           (gzip.compress(plain) + b"\x00" * 100, records),
-                           (zlib.compress(plain) + zlib.compress(plain), records * 2)]:
+    for data, expected, kind in [
+            (header + body + trailer, records, "gzip"),
+            (gzip.compress(plain[:half]) + gzip.compress(plain[half:]), records, "gzip"),
+            (gzip.compress(plain) + b"\x00" * 100, records, "gzip"),
+            (zlib.compress(plain) + zlib.compress(plain), records * 2, "zlib")]:
         path.write_bytes(data)
-        assert list(read_records(path, compression="gzip")) == expected
+        assert list(read_records(path, compression=kind)) == expected
+        assert list(read_records(path)) == expected

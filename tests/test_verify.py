@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tfrecord_lite import TFRecordLiteError, TFRecordWriter, encode_example, write_dataset
+from tfrecord_lite import (
+    CompressionMismatchError,
+    TFRecordLiteError,
+    TFRecordWriter,
+    encode_example,
+    write_dataset,
+)
 from tfrecord_lite.cli import main
 from tfrecord_lite.example import ImageFields
 from tfrecord_lite.framing import encode_record
@@ -254,3 +260,27 @@ def test_verify_finds_objects_without_boxes(tmp_path: Path, monkeypatch: pytest.
             "bbox/label missing, mask 1)" in out)
     assert "image/object/count is 1, but the record holds 0 boxes" in out
     assert "record 2, byte offset" in out and "bbox/label missing, bbox/text 1)" in out
+
+
+@pytest.mark.parametrize("written, given", [("gzip", "zlib"), ("zlib", "gzip"),
+                                            ("none", "gzip"), ("none", "zlib"),
+                                            ("gzip", "none"), ("zlib", "none")])
+def test_a_compression_given_must_be_the_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        written: str, given: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    os.mkdir("out")
+    with TFRecordWriter("out/t-00000-of-00001", compression=written) as w:
+        for i in range(3):
+            w.write(encode_example({"filename": "a.jpg", "id": str(i)},
+                                   ImageFields(make_image_bytes("jpeg-rgb"), 48, 64, "JPEG")))
+    assert main(["verify", "--compression", written, "out/t-*"]) == 0
+    capsys.readouterr()
+    assert main(["verify", "--compression", given, "out/t-*"]) == 1
+    out = capsys.readouterr().out
+    what = ("not compressed (a plain TFRecord file)" if written == "none"
+            else f"{written.upper()}-compressed")
+    assert (f"PROBLEM out/t-00000-of-00001" in out and f"the file is {what}, not "
+            f"{given.upper()} as given: read it with --compression {written}") in out
+    with pytest.raises(CompressionMismatchError, match=f"--compression {written}"):
+        list(read_records("out/t-00000-of-00001", compression=given))

@@ -15,6 +15,7 @@ from .crc32c import masked_crc32c
 from .dataset import JsonLines, open_dataset
 from .decode import decode_example
 from .errors import (
+    CompressionMismatchError,
     CorruptRecordError,
     DatasetError,
     ExampleDecodeError,
@@ -61,6 +62,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "CRC_BACKEND",
+    "CompressionMismatchError",
     "CorruptRecordError",
     "DatasetError",
     "ExampleDecodeError",

@@ -14,7 +14,12 @@ import zlib
 from typing import IO, Any, Callable, Optional, Union, cast
 
 from .crc32c import crc32c, mask
-from .errors import CorruptRecordError, RecordError, TruncatedRecordError
+from .errors import (
+    CompressionMismatchError,
+    CorruptRecordError,
+    RecordError,
+    TruncatedRecordError,
+)
 from .storage import open_read
 
 _CRC = struct.Struct("<I")
@@ -123,8 +128,9 @@ class _InflateReader(io.RawIOBase):
     as gzip readers do.
     """
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    def __init__(self, raw: IO[bytes], expect: str) -> None:
         self._raw = raw
+        self._expect = expect  # the first member's wrapper: "gzip" or "zlib"
         self._input = b""  # compressed bytes read but not yet inflated
         self._zobj: Any = None  # the current member's inflater; None between members
         self._kind = "gzip"
@@ -195,7 +201,14 @@ class _InflateReader(io.RawIOBase):
             if not first:
                 self._input = self._input.lstrip(b"\0")  # zero padding after a member
             if self._input:
-                kind, length = _member_header(self._input, first)
+                try:
+                    kind, length = _member_header(self._input, first)
+                except CorruptRecordError:
+                    if first and len(self._input) >= 12 and _is_plain(self._input):
+                        raise mismatch(self._expect, "none") from None
+                    raise
+                if first and kind != self._expect and length is not None:
+                    raise mismatch(self._expect, kind)
                 if length is not None:
                     break
                 if len(self._input) > _MAX_HEADER:
@@ -261,7 +274,7 @@ def _deflate_opener(name: str) -> Callable[[PathLike, str], IO[bytes]]:
         if mode == "w":
             return cast(IO[bytes], io.BufferedWriter(
                 _DeflateWriter(raw, _WBITS[name], COMPRESSION_LEVEL), _BUFFER))
-        return cast(IO[bytes], io.BufferedReader(_InflateReader(raw), _BUFFER))
+        return cast(IO[bytes], io.BufferedReader(_InflateReader(raw, name), _BUFFER))
 
     return opener
 
@@ -285,6 +298,21 @@ def normalize(compression: Compression) -> str:
     return name
 
 
+def mismatch(given: str, found: str) -> CompressionMismatchError:
+    """The error for a file read as ``given`` compression that is ``found`` ("none",
+    "gzip", "zlib"); TensorFlow's readers refuse such a file too."""
+    what = ("not compressed (a plain TFRecord file)" if found == "none"
+            else f"{found.upper()}-compressed")
+    return CompressionMismatchError(
+        f"the file is {what}, not {given.upper()} as given: read it with --compression "
+        f"{found} (compression={found!r}), or leave the compression out to detect it")
+
+
+def _is_plain(head: bytes) -> bool:
+    """Whether ``head`` starts with a TFRecord header whose CRC matches."""
+    return len(head) >= 12 and _CRC.unpack_from(head, 8)[0] == mask(crc32c(head[:8]))
+
+
 def detect(path: PathLike) -> str:
     """Tell a file's compression from its first bytes: "none", "gzip" or "zlib".
 
@@ -293,7 +321,7 @@ def detect(path: PathLike) -> str:
     """
     with _open_read(path) as f:
         head = f.read(1024)
-    if len(head) >= 12 and _CRC.unpack_from(head, 8)[0] == mask(crc32c(head[:8])):
+    if _is_plain(head):
         return "none"
     if head[:2] == b"\x1f\x8b":
         return "gzip"

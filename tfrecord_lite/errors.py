@@ -9,6 +9,8 @@ working for callers who do not know this package::
     │   ├── CorruptRecordError           + ValueError   a CRC does not match, a length over
     │   │                                               the limit, a damaged compressed stream
     │   ├── TruncatedRecordError         + EOFError     the file ends inside a record
+    │   ├── CompressionMismatchError     + ValueError   the file's compression is not the
+    │   │                                               one given
     │   └── RecordDecodeError            + ExampleDecodeError   a record of a file is not an
     │                                                   Example, or its features have the
     │                                                   wrong types
@@ -71,6 +73,10 @@ class CorruptRecordError(RecordError, ValueError):
 
 class TruncatedRecordError(RecordError, EOFError):
     """The file ends in the middle of a record."""
+
+
+class CompressionMismatchError(RecordError, ValueError):
+    """The file is compressed otherwise than the compression given to read it."""
 
 
 class ExampleError(TFRecordLiteError, ValueError):
