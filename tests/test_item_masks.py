@@ -212,8 +212,10 @@ def test_a_jpeg_label_image_is_refused_its_compression_changes_ids(photo: str) -
     Image.fromarray(_class_ids()).save("labels.jpg")
     item = {"filename": photo, "id": "a", "segmentation": "labels.jpg"}
     summary = write_dataset([item], "train", "out", 1, 1, progress=False)
-    assert "the label image is JPEG; class ids need a lossless format" in \
-        summary.failures[0]["error_msg"]
+    assert summary.failures[0]["error_msg"].startswith(
+        "id 'a': segmentation (labels.jpg): the label image is a JPEG file; a label image "
+        "must be lossless, a PNG")
+    assert summary.failed_by_reason == {"mask: lossy label image": 1}
 
 
 def test_fewer_masks_than_objects_fail_as_lists_of_unequal_lengths(photo: str) -> None:

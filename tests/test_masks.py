@@ -308,7 +308,8 @@ def test_a_label_image_is_resized_nearest_neighbour_for_max_side() -> None:
 
 def test_bad_label_images_are_refused() -> None:
     ids = _voc_label()
-    with _raises("not an image", "seg.jpg: the label image is JPEG; class ids need a lossless"):
+    with _raises("lossy label image", "seg.jpg: the label image is a JPEG file; a label "
+                 "image must be lossless, a PNG (BMP, GIF, PPM, TIFF are taken too)"):
         labels.label_png(encode(Image.fromarray(ids), "JPEG"), FRAME, where="seg.jpg")
     with _raises("channels", "the label image has 3 channels (RGB)"):
         labels.label_png(_png(np.stack([ids] * 3, axis=-1)), FRAME)

@@ -171,7 +171,7 @@ def test_a_count_of_one_is_singular_everywhere(workspace: Path,
     captured = capsys.readouterr()
     text = captured.out + captured.err + caplog.text
     for expected in ("1 item was written with warnings", "1 item has warnings",
-                     "every item failed", "mine (1 item)", "1 object is listed",
+                     "every item failed", "mine (1 item)", "1 box is listed",
                      "FAILED: 1 file, 1 record, 1 image decoded, 1 problem",
                      "1 background image (no boxes, kept)", "from-yolo: 1 class"):
         assert expected in text, expected
@@ -232,3 +232,48 @@ def test_a_count_of_one_in_a_yolo_message(workspace: Path,
     assert main(["from-yolo", "pose", "--to-json", "pose.json"]) == 1
     assert "expected 8 fields (class cx cy w h and 1 keypoint of 3 values" in \
         capsys.readouterr().err
+
+
+@pytest.mark.parametrize("store", [[], ["--no-store-images"]])
+def test_an_image_url_that_fails_says_what_happened_to_the_url(
+        workspace: Path, capsys: pytest.CaptureFixture[str], store: list[str]) -> None:
+    pytest.importorskip("fsspec")
+    Path("urls.json").write_text(json.dumps([{"filename": "memory://nowhere/x.jpg",
+                                              "id": "m"}]))
+    assert main(["create", "--dataset_path", "urls.json", *OUT, *store]) == 1
+    err = capsys.readouterr().err
+    assert "memory://nowhere/x.jpg: no file at this URL" in err
+    assert "file not found" not in err and "relative filenames" not in err
+
+
+def test_an_unreachable_https_url_names_the_cause(workspace: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("aiohttp")  # fsspec's http support
+    Path("urls.json").write_text(json.dumps([{"filename": "https://host.invalid/x.jpg",
+                                              "id": "u"}]))
+    assert main(["create", "--dataset_path", "urls.json", *OUT]) == 1
+    err = capsys.readouterr().err
+    assert "https://host.invalid/x.jpg: the URL could not be read: Cannot connect to host " \
+        "host.invalid" in err
+    assert "file not found" not in err and "relative filenames" not in err
+
+
+def test_an_output_dir_that_is_a_file_is_a_usage_error(workspace: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    Path("taken").write_text("a file\n")
+    for command in (["create", "--dataset_path", "dataset.json"], ["from-folder", "images"]):
+        assert main([*command, "--prefix", "t", "--output_dir", "taken"]) == 2
+        err = capsys.readouterr().err
+        assert "argument --output_dir/--output-dir: taken is a file, not a directory" in err
+        assert "Traceback" not in err
+    assert Path("taken").read_text() == "a file\n"
+
+
+def test_an_empty_prefix_is_a_usage_error(workspace: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["create", "--dataset_path", "dataset.json"],
+                 ["--dataset_path", "dataset.json"]):  # the original command line
+        assert main([*argv, "--prefix", "", "--output_dir", "out"]) == 2
+        assert "argument --prefix: the prefix may not be empty" in capsys.readouterr().err
+    assert not Path("out").exists()

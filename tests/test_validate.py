@@ -460,3 +460,24 @@ def test_strict_fails_lenient_warns_for_both(tmp_path: Path, monkeypatch: pytest
     assert "3 items were written with warnings" in err and "id 'bool': class/label" in err
     assert [r["id"] for r in read_examples(Path("out/p-00000-of-00001"))] == [
         "masked", "bool", "seven", "good"]
+
+
+@pytest.mark.parametrize("mode", ["off", "lenient"])
+def test_the_summary_names_the_validation_mode_given(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, image_file: Any,
+        capsys: pytest.CaptureFixture[str], mode: str) -> None:
+    # A mask that cannot be made is written empty with a warning unless strict.
+    monkeypatch.chdir(tmp_path)
+    image_file("jpeg-rgb", name="a.jpg")
+    item = {**_item(), "filename": "a.jpg"}
+    item["object"]["mask"] = [[[0.1, 0.1, 0.5]], [[0.1, 0.1, 0.5, 0.1, 0.5, 0.5]]]
+    Path("d.json").write_text(json.dumps([item]))
+    argv = ["create", "--dataset_path", "d.json", "--prefix", "p", "--output_dir", "out",
+            "--validation", mode]
+    other = {"off": "lenient", "lenient": "off"}[mode]
+    for extra in ([], ["--validate-only"]):
+        assert main([*argv, *extra]) == 0
+        captured = capsys.readouterr()
+        text = captured.out + captured.err
+        assert f"validation: {mode})" in text and "object 0: object/mask" in text, text
+        assert other not in text.replace("validation is not strict", "")

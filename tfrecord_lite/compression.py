@@ -301,11 +301,11 @@ def normalize(compression: Compression) -> str:
 def mismatch(given: str, found: str) -> CompressionMismatchError:
     """The error for a file read as ``given`` compression that is ``found`` ("none",
     "gzip", "zlib"); TensorFlow's readers refuse such a file too."""
-    what = ("not compressed (a plain TFRecord file)" if found == "none"
-            else f"{found.upper()}-compressed")
+    what, how = (("not compressed (a plain TFRecord file)", "plain") if found == "none"
+                 else (f"{found.upper()}-compressed", found.upper()))
     return CompressionMismatchError(
-        f"the file is {what}, not {given.upper()} as given: read it with --compression "
-        f"{found} (compression={found!r}), or leave the compression out to detect it")
+        f"the file is {what}, not {given.upper()} as given: read it as {how} (--compression "
+        f'{found}; compression="{found}"), or let the compression be detected')
 
 
 def _is_plain(head: bytes) -> bool:

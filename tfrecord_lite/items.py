@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Any
 from . import confined, images, storage
 from .coerce import as_bytes, as_int, item_label
 from .dataset import FailedItem
-from .errors import ExampleError, ImageError, MaskError, TFRecordLiteError, ValidationError
+from .errors import (
+    ExampleError,
+    ImageError,
+    MaskError,
+    TFRecordLiteError,
+    ValidationError,
+    reason,
+)
 from .example import ImageFields, encode_example
 from .options import JobOptions
 from .schema import LABEL_IMAGE, OBJECT_MASK
@@ -146,12 +153,23 @@ def _read_url(path: str, limit: int) -> bytes:
     except storage.StorageError as exc:  # fsspec, or the package for the scheme, missing
         raise ImageError(f"{path}: cannot read: {exc}", "unreadable") from exc
     except FileNotFoundError as exc:
-        raise ImageError(f"{path}: file not found", "missing") from exc
+        raise _url_error(path, exc) from exc
     except OSError as exc:
+        if storage.is_url(path) and exc.errno is None:  # a connection error
+            raise _url_error(path, exc) from exc
         if exc.errno == errno.EFBIG:
             raise ImageError(f"{path}: {exc.strerror} is larger than the limit of {limit:,} "
                              "bytes for an image file", "too large") from exc
         raise ImageError(f"{path}: cannot read: {exc}", "unreadable") from exc
+
+
+def _url_error(url: str, exc: OSError) -> ImageError:
+    """What happened to an image URL that could not be read: the server not reached
+    ("unreachable", with the cause fsspec chained), or no file there ("missing")."""
+    cause = exc if not isinstance(exc, FileNotFoundError) else exc.__cause__ or exc.__context__
+    if cause is not None:
+        return ImageError(f"{url}: the URL could not be read: {reason(cause)}", "unreachable")
+    return ImageError(f"{url}: no file at this URL", "missing")
 
 
 def _too_large(path: str, limit: int, size: int | None = None) -> ImageError:
@@ -196,13 +214,16 @@ def _read_file(filename: str, root: str | None, limit: int = MAX_FILE_BYTES) -> 
 
 def _read_size(filename: str, root: str | None) -> tuple[int, int, str]:
     """``(width, height, format)`` from an item's image file header."""
-    if _is_url(filename, root):
+    url = _is_url(filename, root)
+    if url:
         path, root = _confined_url(filename, root), None
     else:
         path = filename
     try:
         return images.read_size_from_file(path, root)
     except OSError as exc:
+        if url and (isinstance(exc, FileNotFoundError) or exc.errno is None):
+            raise _url_error(path, exc) from exc
         raise _open_error(filename, root, exc) from exc
     except ValueError as exc:
         if isinstance(exc, ImageError):
@@ -380,8 +401,13 @@ def check_source(item: Mapping[str, Any], options: ItemOptions = ItemOptions()) 
             _check_inside(filename, root)
         return
     path = _confined_url(filename, root)
-    if opened and not storage.is_file(path):
-        raise ImageError(f"{path}: file not found", "missing")
+    if opened:
+        try:
+            found = storage.is_file(path, strict=True)
+        except OSError as exc:  # FileNotFoundError too
+            raise _url_error(path, exc) from exc
+        if not found:
+            raise ImageError(f"{path}: not a file (a folder?)", "unreadable")
 
 
 def encode_item(item: Any, options: ItemOptions = ItemOptions(),

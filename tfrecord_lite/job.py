@@ -227,7 +227,8 @@ class JobSummary:
                                 sorted(self.failed_by_reason.items(), key=lambda kv: -kv[1]))
             lines.append(f"failed: {self.failed} ({reasons})")
         if self.warnings:
-            lines.append(f"written with warnings (lenient validation): {len(self.warnings)}")
+            mode = self.options.get("validation") or "lenient"
+            lines.append(f"written with warnings (validation: {mode}): {len(self.warnings)}")
         if self.unknown_keys:
             lines.append(keys.describe(self.unknown_keys))
         if packed and self.published:

@@ -48,8 +48,11 @@ def label_ids(data: bytes, frame: Frame, where: str = "segmentation") -> np.ndar
     """
     with open_image(data, frame, where, "the label image") as im:
         if im.format not in _LOSSLESS:
-            raise MaskError(f"{where}: the label image is {im.format}; class ids need a "
-                            f"lossless format ({', '.join(_LOSSLESS)})", "not an image")
+            others = ", ".join(f for f in _LOSSLESS if f != "PNG")
+            raise MaskError(f"{where}: the label image is a {im.format} file; a label image "
+                            f"must be lossless, a PNG ({others} are taken too): a lossy "
+                            "format changes the class ids of its pixels",
+                            "lossy label image")
         pixels = np.asarray(im)
     if pixels.dtype == np.bool_:  # 1-bit (Pillow's True may be any nonzero byte)
         ids = pixels.astype(np.uint8)

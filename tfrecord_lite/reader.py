@@ -24,7 +24,6 @@ from . import sharding
 from .crc32c import CrcFn, crc32c
 from .decode import decode_example, parse_example
 from .errors import (
-    CorruptRecordError,
     ExampleDecodeError,
     ImageError,
     IndexFileError,
@@ -67,33 +66,19 @@ def read_framed(path: PathArg, compression: str | None = None, verify: bool = Tr
     Raises:
         CorruptRecordError: a CRC does not match, a length over ``max_record_size``, or
             a damaged compressed stream (each names file, record index, offset).
-        CompressionMismatchError: ``compression`` given, and the file is compressed
-            otherwise (a ZLIB reader does not take a GZIP file, as in TensorFlow).
+        CompressionMismatchError: ``compression`` "gzip" or "zlib" given, and the file
+            is compressed otherwise, or not at all (a ZLIB reader does not take a GZIP
+            file, as in TensorFlow).
         TruncatedRecordError: the file ends inside a record, or a compressed stream
             ends early.
         FileNotFoundError: no such file.
     """
     name = os.fspath(path)
     comp = _compression.detect(name) if compression is None else _compression.normalize(compression)
-    first = True
     with _compression.open_file(name, "r", comp) as f:
         size = _known_size(f) if comp == "none" else None
-        try:
-            for record in iter_framed(f, verify=verify, path=name, crc_fn=crc_fn,
-                                      max_record_size=max_record_size, size=size):
-                first = False
-                yield record
-        except (CorruptRecordError, TruncatedRecordError) as exc:
-            # A compressed file read as plain: its first record is nonsense.
-            found = _compression.detect(name) if first and comp == "none" else "none"
-            if found != "none":
-                raise _mismatch(comp, found, name) from exc
-            raise
-
-
-def _mismatch(given: str, found: str, path: str) -> RecordError:
-    error = _compression.mismatch(given, found)
-    return type(error)(error.reason, path=path)
+        yield from iter_framed(f, verify=verify, path=name, crc_fn=crc_fn,
+                               max_record_size=max_record_size, size=size)
 
 
 def read_records(path: PathArg, compression: str | None = None, verify: bool = True,

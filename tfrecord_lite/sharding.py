@@ -77,7 +77,9 @@ def check_prefix(name: str) -> str | None:
     """Why ``name`` cannot be a prefix (None when it can): empty, holding a ``/``, or
     beginning with ``.`` (``.`` and ``..`` name folders; any other would hide the shards
     from their glob and make their names those of the job's hidden files)."""
-    if not name or "/" in name or "\0" in name:
+    if not name:
+        return "may not be empty"
+    if "/" in name or "\0" in name:
         return "must be a plain file name prefix, without '/'"
     if name.startswith("."):
         return "must not begin with '.' (the shard names would be hidden files)"

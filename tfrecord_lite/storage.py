@@ -136,7 +136,9 @@ def filesystem(url: str) -> tuple[Any, str]:
         with foreign_errors(url):
             return fsspec.core.url_to_fs(url)
     except (ImportError, ValueError) as exc:
-        raise StorageError(f"{url}: {exc}") from exc
+        more = (" (http:// and https:// URLs need fsspec's http support: pip install fsspec "
+                "aiohttp)" if url.startswith(("http://", "https://")) else "")
+        raise StorageError(f"{url}: {exc}{more}") from exc
 
 
 def open_read(path: str, buffering: int = -1) -> IO[bytes]:
@@ -188,13 +190,21 @@ def confine_url(path: str, root: str | None) -> str:
     return real
 
 
-def is_file(path: str) -> bool:
-    """Whether a local path or a URL names an existing file."""
+def is_file(path: str, strict: bool = False) -> bool:
+    """Whether a local path or a URL names an existing file.
+
+    Args:
+        strict: for a URL, raise instead of returning False when nothing is there or
+            it cannot be reached (``FileNotFoundError``, with the cause the URL's
+            filesystem chained to it, such as a connection error; ``OSError``).
+    """
     if not is_url(path):
         return os.path.isfile(path)
     fs, inner = filesystem(path)
     with foreign_errors(path):
-        return bool(fs.isfile(inner))
+        if not strict:
+            return bool(fs.isfile(inner))
+        return fs.info(inner).get("type") == "file"
 
 
 def size(path: str) -> int:

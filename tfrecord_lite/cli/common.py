@@ -25,7 +25,7 @@ from typing import Any
 from .. import journal, keys, plural, storage
 from ..errors import InterruptedRunError, TFRecordLiteError
 from ..options import JobOptions
-from ..sharding import failures_name
+from ..sharding import check_prefix, failures_name
 
 # Exit statuses: see ``main``.
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_USAGE, EXIT_WRITE = 0, 1, 2, 3
@@ -55,6 +55,24 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def prefix_name(text: str) -> str:
+    """An argument type: a shard name prefix (``sharding.check_prefix``)."""
+    why = check_prefix(text)
+    if why is not None:
+        raise argparse.ArgumentTypeError(f"the prefix {why}, got {text!r}" if text
+                                         else f"the prefix {why} (e.g. --prefix train)")
+    return text
+
+
+def folder(text: str) -> str:
+    """An argument type: a directory to write into, or where one will be made (not a
+    file)."""
+    if not storage.is_url(text) and os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a directory (give a "
+                                         "directory; it is created when missing)")
+    return text
 
 
 def seconds(text: str) -> float:
@@ -182,9 +200,10 @@ def add_runner_options(p: Any) -> None:
 def add_output_options(p: Any, files: Any) -> None:
     """The shard-writing options shared by create and the from-* converters (``files``:
     the group of the input and output flags)."""
-    files.add_argument("--prefix", required=True, metavar="NAME",
+    files.add_argument("--prefix", required=True, metavar="NAME", type=prefix_name,
                     help="shard name prefix, e.g. train -> train-00000-of-00010")
     files.add_argument("--output_dir", "--output-dir", required=True, metavar="DIR",
+                       type=folder,
                     help="directory for the shards (created when missing)")
     files.add_argument("--shards", type=positive_int, default=1, metavar="N",
                     help="number of shard files (default: 1)")
@@ -327,8 +346,8 @@ def run_job(args: argparse.Namespace, dataset: Any,
                 "instead.") from exc
     failures_path = _failures_location(args.output_dir, args.prefix)
     if summary.warnings and not args.quiet:
-        print(f"{count(len(summary.warnings), 'items were')} written with warnings (lenient "
-              "validation):", file=sys.stderr)
+        print(f"{count(len(summary.warnings), 'items were')} written with warnings "
+              f"(validation: {args.validation}):", file=sys.stderr)
         print_problems("warnings", summary.warnings, None)
     if not summary.published:
         what = "every item failed" if summary.total else "the dataset holds no items"
@@ -377,6 +396,8 @@ def paths_hint(args: argparse.Namespace, failures: list[dict[str, Any]],
         return None
     example = next((f["filename"] for f in failures if isinstance(f.get("filename"), str)
                     and "file not found" in str(f.get("error_msg", ""))), None)
+    if example is None and any(storage.is_url(str(f.get("filename"))) for f in failures):
+        return None  # URLs: their messages say what happened, no folder is involved
     head = (f"{missing} of {total} items failed with 'file not found'"
             + (f" (the first: {example})" if example else ""))
     images_from = getattr(args, "images_from", None)
@@ -403,8 +424,8 @@ def _validate_only(args: argparse.Namespace, dataset: Any,
     report = validate_dataset(dataset, validation=args.validation, root=args.root,
                               store_images=args.store_images)
     if report.warnings:
-        print(f"{count(len(report.warnings), 'items have')} warnings (written in lenient "
-              "mode):", file=sys.stderr)
+        print(f"{count(len(report.warnings), 'items have')} warnings (they would be "
+              f"written; validation: {args.validation}):", file=sys.stderr)
         print_problems("warnings", report.warnings, None)
     if report.failures:
         print(f"{len(report.failures)} of {report.total} items would fail:",
