@@ -235,5 +235,33 @@ def test_the_mask_errors_shown_are_the_ones_written(tmp_path: Path,
         {"filename": "wide.jpg", "id": "0004", "object": {
             "mask": [square, square, [[10, 10, 50, 10, 50, 50, 700, 20]]]}},
     ]
+    for item in items:  # each mask beside its box (a mask without one disagrees)
+        n = len(item["object"]["mask"])
+        item["object"]["bbox"] = {"xmin": [0.0] * n, "xmax": [0.5] * n, "ymin": [0.0] * n,
+                                  "ymax": [0.5] * n, "label": [1] * n}
     summary = write_dataset(items, "t", "out", 1, 1, shuffle=False, progress=False)
     assert [f["error_msg"] for f in summary.failures] == shown
+
+
+def test_every_exit_status_is_in_one_table_and_in_the_help(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from tfrecord_lite.cli import common
+
+    statuses = sorted({value for name, value in vars(common).items()
+                       if name.startswith("EXIT_") and isinstance(value, int)})
+    assert statuses == [0, 1, 2, 3, 70, 130, 141, 143]
+    lines = (ROOT / "docs" / "usage.md").read_text().splitlines()
+    start = lines.index("| exit status | meaning |")
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break  # one table: Markdown ends it at the first other line
+        rows.append(int(line.split("|")[1]))
+    assert rows == statuses
+    for page in (README, ROOT / "docs" / "migrating.md"):
+        text = page.read_text()
+        assert all(re.search(rf"\b{status}\b", text) for status in statuses), page
+        assert "usage.md#the-command-line" in text
+    assert main(["create", "--help"]) == 0
+    epilog = capsys.readouterr().out.split("exit status:")[1]
+    assert all(re.search(rf"\b{status}\b", epilog) for status in statuses), epilog

@@ -92,7 +92,7 @@ def test_memory_urls_for_images_dataset_and_output(tmp_path: Path) -> None:
                              "s.manifest.json"]
     failures = json.loads(files["s.failures.json"])
     assert [f["id"] for f in failures] == ["gone"]
-    assert "memory://in/missing.jpg: file not found" in failures[0]["error_msg"]
+    assert "memory://in/missing.jpg: no file at this URL" in failures[0]["error_msg"]
     manifest = json.loads(files["s.manifest.json"])
     assert manifest["records"] == 6 and manifest["failed"] == 1
     _check_same_as_local(tmp_path, items, "memory://out/run1")

@@ -23,7 +23,9 @@ def register(sub: Any) -> None:
         description="Write the items of a JSON (or JSON Lines) dataset file as sharded "
                     "TFRecord files of tf.train.Example records.",
         epilog="exit status: 0 all written, 1 some items failed (see "
-               "{output_dir}/{prefix}.failures.json), 2 usage error, 3 output not writable",
+               "{output_dir}/{prefix}.failures.json), 2 usage error, 3 output not writable, "
+               "70 internal error (a bug), 130 interrupted, 141 output pipe closed, 143 "
+               "stopped by SIGTERM",
     )
     files = p.add_argument_group("input and output (the original tool's flags)")
     files.add_argument("--dataset_path", "--dataset-path", required=True, metavar="FILE",
