@@ -76,3 +76,44 @@ def test_values_that_look_like_flags_still_parse() -> None:
     assert args.beam_options.startswith("--direct_num_workers=2") and args.quiet
     args = build_parser().parse_args(["inspect", "f", "-n3", "--json"])
     assert args.n == 3 and args.json
+
+
+def test_the_processes_and_runner_help_say_the_real_rules(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from tfrecord_lite.processes import (
+        MAX_ITEMS_PER_SHARD_FOR_PROCESSES,
+        MIN_ITEMS_PER_PROCESS,
+        default_processes,
+    )
+
+    # The rule the help states: fewer than 10,000 items (two processes' worth) run on
+    # threads in one process, as do shards of more than 10,000 items on average.
+    assert 2 * MIN_ITEMS_PER_PROCESS == MAX_ITEMS_PER_SHARD_FOR_PROCESSES == 10_000
+    assert default_processes(8, 9_999, cores=8) == 1
+    assert default_processes(8, 10_000, cores=8) == 2
+    assert default_processes(2, 20_001, cores=8) == 1
+    assert main(["create", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "so 1, threads only, on one core, for fewer than 10,000 items, and when the " \
+           "shards average more than 10,000 items" in text
+    assert "threads in this process" not in text
+    assert "local: this machine, on threads and worker processes as --threads and " \
+           "--processes say" in text
+
+
+def test_the_python_defaults_that_differ_from_the_command_line_are_documented() -> None:
+    import inspect
+
+    from conftest import ROOT
+    from tfrecord_lite import create, write_dataset
+
+    for function in (create, write_dataset):
+        defaults = inspect.signature(function).parameters
+        assert defaults["shuffle"].default is True and defaults["store_images"].default
+    doc = " ".join((inspect.getdoc(create) or "").split())
+    assert "the command line writes input order unless ``--shuffle`` is given" in doc
+    assert "the command line's defaults differ" in " ".join(
+        (inspect.getdoc(write_dataset) or "").split())
+    usage = " ".join((ROOT / "docs" / "usage.md").read_text().split())
+    assert "Its defaults are the original function's, `shuffle=True` and " \
+           "`store_images=True`, and differ from the command line's" in usage

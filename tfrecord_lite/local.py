@@ -67,7 +67,9 @@ def write_dataset(
     """Write ``dataset`` as ``num_shards`` TFRecord files; the engine behind ``create``.
 
     The job options (``shuffle`` to ``worker_timeout``) are those of ``JobOptions``,
-    which this builds; ``run`` takes a ``JobOptions`` instead.
+    which this builds; ``run`` takes a ``JobOptions`` instead. ``shuffle`` and
+    ``store_images`` default to on, as in ``create``; the command line's defaults
+    differ (see ``create``).
 
     Args:
         dataset: the items: a list, or any sized iterable (``JsonLines``), which is
@@ -330,8 +332,12 @@ def create(
         output_directory: created when missing.
         num_shards: any number >= 1 (no longer a multiple of ``num_threads``).
         num_threads: encoding threads.
-        shuffle: write items in a seeded random order.
-        store_images: store the image bytes (``image/encoded``).
+        shuffle: write items in a seeded random order. On by default here, as in the
+            original tool's function; the command line writes input order unless
+            ``--shuffle`` is given (the original command line's meaning).
+        store_images: store the image bytes (``image/encoded``). On by default here;
+            the original command line (no command word) stores them only with
+            ``--store_images``.
         **options: ``seed``, ``compression``, ``quality``, ``max_side``,
             ``decode_check``, ``validation``, ``root``, ``max_record_size``, ``resume``,
             ``fsync``, ``worker_timeout``, ``progress``, ``interrupted``,

@@ -187,7 +187,8 @@ def add_runner_options(p: Any) -> None:
     """The ``--runner`` and ``--beam-options`` flags."""
     beam = p.add_argument_group(f"Apache Beam ({BEAM_INSTALL})")
     beam.add_argument("--runner", choices=("local", "beam"), default="local",
-                      help="local: threads in this process (default); beam: an Apache Beam "
+                      help="local: this machine, on threads and worker processes as "
+                           "--threads and --processes say (default); beam: an Apache Beam "
                            "pipeline, which ignores --threads and spreads items over shards "
                            "by a seeded hash (records are the same)")
     beam.add_argument("--beam-options", "--beam_options", default=None, metavar="'FLAGS'",
@@ -211,9 +212,11 @@ def add_output_options(p: Any, files: Any) -> None:
                     metavar="N", help="worker threads (default: min(4, CPUs))")
     files.add_argument("--processes", type=positive_int, default=None, metavar="N",
                     help="worker processes, each writing whole shards with --threads "
-                         "threads; 1: all in this process (default: 1 on one core; else "
-                         "one per core, up to the number of shards and one per 5,000 "
-                         "items, the threads shared out among them)")
+                         "threads; 1: all in this process, on threads (default: one per "
+                         "core, up to the number of shards and one per 5,000 items, the "
+                         "threads shared out among them; so 1, threads only, on one core, "
+                         "for fewer than 10,000 items, and when the shards average more "
+                         "than 10,000 items, which keeps memory flat)")
     files.add_argument("--worker-timeout", type=seconds, default=DEFAULT["worker_timeout"],
                        metavar="SECONDS",
                        help="a worker process that reports no progress for SECONDS (stopped, "
