@@ -104,8 +104,9 @@ def test_the_processes_and_runner_help_say_the_real_rules(
 def test_the_python_defaults_that_differ_from_the_command_line_are_documented() -> None:
     import inspect
 
-    from conftest import ROOT
     from tfrecord_lite import create, write_dataset
+
+    from conftest import ROOT
 
     for function in (create, write_dataset):
         defaults = inspect.signature(function).parameters
