@@ -118,8 +118,8 @@ def test_a_run_where_every_item_fails_publishes_nothing_and_keeps_the_earlier_da
     os.chdir("..")
     assert status == 1
     assert _digests("out") == before  # no shard replaced, none added, the manifest kept
-    assert [f["id"] for f in json.loads(Path("out/train.failures.json").read_text())] == [
-        "0", "1", "2", "3"]
+    unpublished = json.loads(Path("out/train.unpublished-failures.json").read_text())
+    assert [f["id"] for f in unpublished] == ["0", "1", "2", "3"]
     assert not [n for n in os.listdir("out") if n.startswith(".")]  # nothing left hidden
     err = capsys.readouterr().err
     assert "nothing was written: every item failed. No shard was published" in err

@@ -133,7 +133,7 @@ def test_a_list_missing_beside_its_siblings_fails_the_item(
         node = node[part]
     node[last] = []  # an empty list is as missing as an absent one
     assert _create(_dataset([item])) == 1
-    (failed,) = json.loads(Path("out/train.failures.json").read_text())
+    (failed,) = json.loads(Path("out/train.unpublished-failures.json").read_text())
     assert message in failed["error_msg"]
     del node[last]
     assert [str(p) for p in check_item(item)] == [message]
@@ -143,7 +143,7 @@ def test_object_count_when_given_must_be_the_number_of_boxes(workspace: Path) ->
     item = _box_item("counted")
     item["object"]["count"] = 2
     assert _create(_dataset([item])) == 1
-    (failed,) = json.loads(Path("out/train.failures.json").read_text())
+    (failed,) = json.loads(Path("out/train.unpublished-failures.json").read_text())
     assert "object/count: 2, but 1 box is listed" in failed["error_msg"]
 
 

@@ -296,7 +296,8 @@ def test_the_command_line_s_memory_does_not_grow_with_failures(
             capture_output=True, text=True, cwd=ROOT, timeout=600, check=True)
         status, peaks[count] = json.loads(done.stdout.splitlines()[-1])
         assert status == 1
-        failures = json.loads((tmp_path / f"out{count}" / "f.failures.json").read_text())
+        failures = json.loads(
+            (tmp_path / f"out{count}" / "f.unpublished-failures.json").read_text())
         assert len(failures) == count
     per_failure = (peaks[40000] - peaks[4000]) / 36000
     assert per_failure < 1000, f"{per_failure:.0f} bytes of peak memory per failed item"

@@ -127,7 +127,7 @@ def test_no_python_object_repr_in_any_message(workspace: Path,
     Path("fake.json").write_text(json.dumps([{"filename": "images/notes.jpg", "id": "n"}]))
     for more in (["--no-store_images"], []):
         assert main(["create", "--dataset_path", "fake.json", *OUT, "-q", *more]) == 1
-        outputs.append(Path("out/t.failures.json").read_text())
+        outputs.append(Path("out/t.unpublished-failures.json").read_text())
     voc = Path("voc")
     for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
         (voc / sub).mkdir(parents=True)

@@ -163,6 +163,7 @@ class JobSummary:
     failed: int = 0
     first_failures: list[dict[str, Any]] = field(default_factory=list)
     keep_failures: bool = field(default=True, repr=False)
+    problems: int = 0  # entries of the failures file found outside the items
     stream: Optional[FailuresFile] = field(default=None, repr=False, compare=False)
 
     def add_failure(self, failed: dict[str, Any], reason: str | None = None) -> None:
@@ -191,6 +192,7 @@ class JobSummary:
             "format": "tfrecord",
             "records": self.written,
             "failed": self.failed,
+            "problems": self.problems,
             "warned": len(self.warnings),
             "num_shards": len(self.shards),
             "bytes": self.bytes,

@@ -115,7 +115,8 @@ def write_dataset(
 def run(dataset: Iterable[Any], dataset_name: str, output_directory: str | os.PathLike[str],
         num_shards: int, options: JobOptions | None = None, *, num_threads: int = 1,
         num_processes: int | None = None, progress: bool | Callable[[int, int], Any] = True,
-        interrupted: str = "warn", keep_failures: bool = True) -> JobSummary:
+        interrupted: str = "warn", keep_failures: bool = True,
+        more_failures: Callable[[], Iterable[dict[str, Any]]] | None = None) -> JobSummary:
     """The local runner: ``write_dataset`` with its job options as one ``JobOptions``.
 
     Args:
@@ -136,6 +137,9 @@ def run(dataset: Iterable[Any], dataset_name: str, output_directory: str | os.Pa
             list ``create`` returns). False: only the failures file has them (written
             as they come), so that memory does not grow with their number; the summary
             still counts them, by reason, with the first few messages.
+        more_failures: once every item is read, the problems found outside the items
+            (a converter's rejected annotations and skipped images): entries written to
+            the failures file after the failed items, counted as ``problems``.
     Returns, Raises: see ``write_dataset``.
 
     After the job, the shard glob of the prefix (``train-*``) matches exactly its shards:
@@ -145,7 +149,9 @@ def run(dataset: Iterable[Any], dataset_name: str, output_directory: str | os.Pa
     shards: ``{name}.failures.json`` (the failed items, an empty list when none failed),
     then ``{name}.manifest.json``. A run that writes no record (every item failed, or
     there were none) publishes no shard and no manifest, so an earlier run's dataset
-    stays whole; its failures are written (``JobSummary.published`` is False).
+    stays whole, and so does its failures file: this run's failures go to
+    ``{name}.unpublished-failures.json`` instead (``JobSummary.published`` is False),
+    which the next run that publishes removes.
     """
     options = JobOptions() if options is None else options
     check_job(dataset_name, num_shards)
@@ -167,7 +173,8 @@ def run(dataset: Iterable[Any], dataset_name: str, output_directory: str | os.Pa
             held.enter_context(journal.lock(out, dataset_name))  # before any file of the job
         warn_glob_clashes(out, dataset_name)
         summary = _run_job(out, dataset, dataset_name, num_shards, num_threads, options,
-                           progress, interrupted, num_processes, keep_failures)
+                           progress, interrupted, num_processes, keep_failures,
+                           more_failures)
     logger.info("%s", summary.describe())
     return summary
 
@@ -194,7 +201,9 @@ def _check_interrupted(out: storage.Folder, name: str, interrupted: str) -> None
 def _run_job(out: storage.Folder, dataset: Iterable[Any], name: str, num_shards: int,
              num_threads: int, options: JobOptions,
              progress: bool | Callable[[int, int], Any], interrupted: str,
-             num_processes: int | None, keep_failures: bool) -> JobSummary:
+             num_processes: int | None, keep_failures: bool,
+             more_failures: Callable[[], Iterable[dict[str, Any]]] | None = None
+             ) -> JobSummary:
     """The job, in the output directory it holds the lock of: find what an interrupted
     run completed, start the journal, write the shards (the failed items to the
     failures file's temporary file, as they come), then the files beside them."""
@@ -224,6 +233,9 @@ def _run_job(out: storage.Folder, dataset: Iterable[Any], name: str, num_shards:
                                          source, completed, summary, progress)
             finally:
                 summary.stream = None
+            for entry in more_failures() if more_failures is not None else ():
+                failures.add(entry)
+                summary.problems += 1
             failures.close()
         summary.seconds = time.perf_counter() - started
         summary.unknown_keys = source.unknown_keys.as_dict()
@@ -293,6 +305,7 @@ def _publish(out: storage.Folder, name: str, summary: JobSummary,
     out.remove(sharding.manifest_name(name))
     shards.put_in_place(out, names, (str(entry["at"]) for entry in completed.values()))
     out.publish_from(failures, sharding.failures_name(name))
+    out.remove(sharding.unpublished_failures_name(name))
     remove_earlier_run(out, name, names)
     out.write(sharding.manifest_name(name), summary.manifest_json())
     journal.remove(out, name)
@@ -303,13 +316,14 @@ def _withdraw(out: storage.Folder, name: str, summary: JobSummary,
     """A run that wrote no record publishes nothing: an earlier run's dataset of the
     prefix stays as it was (shards and manifest), rather than be replaced by empty
     shards. Its complete shards and journal go; the failures list (``failures`` holds
-    it, complete) is written, so that what failed can be read.
+    it, complete) is written as ``{name}.unpublished-failures.json``, so that what
+    failed can be read while the earlier run's failures file stays with its shards.
 
     Raises:
         OSError: a file could not be written or removed.
     """
     summary.published = False
-    out.publish_from(failures, sharding.failures_name(name))
+    out.publish_from(failures, sharding.unpublished_failures_name(name))
     shards.remove_abandoned(out, name, ())
     journal.remove(out, name)
 

@@ -2,7 +2,8 @@
 
 Every file a job writes beside its shards is named so that the shard glob of its
 prefix (``train-*``, ``train-?????-of-?????``) matches the shards and nothing else:
-``train.manifest.json``, ``train.failures.json`` (``.jsonl`` from Beam), and hidden
+``train.manifest.json``, ``train.failures.json`` (``.jsonl`` from Beam;
+``train.unpublished-failures.json`` from a run that published nothing), and hidden
 temporary, journal and lock files (``.train...``).
 
 Each name has one owner, whatever the prefixes in the folder (``owner``): a prefix's
@@ -22,12 +23,13 @@ from .storage import temp_target
 MANIFEST_SUFFIX = ".manifest.json"
 FAILURES_SUFFIX = ".failures.json"
 FAILURES_JSONL_SUFFIX = ".failures.jsonl"
+UNPUBLISHED_FAILURES_SUFFIX = ".unpublished-failures.json"
 LABEL_MAP_FILES = ("label_map.json", "label_map.pbtxt")
 # Names of earlier versions (``train-manifest.json``): still recognised when read.
 OLD_MANIFEST_SUFFIX = "-manifest.json"
 OLD_SIDE_SUFFIXES = (OLD_MANIFEST_SUFFIX, "-failures.json", "-failures.jsonl")
-_SIDE_SUFFIXES = (MANIFEST_SUFFIX, FAILURES_SUFFIX, FAILURES_JSONL_SUFFIX, *OLD_SIDE_SUFFIXES,
-                  ".idx")
+_SIDE_SUFFIXES = (MANIFEST_SUFFIX, FAILURES_SUFFIX, FAILURES_JSONL_SUFFIX,
+                  UNPUBLISHED_FAILURES_SUFFIX, *OLD_SIDE_SUFFIXES, ".idx")
 
 
 def manifest_name(name: str) -> str:
@@ -38,6 +40,13 @@ def manifest_name(name: str) -> str:
 def failures_name(name: str) -> str:
     """``train.failures.json``: the items of prefix ``name`` that failed."""
     return name + FAILURES_SUFFIX
+
+
+def unpublished_failures_name(name: str) -> str:
+    """``train.unpublished-failures.json``: the failures of a run of prefix ``name`` that
+    published nothing (every item failed), beside the earlier run's files, which it
+    leaves as they were."""
+    return name + UNPUBLISHED_FAILURES_SUFFIX
 
 
 INDEX_SUFFIX = ".idx"
@@ -93,6 +102,7 @@ OWNED: dict[str, re.Pattern[str]] = {kind: re.compile(pattern) for kind, pattern
     "shard": r"(?P<prefix>.+)-[0-9]{5,}-of-[0-9]{5,}",
     "manifest": r"(?P<prefix>.+)\.manifest\.json",
     "failures": r"(?P<prefix>.+)\.failures\.jsonl?",
+    "unpublished failures": r"(?P<prefix>.+)\.unpublished-failures\.json",
     "journal": r"\.(?P<prefix>.+)-journal\.json",
     "journal entry": r"\.(?P<prefix>.+)-journal-[0-9]{5,}\.json",
     "lock": r"\.(?P<prefix>.+)\.lock",

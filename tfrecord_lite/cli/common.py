@@ -17,15 +17,15 @@ import os
 import re
 import shlex
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 # Modules that need Pillow (the runners, images, preview, the converters' readers) and
 # Beam are imported by the commands that use them, so that --help starts fast.
 from .. import journal, keys, plural, storage
 from ..errors import InterruptedRunError, TFRecordLiteError
 from ..options import JobOptions
-from ..sharding import check_prefix, failures_name
+from ..sharding import check_prefix, failures_name, unpublished_failures_name
 
 # Exit statuses: see ``main``.
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_USAGE, EXIT_WRITE = 0, 1, 2, 3
@@ -37,6 +37,15 @@ EXIT_INTERNAL = 70  # EX_SOFTWARE (sysexits.h): a bug
 # does not shuffle by default, and chooses whether to store images from the command word.)
 DEFAULT = JobOptions.defaults()
 SHOWN_FAILURES = 10
+
+
+class Problems(Protocol):
+    """Failures found outside the items (a converter's ``Problems``): counted, and
+    listed as entries of the failures file."""
+
+    def __len__(self) -> int: ...
+
+    def entries(self) -> Iterator[dict[str, Any]]: ...
 # Apache Beam from PyPI; the repository's own extra for someone with a clone.
 BEAM_INSTALL = "pip install 'apache-beam>=2.50'"
 BEAM_INSTALL_CLONE = "pip install '.[beam]'"
@@ -307,20 +316,25 @@ def job_options(args: argparse.Namespace) -> JobOptions:
 
 
 def run_job(args: argparse.Namespace, dataset: Any,
-            more_failures: Callable[[], int] | None = None) -> int:
+            problems: Problems | None = None) -> tuple[int, bool]:
     """Write ``dataset`` as the output options of ``args`` say (locally or on Beam; or,
-    with ``--validate-only``, only check it), then report it; returns the exit status.
+    with ``--validate-only``, only check it), then report it.
 
     Args:
-        more_failures: failures found outside the items, known once the job has read
-            them (a converter's bad annotations): they count toward ``--max-failures``.
+        problems: failures found outside the items, known once the job has read them
+            (a converter's rejected annotations and skipped images): they count toward
+            ``--max-failures``, and the failures file lists them after the failed items.
+    Returns:
+        The exit status, and whether the run published a dataset (False: nothing was
+        written, and the output folder keeps an earlier run's files as they were).
     Raises:
         UsageError: flags that do not go together, or an interrupted run found.
     """
     from .. import local  # the local runner (Pillow)
 
+    more_failures = (lambda: len(problems)) if problems is not None else None
     if args.validate_only:
-        return _validate_only(args, dataset, more_failures)
+        return _validate_only(args, dataset, more_failures), False
     if args.resume and args.restart:
         raise UsageError("--resume keeps an interrupted run's shards, --restart discards "
                          "them: give one of them")
@@ -340,6 +354,7 @@ def run_job(args: argparse.Namespace, dataset: Any,
                 num_threads=args.threads, num_processes=args.processes,
                 progress=not args.quiet, interrupted="restart" if args.restart else "refuse",
                 keep_failures=False,  # the failures file has them, written as they come
+                more_failures=problems.entries if problems is not None else None,
             )
         except InterruptedRunError as exc:
             raise UsageError(
@@ -347,7 +362,7 @@ def run_job(args: argparse.Namespace, dataset: Any,
                 f"of {exc.total} shards are complete. To keep them, run the same command "
                 f"with --resume: {_resume_command(args)}; to start over, add --restart "
                 "instead.") from exc
-    failures_path = _failures_location(args.output_dir, args.prefix)
+    failures_path = failures_location(args.output_dir, args.prefix, summary.published)
     if summary.warnings and not args.quiet:
         print(f"{count(len(summary.warnings), 'items were')} written with warnings "
               f"(validation: {args.validation}):", file=sys.stderr)
@@ -356,8 +371,8 @@ def run_job(args: argparse.Namespace, dataset: Any,
         what = "every item failed" if summary.total else "the dataset holds no items"
         print(f"nothing was written: {what}. No shard was published, and {args.output_dir} "
               f"keeps what it held of {args.prefix!r} (an earlier run's shards and manifest, "
-              "if any)" + (f"; the failures are listed in {failures_path}:"
-                           if summary.failed else ""), file=sys.stderr)
+              "if any, with their failures file); this run's failures are listed in "
+              f"{failures_path}" + (":" if summary.failed else ""), file=sys.stderr)
     elif summary.failed:
         print(f"{summary.failed} of {summary.total} items failed and were not "
               f"written; they are listed in {failures_path}:", file=sys.stderr)
@@ -369,9 +384,9 @@ def run_job(args: argparse.Namespace, dataset: Any,
         if hint:
             print(hint, file=sys.stderr)
     if not summary.published:
-        return EXIT_FAILED_ITEMS
+        return EXIT_FAILED_ITEMS, False
     more = more_failures() if more_failures is not None else 0
-    return failure_status(args, summary.failed + more, summary.total)
+    return failure_status(args, summary.failed + more, summary.total), True
 
 
 def failure_status(args: argparse.Namespace, failed: int, total: int) -> int:
@@ -516,9 +531,12 @@ def _quiet_beam(run: Callable[[], Any]) -> Any:
             os.remove(path)
 
 
-def _failures_location(output_dir: str, prefix: str) -> str:
+def failures_location(output_dir: str, prefix: str, published: bool = True) -> str:
+    """Where a run's failures file is: ``{prefix}.failures.json`` beside the shards it
+    published, else ``{prefix}.unpublished-failures.json``."""
     with storage.folder(output_dir) as out:
-        return out.location(failures_name(prefix))
+        return out.location(failures_name(prefix) if published
+                            else unpublished_failures_name(prefix))
 
 
 def _resume_command(args: argparse.Namespace) -> str:

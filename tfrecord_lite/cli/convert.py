@@ -23,6 +23,7 @@ from .common import (
     add_runner_options,
     count,
     failure_status,
+    failures_location,
     run_job,
 )
 
@@ -248,6 +249,7 @@ def _run_convert(args: argparse.Namespace) -> int:
     _check_inputs(args)
     converter = _make_converter(args)
     converter.keep_rejected = args.validation != "strict"
+    published = False
     if args.to_json:
         items = list(converter)
         with write_errors(f"cannot write {args.to_json}"), open(args.to_json, "w",
@@ -260,8 +262,10 @@ def _run_convert(args: argparse.Namespace) -> int:
         if not args.validate_only and converter.label_map:
             label_map.check_folder(args.output_dir, args.prefix, converter.labels,
                                    args.label_offset)
-        status = run_job(args, converter, lambda: len(converter.problems))
-        if not args.validate_only and converter.label_map:
+        status, published = run_job(args, converter, converter.problems)
+        # Only beside a dataset this run published: a run that published nothing leaves
+        # an earlier run's files, label maps included, as they were.
+        if published and converter.label_map:
             written = _write_label_maps(args.output_dir, converter.labels, args.label_offset)
             if label_map.PBTXT_NAME not in written and not args.quiet:
                 print(f"no label_map.pbtxt written: the labels start at {args.label_offset}, "
@@ -275,8 +279,11 @@ def _run_convert(args: argparse.Namespace) -> int:
     for problem in converter.problems[:SHOWN_FAILURES]:
         print(f"  problem: {problem}", file=sys.stderr)
     if len(converter.problems) > SHOWN_FAILURES:
-        print(f"  ... and {count(len(converter.problems) - SHOWN_FAILURES, 'more problems')}",
-              file=sys.stderr)
+        listed = ("" if args.to_json or args.validate_only or args.runner == "beam"
+                  else "; all are listed in "
+                  + failures_location(args.output_dir, args.prefix, published))
+        print(f"  ... and {count(len(converter.problems) - SHOWN_FAILURES, 'more problems')}"
+              f"{listed}", file=sys.stderr)
     left_out = converter.report["images left out (rejected annotations)"]
     if left_out:
         print(f"{count(left_out, 'images were')} left out for annotations that cannot be "

@@ -44,7 +44,7 @@ def _run_create(args: argparse.Namespace) -> int:
         if hint is None:
             raise
         raise UsageError(f"{exc}\n  {hint}") from exc
-    return run_job(args, dataset)
+    return run_job(args, dataset)[0]
 
 
 def _converter_hint(args: argparse.Namespace) -> str | None:

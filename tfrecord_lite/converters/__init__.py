@@ -7,7 +7,9 @@ Each converter is an iterable of items (nested dicts, as ``create()`` takes) wit
   ``--label-map`` of every converter command), so that the splits of a dataset
   converted apart store the same labels;
 * ``report``: counts of what was dropped, clipped or skipped (a ``Counter``);
-* ``problems``: one message per bad annotation, naming the image and the problem.
+* ``problems``: one message per bad annotation or skipped image, naming the image and
+  the problem (``Problems``: kept in a scratch file, so memory does not grow with
+  their number; the command line lists them all in the failures file).
 
 An annotation that cannot be converted (an unknown class, a malformed line) is
 *rejected* (``reject``), never silently dropped: its image is left out, unless
@@ -29,6 +31,8 @@ file, a label map) are read where they are given.
 from __future__ import annotations
 
 import collections
+import json
+import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -36,6 +40,77 @@ from .. import confined, storage
 from ..looks import HEAD, looks_like
 from .label_map import label_map_json as label_map_json
 from .label_map import label_map_pbtxt as label_map_pbtxt
+
+
+class Problems:
+    """A converter's problems, in the order found: each a ``where`` (the image, the
+    annotation index or line) and a message. The first ``KEPT`` are held in memory, the
+    rest spill to an unnamed scratch file, so memory does not grow with their number.
+    Reads as a sequence of ``"where: message"`` texts; ``entries`` gives them as the
+    entries of the failures file (docs/usage.md).
+
+    Args:
+        source: the file (or folder) the converter reads, named in each entry.
+    """
+
+    KEPT = 100
+
+    def __init__(self, source: str = "") -> None:
+        self.source = source
+        self._first: list[tuple[str, str]] = []
+        self._spill: IO[str] | None = None
+        self._count = 0
+
+    def add(self, where: str, message: str) -> None:
+        self._count += 1
+        if len(self._first) < self.KEPT:
+            self._first.append((where, message))
+            return
+        if self._spill is None:
+            self._spill = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - held until clear()
+        self._spill.write(json.dumps([where, message]) + "\n")
+
+    def clear(self) -> None:
+        self._first, self._count = [], 0
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
+
+    def pairs(self) -> Iterator[tuple[str, str]]:
+        """Every problem as ``(where, message)``, in order (read back from the scratch
+        file beyond the first ``KEPT``)."""
+        yield from list(self._first)
+        if self._spill is not None:
+            self._spill.flush()
+            self._spill.seek(0)
+            for line in self._spill:
+                where, message = json.loads(line)
+                yield where, message
+            self._spill.seek(0, 2)
+
+    def entries(self) -> Iterator[dict[str, Any]]:
+        """Every problem as an entry of the failures file: ``kind`` "converter",
+        ``source``, ``where`` and ``error_msg`` (the message as printed)."""
+        for where, message in self.pairs():
+            yield {"kind": "converter", "source": self.source, "where": where,
+                   "error_msg": f"{where}: {message}"}
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[str]:
+        return (f"{where}: {message}" for where, message in self.pairs())
+
+    def __getitem__(self, index: Any) -> Any:
+        return list(self)[index]
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, (list, Problems)) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(list(self))
 
 
 class Converter:
@@ -60,7 +135,7 @@ class Converter:
         self.label_offset = label_offset
         self.root_dir = dataset_root
         self.report: collections.Counter[str] = collections.Counter()
-        self.problems: list[str] = []
+        self.problems = Problems()
         self._rejected = 0  # annotations of the current image rejected so far
         self._left_out = 0  # ... and left out by the label map
 
@@ -84,7 +159,7 @@ class Converter:
         return read_size_from_file(path, self.root_dir)
 
     def problem(self, where: str, message: str) -> None:
-        self.problems.append(f"{where}: {message}")
+        self.problems.add(where, message)
         self.report["annotations with problems"] += 1
 
     def reject(self, where: str, message: str) -> None:

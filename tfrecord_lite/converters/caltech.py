@@ -28,6 +28,7 @@ class CaltechConverter(Converter):
                  label_names: list[str] | None = None, *,
                  dataset_root: str | None = None) -> None:
         super().__init__(label_offset, dataset_root)
+        self.problems.source = annotations_dir
         self.images_dir = images_dir
         self.annotations_dir = annotations_dir
         self.pairs = []

@@ -97,6 +97,7 @@ class CocoConverter(Converter):
                  label_offset: int = 0, label_names: list[str] | None = None,
                  include_masks: bool = False, *, dataset_root: str | None = None) -> None:
         super().__init__(label_offset, dataset_root)
+        self.problems.source = annotations
         self.include_masks = include_masks
         with read_dataset_file(annotations) as f:
             try:
@@ -222,9 +223,9 @@ class CocoConverter(Converter):
             shown = ", ".join(ids[:_SHOWN_IDS]) + (
                 f" and {len(ids) - _SHOWN_IDS} more" if len(ids) > _SHOWN_IDS else "")
             self.report["annotations whose image_id is not among the images"] += len(anns)
-            self.problems.append(f"image_id {image_id!r} is not among the images: "
-                                 f"{count(len(ids), 'annotations')} not converted "
-                                 f"(ids {shown})")
+            self.problems.add("annotations", f"image_id {image_id!r} is not among the images: "
+                              f"{count(len(ids), 'annotations')} not converted "
+                              f"(ids {shown})")
 
     def _size(self, image: dict[str, Any]) -> tuple[int, int, str] | str:
         """``(width, height, file_name)`` of an image entry, or what is wrong with it."""

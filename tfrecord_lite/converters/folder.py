@@ -25,6 +25,7 @@ class FolderConverter(Converter):
                  label_names: list[str] | None = None, *,
                  dataset_root: str | None = None) -> None:
         super().__init__(label_offset, dataset_root)
+        self.problems.source = root
         self.root = root
         self.folders = sorted(d for d in os.listdir(root)
                               if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))

@@ -64,6 +64,7 @@ class OdCsvConverter(Converter):
     def __init__(self, csv_file: str, images_dir: str, label_names: list[str] | None = None,
                  label_offset: int = 0, *, dataset_root: str | None = None) -> None:
         super().__init__(label_offset, dataset_root)
+        self.problems.source = csv_file
         if not os.path.isdir(images_dir):
             raise DatasetError(f"--images {images_dir!r}: no such folder")
         self.csv_file = csv_file

@@ -49,6 +49,7 @@ class SegmentationConverter(Converter):
     def __init__(self, images_dir: str, labels_dir: str, suffix: str = "", *,
                  dataset_root: str | None = None) -> None:
         super().__init__(dataset_root=dataset_root)
+        self.problems.source = labels_dir
         if not suffix and os.path.realpath(images_dir) == os.path.realpath(labels_dir):
             raise DatasetError(f"IMAGES and LABELS are the same folder ({images_dir}): give "
                                "--label-suffix (e.g. _mask) to tell the label images apart")

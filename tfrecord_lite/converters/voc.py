@@ -86,6 +86,7 @@ class VocConverter(Converter):
                  label_offset: int = 0, segmentation: bool = False, *,
                  dataset_root: str | None = None) -> None:
         super().__init__(label_offset, dataset_root)
+        self.problems.source = root
         self.root = root
         self.segmentation = segmentation
         sets = "Segmentation" if segmentation else "Main"

@@ -170,6 +170,7 @@ class YoloConverter(Converter):
                  label_offset: int = 0, label_names: list[str] | None = None,
                  include_masks: bool = False, *, dataset_root: str | None = None) -> None:
         super().__init__(label_offset, dataset_root)
+        self.problems.source = root
         self.names: list[str] = []  # the dataset's class names, by class id
         if split not in SPLITS:
             raise DatasetError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
