@@ -85,3 +85,18 @@ def test_rerun_that_publishes_nothing_leaves_the_earlier_files_as_they_were(
     assert main(args) == 0
     assert not Path("out/t.unpublished-failures.json").exists()
     assert "wolf" in Path("out/label_map.json").read_text()
+
+
+def test_coco_image_whose_size_disagrees_with_the_json_is_left_out_named(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    instances, images = make_coco(Path("."))
+    _image(images / "000002.jpg", width=80, height=60)
+    assert main(["from-coco", instances.name, "--images", "val2017", "--prefix", "t",
+                 "--output_dir", "out"]) == 1
+    err = capsys.readouterr().err
+    assert ("image id 2: the annotation file says 200x100, the image 000002.jpg is 80x60: "
+            "the image is left out") in err
+    ids = [e.get("where") for e in json.loads(Path("out/t.failures.json").read_text())]
+    assert "image id 2" in ids

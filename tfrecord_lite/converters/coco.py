@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from ..errors import ImageError
 from ..plural import count
 from . import Converter, add_box, empty_objects, normalize_box, read_dataset_file, wrong_file
 
@@ -268,6 +269,15 @@ class CocoConverter(Converter):
             self.report["images skipped"] += 1
             return None
         width, height, file_name = size
+        try:
+            found = self.image_size(os.path.join(self.images_dir, file_name))[:2]
+        except (OSError, ImageError):
+            found = None  # the item fails when the job reads the file, naming why
+        if found is not None and found != (width, height):
+            self.problem(where, f"the annotation file says {width}x{height}, the image "
+                         f"{file_name} is {found[0]}x{found[1]}: the image is left out")
+            self.report["images skipped"] += 1
+            return None
         objects = empty_objects()
         if self.include_masks:
             objects["mask"] = []
