@@ -208,6 +208,36 @@ def test_bad_rles_are_refused_naming_where_and_what(value: Any, reason: str,
         masks.coco_mask(value, FRAME, where="object 0")
 
 
+def test_a_compressed_rle_with_more_runs_than_pixels_is_refused_before_it_is_decoded(
+        ) -> None:
+    long = {"size": [30, 40], "counts": "0" * 2_000_000}
+    tracemalloc.start()
+    try:
+        with _raises("corrupt rle", "object 2: ", "more than the 1,201 runs"):
+            masks.coco_mask(long, FRAME, where="object 2")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 200_000, peak  # the string is not copied, nor made into arrays
+    few = {"size": [30, 40], "counts": "0" * 1202}  # short enough to count its runs
+    with _raises("corrupt rle", "the string holds 1,202 counts, more than the 1,201"):
+        masks.coco_mask(few, FRAME, where="object 2")
+
+
+def test_decoding_a_compressed_rle_takes_a_few_bytes_a_character() -> None:
+    mask = np.zeros((1000, 1000), np.uint8)
+    mask[::2] = 1  # a run of one pixel each: a count or two a character
+    text = rle.counts_to_string(rle.encode(mask))
+    tracemalloc.start()
+    try:
+        counts = rle.counts_from_string(text, max_runs=mask.size + 1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert np.array_equal(counts, rle.encode(mask))
+    assert peak < 32 * len(text), (peak, len(text))
+
+
 def test_the_compressed_form_accepts_bytes_as_pycocotools_returns_them() -> None:
     mask = np.eye(6, dtype=np.uint8)
     text = rle.counts_to_string(rle.encode(mask))

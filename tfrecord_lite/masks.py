@@ -151,7 +151,7 @@ def rle_counts(value: Any, frame: Frame | None, where: str = "mask") -> np.ndarr
                         f"image's [{frame.height}, {frame.width}]", "rle size")
     counts = value["counts"]
     if isinstance(counts, (str, bytes)):
-        counts = rle.counts_from_string(counts, where)
+        counts = rle.counts_from_string(counts, where, max_runs=height * width + 1)
     elif not isinstance(counts, (list, tuple)):
         raise MaskError(f"{where}: RLE counts must be a list of numbers or a compressed "
                         f"string, got {type(counts).__name__}", "corrupt rle")

@@ -26,43 +26,68 @@ _FIRST, _LAST = 48, 111  # "0" and "o": the characters of the compressed form
 _MAX_GROUPS = 7  # 35 bits: any count of a mask under 2**32 pixels fits
 
 
-def counts_from_string(text: str | bytes, where: str = "mask") -> np.ndarray:
+def counts_from_string(text: str | bytes, where: str = "mask",
+                       max_runs: int | None = None) -> np.ndarray:
     """The counts of COCO's compressed RLE string (``rle["counts"]`` as ``str`` or ``bytes``).
 
+    Decoding takes a few bytes a character and 8 a count: a string is checked to hold at
+    most ``max_runs`` numbers (h * w + 1 for a mask of h x w pixels) before any count is
+    made, so that a long string is refused at the cost of reading it once.
+
     Raises:
-        MaskError: a character outside ``0``..``o``, a number cut at the end or too long.
+        MaskError: a character outside ``0``..``o``, a number cut at the end or too long,
+            more numbers than ``max_runs``.
     """
+    if max_runs is not None and len(text) > _MAX_GROUPS * max_runs:
+        at_least = -(-len(text) // _MAX_GROUPS)  # each count takes 1 to 7 characters
+        raise _too_many_runs(where, f"at least {at_least:,} counts", max_runs)
     if isinstance(text, str):
         if not text.isascii():
             raise MaskError(f"{where}: compressed RLE: the string holds characters other "
                             "than '0' to 'o'", "corrupt rle")
         text = text.encode("ascii")
     data = bytes(text)
-    codes = np.frombuffer(data, np.uint8).astype(np.int64)
+    codes = np.frombuffer(data, np.uint8)  # a view: no copy of the string
     if codes.size == 0:
-        return codes
-    bad = np.flatnonzero((codes < _FIRST) | (codes > _LAST))
-    if bad.size:
-        raise MaskError(f"{where}: compressed RLE: character {data[bad[0]:bad[0] + 1]!r} "
-                        f"at {bad[0]} is not one of the form's ('0' to 'o')", "corrupt rle")
-    bits = codes - _FIRST
-    last = (bits & 0x20) == 0  # the last group of a number
+        return np.zeros(0, np.int64)
+    outside = (codes < _FIRST) | (codes > _LAST)
+    if outside.any():
+        first = int(np.argmax(outside))
+        raise MaskError(f"{where}: compressed RLE: character {data[first:first + 1]!r} "
+                        f"at {first} is not one of the form's ('0' to 'o')", "corrupt rle")
+    del outside
+    last = codes < _FIRST + 0x20  # the last group of a number ("0" to "O")
     if not last[-1]:
         raise MaskError(f"{where}: compressed RLE: the string ends inside a number",
                         "corrupt rle")
-    starts = np.flatnonzero(np.concatenate(([True], last[:-1])))
-    sizes = np.diff(np.append(starts, bits.size))
-    if sizes.max() > _MAX_GROUPS:
-        raise MaskError(f"{where}: compressed RLE: a number of {sizes.max()} groups is too "
+    runs = int(np.count_nonzero(last))
+    if max_runs is not None and runs > max_runs:
+        raise _too_many_runs(where, f"{runs:,} counts", max_runs)
+    ends = np.flatnonzero(last)
+    del last
+    sizes = np.diff(ends, prepend=-1)
+    longest = int(sizes.max())
+    if longest > _MAX_GROUPS:
+        raise MaskError(f"{where}: compressed RLE: a number of {longest} groups is too "
                         "large for a mask", "corrupt rle")
-    shift = 5 * (np.arange(bits.size) - np.repeat(starts, sizes))
-    values = np.add.reduceat((bits & 0x1F) << shift, starts)
-    negative = (bits[last] & 0x10) != 0
-    values[negative] -= np.left_shift(1, 5 * sizes[negative])
-    counts = values.copy()
-    counts[1::2] = np.cumsum(values[1::2])  # from the fourth on, relative to two before
-    counts[2::2] = np.cumsum(values[2::2])
-    return counts
+    sizes = sizes.astype(np.uint8)
+    values = ((codes[ends - (sizes - 1)] - _FIRST) & 0x1F).astype(np.int64)
+    for k in range(1, longest):  # the k-th group of every number that has one
+        has = np.flatnonzero(sizes > k)
+        group = codes[ends[has] - (sizes[has] - 1) + k] - _FIRST
+        values[has] |= (group & 0x1F).astype(np.int64) << (5 * k)
+        del has, group
+    negative = ((codes[ends] - _FIRST) & 0x10) != 0
+    values[negative] -= np.left_shift(1, 5 * sizes[negative].astype(np.int64))
+    # from the fourth on, each count is relative to the one two before it
+    values[1::2] = np.cumsum(values[1::2])
+    values[2::2] = np.cumsum(values[2::2])
+    return values
+
+
+def _too_many_runs(where: str, found: str, max_runs: int) -> MaskError:
+    return MaskError(f"{where}: compressed RLE: the string holds {found}, more than the "
+                     f"{max_runs:,} runs its size allows (height x width + 1)", "corrupt rle")
 
 
 def counts_to_string(counts: Counts) -> str:
