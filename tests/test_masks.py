@@ -83,9 +83,10 @@ def test_a_polygon_is_drawn_at_the_stored_size_from_its_scaled_coordinates() -> 
     ([[1, 2, 3, "four", 5, 6]], "not a polygon", "expected numbers"),
     ([[[1, 2], [3, 4], [5, 6]]], "not a polygon", "expected a flat list"),
     ([[1, 2, 3, float("nan"), 5, 6]], "not a polygon", "not a finite number"),
-    ([[1, 2, 3, 4, 41, 6]], "out of range", "polygon 0, point 2 (x=41, y=6) lies outside the "
+    ([[1, 2, 3, 4, 41.5, 6]], "out of range", "polygon 0, point 2 (x=41.5, y=6) lies outside the "
                                             "image, 40x30 pixels"),
-    ([[0, 0, 40, 0, 40, -0.5]], "out of range", "point 2 (x=40, y=-0.5)"),
+    ([[0, 0, 40, 0, 40, -1.5]], "out of range", "point 2 (x=40, y=-1.5)"),
+    ([[0, 0, 41.5, 0, 40, 10]], "out of range", "--validation lenient draws the part inside"),
 ])
 def test_bad_polygons_are_refused_naming_where_and_what(value: Any, reason: str,
                                                         text: str) -> None:
@@ -97,11 +98,19 @@ def test_vertices_on_the_image_border_are_inside() -> None:
     assert masks.polygon_mask([[0, 0, 40, 0, 40, 30, 0, 30]], FRAME).all()
 
 
+def test_vertices_within_a_pixel_outside_are_drawn_cut_to_the_image_even_when_strict(
+        ) -> None:
+    mask = masks.polygon_mask([[-0.3, -1, 40.3, -0.5, 41, 30.7, -1, 31]], FRAME)
+    assert mask.all()
+    yolo = masks.yolo_mask([-0.01, 0.1, 1.02, 0.1, 1.02, 1.03], FRAME)  # 0.8, 0.9 px
+    assert yolo[3:, 39].all() and yolo.any(axis=1)[3:].all()
+
+
 def test_lenient_mode_cuts_what_lies_outside_but_refuses_the_far_away() -> None:
     mask = masks.polygon_mask([[-10, -10, 50, -10, 50, 40, -10, 40]], FRAME, strict=False)
     assert mask.all()
-    with _raises("out of range", "point 1 (x=81, y=0) lies far outside"):
-        masks.polygon_mask([[0, 0, 81, 0, 0, 10]], FRAME, strict=False)
+    with _raises("out of range", "point 1 (x=81.5, y=0) lies far outside"):
+        masks.polygon_mask([[0, 0, 81.5, 0, 0, 10]], FRAME, strict=False)
 
 
 def test_yolo_polygons_are_normalized_coordinates_of_the_image() -> None:

@@ -369,3 +369,29 @@ def test_iterate_names_the_record_of_a_mask_that_does_not_decode(work: Path) -> 
     with pytest.raises(RecordDecodeError, match=r"bad.tfrecord, record 0, byte offset 0: "
                        r"image/object/mask\[1\]: does not decode as PNG"):
         list(iterate("bad.tfrecord", decode_masks=True))
+
+
+def test_from_coco_draws_a_polygon_a_fraction_of_a_pixel_outside_as_pycocotools_does(
+        work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    coco = pytest.importorskip("pycocotools.mask")
+    _image(work / "images" / "a.jpg", 80, 60)
+    _image(work / "images" / "b.jpg", 80, 60)
+    near = [[10, -0.3, 80.3, 10, 80.3, 59, 10, 60.4]]
+    far = [[10, 10, 95, 10, 10, 50]]
+    data = {"images": [{"id": 1, "file_name": "a.jpg", "width": 80, "height": 60},
+                       {"id": 2, "file_name": "b.jpg", "width": 80, "height": 60}],
+            "categories": [{"id": 1, "name": "cat"}],
+            "annotations": [
+                {"id": 5, "image_id": 1, "category_id": 1, "iscrowd": 0,
+                 "bbox": [10, 0, 70, 60], "area": 3000.0, "segmentation": near},
+                {"id": 6, "image_id": 2, "category_id": 1, "iscrowd": 0,
+                 "bbox": [10, 10, 70, 40], "area": 1000.0, "segmentation": far}]}
+    Path("instances.json").write_text(json.dumps(data))
+    assert main(["from-coco", "instances.json", "--images", "images", "--include-masks",
+                 "--prefix", "train", "--output_dir", "out", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "point 1 (x=95, y=10) lies outside the image" in err
+    assert "--validation lenient" in err
+    (record,) = _records("out/train-*")
+    expected = coco.decode(coco.merge(coco.frPyObjects(near, 60, 80)))
+    assert np.array_equal(record["masks"][0], expected)

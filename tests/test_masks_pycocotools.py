@@ -83,9 +83,11 @@ _STYLE = st.sampled_from(["float", "2 decimals", "0.1 grid", "0.5 grid"])
 
 
 @st.composite
-def polygon_sets(draw: Any, outside: float = 0.0) -> tuple[list[list[float]], Frame]:
+def polygon_sets(draw: Any, outside: float = 0.0,
+                 pixels: float = 0.0) -> tuple[list[list[float]], Frame]:
     """Polygons of 1 to 3 parts in an image of up to 48x48, drawn at its size or smaller;
-    with ``outside``, vertices up to that many image sizes outside it."""
+    with ``outside``, vertices up to that many image sizes outside it, and ``pixels``
+    more."""
     height, width = draw(_SIDE), draw(_SIDE)
     stored = (draw(st.integers(1, height)), draw(st.integers(1, width))) \
         if draw(st.booleans()) else (height, width)
@@ -96,13 +98,14 @@ def polygon_sets(draw: Any, outside: float = 0.0) -> tuple[list[list[float]], Fr
         coords = []
         for i in range(2 * points):
             size = width if i % 2 == 0 else height
-            v = draw(st.floats(-outside * size, (1 + outside) * size))
+            low, high = -outside * size - pixels, (1 + outside) * size + pixels
+            v = draw(st.floats(low, high))
             if style == "2 decimals":
                 v = round(v, 2)
             elif style != "float":
                 step = 0.1 if style == "0.1 grid" else 0.5
                 v = round(v / step) * step
-            coords.append(min(max(v, -outside * size), (1 + outside) * size))
+            coords.append(min(max(v, low), high))
         parts.append(coords)
     return parts, Frame(height, width, *stored)
 
@@ -110,6 +113,14 @@ def polygon_sets(draw: Any, outside: float = 0.0) -> tuple[list[list[float]], Fr
 @settings(max_examples=400, deadline=None)
 @given(polygon_sets())
 def test_random_polygons_agree(case: tuple[list[list[float]], Frame]) -> None:
+    parts, frame = case
+    assert_agrees(masks.polygon_mask(parts, frame), reference_polygons(parts, frame))
+
+
+@settings(max_examples=300, deadline=None)
+@given(polygon_sets(pixels=1.0))
+def test_random_polygons_reaching_a_pixel_outside_the_image_agree_when_strict(
+        case: tuple[list[list[float]], Frame]) -> None:
     parts, frame = case
     assert_agrees(masks.polygon_mask(parts, frame), reference_polygons(parts, frame))
 

@@ -119,7 +119,9 @@ def yolo_mask(value: Sequence[float], frame: Frame, *, strict: bool = True,
     """
     (part,) = polygons.parse([value], where)
     polygons.check_inside([part], 1.0, 1.0, where, 0.0 if strict else polygons.MARGIN,
-                          unit="(normalized)")
+                          unit="(normalized)",
+                          tolerance=(polygons.TOLERANCE / frame.width,
+                                     polygons.TOLERANCE / frame.height))
     pixels = part * np.array([frame.width, frame.height], np.float64)
     return polygons.rasterize([pixels], frame.stored_height, frame.stored_width,
                               frame.stored_width / frame.width,

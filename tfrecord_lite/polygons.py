@@ -46,6 +46,12 @@ MARGIN = 1.0
 """How far outside the image a vertex may lie, in image sizes, when vertices outside
 are allowed (``strict=False``): farther than that is refused in any mode, as a walk
 of its edges would cost memory out of all proportion to the mask."""
+TOLERANCE = 1.0
+"""How far outside the image, in pixels, a vertex may lie even when strict: annotation
+tools put vertices on the outer edge of border pixels, or a rounding off it (COCO's own
+polygons reach x = width + 0.5 where coordinates name pixel centres), and pycocotools
+draws such a polygon cut to the image, as ``rasterize`` does. A vertex farther out is
+more likely a wrong coordinate than a border pixel."""
 
 
 def parse(value: Any, where: str = "mask") -> list[np.ndarray]:
@@ -91,23 +97,26 @@ def _kind(value: Any) -> str:
 
 
 def check_inside(polygons: Sequence[np.ndarray], width: float, height: float,
-                 where: str = "mask", margin: float = 0.0, unit: str = "pixels") -> None:
+                 where: str = "mask", margin: float = 0.0, unit: str = "pixels",
+                 tolerance: tuple[float, float] = (TOLERANCE, TOLERANCE)) -> None:
     """Raise unless every vertex lies within the image, ``[0, width] x [0, height]``,
-    widened by ``margin`` times the image's size on every side.
+    widened by ``margin`` times the image's size and by ``tolerance`` (x, y, in the
+    units of ``width`` and ``height``) on every side.
 
     Raises:
         MaskError: naming the polygon, the point and its coordinates.
     """
-    low_x, high_x = -margin * width, (1 + margin) * width
-    low_y, high_y = -margin * height, (1 + margin) * height
+    low_x, high_x = -margin * width - tolerance[0], (1 + margin) * width + tolerance[0]
+    low_y, high_y = -margin * height - tolerance[1], (1 + margin) * height + tolerance[1]
     for i, points in enumerate(polygons):
         x, y = points[:, 0], points[:, 1]
         outside = np.flatnonzero((x < low_x) | (x > high_x) | (y < low_y) | (y > high_y))
         if outside.size:
             j = outside[0]
-            far = " far" if margin else ""
+            far, hint = (" far", "") if margin else (
+                "", "; --validation lenient draws the part inside the image")
             raise MaskError(f"{where}: polygon {i}, point {j} (x={x[j]:g}, y={y[j]:g}) lies"
-                            f"{far} outside the image, {width:g}x{height:g} {unit}",
+                            f"{far} outside the image, {width:g}x{height:g} {unit}{hint}",
                             "out of range")
 
 
