@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import struct
+import warnings
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ from PIL import Image
 
 from tfrecord_lite import encode_example, iterate, masks, rle
 from tfrecord_lite.cli import main
+from tfrecord_lite.errors import MaskError
 from tfrecord_lite.example import ImageFields
 from tfrecord_lite.masks import Frame
 from tfrecord_lite.records import TFRecordWriter
@@ -395,3 +399,70 @@ def test_from_coco_draws_a_polygon_a_fraction_of_a_pixel_outside_as_pycocotools_
     (record,) = _records("out/train-*")
     expected = coco.decode(coco.merge(coco.frPyObjects(near, 60, 80)))
     assert np.array_equal(record["masks"][0], expected)
+
+
+def _huge_png_header(width: int, height: int) -> bytes:
+    """A gray PNG that claims ``width`` x ``height`` and holds a few rows of zeros: a
+    reader that decodes it before checking its size fails on the cut data (and Pillow
+    warns of, or refuses, a decompression bomb); one that reads the header first
+    refuses its size."""
+    rows = zlib.compress(bytes((width + 1) * 4))
+    return b"".join([b"\x89PNG\r\n\x1a\n",
+                     _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)),
+                     _png_chunk(b"IDAT", rows), _png_chunk(b"IEND", b"")])
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return (struct.pack(">I", len(data)) + kind + data
+            + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind))))
+
+
+def test_readers_refuse_a_mask_or_label_image_of_huge_dimensions_from_its_header(
+        work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tfrecord_lite.errors import RecordDecodeError
+    from tfrecord_lite.torch.samples import training_sample
+
+    jpeg = make_image_bytes("jpeg-rgb", 80, 60)
+    item: dict[str, Any] = {
+        "filename": "a.jpg", "id": "a",
+        "object": {"bbox": {"xmin": [0.1], "xmax": [0.5], "ymin": [0.1], "ymax": [0.5],
+                            "label": [1]}, "mask": [_huge_png_header(15000, 11000)]},
+        "segmentation": {"class": {"encoded": _huge_png_header(15000, 12000),
+                                   "format": "png"}}}
+    Path("out").mkdir()
+    _write("out/big-00000-of-00001", item, ImageFields(jpeg, 60, 80))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no Pillow warning reaches the user
+        assert main(["verify", "out/big-*"]) == 1
+        out = capsys.readouterr().out
+        assert "image/object/mask[0] is 15000x11000, the image 80x60" in out
+        assert "image/segmentation/class/encoded is 15000x12000, the image 80x60" in out
+        assert "bomb" not in out
+        assert main(["show", "out/big-*", "-o", "shown.png"]) == 0
+        assert main(["inspect", "out/big-*"]) == 0
+        assert "PNG 15000x11000" in capsys.readouterr().out
+        with pytest.raises(RecordDecodeError,
+                           match=r"image/object/mask\[0\] is 15000x11000, the image 80x60"):
+            list(iterate(["out/big-00000-of-00001"], decode_masks=True))
+        (record,) = iterate(["out/big-00000-of-00001"])
+        with pytest.raises(RecordDecodeError,
+                           match=r"image/object/mask\[0\] is 15000x11000, the image 80x60"):
+            training_sample(record, "out/big-00000-of-00001", 0, 0)
+        del record["object"]["mask"]
+        with pytest.raises(RecordDecodeError, match="image/segmentation/class/encoded is "
+                                                    "15000x12000, the image 80x60"):
+            training_sample(record, "out/big-00000-of-00001", 0, 0)
+
+
+def test_writers_refuse_a_mask_or_label_image_of_huge_dimensions_from_its_header() -> None:
+    from tfrecord_lite import labels
+
+    frame = Frame(60, 80)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(MaskError, match="the mask image is 15000x11000, the image 80x60"):
+            masks.image_mask(_huge_png_header(15000, 11000), frame, "object 0: object/mask")
+        with pytest.raises(MaskError, match="the label image is 15000x12000, the image "
+                                            "80x60") as info:
+            labels.label_ids(_huge_png_header(15000, 12000), frame)
+        assert "bomb" not in str(info.value)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 import zlib
 from functools import cache
 
@@ -104,17 +105,43 @@ def encode(array: np.ndarray, runs: bool = False) -> bytes:
 _OTHER_WRITERS = ("P", "1")  # palette indices, 1-bit (Pillow gives them as 0 and 1)
 
 
-def decode(data: bytes, where: str = "mask", strict: bool = True) -> np.ndarray:
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """The (height, width) a PNG's header gives, read without decoding anything; None
+    for bytes that do not start as a PNG does. Readers compare it with the image's size
+    before decoding, so that a small file of huge dimensions is refused at no cost."""
+    if len(data) < 24 or data[:8] != _SIGNATURE or data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    return height, width
+
+
+def decode(data: bytes, where: str = "mask", strict: bool = True,
+           size: tuple[int, int] | None = None) -> np.ndarray:
     """The uint8 pixels of an 8-bit gray PNG (a stored mask or label image); unless
     ``strict``, also a palette PNG's indices and a 1-bit PNG's 0 and 1, as other writers
-    may store them (``tf.io.decode_png`` gives those as gray levels instead).
+    may store them (``tf.io.decode_png`` gives those as gray levels instead). With
+    ``size`` (height, width), a PNG whose header gives another size is refused before
+    anything is decoded.
 
     Raises:
-        MaskError: not a PNG, not 8-bit gray (strict), or damaged.
+        MaskError: not a PNG, not 8-bit gray (strict), another size than ``size``
+            (reason "size"), or damaged.
     """
+    header = png_size(data)
+    if header is None:
+        raise MaskError(f"{where}: does not decode as PNG (no PNG header)", "not an image")
+    if size is not None and header != size:
+        raise MaskError(f"{where} is {header[1]}x{header[0]}, the image {size[1]}x{size[0]}",
+                        "size")
     try:
-        im = Image.open(io.BytesIO(data))
-        im.load()
+        with warnings.catch_warnings():  # a size beyond Pillow's limit is an error here
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+            im.load()
+    except Image.DecompressionBombError:
+        raise MaskError(f"{where}: a PNG of {header[1]}x{header[0]} pixels, over the "
+                        f"{2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels Pillow decodes",
+                        "too large") from None
     except Exception as exc:  # Pillow raises many kinds for damaged data
         raise MaskError(f"{where}: does not decode as PNG ({reason(exc)})", "not an image") from exc
     with im:

@@ -29,6 +29,7 @@ compare them with pycocotools' pixel for pixel), at the stored size directly.
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +37,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from . import polygons, rle
+from . import maskpng, polygons, rle
 from .errors import MaskError, reason
 
 
@@ -207,9 +208,19 @@ def open_image(data: bytes, frame: Frame, where: str, what: str) -> Image.Image:
         MaskError: not an image Pillow reads, more than one channel, another size, or
             data that does not decode.
     """
+    header = maskpng.png_size(data)  # a PNG's size is checked before Pillow opens it
+    if header is not None and header != (frame.height, frame.width):
+        raise MaskError(f"{where}: {what} is {header[1]}x{header[0]}, the image "
+                        f"{frame.width}x{frame.height}", "size")
     try:
-        im = Image.open(io.BytesIO(data))
-    except (Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
+        with warnings.catch_warnings():  # the size is checked here, before decoding
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        raise MaskError(f"{where}: {what} is larger than the {2 * (Image.MAX_IMAGE_PIXELS or 0):,}"
+                        f" pixels Pillow opens; the image is {frame.width}x{frame.height}",
+                        "size") from None
+    except (OSError, ValueError, SyntaxError) as exc:
         raise MaskError(f"{where}: {what} is not an image Pillow reads ({reason(exc)})",
                         "not an image") from exc
     if len(im.getbands()) != 1:

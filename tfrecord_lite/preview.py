@@ -96,9 +96,11 @@ def _label_color(label: Any, i: int) -> tuple[int, int, int]:
     return COLORS[label % len(COLORS)] if isinstance(label, int) else COLORS[i % len(COLORS)]
 
 
-def _pixels(data: Any, height: int, width: int) -> np.ndarray | None:
+def _pixels(data: Any, height: int, width: int,
+            stored: tuple[int, int] | None) -> np.ndarray | None:
     """A stored mask or label image at ``height`` x ``width`` (nearest-neighbour), or None
-    when it does not decode (``verify`` names such a record)."""
+    when it does not decode or its header's size is not ``stored``, the stored image's
+    (``verify`` names such a record)."""
     import numpy as np
 
     from . import maskpng
@@ -106,7 +108,7 @@ def _pixels(data: Any, height: int, width: int) -> np.ndarray | None:
     if not isinstance(data, bytes):
         return None
     try:
-        pixels = maskpng.decode(data, strict=False)
+        pixels = maskpng.decode(data, strict=False, size=stored)
     except MaskError:
         return None
     if pixels.shape != (height, width):
@@ -114,6 +116,20 @@ def _pixels(data: Any, height: int, width: int) -> np.ndarray | None:
         cols = np.arange(width) * pixels.shape[1] // width
         pixels = pixels[rows[:, np.newaxis], cols]
     return pixels
+
+
+def _stored_size(item: dict[str, Any]) -> tuple[int, int] | None:
+    """The (height, width) of the record's stored image, from its header."""
+    data = item.get("encoded")
+    if not isinstance(data, bytes):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                return im.height, im.width
+    except image_decode_errors():
+        return None
 
 
 def _fill(image: Image.Image, item: dict[str, Any], labels: list[Any]) -> None:
@@ -131,13 +147,14 @@ def _fill(image: Image.Image, item: dict[str, Any], labels: list[Any]) -> None:
     def paint(where: np.ndarray, color: tuple[int, int, int]) -> None:
         rgb[where] = rgb[where] * (1 - FILL_ALPHA) + np.array(color) * FILL_ALPHA
 
-    ids = _pixels(segmentation, height, width)
+    stored = _stored_size(item)
+    ids = _pixels(segmentation, height, width, stored)
     if ids is not None:
         for class_id in np.unique(ids):
             if class_id not in (0, 255):  # the background; boundaries and "ignore"
                 paint(ids == class_id, COLORS[int(class_id) % len(COLORS)])
     for i, data in enumerate(masks):
-        mask = _pixels(data, height, width)
+        mask = _pixels(data, height, width, stored)
         if mask is not None:
             paint(mask != 0, _label_color(labels[i] if i < len(labels) else i, i))
     image.paste(Image.fromarray(rgb.round().astype(np.uint8)))

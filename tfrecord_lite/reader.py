@@ -239,10 +239,12 @@ def _decode_masks(item: dict[str, Any], path: str, index: int, offset: int) -> N
     from .maskpng import decode
 
     size = (item.get("height"), item.get("width"))
+    height, width = size
+    known = (height, width) if isinstance(height, int) and isinstance(width, int) else None
 
     def pixels(data: Any, key: str) -> Any:
-        try:
-            array = decode(data, key, strict=False)
+        try:  # a header of another size is refused before decoding
+            array = decode(data, key, strict=False, size=known)
         except MaskError as exc:
             raise RecordDecodeError(str(exc), path=path, index=index, offset=offset) from exc
         if array.shape != size:

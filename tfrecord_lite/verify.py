@@ -281,12 +281,9 @@ def _check_png(data: bytes, key: str, height: int, width: int, binary: bool) -> 
     from .maskpng import decode
 
     try:
-        pixels = decode(data, key)
+        pixels = decode(data, key, size=(height, width))  # the header's size first
     except MaskError as exc:
-        return str(exc)
-    if pixels.shape != (height, width):
-        return (f"{key} is {pixels.shape[1]}x{pixels.shape[0]}, the image "
-                f"{width}x{height} (image/width x image/height)")
+        return f"{exc} (image/width x image/height)" if exc.reason == "size" else str(exc)
     if binary and pixels.size and int(pixels.max()) > 1:
         return (f"{key} holds values other than 0 and 1 (up to {int(pixels.max())}); the "
                 "Model Garden's decoder reads them as they are")

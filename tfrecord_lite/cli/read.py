@@ -12,6 +12,7 @@ import io
 import json
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -201,8 +202,10 @@ def _describe_image(data: bytes) -> str:
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            return f"<{len(data):,} bytes, {im.format} {im.width}x{im.height} {im.mode}>"
+        with warnings.catch_warnings():  # only the header is read
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                return f"<{len(data):,} bytes, {im.format} {im.width}x{im.height} {im.mode}>"
     except (OSError, ValueError, Image.DecompressionBombError):  # not opened as an image
         return f"<{len(data):,} bytes, not an image Pillow reads>"
 

@@ -18,11 +18,13 @@ Errors name the file, the record and the key (``image/object/bbox/ymax``).
 from __future__ import annotations
 
 import io
+import warnings
 from typing import Any
 
 import numpy as np
 
 from ..errors import ImageError, RecordDecodeError
+from ..maskpng import png_size
 from ..reader import decode_image, image_decode_errors
 
 _JPEG = b"\xff\xd8\xff"
@@ -87,15 +89,22 @@ def decode_label_image(data: Any, where: str) -> np.ndarray:
     if not isinstance(data, bytes):
         raise ImageError(f"{where}: expected PNG bytes, got {type(data).__name__}")
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            mode, kind = im.mode, im.format
-            if mode in _MASK_MODES:
-                im.load()
-                return np.array(im, dtype=np.uint8)
+        with warnings.catch_warnings():  # the caller checks the size from the header
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                mode, kind = im.mode, im.format
+                if mode in _MASK_MODES:
+                    im.load()
+                    return np.array(im, dtype=np.uint8)
     except image_decode_errors() as exc:
         raise ImageError(f"{where}: does not decode: {exc or type(exc).__name__}") from exc
     raise ImageError(f"{where}: expected a single-channel 8-bit image, got mode {mode} "
                      f"({kind})")
+
+
+def _png_shape(data: Any) -> tuple[int, ...] | None:
+    """The (height, width) of a PNG's header, None for anything else."""
+    return png_size(data) if isinstance(data, bytes) else None
 
 
 def _leaf(item: dict[str, Any], path: tuple[str, ...]) -> Any:
@@ -180,9 +189,12 @@ def training_sample(item: dict[str, Any], path: str, index: int, offset: int,
     if masks is not None:
         arrays = []
         for i, data in enumerate(_as_list(masks)):
-            mask = decode_label_image(data, f"{where}: image/object/mask[{i}]")
-            if mask.shape != (height, width):
-                raise fail(f"image/object/mask[{i}] is {mask.shape[1]}x{mask.shape[0]}, "
+            shape = _png_shape(data)  # from the header: refused before decoding
+            if shape is None or shape == (height, width):
+                mask = decode_label_image(data, f"{where}: image/object/mask[{i}]")
+                shape = mask.shape
+            if shape != (height, width):
+                raise fail(f"image/object/mask[{i}] is {shape[1]}x{shape[0]}, "
                            f"the image {width}x{height}")
             arrays.append(mask)
         if count and len(arrays) != count:
@@ -197,11 +209,14 @@ def training_sample(item: dict[str, Any], path: str, index: int, offset: int,
         if len(values) != 1:
             raise fail(f"image/segmentation/class/encoded holds {len(values)} images, "
                        "expected 1")
-        labels_image = decode_label_image(values[0],
-                                          f"{where}: image/segmentation/class/encoded")
-        if labels_image.shape != (height, width):
-            raise fail(f"image/segmentation/class/encoded is {labels_image.shape[1]}x"
-                       f"{labels_image.shape[0]}, the image {width}x{height}")
+        shape = _png_shape(values[0])
+        if shape is None or shape == (height, width):
+            labels_image = decode_label_image(values[0],
+                                              f"{where}: image/segmentation/class/encoded")
+            shape = labels_image.shape
+        if shape != (height, width):
+            raise fail(f"image/segmentation/class/encoded is {shape[1]}x{shape[0]}, the "
+                       f"image {width}x{height}")
         sample["segmentation"] = labels_image
         rest = _without(rest, SEGMENTATION)
 
