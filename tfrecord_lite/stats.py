@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -28,7 +29,8 @@ _BOX = ("image/object/bbox/xmin", "image/object/bbox/xmax", "image/object/bbox/y
 _BOX_CHUNK = 1 << 18  # boxes checked at a time (as float64: 8 MB for the four edges)
 _SMALL = 256  # a list of this many values or fewer is checked in Python, one by one
 _BINCOUNT = 1 << 16  # int64 values counted by bincount below this, else by sorting
-_CHECKS = ("reversed", "tiny (< 10 px²)", "count mismatch", "outside [0, 1]")
+_CHECKS = ("reversed", "tiny (< 10 px²)", "count mismatch", "outside [0, 1]", "not finite")
+_POINTS = ("image/object/parts/x", "image/object/parts/y")
 
 
 @dataclass
@@ -159,6 +161,8 @@ def _check_few(x0: list[float], x1: list[float], y0: list[float], y1: list[float
             found.add("reversed")
         if any(v < 0 or v > 1 for v in (a0, a1, b0, b1)):
             found.add("outside [0, 1]")
+        if not all(math.isfinite(v) for v in (a0, a1, b0, b1)):
+            found.add("not finite")
         if width and height and abs(a1 - a0) * width * abs(b1 - b0) * height < 10:
             found.add("tiny (< 10 px²)")
 
@@ -172,8 +176,18 @@ def _check_many(x0: Any, x1: Any, y0: Any, y1: Any, width: int, height: int,
         found.add("reversed")
     if any(np.any((v < 0) | (v > 1)) for v in (x0, x1, y0, y1)):
         found.add("outside [0, 1]")
+    if not all(np.all(np.isfinite(v)) for v in (x0, x1, y0, y1)):
+        found.add("not finite")
     if width and height and np.any(np.abs(x1 - x0) * width * np.abs(y1 - y0) * height < 10):
         found.add("tiny (< 10 px²)")
+
+
+def _finite_points(view: Features) -> bool:
+    """Whether every keypoint coordinate is a finite number."""
+    import numpy as np
+
+    return all(bool(np.all(np.isfinite(chunk))) for key in _POINTS if key in view
+               for chunk in view.numbers(key))
 
 
 def _box_labels(view: Features, tally: _Tally) -> None:
@@ -212,6 +226,8 @@ def _record(view: Features, tally: _Tally, examples: int) -> None:
                          _first(view, "image/height") or 0)
     if declared is not None and declared != _count(view, "image/object/bbox/xmin"):
         found.add("count mismatch")
+    if not _finite_points(view):
+        found.add("not finite")
     for name in found:
         tally.counts[name] += 1
         if len(tally.checks[name]) < examples:
@@ -232,9 +248,10 @@ def stats(paths: Iterable[str | os.PathLike[str]], compression: str | None = Non
 
     Box checks (as the original ``stat_tfrecords.py``, plus the range check): reversed
     coordinates, boxes under 10 square pixels, ``object/count`` not matching the number
-    of boxes, coordinates outside [0, 1]. For each, the count and the first ``examples``
-    record ids. Masks: the objects with a mask and without one, and the images with a
-    label image (``image/segmentation/class/encoded``).
+    of boxes, coordinates outside [0, 1], box or keypoint coordinates that are not
+    finite numbers (NaN, infinite: never written by ``create``). For each, the count
+    and the first ``examples`` record ids. Masks: the objects with a mask and without
+    one, and the images with a label image (``image/segmentation/class/encoded``).
 
     Raises:
         RecordError: a damaged file (names file, record index and offset).

@@ -257,6 +257,26 @@ def _check_lengths(feats: Features, shape: dict[str, tuple[str | None, int]]) ->
     return problems
 
 
+_COORDINATES = tuple(f"image/object/bbox/{edge}" for edge in ("xmin", "xmax", "ymin", "ymax")) \
+    + ("image/object/parts/x", "image/object/parts/y")
+
+
+def _check_finite(feats: Features) -> list[str]:
+    """The box and keypoint coordinate lists that hold NaN or infinite values (which
+    ``create`` refuses, and other writers may store)."""
+    import numpy as np
+
+    problems = []
+    for key in _COORDINATES:
+        if key in feats and feats.kind(key) == FLOAT:
+            bad = sum(int(np.count_nonzero(~np.isfinite(chunk)))
+                      for chunk in feats.numbers(key))
+            if bad:
+                problems.append(f"{key}: {plural.count(bad, 'values are')} not finite "
+                                "(NaN or infinite)")
+    return problems
+
+
 def _check_image(data: bytes, height: int, width: int) -> str | None:
     from .images import decoded_size
 
@@ -401,7 +421,8 @@ def _verify_one(path: str, pool: concurrent.futures.Executor, threads: int,
                 report.problems.append(FileProblem(path, index, offset, str(exc)))
                 continue
             shape = feats.shape()
-            for message in [*_check_scalars(shape), *_check_lengths(feats, shape)]:
+            for message in [*_check_scalars(shape), *_check_lengths(feats, shape),
+                            *_check_finite(feats)]:
                 report.problems.append(FileProblem(path, index, offset, message))
             if not decode_images:
                 continue

@@ -322,7 +322,8 @@ def _run_stats(args: argparse.Namespace) -> int:
 _BOX_CHECKS = {"reversed": "images with reversed boxes",
                "tiny (< 10 px²)": "images with tiny boxes (< 10 px²)",
                "count mismatch": "images whose object/count is not their number of boxes",
-               "outside [0, 1]": "images with boxes outside [0, 1]"}
+               "outside [0, 1]": "images with boxes outside [0, 1]",
+               "not finite": "images with coordinates that are NaN or infinite"}
 
 
 def _drawable_records(paths: list[str], args: argparse.Namespace

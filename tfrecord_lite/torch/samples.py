@@ -18,6 +18,7 @@ Errors name the file, the record and the key (``image/object/bbox/ymax``).
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from typing import Any
 
@@ -170,6 +171,12 @@ def training_sample(item: dict[str, Any], path: str, index: int, offset: int,
         if len(column) != count:
             raise fail(f"image/object/bbox/{key} holds {len(column)} values, "
                        f"image/object/bbox/xmin {count}: one per box expected")
+    parts = _leaf(item, ("object", "parts")) or {}
+    for key, column in [*(("bbox/" + k, c) for k, c in zip(_BOX_KEYS, columns)),
+                        *(("parts/" + k, parts.get(k) or []) for k in ("x", "y"))]:
+        if not all(math.isfinite(v) for v in column):
+            raise fail(f"image/object/{key} holds a value that is not a finite number "
+                       "(NaN or infinite)")
     labels = bbox.get("label")
     if labels is None:
         labels = [-1] * count
