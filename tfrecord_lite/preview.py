@@ -118,8 +118,9 @@ def _pixels(data: Any, height: int, width: int,
     return pixels
 
 
-def _stored_size(item: dict[str, Any]) -> tuple[int, int] | None:
-    """The (height, width) of the record's stored image, from its header."""
+def stored_size(item: dict[str, Any]) -> tuple[int, int] | None:
+    """The (height, width) of the record's stored image, from its header (None when it
+    stores none, or none that opens)."""
     data = item.get("encoded")
     if not isinstance(data, bytes):
         return None
@@ -147,7 +148,7 @@ def _fill(image: Image.Image, item: dict[str, Any], labels: list[Any]) -> None:
     def paint(where: np.ndarray, color: tuple[int, int, int]) -> None:
         rgb[where] = rgb[where] * (1 - FILL_ALPHA) + np.array(color) * FILL_ALPHA
 
-    stored = _stored_size(item)
+    stored = stored_size(item)
     ids = _pixels(segmentation, height, width, stored)
     if ids is not None:
         for class_id in np.unique(ids):

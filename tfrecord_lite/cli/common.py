@@ -297,6 +297,16 @@ def add_output_options(p: Any, files: Any) -> None:
 count = plural.count
 
 
+def _naming_id(failure: dict[str, Any]) -> str:
+    """A failed item's message, led by its id when the message does not name it (a file
+    that cannot be read is named by its path alone)."""
+    message = str(failure.get("error_msg", ""))
+    if "id" not in failure:
+        return message
+    lead = f"id {str(failure['id'])!r}"
+    return message if message.startswith(lead) else f"{lead}: {message}"
+
+
 def print_problems(kind: str, messages: list[str], where: str | None,
                    total: int | None = None) -> None:
     """The first ``SHOWN_FAILURES`` messages on stderr, then how many more (and where);
@@ -377,7 +387,7 @@ def run_job(args: argparse.Namespace, dataset: Any,
         print(f"{summary.failed} of {summary.total} items failed and were not "
               f"written; they are listed in {failures_path}:", file=sys.stderr)
     if summary.failed:
-        print_problems("failures", [f["error_msg"] for f in summary.first_failures],
+        print_problems("failures", [_naming_id(f) for f in summary.first_failures],
                        failures_path, summary.failed)
         hint = paths_hint(args, summary.first_failures, summary.failed_by_reason,
                           summary.total, summary.written)
@@ -448,7 +458,7 @@ def _validate_only(args: argparse.Namespace, dataset: Any,
     if report.failures:
         print(f"{len(report.failures)} of {report.total} items would fail:",
               file=sys.stderr)
-        print_problems("failures", [f["error_msg"] for f in report.failures], None)
+        print_problems("failures", [_naming_id(f) for f in report.failures], None)
         hint = paths_hint(args, report.failures, report.failed_by_reason, report.total,
                           report.total - len(report.failures))
         if hint:

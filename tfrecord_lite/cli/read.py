@@ -341,11 +341,11 @@ def _drawable_records(paths: list[str], args: argparse.Namespace
 
 
 def _run_show(args: argparse.Namespace) -> int:
-    from ..preview import contact_sheet, draw, drawable  # Pillow
+    from ..preview import contact_sheet, draw, drawable, stored_size  # Pillow
 
     paths = _shard_paths(args.files)
     files = "the file holds" if len(paths) == 1 else "the files hold"
-    scaled = ""
+    scaled = disagree = ""
     notes: list[str] = []
     if args.grid:
         items = []
@@ -377,16 +377,21 @@ def _run_show(args: argparse.Namespace) -> int:
                                  f"{count(records, 'records')})")
             raise UsageError(f"there is no record {index} ({files} {records})")
         drawn = f"record {number} (id {item.get('id')!r})"
-        width, height = item.get("width"), item.get("height")
-        if isinstance(width, int) and isinstance(height, int) and max(width, height) > max(
-                image.size):
-            scaled = f" (scaled down from {width}x{height}; --full-size draws it whole)"
+        stored = stored_size(item)  # the decoded size, whatever the record says
+        if stored is not None and max(stored) > max(image.size):
+            scaled = f" (scaled down from {stored[1]}x{stored[0]}; --full-size draws it whole)"
+        said = (item.get("height"), item.get("width"))
+        if stored is not None and said != stored:
+            disagree = (f"  image/width x image/height say {said[1]}x{said[0]}, but the image "
+                        f"is {stored[1]}x{stored[0]}: drawn at its own size")
     try:
         with write_errors(f"cannot write {args.output}"):
             image.save(args.output)
     except ValueError as exc:  # Pillow: no format for the file name's extension
         raise WriteError(f"cannot write {args.output}: {exc}") from exc
     print(f"wrote {args.output}: {drawn}, {image.width}x{image.height} px{scaled}")
+    if disagree:
+        print(disagree)
     for note in notes:
         print(f"  {note}: too many to draw")
     return EXIT_OK

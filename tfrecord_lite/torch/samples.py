@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ImageError, RecordDecodeError
+from ..errors import ImageError, RecordDecodeError, reason
 from ..maskpng import png_size
 from ..reader import decode_image, image_decode_errors
 
@@ -98,7 +98,7 @@ def decode_label_image(data: Any, where: str) -> np.ndarray:
                     im.load()
                     return np.array(im, dtype=np.uint8)
     except image_decode_errors() as exc:
-        raise ImageError(f"{where}: does not decode: {exc or type(exc).__name__}") from exc
+        raise ImageError(f"{where}: does not decode: {reason(exc)}") from exc
     raise ImageError(f"{where}: expected a single-channel 8-bit image, got mode {mode} "
                      f"({kind})")
 
