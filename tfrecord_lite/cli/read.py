@@ -369,6 +369,11 @@ def _run_show(args: argparse.Namespace) -> int:
             records = number + 1
             if number == index or (args.id is not None and str(_id(feats)) == args.id):
                 item, notes = drawable(feats)
+                if not isinstance(item.get("encoded"), bytes):
+                    print(f"show: record {number} (id {item.get('id')!r}) stores no image "
+                          "(image/encoded; written without --store_images?): nothing to "
+                          f"draw, {args.output} not written", file=sys.stderr)
+                    return EXIT_FAILED_ITEMS
                 image = draw(item, None if args.full_size else SHOW_MAX_SIDE)
                 break
         else:
