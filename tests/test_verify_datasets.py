@@ -156,8 +156,11 @@ def test_two_prefixes_sharing_a_glob(items: list[dict[str, Any]],
             ) in caplog.text
     status, out = _verify(capsys, "out/train-*")
     assert status == 1
-    assert ("PROBLEM out/train-*: the files given mix two datasets, 'train' and 'train-a': "
+    assert ("PROBLEM out: the files given mix two datasets, 'train' and 'train-a': "
             "the shard glob train-* matches the shards of both") in out
+    status, out = _verify(capsys, "out/train-00000-of-00002", "out/train-a-00000-of-00001")
+    assert status == 1 and "PROBLEM out: the files given mix two datasets" in out
+    assert "out/train-*" not in out  # a glob the user did not give
     # Each alone is fine, and so are unrelated prefixes together.
     assert _verify(capsys, "out/train-?????-of-?????")[0] == 0
     assert _verify(capsys, "out/train-a-*")[0] == 0
@@ -184,7 +187,7 @@ def test_verify_reports_shards_of_two_runs(items: list[dict[str, Any]],
     Path("out/t-00000-of-00003").write_bytes(Path("out/t-00000-of-00002").read_bytes())
     status, out = _verify(capsys, "out/t-*")
     assert status == 1
-    assert "the files given mix two runs of 't': shards of 2 and of 3" in out
+    assert "PROBLEM out: the files given mix two runs of 't': shards of 2 and of 3" in out
     assert "out/t-00001-of-00003: missing from the dataset (shard 1 of 3)" in out
 
 

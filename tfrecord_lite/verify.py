@@ -139,19 +139,22 @@ def dataset_problems(paths: list[str]) -> list[FileProblem]:
 
 
 def _mixed(here: list[tuple[str, int, str]]) -> list[FileProblem]:
-    """Problems for datasets of one directory that a shard glob would mix."""
+    """Problems for datasets of one directory that a shard glob would mix, each named by
+    the directory as given (the glob that mixes them is the reader's, maybe not the
+    user's)."""
     problems = []
     for (p1, n1, shown), (p2, n2, _) in itertools.combinations(here, 2):
+        folder = shown.rstrip("/") or "."
         if p1 == p2:
             problems.append(FileProblem(
-                f"{shown}{p1}-*", None, None,
+                folder, None, None,
                 f"the files given mix two runs of {p1!r}: shards of {n1} and of {n2}; "
                 f"a reader of {p1}-* trains on both (rerun to replace them, or verify "
                 f"{shown}{p1}-?????-of-{n2:05d})"))
         elif p2.startswith(p1 + "-") or p1.startswith(p2 + "-"):
             short, long_ = (p1, p2) if p2.startswith(p1 + "-") else (p2, p1)
             problems.append(FileProblem(
-                f"{shown}{short}-*", None, None,
+                folder, None, None,
                 f"the files given mix two datasets, {short!r} and {long_!r}: the shard "
                 f"glob {short}-* matches the shards of both; verify (and read) each with "
                 f"{shown}{short}-?????-of-????? and {shown}{long_}-*, or rename one"))
