@@ -77,3 +77,22 @@ def test_show_says_plainly_that_a_record_without_an_image_has_nothing_to_draw(
     err = capsys.readouterr().err
     assert "show: record 0 (id 'n0') stores no image (image/encoded" in err
     assert "usage" not in err and not Path("n.png").exists()
+
+
+def test_verify_says_how_many_records_it_read_before_damage_stopped_it(
+        work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    Path("a.jpg").write_bytes(make_image_bytes("jpeg-rgb", 64, 48))
+    Path("items.json").write_text(json.dumps([detection_item("a.jpg", str(i))
+                                              for i in range(6)]))
+    assert main(["--dataset_path", "items.json", "--prefix", "t", "--output_dir", "out",
+                 "--shards", "2", "--store_images", "-q"]) == 0
+    for shard in sorted(Path("out").glob("t-*")):
+        data = bytearray(shard.read_bytes())
+        data[3] ^= 0xFF  # the first record's length: nothing after it can be found
+        shard.write_bytes(bytes(data))
+    assert main(["verify", "out/t-*"]) == 1
+    assert ("FAILED: 2 files, 0 records read (reading stopped at the damage in 2 files: "
+            "what follows it is unchecked), 0 images decoded, 4 problems") in \
+        capsys.readouterr().out
+    assert main(["verify", "out/t-*", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["files_read_up_to_damage"] == 2

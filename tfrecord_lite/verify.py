@@ -53,6 +53,7 @@ class VerifyReport:
     bytes: int = 0
     images: int = 0
     problems: list[FileProblem] = field(default_factory=list)
+    cut_short: int = 0  # files read only up to damage: their later records are unchecked
 
     @property
     def ok(self) -> bool:
@@ -395,6 +396,7 @@ def verify_files(paths: Iterable[str | os.PathLike[str]], threads: int = 1,
             digest = hasher.submit(storage.file_sha256, path) if has_sha else None
             count = _verify_one(path, pool, threads, decode_images, compression, report,
                                 max_record_size)
+            report.cut_short += count is None
             if shard is not None:
                 if count is not None and shard.get("records") != count:
                     report.problems.append(FileProblem(path, None, None,
@@ -463,5 +465,6 @@ def _verify_one(path: str, pool: concurrent.futures.Executor, threads: int,
 def report_dict(report: VerifyReport) -> dict[str, Any]:
     return {"ok": report.ok, "files": report.files, "records": report.records,
             "bytes": report.bytes, "images_decoded": report.images,
+            "files_read_up_to_damage": report.cut_short,
             "problems": [asdict(p) for p in report.problems]}
 

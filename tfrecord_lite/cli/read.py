@@ -191,8 +191,12 @@ def _run_verify(args: argparse.Namespace) -> int:
     else:
         for problem in report.problems:
             print(f"PROBLEM {problem}")
+        records = count(report.records, "records")
+        if report.cut_short:
+            records += (f" read (reading stopped at the damage in "
+                        f"{count(report.cut_short, 'files')}: what follows it is unchecked)")
         print(f"{'OK' if report.ok else 'FAILED'}: {count(report.files, 'files')}, "
-              f"{count(report.records, 'records')}, {count(report.images, 'images decoded')}, "
+              f"{records}, {count(report.images, 'images decoded')}, "
               f"{count(len(report.problems), 'problems')}")
     return EXIT_OK if report.ok else EXIT_FAILED_ITEMS
 
