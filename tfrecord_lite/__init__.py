@@ -7,6 +7,10 @@ load the local runner (``local``, which needs Pillow) on first use.
 
 from __future__ import annotations
 
+# isort: off
+from . import _startup  # noqa: F401  (first: Ctrl-C while the command starts is quiet)
+# isort: on
+
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__

@@ -34,18 +34,20 @@ fails alone, naming the key and the value's type, and the others are written.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import json
 import os
 import pickle
 import queue
+import signal
 import subprocess
 import sys
 import threading
 import time
 import types
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -123,9 +125,10 @@ class Workers:
         env = _worker_environment()
         try:
             for number in range(count):
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "tfrecord_lite.worker"],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+                with _sigint_held():
+                    process = subprocess.Popen(
+                        [sys.executable, "-m", "tfrecord_lite.worker"],
+                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
                 worker = _Worker(number, process)
                 self.workers.append(worker)
                 assert process.stdin is not None
@@ -289,6 +292,21 @@ class Workers:
 
     def __exit__(self, kind: Any, *rest: Any) -> None:
         self.close(kill=kind is not None)
+
+
+@contextlib.contextmanager
+def _sigint_held() -> Iterator[None]:
+    """SIGINT blocked for the block, in this thread: a worker started in it inherits the
+    blocked signal, until it ignores Ctrl-C (the parent's to handle), so that Ctrl-C while
+    it starts up prints no traceback of its own. A Ctrl-C held here is raised after."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _sendable(item: Any) -> Any:

@@ -175,6 +175,8 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """A worker: serve shards from standard input until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    if hasattr(signal, "pthread_sigmask"):  # started with SIGINT blocked (processes.py)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     stdin = sys.stdin.buffer
     # The messages go to a private copy of standard output; anything printed by a
     # library goes to standard error instead of into the messages.

@@ -35,6 +35,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 from types import FrameType
 
+from .. import _startup
 from .._version import __version__
 from ..accelerators import chosen
 from ..errors import ImageError, RecordError, TFRecordLiteError, WriteError
@@ -147,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
                         format="%(message)s", stream=sys.stderr)
     try:
+        _startup.release()  # from here Ctrl-C is a KeyboardInterrupt, cleaned up below
         with _sigterm_as_interrupt():
             status: int = args.run(args)
         return status
