@@ -171,16 +171,17 @@ def test_user_mistakes_still_exit_2_without_traceback(
     assert "dir.tfrecord is a directory: give its files" in err
 
 
-def test_show_of_a_record_without_image_is_a_usage_error(
+def test_show_of_a_record_without_image_is_reported_plainly(
         tmp_path: Path, image_file: Any, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     dataset = _dataset(tmp_path, image_file, 1)
     assert main(["create", "--dataset_path", dataset, "--prefix", "t", "--output_dir", "out",
                  "--no-store-images", "--quiet"]) == 0
-    assert main(["show", "out/t-00000-of-00001", "-o", "x.png"]) == 2
+    assert main(["show", "out/t-00000-of-00001", "-o", "x.png"]) == 1
     err = capsys.readouterr().err
-    assert "stores no image" in err and "Traceback" not in err
+    assert "show: record 0 (id '0') stores no image (image/encoded" in err
+    assert "Traceback" not in err and "error:" not in err and not Path("x.png").exists()
 
 
 def test_a_bug_in_encoding_an_item_is_not_a_failed_item(

@@ -67,18 +67,6 @@ def test_create_summary_names_the_item_of_a_file_that_fails(
     assert failures[0]["error_msg"] == "missing.jpg: file not found"  # as it was
 
 
-def test_show_says_plainly_that_a_record_without_an_image_has_nothing_to_draw(
-        work: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    Path("a.jpg").write_bytes(make_image_bytes("jpeg-rgb", 64, 48))
-    Path("items.json").write_text(json.dumps([detection_item("a.jpg", "n0")]))
-    assert main(["--dataset_path", "items.json", "--prefix", "n", "--output_dir", "out",
-                 "-q"]) == 0
-    assert main(["show", "out/n-*", "-o", "n.png"]) == 1
-    err = capsys.readouterr().err
-    assert "show: record 0 (id 'n0') stores no image (image/encoded" in err
-    assert "usage" not in err and not Path("n.png").exists()
-
-
 def test_verify_says_how_many_records_it_read_before_damage_stopped_it(
         work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     Path("a.jpg").write_bytes(make_image_bytes("jpeg-rgb", 64, 48))

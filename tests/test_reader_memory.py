@@ -164,7 +164,8 @@ def _reference(paths: list[str], examples: int = 5) -> dict[str, Any]:
     names: dict[int, str] = {}
     visibility: collections.Counter[int] = collections.Counter()
     checks: dict[str, list[str]] = {c: [] for c in ("reversed", "tiny (< 10 px²)",
-                                                    "count mismatch", "outside [0, 1]")}
+                                                    "count mismatch", "outside [0, 1]",
+                                                    "not finite")}
     counts = dict.fromkeys(checks, 0)
     widths: list[float] = []
     heights: list[float] = []
@@ -195,8 +196,13 @@ def _reference(paths: list[str], examples: int = 5) -> dict[str, Any]:
                 found.add("outside [0, 1]")
             if w and h and abs(x1 - x0) * w * abs(y1 - y0) * h < 10:
                 found.add("tiny (< 10 px²)")
+            if not all(math.isfinite(v) for v in (x0, x1, y0, y1)):
+                found.add("not finite")
             widths.append(x1 - x0)
             heights.append(y1 - y0)
+        parts = obj.get("parts") or {}
+        if not all(math.isfinite(v) for axis in ("x", "y") for v in parts.get(axis) or []):
+            found.add("not finite")
         for name in found:
             counts[name] += 1
             if len(checks[name]) < examples:
