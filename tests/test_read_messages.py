@@ -57,8 +57,10 @@ def test_torch_samples_name_a_mask_that_does_not_decode_without_object_reprs(
 def test_create_summary_names_the_item_of_a_file_that_fails(
         work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     Path("bad.jpg").write_bytes(b"garbage")
+    Path("good.jpg").write_bytes(make_image_bytes("jpeg-rgb", 64, 48))
     Path("items.json").write_text(json.dumps([{"filename": "missing.jpg", "id": "x1"},
-                                              {"filename": "bad.jpg", "id": "x2"}]))
+                                              {"filename": "bad.jpg", "id": "x2"},
+                                              {"filename": "good.jpg", "id": "x3"}]))
     assert main(["--dataset_path", "items.json", "--prefix", "t", "--output_dir", "out"]) == 1
     err = capsys.readouterr().err
     assert "  id 'x1': missing.jpg: file not found\n" in err
