@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -105,6 +106,64 @@ def test_two_torchrun_ranks_on_gloo_read_each_record_once_per_epoch(workdir: Pat
         assert all(ranks), "a rank read nothing"
         assert Counter(i for rank in ranks for i in rank) == Counter(ids(18))
     assert result["epochs"][0] != result["epochs"][1]  # a new order each epoch
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _spawned_ranks(context: str, **kwargs: Any) -> list[Any]:
+    """What each of two ranks started by mp.spawn read (see tests/torch_spawned_ranks.py):
+    [ids or the error, (rank, world size)] per rank."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "torch_spawned_ranks.py"), "out/train-*",
+         "result.json", str(_free_port()), context, json.dumps(kwargs)],
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return list(json.loads(Path("result.json").read_text()))
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_ranks_of_a_process_group_made_after_the_dataset_read_each_record_once(
+        workdir: Path, context: str) -> None:
+    write_shards(workdir / "out", [6, 5, 7, 4, 3], ["none", "gzip", "none", "none", "zlib"])
+    ranks = _spawned_ranks(context, shuffle=True, seed=3)
+    assert [tuple(r[1]) for r in ranks] == [(0, 2), (1, 2)]
+    assert all(r[0] for r in ranks), "a rank read nothing"
+    assert Counter(i for r in ranks for i in r[0]) == Counter(ids(25))
+
+
+def test_shuffling_without_a_seed_fails_when_the_ranks_are_found_at_iteration(
+        workdir: Path) -> None:
+    write_shards(workdir / "out", [6, 5])
+    for ids_or_error, _ in _spawned_ranks("fork", shuffle=True):
+        assert "ValueError: shuffle=True across 2 ranks needs the same seed" in ids_or_error
+
+
+def test_the_rank_is_found_when_an_epoch_starts_not_when_the_dataset_is_made(
+        workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_shards(workdir / "out", [5, 5, 5, 5])
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    dataset = TFRecordDataset("out/train-*", shuffle=True, seed=4)
+    unseeded = TFRecordDataset("out/train-*", shuffle=True)
+    assert dataset.rank_and_world_size() == (0, 1)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert dataset.rank_and_world_size() == (1, 2)
+    for workers in (0, 2):
+        second = _ids(_loader(dataset, workers))
+        monkeypatch.setenv("RANK", "0")
+        first = _ids(_loader(dataset, workers))
+        monkeypatch.setenv("RANK", "1")
+        assert len(first) == len(second) == 10
+        assert Counter(first + second) == Counter(ids(20))
+    with pytest.raises(ValueError, match="across 2 ranks needs the same seed"):
+        unseeded.set_epoch(1)
+    with pytest.raises(ValueError, match="across 2 ranks needs the same seed"):
+        _ids(_loader(unseeded, 0))
 
 
 def test_a_pattern_expands_to_shards_only_and_a_list_works_as_well(workdir: Path) -> None:

@@ -82,7 +82,7 @@ class _Shared:
 
     @epoch.setter
     def epoch(self, value: int) -> None:
-        self._values[0] = value
+        self._values[0] = operator.index(value)
 
     def count_skipped(self, worker: int | None) -> None:
         slot = 1 if worker is None else 2 + worker % (self.SLOTS - 1)
@@ -154,8 +154,8 @@ class TFRecordDataset(IterableDataset):
         shuffle: a new order each epoch (see :meth:`set_epoch`): the shard order is
             shuffled, then the records through a buffer of ``buffer_size``.
         seed: the shuffle's seed; the same seed and epoch give the same order. Without
-            one, a random seed is drawn here (every rank of a distributed job needs the
-            same seed: give one there).
+            one, a random seed is drawn here, which only a single process may use: across
+            several ranks (every rank needs the same seed) reading is a ``ValueError``.
         buffer_size: records held for shuffling, per reader (DataLoader worker).
         decode_images: samples of training arrays (the image decoded, boxes, labels,
             masks) instead of item dicts; see ``tfrecord_lite.torch.samples``.
@@ -165,8 +165,8 @@ class TFRecordDataset(IterableDataset):
             DataLoader gets.
         compression: "none", "gzip" or "zlib" for every file; None detects each.
         rank, world_size: this process's rank and the number of ranks; by default
-            those of ``torch.distributed`` when it is initialized (or of the ``RANK``
-            and ``WORLD_SIZE`` variables that ``torchrun`` sets), else 0 and 1.
+            found each time an epoch starts (:meth:`rank_and_world_size`), so the
+            dataset may be made before ``init_process_group``.
         skip_damaged: skip a damaged record (CRC, truncation, not an Example, an image
             or mask that does not decode) and count it in :attr:`skipped`, logging a
             warning, instead of raising.
@@ -174,7 +174,7 @@ class TFRecordDataset(IterableDataset):
     Raises:
         FileNotFoundError: a path or pattern that names no file.
         ValueError: a rank outside ``range(world_size)``, or ``shuffle`` without a
-            ``seed`` across several ranks.
+            ``seed`` across several ranks (here, or when an epoch starts or is set).
     """
 
     def __init__(self, paths: Paths, *, shuffle: bool = False, seed: int | None = None,
@@ -194,14 +194,15 @@ class TFRecordDataset(IterableDataset):
         self.files = shard_files(paths)
         self.compression = None if compression is None else _compression.normalize(compression)
         self._explicit = None if rank is None or world_size is None else (rank, world_size)
-        self._ranks = self._explicit or _distributed() or (0, 1)
-        if shuffle and seed is None:
-            if self._ranks[1] > 1:
-                raise ValueError(f"shuffle=True across {self._ranks[1]} ranks needs the same "
-                                 "seed on every rank: pass seed=")
+        # The ranks a DataLoader worker reads as, when the process that started it
+        # handed them over (see __getstate__); None elsewhere.
+        self._parent_ranks: tuple[int, int] | None = None
+        self._seed_drawn = shuffle and seed is None
+        if self._seed_drawn:
             seed = random.SystemRandom().randrange(1 << 63)
         self.shuffle = shuffle
         self.seed = seed
+        self._check_seed(self.rank_and_world_size()[1])
         self.buffer_size = buffer_size
         self.skip_damaged = skip_damaged
         self.max_record_size = max_record_size
@@ -215,9 +216,13 @@ class TFRecordDataset(IterableDataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Take the order of ``epoch`` from the next iteration on (persistent DataLoader
-        workers too). Call it before each epoch, as with ``DistributedSampler``."""
-        self._shared.epoch = operator.index(epoch)
-        self._ranks = self._explicit or _distributed() or self._ranks
+        workers too). Call it before each epoch, as with ``DistributedSampler``.
+
+        Raises:
+            ValueError: ``shuffle`` without a ``seed`` across several ranks.
+        """
+        self._shared.epoch = epoch
+        self._check_seed(self.rank_and_world_size()[1])
 
     @property
     def skipped(self) -> int:
@@ -226,8 +231,30 @@ class TFRecordDataset(IterableDataset):
         return self._shared.skipped
 
     def rank_and_world_size(self) -> tuple[int, int]:
-        """The (rank, world size) this process reads as."""
-        return self._ranks
+        """The (rank, world size) this process reads as, now: the ``rank`` and
+        ``world_size`` given, else those of ``torch.distributed`` when it is initialized,
+        else of the ``RANK`` and ``WORLD_SIZE`` variables (``torchrun``), else (0, 1).
+        Each epoch reads as they are when it starts; a DataLoader worker, where
+        ``torch.distributed`` is not initialized, takes those of the process that
+        started it."""
+        if self._parent_ranks is not None and get_worker_info() is not None:
+            return self._parent_ranks
+        return self._explicit or _distributed() or (0, 1)
+
+    def _check_seed(self, world_size: int) -> None:
+        if self._seed_drawn and world_size > 1:
+            raise ValueError(f"shuffle=True across {world_size} ranks needs the same seed "
+                             "on every rank: pass seed= (without one, each rank draws "
+                             "its own, and records would be read twice or never)")
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if _mp_context.get_spawning_popen() is not None:
+            # Starting a DataLoader worker (spawn, forkserver): it cannot see this
+            # process's torch.distributed, so it is handed the ranks found here. A forked
+            # worker inherits torch.distributed itself.
+            state["_parent_ranks"] = self.rank_and_world_size()
+        return state
 
     def _read_shard(self, i: int) -> Iterator[tuple[str, int, int, bytes] | Damage]:
         path = self.files[i]
@@ -244,12 +271,9 @@ class TFRecordDataset(IterableDataset):
 
     def __iter__(self) -> Iterator[Any]:
         worker = get_worker_info()
-        if worker is None:  # in the process that made the dataset
-            self._ranks = self._explicit or _distributed() or self._ranks
-            workers, worker_id = 1, 0
-        else:
-            workers, worker_id = worker.num_workers, worker.id
-        rank, world = self._ranks
+        workers, worker_id = (1, 0) if worker is None else (worker.num_workers, worker.id)
+        rank, world = self.rank_and_world_size()
+        self._check_seed(world)
         reader, readers = rank * workers + worker_id, world * workers
         epoch = self._shared.epoch
         seed = self.seed if self.shuffle else None
