@@ -267,6 +267,18 @@ def test_set_epoch_reaches_persistent_workers(workdir: Path, context: str) -> No
     assert _ids(_loader(fresh, 2)) == epochs[2]  # as a new loader at that epoch
 
 
+def test_an_epoch_that_does_not_fit_64_bits_is_refused(workdir: Path) -> None:
+    write_shards(workdir / "out", [3])
+    dataset = TFRecordDataset("out/train-*", shuffle=True, seed=1)
+    dataset.set_epoch(2**63 - 1)
+    for epoch in (2**63, 2**70, -2**63 - 1):
+        with pytest.raises(ValueError, match=rf"epoch {epoch} does not fit the 64-bit"):
+            dataset.set_epoch(epoch)
+    assert dataset.epoch == 2**63 - 1
+    with pytest.raises(TypeError):
+        dataset.set_epoch(1.5)  # type: ignore[arg-type]
+
+
 # -- damage --------------------------------------------------------------------------------
 
 def _damage(path: Path, *indexes: int) -> None:

@@ -82,7 +82,11 @@ class _Shared:
 
     @epoch.setter
     def epoch(self, value: int) -> None:
-        self._values[0] = operator.index(value)
+        value = operator.index(value)
+        if not -(1 << 63) <= value < 1 << 63:
+            raise ValueError(f"epoch {value} does not fit the 64-bit integer the DataLoader "
+                             "workers share: give an epoch in [-2**63, 2**63)")
+        self._values[0] = value
 
     def count_skipped(self, worker: int | None) -> None:
         slot = 1 if worker is None else 2 + worker % (self.SLOTS - 1)
@@ -219,7 +223,8 @@ class TFRecordDataset(IterableDataset):
         workers too). Call it before each epoch, as with ``DistributedSampler``.
 
         Raises:
-            ValueError: ``shuffle`` without a ``seed`` across several ranks.
+            ValueError: ``epoch`` outside the 64-bit signed integers; ``shuffle``
+                without a ``seed`` across several ranks.
         """
         self._shared.epoch = epoch
         self._check_seed(self.rank_and_world_size()[1])
