@@ -195,10 +195,27 @@ def test_shards_behind_a_url_are_read_too(workdir: Path) -> None:
 
 
 def test_a_pattern_that_matches_nothing_is_named(workdir: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"no file matches out/val-\*"):
+    with pytest.raises(FileNotFoundError, match=r"out/val-\*: no file matches this pattern"):
         TFRecordDataset("out/val-*")
     with pytest.raises(FileNotFoundError, match=r"no such file: out/train-00000"):
         TFRecordDataset(["out/train-00000"])
+
+
+def test_a_folder_is_refused_as_a_path_and_skipped_with_a_note_by_a_pattern(
+        workdir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    paths = write_shards(workdir / "sub", [3, 4])
+    write_shards(workdir / "sub" / "val", [2])
+    for folder in ("sub", "sub/"):
+        with pytest.raises(IsADirectoryError, match=rf"^{folder} is a directory: give its "
+                                                    r"files, e.g. sub/\* or sub/PREFIX-\*$"):
+            TFRecordDataset(folder)
+        with pytest.raises(IsADirectoryError, match="is a directory"):
+            IndexedTFRecordDataset(["sub/train-00000-of-00002", folder])
+    with caplog.at_level(logging.WARNING, logger="tfrecord_lite.torch.datasets"):
+        dataset = TFRecordDataset("sub/*")
+    assert dataset.files == [os.path.join("sub", p.name) for p in paths]
+    assert "sub/*: skipped 1 folder: sub/val" in caplog.text
+    assert sorted(_ids(_loader(dataset, 0)), key=int) == ids(7)
 
 
 def test_rank_and_world_size_are_checked() -> None:

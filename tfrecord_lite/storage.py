@@ -245,6 +245,29 @@ def expand(paths: list[str]) -> list[str]:
     return out
 
 
+def expand_files(pattern: str) -> tuple[list[str], list[str]]:
+    """What the readers take of one path or pattern given: ``(paths, folders)``, the
+    paths it names (as :func:`expand`; a name without wildcards is kept whether or not
+    it exists) less the local folders a wildcard matched, which come second (``out/*``
+    also matches the folders of other datasets, ``out/coco``: the caller notes them).
+
+    Raises:
+        FileNotFoundError: a wildcard that matches nothing.
+        IsADirectoryError: a name without wildcards that is a local folder (the message
+            says how to give its files).
+    """
+    paths = expand([pattern])
+    wildcard = any(c in pattern for c in "*?[")
+    if wildcard and paths == [pattern] and not is_file(pattern):
+        raise FileNotFoundError(f"{pattern}: no file matches this pattern")
+    folders = [p for p in paths if not is_url(p) and os.path.isdir(p)]
+    if folders and not wildcard:
+        where = pattern.rstrip("/" + os.sep) or pattern
+        raise IsADirectoryError(f"{pattern} is a directory: give its files, e.g. {where}/* "
+                                f"or {where}/PREFIX-*")
+    return [p for p in paths if p not in folders], folders
+
+
 def read_bytes(path: str, limit: int | None = None) -> bytes:
     """The whole content of a URL (at most ``limit`` bytes, else ``OSError(EFBIG)``)."""
     fs, inner = filesystem(path)

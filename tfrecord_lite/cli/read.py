@@ -126,20 +126,16 @@ def _expand_patterns(patterns: list[str]) -> list[str]:
     error naming it (a file that does not exist is left to the command: "cannot read")."""
     paths: list[str] = []
     for pattern in patterns:
-        expanded = storage.expand([pattern])
-        wildcard = any(c in pattern for c in "*?[")
-        if wildcard and expanded == [pattern] and not storage.is_file(pattern):
-            raise UsageError(f"{pattern}: no file matches this pattern"
-                             + _pending_runs(storage.split(pattern)[0]))
-        folders = [p for p in expanded if not storage.is_url(p) and os.path.isdir(p)]
-        if folders and not wildcard:
-            where = pattern.rstrip("/" + os.sep) or pattern
-            raise UsageError(f"{pattern} is a directory: give its files, e.g. {where}/* or "
-                             f"{where}/PREFIX-*")
-        if folders:  # out/* also matches the folders of other datasets (out/coco)
+        try:
+            files, folders = storage.expand_files(pattern)
+        except IsADirectoryError as exc:
+            raise UsageError(str(exc)) from exc
+        except FileNotFoundError as exc:
+            raise UsageError(f"{exc}{_pending_runs(storage.split(pattern)[0])}") from exc
+        if folders:
             print(f"skipped {count(len(folders), 'folders')}: {', '.join(folders)}",
                   file=sys.stderr)
-        paths += [p for p in expanded if p not in folders]
+        paths += files
     return paths
 
 

@@ -23,6 +23,7 @@ from .. import compression as _compression
 from .. import sharding, storage
 from ..errors import ImageError, IndexFileError, RecordError
 from ..framing import DEFAULT_MAX_RECORD_SIZE
+from ..plural import count
 from ..reader import decode_record, find_index, read_index, read_record_at, write_index
 from . import plan
 from .samples import training_sample
@@ -41,20 +42,26 @@ _DAMAGE = (RecordError, ImageError)
 def shard_files(paths: Paths) -> list[str]:
     """The shard files of ``paths``: each pattern (``out/train-*``, also a URL's)
     expanded and sorted, the files the tools write beside shards (``.idx`` indexes,
-    manifests, failure lists) left out.
+    manifests, failure lists) and the folders a pattern matches left out (as the
+    command line does).
 
     Raises:
         FileNotFoundError: a path or pattern that names no file, or no shard at all.
+        IsADirectoryError: a folder given as a path (give its files: ``out/*``).
     """
     given = [os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else [
         os.fspath(p) for p in paths]
-    files = []
-    for path in storage.expand(given):  # a pattern that matches nothing is kept
-        if not storage.is_file(path):
-            what = "no file matches" if any(c in path for c in "*?[") else "no such file:"
-            raise FileNotFoundError(f"{what} {path}")
-        if not sharding.is_side_file(storage.split(path)[1]):
-            files.append(path)
+    files: list[str] = []
+    for pattern in given:
+        expanded, folders = storage.expand_files(pattern)
+        if folders:  # out/* also matches the folders of other datasets (out/coco)
+            logger.warning("%s: skipped %s: %s", pattern, count(len(folders), "folders"),
+                           ", ".join(folders))
+        for path in expanded:
+            if not storage.is_file(path):
+                raise FileNotFoundError(f"no such file: {path}")
+            if not sharding.is_side_file(storage.split(path)[1]):
+                files.append(path)
     if not files:
         raise FileNotFoundError(f"no shard files among {' '.join(given) or '(no paths)'}")
     return files
