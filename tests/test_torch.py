@@ -218,6 +218,23 @@ def test_a_folder_is_refused_as_a_path_and_skipped_with_a_note_by_a_pattern(
     assert sorted(_ids(_loader(dataset, 0)), key=int) == ids(7)
 
 
+def test_a_shard_given_twice_is_read_once_where_it_first_comes(
+        workdir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write_shards(workdir / "out", [3, 2])
+    os.symlink("train-00000-of-00002", workdir / "out" / "link")
+    twice = ["out/train-00001-of-00002", "out/train-*", "./out/train-00000-of-00002",
+             "out/link", str(workdir / "out" / "train-00001-of-00002")]
+    with caplog.at_level(logging.WARNING, logger="tfrecord_lite.torch.datasets"):
+        dataset = TFRecordDataset(twice)
+    assert dataset.files == ["out/train-00001-of-00002", "out/train-00000-of-00002"]
+    assert _ids(_loader(dataset, 0)) == ids(5)[3:] + ids(5)[:3]
+    assert ("out/train-00001-of-00002 is given more than once: it is read once"
+            in caplog.text)
+    assert ("out/link is given more than once (also as out/train-00000-of-00002)"
+            in caplog.text)
+    assert len(IndexedTFRecordDataset(twice)) == 5
+
+
 def test_rank_and_world_size_are_checked() -> None:
     with pytest.raises(ValueError, match=r"rank 2 is not in range\(world_size=2\)"):
         TFRecordDataset([], rank=2, world_size=2)

@@ -40,10 +40,11 @@ _DAMAGE = (RecordError, ImageError)
 
 
 def shard_files(paths: Paths) -> list[str]:
-    """The shard files of ``paths``: each pattern (``out/train-*``, also a URL's)
-    expanded and sorted, the files the tools write beside shards (``.idx`` indexes,
-    manifests, failure lists) and the folders a pattern matches left out (as the
-    command line does).
+    """The shard files of ``paths``, each once: each pattern (``out/train-*``, also a
+    URL's) expanded and sorted, the files the tools write beside shards (``.idx``
+    indexes, manifests, failure lists) and the folders a pattern matches left out (as
+    the command line does), and a file given again (by any path to it) kept only where
+    it first comes.
 
     Raises:
         FileNotFoundError: a path or pattern that names no file, or no shard at all.
@@ -52,6 +53,7 @@ def shard_files(paths: Paths) -> list[str]:
     given = [os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else [
         os.fspath(p) for p in paths]
     files: list[str] = []
+    seen: dict[str, str] = {}  # the file itself -> the path it was first given as
     for pattern in given:
         expanded, folders = storage.expand_files(pattern)
         if folders:  # out/* also matches the folders of other datasets (out/coco)
@@ -60,8 +62,15 @@ def shard_files(paths: Paths) -> list[str]:
         for path in expanded:
             if not storage.is_file(path):
                 raise FileNotFoundError(f"no such file: {path}")
-            if not sharding.is_side_file(storage.split(path)[1]):
-                files.append(path)
+            if sharding.is_side_file(storage.split(path)[1]):
+                continue
+            key = path if storage.is_url(path) else os.path.realpath(path)
+            if key in seen:
+                logger.warning("%s is given more than once%s: it is read once", path,
+                               "" if seen[key] == path else f" (also as {seen[key]})")
+                continue
+            seen[key] = path
+            files.append(path)
     if not files:
         raise FileNotFoundError(f"no shard files among {' '.join(given) or '(no paths)'}")
     return files
