@@ -235,6 +235,15 @@ def test_a_shard_given_twice_is_read_once_where_it_first_comes(
     assert len(IndexedTFRecordDataset(twice)) == 5
 
 
+def test_paths_may_be_bytes(workdir: Path) -> None:
+    write_shards(workdir / "out", [3, 2])
+    assert len(_ids(_loader(TFRecordDataset(b"out/train-*"), 0))) == 5
+    listed = TFRecordDataset([b"out/train-00001-of-00002", Path("out/train-00000-of-00002")])
+    assert _ids(_loader(listed, 0)) == ids(5)[3:] + ids(5)[:3]
+    with pytest.raises(TypeError, match="not int"):
+        TFRecordDataset([3])  # type: ignore[list-item]
+
+
 def test_rank_and_world_size_are_checked() -> None:
     with pytest.raises(ValueError, match=r"rank 2 is not in range\(world_size=2\)"):
         TFRecordDataset([], rank=2, world_size=2)

@@ -31,7 +31,7 @@ from .stream import Damage, records
 
 logger = logging.getLogger(__name__)
 
-PathArg = Union[str, "os.PathLike[str]"]
+PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 Paths = Union[PathArg, Iterable[PathArg]]
 _TENSORS = ("image", "boxes", "labels", "masks", "segmentation")
 _STACKED = ("image", "segmentation")  # one per image, the image's size
@@ -50,8 +50,8 @@ def shard_files(paths: Paths) -> list[str]:
         FileNotFoundError: a path or pattern that names no file, or no shard at all.
         IsADirectoryError: a folder given as a path (give its files: ``out/*``).
     """
-    given = [os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else [
-        os.fspath(p) for p in paths]
+    given = ([os.fsdecode(paths)] if isinstance(paths, (str, bytes, os.PathLike))
+             else [os.fsdecode(p) for p in paths])
     files: list[str] = []
     seen: dict[str, str] = {}  # the file itself -> the path it was first given as
     for pattern in given:
