@@ -443,6 +443,56 @@ def test_collate_refuses_images_of_different_sizes_unless_asked_to_keep_a_list()
         collate([{"id": "1"}])
 
 
+def _image_and_label(sample: dict) -> tuple:
+    return sample["image"], sample["label"]
+
+
+def _image_and_target(sample: dict) -> tuple:
+    return sample["image"], {"boxes": sample["boxes"], "labels": sample["labels"],
+                             "id": sample["id"]}
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_collate_batches_the_pairs_a_transform_returns(workdir: Path, workers: int) -> None:
+    write_shards(workdir / "out", [3, 3])
+
+    def batches(transform: Any) -> list[Any]:
+        dataset = TFRecordDataset("out/train-*", decode_images=True, transform=transform)
+        return list(DataLoader(dataset, batch_size=3, num_workers=workers,
+                               collate_fn=collate))
+
+    for images, labels in batches(_image_and_label):
+        assert images.shape == (3, HEIGHT, WIDTH, 3) and images.dtype == torch.uint8
+        assert labels.shape == (3,) and labels.dtype == torch.int64
+    seen = []
+    for images, target in batches(_image_and_target):
+        assert images.shape == (3, HEIGHT, WIDTH, 3)
+        assert [b.shape for b in target["boxes"]] == [(2, 4)] * 3
+        assert [la.tolist() for la in target["labels"]] == [[1, 2]] * 3
+        seen += target["id"]
+    assert sorted(seen, key=int) == ids(6)
+
+
+def test_collate_names_what_it_cannot_batch() -> None:
+    image = torch.zeros(4, 4, 3, dtype=torch.uint8)
+    with pytest.raises(TypeError, match=r"this batch holds a Tensor: have the transform "
+                                        "return one kind, or pass a collate_fn"):
+        collate([image, image])
+    with pytest.raises(TypeError, match="holds a Tensor beside tuples"):
+        collate([(image, 1), image])
+    with pytest.raises(TypeError, match="tuples of 2 and 3 items"):
+        collate([(image, 1), (image, 1, 2)])
+    with pytest.raises(TypeError, match="without decode_images, use collate_fn=list"):
+        collate([{"id": "1"}])
+    with pytest.raises(ValueError, match=r"cannot stack item 0 of the tuples of this batch, "
+                                         r"their sizes differ \(\(4, 4, 3\), \(5, 4, 3\)\)"):
+        collate([(image, 1), (torch.zeros(5, 4, 3), 2)])
+    kept = collate([(image, 1), (torch.zeros(5, 4, 3), 2)], stack_images=False)
+    assert [tuple(i.shape) for i in kept[0]] == [(4, 4, 3), (5, 4, 3)]
+    assert kept[1].tolist() == [1, 2]
+    assert collate([(image, "a", None), (image, "b", None)])[1:] == (["a", "b"], [None, None])
+
+
 # -- random access -------------------------------------------------------------------------
 
 def test_random_access_returns_the_record_iteration_gives(workdir: Path) -> None:

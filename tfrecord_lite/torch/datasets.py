@@ -421,7 +421,7 @@ class IndexedTFRecordDataset(Dataset):
         return self._samples(path, number, int(index[number][0]), data)
 
 
-def collate(batch: list[Mapping[str, Any]], stack_images: bool = True) -> dict[str, Any]:
+def collate(batch: list[Any], stack_images: bool = True) -> Any:
     """Batch the samples of ``decode_images=True`` (``DataLoader(collate_fn=collate)``).
 
     ``image`` (and ``segmentation``) are stacked into [B, ...] tensors and ``label``
@@ -430,13 +430,71 @@ def collate(batch: list[Mapping[str, Any]], stack_images: bool = True) -> dict[s
     lacks the key). With ``stack_images=False`` images stay a list too (for images of
     different sizes, as detection models take them).
 
+    Samples that a ``transform`` made tuples, such as ``(image, target)``, give a tuple
+    of batches, one per position: tensors and arrays stacked (a list with
+    ``stack_images=False``), numbers as a [B] tensor, dicts as above (``target["boxes"]``
+    a list), anything else a list.
+
     Raises:
-        TypeError: a sample that is not a dict with an ``image``.
-        ValueError: images (or label images) of different sizes to stack.
+        TypeError: a sample that is neither a dict with an ``image`` nor a tuple, or
+            tuples of different lengths.
+        ValueError: images (or label images, or a tuple's tensors) of different sizes to
+            stack.
     """
+    if batch and all(isinstance(sample, tuple) for sample in batch):
+        lengths = sorted({len(sample) for sample in batch})
+        if len(lengths) != 1:
+            raise TypeError(f"collate batches tuples of one length; this batch holds tuples "
+                            f"of {' and '.join(map(str, lengths))} items")
+        parts = [_collate_position(list(values), position, stack_images)
+                 for position, values in enumerate(zip(*batch))]
+        first = batch[0]
+        return type(first)(*parts) if hasattr(first, "_fields") else tuple(parts)
     if not batch or not all(isinstance(s, Mapping) and "image" in s for s in batch):
-        raise TypeError("collate batches the samples of decode_images=True (dicts with an "
-                        "'image'); without decode_images, use collate_fn=list")
+        raise TypeError(_not_samples(batch))
+    return _collate_dicts(batch, stack_images)
+
+
+def _not_samples(batch: list[Any]) -> str:
+    """Why ``collate`` cannot batch ``batch``, and what to do."""
+    if not batch:
+        return "collate was given an empty batch"
+    odd = next(s for s in batch if not (isinstance(s, tuple)
+                                         or isinstance(s, Mapping) and "image" in s))
+    if isinstance(odd, Mapping):
+        return ("collate batches the samples of decode_images=True (dicts with an 'image'); "
+                "without decode_images, use collate_fn=list")
+    return (f"collate batches dicts with an 'image' (decode_images=True) and tuples (what a "
+            f"transform may return); this batch holds a {type(odd).__name__}"
+            + (" beside tuples" if any(isinstance(s, tuple) for s in batch) else "")
+            + ": have the transform return one kind, or pass a collate_fn of your own")
+
+
+def _is_array(value: Any) -> bool:
+    return isinstance(value, (torch.Tensor, np.ndarray)) and value.ndim > 0
+
+
+def _collate_position(values: list[Any], position: int, stack_images: bool) -> Any:
+    """The batch of one position of tuple samples (see :func:`collate`)."""
+    if all(isinstance(v, Mapping) for v in values):
+        return _collate_dicts(values, stack_images)
+    if all(_is_array(v) for v in values):
+        if not stack_images:
+            return [torch.as_tensor(v) for v in values]
+        shapes = [tuple(v.shape) for v in values]
+        if len(set(shapes)) != 1:
+            raise ValueError(f"cannot stack item {position} of the tuples of this batch, their "
+                             f"sizes differ ({', '.join(map(str, shapes))}): resize them in "
+                             "the transform, or collate with stack_images=False to keep a "
+                             "list")
+        return default_collate([torch.as_tensor(v) for v in values])
+    if all(isinstance(v, (bool, int, float, np.number, np.ndarray, torch.Tensor))
+           for v in values):  # numbers, and tensors of one number
+        return default_collate([torch.as_tensor(v) for v in values])
+    return values
+
+
+def _collate_dicts(batch: list[Mapping[str, Any]], stack_images: bool) -> dict[str, Any]:
     keys = list(dict.fromkeys(k for sample in batch for k in sample))
     out: dict[str, Any] = {}
     for key in keys:
