@@ -5,6 +5,7 @@ docs/torch.md."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import os
@@ -324,6 +325,13 @@ def test_an_epoch_that_does_not_fit_64_bits_is_refused(workdir: Path) -> None:
 
 # -- damage --------------------------------------------------------------------------------
 
+def read_framed_bytes(path: Path, skip: int) -> bytes:
+    """The framed records of a plain shard, less record ``skip``."""
+    offsets = [at for _, at, _ in read_framed(path, verify=False)] + [path.stat().st_size]
+    raw = path.read_bytes()
+    return raw[:offsets[skip]] + raw[offsets[skip + 1]:]
+
+
 def _damage(path: Path, *indexes: int) -> None:
     """Flip a byte in the data of these records of a plain shard."""
     offsets = [at for _, at, _ in read_framed(path)]
@@ -370,6 +378,33 @@ def test_skip_damaged_counts_a_cut_file_once_and_reads_the_other_shards(workdir:
     assert dataset.skipped == 1
     with pytest.raises(TruncatedRecordError, match="out/train-00000-of-00002, record 4"):
         _ids(_loader(TFRecordDataset("out/train-*"), 0))
+
+
+@pytest.mark.parametrize("workers", [0, 3])
+def test_a_damaged_gzip_end_after_the_last_record_counts_as_the_streams_not_a_record(
+        workdir: Path, workers: int, caplog: pytest.LogCaptureFixture) -> None:
+    # one shard, so with 3 workers every worker reads it to its end
+    [plain] = write_shards(workdir / "plain", [9])
+    _damage(plain, 2)
+    path = workdir / "out" / "train-00000-of-00001"
+    path.parent.mkdir()
+    compressed = bytearray(gzip.compress(plain.read_bytes()))
+    compressed[-8] ^= 0x01  # the CRC-32 in the trailer
+    path.write_bytes(bytes(compressed))
+    dataset = TFRecordDataset("out/train-*", skip_damaged=True)
+    with caplog.at_level(logging.WARNING, logger="tfrecord_lite.torch.datasets"):
+        seen = _ids(_loader(dataset, workers))
+    assert Counter(seen) == Counter(i for i in ids(9) if i != "2")
+    assert (dataset.skipped, dataset.stream_faults) == (1, 1)
+    if workers == 0:
+        assert ("passed the damaged end of a compressed stream: out/train-00000-of-00001, "
+                "after its last record (8), byte offset "
+                f"{plain.stat().st_size} of the uncompressed stream" in caplog.text)
+    compressed = bytearray(gzip.compress(read_framed_bytes(plain, skip=2)))
+    compressed[-8] ^= 0x01
+    path.write_bytes(bytes(compressed))  # without the damaged record: only the end fails
+    with pytest.raises(CorruptRecordError, match=r"after its last record \(7\)"):
+        _ids(_loader(TFRecordDataset("out/train-*"), workers))
 
 
 # -- decoded samples -----------------------------------------------------------------------

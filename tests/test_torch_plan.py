@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import subprocess
 import sys
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -342,6 +343,82 @@ def test_a_damaged_gzip_stream_ends_the_shard_with_a_mark(tmp_path: Path) -> Non
     assert isinstance(mark.error, CorruptRecordError) and "gzip" in str(mark.error)
     good = [e for e in events if isinstance(e, int)]
     assert good == sorted(set(good)) and len(good) < 30
+
+
+def _gzip_of(plain: bytes, tmp_path: Path, kind: str = "gzip") -> Path:
+    path = tmp_path / f"t.{kind}"
+    path.write_bytes(gzip.compress(plain) if kind == "gzip" else zlib.compress(plain))
+    return path
+
+
+@pytest.mark.parametrize("damage", ["gzip crc", "gzip size", "zlib adler", "gzip cut",
+                                    "zlib cut"])
+def test_a_damaged_trailer_after_the_last_record_loses_no_record(tmp_path: Path,
+                                                                damage: str) -> None:
+    [plain] = write_shards(tmp_path / "plain", [5])
+    kind, how = damage.split()
+    path = _gzip_of(plain.read_bytes(), tmp_path, kind)
+    raw = bytearray(path.read_bytes())
+    if how == "cut":
+        raw = raw[:-2]
+    else:
+        raw[{"crc": -8, "size": -1, "adler": -1}[how]] ^= 0x01
+    path.write_bytes(bytes(raw))
+    *good, mark = _events(path)
+    assert good == [0, 1, 2, 3, 4]
+    assert isinstance(mark, Damage) and mark.rest_lost and not mark.record_lost
+    assert mark.error.at_end and mark.error.index == 5
+    size = plain.stat().st_size
+    assert str(mark.error).startswith(
+        f"{path}, after its last record (4), byte offset {size} of the uncompressed stream: "
+        f"the {kind} stream is ")
+
+
+def test_a_damaged_trailer_after_data_that_ends_inside_a_record_loses_that_record(
+        tmp_path: Path) -> None:
+    [plain] = write_shards(tmp_path / "plain", [5])
+    path = _gzip_of(plain.read_bytes()[:-7], tmp_path)
+    raw = bytearray(path.read_bytes())
+    raw[-8] ^= 0x01
+    path.write_bytes(bytes(raw))
+    *good, mark = _events(path)
+    assert good == [0, 1, 2, 3]
+    assert isinstance(mark, Damage) and mark.rest_lost and mark.record_lost
+    assert not mark.error.at_end and mark.error.index == 4
+    assert "record 4, byte offset" in str(mark.error)
+
+
+def test_a_damaged_trailer_before_another_member_ends_the_shard(tmp_path: Path) -> None:
+    [plain] = write_shards(tmp_path / "plain", [4])
+    data = plain.read_bytes()
+    member = bytearray(gzip.compress(data))
+    member[-8] ^= 0x01
+    path = tmp_path / "t.gz"
+    path.write_bytes(bytes(member) + gzip.compress(data))
+    *good, mark = _events(path)
+    assert good == [0, 1, 2, 3]
+    assert isinstance(mark, Damage) and mark.rest_lost and mark.record_lost
+    assert not mark.error.at_end
+
+
+def test_offsets_in_compressed_shards_are_said_to_be_of_the_uncompressed_stream(
+        tmp_path: Path) -> None:
+    [plain] = write_shards(tmp_path / "plain", [5])
+    [offset] = _damage_data(plain, 2)
+    path = _gzip_of(plain.read_bytes(), tmp_path)
+    mark = _events(path)[2]
+    assert isinstance(mark, Damage)
+    assert (f"{path}, record 2, byte offset {offset} of the uncompressed stream: data CRC"
+            in str(mark.error))
+    with pytest.raises(CorruptRecordError,
+                       match=f"record 2, byte offset {offset} of the uncompressed stream"):
+        list(read_framed(path))
+    with pytest.raises(CorruptRecordError, match=rf"record 2, byte offset {offset}: data"):
+        list(read_framed(plain))
+    with pytest.raises(RecordDecodeError, match="byte offset 7 of the uncompressed stream"):
+        decode_record(b"\xff", "t.gz", 1, 7, uncompressed=True)
+    with pytest.raises(ImageError, match="byte offset 7 of the uncompressed stream"):
+        training_sample({"encoded": b"not an image"}, "t.gz", 1, 7, uncompressed=True)
 
 
 # -- without PyTorch -----------------------------------------------------------------------

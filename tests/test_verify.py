@@ -112,6 +112,25 @@ def test_gzip_cut_is_reported(tmp_path: Path) -> None:
                for p in report.problems), report.problems
 
 
+def test_offsets_in_compressed_files_are_named_as_those_of_the_uncompressed_stream(
+        tmp_path: Path) -> None:
+    path = tmp_path / "g"
+    with TFRecordWriter(path, compression="gzip") as w:
+        for i in range(3):
+            w.write(b"not an Example" if i == 1 else encode_example(
+                {"filename": "f", "id": i}, ImageFields(b"x", 1, 1)))
+    data = bytearray(path.read_bytes())
+    data[-8] ^= 0x01  # the CRC-32 in the gzip trailer
+    path.write_bytes(bytes(data))
+    problems = [str(p) for p in verify_files([path]).problems]
+    assert any(p.startswith(f"{path}, record 1, byte offset ") and
+               " of the uncompressed stream: " in p for p in problems), problems
+    assert any(p.startswith(f"{path}, after its last record (2), byte offset ") and
+               p.endswith("of the uncompressed stream: the gzip stream is damaged (the "
+                          "CRC-32 in its trailer does not match the data)")
+               for p in problems), problems
+
+
 def test_stats_checks(tmp_path: Path) -> None:
     def item(i: int, **bbox: Any) -> dict[str, Any]:
         box = {"xmin": [0.1], "xmax": [0.5], "ymin": [0.1], "ymax": [0.5], "label": [1]}

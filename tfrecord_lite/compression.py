@@ -123,9 +123,10 @@ class _InflateReader(io.RawIOBase):
     The wrappers are read here, and the deflate data by zlib: so every byte that
     inflated before a damaged spot or a damaged trailer is delivered first, and the
     damage is raised after it (as :class:`CorruptRecordError`, a cut stream as
-    :class:`TruncatedRecordError`, without a place: the record reader adds the record
-    index and offset). Concatenated members and zero padding after a member are read
-    as gzip readers do.
+    :class:`TruncatedRecordError`, without a record: the record reader adds the record
+    index and offset). A damaged or cut trailer of the last member is raised with
+    ``at_end`` and the offset where the data ended: all of it came out whole.
+    Concatenated members and zero padding after a member are read as gzip readers do.
     """
 
     def __init__(self, raw: IO[bytes], expect: str) -> None:
@@ -137,6 +138,7 @@ class _InflateReader(io.RawIOBase):
         self._check = 0  # running CRC-32 (gzip) or Adler-32 (zlib) of the member's data
         self._size = 0
         self._members = 0
+        self._delivered = 0  # uncompressed bytes given out, over every member
         self._pending = memoryview(b"")
         self._error: RecordError | None = None
         self._done = False
@@ -177,6 +179,7 @@ class _InflateReader(io.RawIOBase):
                 raise TruncatedRecordError(f"the {self._kind} stream is cut short (it ends "
                                            "before its end marker) or damaged")
         self._pending = memoryview(out)
+        self._delivered += len(out)
         if self._error is None:
             self._size += len(out)
             self._check = (zlib.crc32 if self._kind == "gzip" else zlib.adler32)(out,
@@ -233,21 +236,35 @@ class _InflateReader(io.RawIOBase):
         while len(self._input) < need:
             if not self._read_more():
                 raise TruncatedRecordError(f"the {self._kind} stream is cut short (it ends "
-                                           "inside its trailer)")
+                                           "inside its trailer)", **self._end())
         trailer, self._input = self._input[:need], self._input[need:]
         self._members += 1
+        problem = None
         if self._kind == "zlib":
             if _ADLER.unpack(trailer)[0] != self._check:
-                raise CorruptRecordError("the zlib stream is damaged (its Adler-32 "
-                                         "checksum does not match the data)")
-            return
-        crc, size = _GZIP_TRAILER.unpack(trailer)
-        if crc != self._check:
-            raise CorruptRecordError("the gzip stream is damaged (the CRC-32 in its "
-                                     "trailer does not match the data)")
-        if size != self._size & 0xFFFFFFFF:
-            raise CorruptRecordError(f"the gzip stream is damaged (its trailer gives "
-                                     f"{size} bytes, the data holds {self._size})")
+                problem = "its Adler-32 checksum does not match the data"
+        else:
+            crc, size = _GZIP_TRAILER.unpack(trailer)
+            if crc != self._check:
+                problem = "the CRC-32 in its trailer does not match the data"
+            elif size != self._size & 0xFFFFFFFF:
+                problem = f"its trailer gives {size} bytes, the data holds {self._size}"
+        if problem is not None:
+            raise CorruptRecordError(f"the {self._kind} stream is damaged ({problem})",
+                                     **(self._end() if self._last_member() else {}))
+
+    def _end(self) -> dict[str, Any]:
+        """The place of a fault after all the data came out: where the data ended."""
+        return {"offset": self._delivered, "uncompressed": True, "at_end": True}
+
+    def _last_member(self) -> bool:
+        """Whether only zero padding, if anything, follows the member just ended."""
+        while True:
+            self._input = self._input.lstrip(b"\0")
+            if self._input:
+                return False
+            if not self._read_more():
+                return True
 
     def close(self) -> None:
         if not self.closed:

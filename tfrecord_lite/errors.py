@@ -48,23 +48,47 @@ class TFRecordLiteError(Exception):
     """Root of every error raised by tfrecord_lite."""
 
 
+def record_place(path: str | None = None, index: int | None = None,
+                 offset: int | None = None, *, uncompressed: bool = False,
+                 at_end: bool = False) -> str:
+    """Where a record is, as messages say it: ``out/train-00000-of-00002, record 3, byte
+    offset 2249``. In a compressed file the offset is one of the uncompressed stream, and
+    says so; ``at_end``: past the last record (``index`` is then the number of records)."""
+    where = []
+    if path is not None:
+        where.append(str(path))
+    if index is not None and at_end:
+        where.append(f"after its last record ({index - 1})" if index else "before any record")
+    elif index is not None:
+        where.append(f"record {index}")
+    if offset is not None:
+        where.append(f"byte offset {offset}"
+                     + (" of the uncompressed stream" if uncompressed else ""))
+    return ", ".join(where)
+
+
 class RecordError(TFRecordLiteError):
-    """A problem with the TFRecord container: names the file, record index and offset."""
+    """A problem with the TFRecord container: names the file, record index and offset.
+
+    Attributes:
+        reason, path, index, offset: what is wrong, and where (each may be None).
+        uncompressed: ``offset`` counts bytes of a file's uncompressed stream.
+        at_end: the fault lies after the stream's data, which all came out whole (a
+            compressed stream's damaged or cut trailer after its last record): no
+            record is lost by it, and ``index`` is the number of records.
+    """
 
     def __init__(self, message: str, *, path: str | None = None, index: int | None = None,
-                 offset: int | None = None) -> None:
-        where = []
-        if path is not None:
-            where.append(str(path))
-        if index is not None:
-            where.append(f"record {index}")
-        if offset is not None:
-            where.append(f"byte offset {offset}")
-        super().__init__(f"{', '.join(where)}: {message}" if where else message)
+                 offset: int | None = None, uncompressed: bool = False,
+                 at_end: bool = False) -> None:
+        where = record_place(path, index, offset, uncompressed=uncompressed, at_end=at_end)
+        super().__init__(f"{where}: {message}" if where else message)
         self.reason = message
         self.path = path
         self.index = index
         self.offset = offset
+        self.uncompressed = uncompressed
+        self.at_end = at_end
 
 
 class CorruptRecordError(RecordError, ValueError):

@@ -255,9 +255,11 @@ def iter_framed(
     crc_fn: CrcFn = crc32c,
     max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
     size: int | None = None,
+    first: tuple[int, int] = (0, 0),
+    uncompressed: bool = False,
 ) -> Iterator[tuple[int, int, bytes]]:
     """Yield ``(index, offset, data)`` of each record of a binary file object positioned
-    at a record start; ``offset`` counts from that start (in the uncompressed stream).
+    at a record start; ``offset`` counts from the start of the (uncompressed) stream.
 
     Args:
         fileobj: any object with ``read(n)``.
@@ -266,20 +268,24 @@ def iter_framed(
         max_record_size: the longest record accepted; a longer length field is corrupt.
         size: the bytes the file holds from here, when known (a plain local file): a
             record that would end past it is reported without reading it.
+        first: ``(index, offset)`` of the record ``fileobj`` is positioned at.
+        uncompressed: ``fileobj`` is a decompressed stream: errors say their offsets
+            are in the uncompressed stream.
     Raises:
         TruncatedRecordError: the stream ends inside a record.
         CorruptRecordError: a CRC does not match (only with ``verify``), a length over
             ``max_record_size``, or a damaged compressed stream.
-        RecordError: what the stream below raises without a place (a damaged or cut
-            compressed stream) is raised again naming the record index and offset.
+        RecordError: what the stream below raises without a record (a damaged or cut
+            compressed stream) is raised again naming the record index and offset; a
+            fault after all the stream's data (``at_end``) keeps ``at_end`` when the
+            data ended where a record would start, so that no record is lost by it.
     """
-    index = 0
-    offset = 0
+    index, offset = first
     read = fileobj.read
     unpack_len = _LENGTH.unpack_from
     unpack_crc = _CRC.unpack_from
     known = size is not None
-    end = size if size is not None else -1
+    end = offset + size if size is not None else -1
     try:
         while True:
             header = read(HEADER_SIZE)
@@ -289,14 +295,14 @@ def iter_framed(
                 raise TruncatedRecordError(
                     _not_a_tfrecord(header, index) or
                     f"file ends inside a record header ({len(header)} of {HEADER_SIZE} bytes)",
-                    path=path, index=index, offset=offset,
+                    path=path, index=index, offset=offset, uncompressed=uncompressed,
                 )
             (length,) = unpack_len(header)
             if verify and mask(crc_fn(header[:8])) != unpack_crc(header, 8)[0]:
                 raise CorruptRecordError(
                     _not_a_tfrecord(header, index) or
                     "length CRC mismatch (the record header is damaged)",
-                    path=path, index=index, offset=offset,
+                    path=path, index=index, offset=offset, uncompressed=uncompressed,
                 )
             if length > max_record_size:
                 raise CorruptRecordError(
@@ -304,14 +310,14 @@ def iter_framed(
                     f"the header claims a record of {length:,} bytes, over the "
                     f"{max_record_size:,}-byte limit (max_record_size; the header is "
                     "damaged, or raise the limit)",
-                    path=path, index=index, offset=offset,
+                    path=path, index=index, offset=offset, uncompressed=uncompressed,
                 )
             if known and offset + FRAMED_OVERHEAD + length > end:
                 raise TruncatedRecordError(
                     f"file ends inside a record: expected {length + FOOTER_SIZE} bytes of "
                     f"data and CRC after the header, the file holds "
                     f"{max(0, end - offset - HEADER_SIZE)}",
-                    path=path, index=index, offset=offset,
+                    path=path, index=index, offset=offset, uncompressed=uncompressed,
                 )
             data = _read_exact(fileobj, length, known)
             footer = read(FOOTER_SIZE) if len(data) == length else b""
@@ -319,12 +325,12 @@ def iter_framed(
                 raise TruncatedRecordError(
                     f"file ends inside a record: expected {length + FOOTER_SIZE} bytes of "
                     f"data and CRC after the header, found {len(data) + len(footer)}",
-                    path=path, index=index, offset=offset,
+                    path=path, index=index, offset=offset, uncompressed=uncompressed,
                 )
             if verify and mask(crc_fn(data)) != unpack_crc(footer)[0]:
                 raise CorruptRecordError(
                     f"data CRC mismatch in a record of {length} bytes (the data is damaged)",
-                    path=path, index=index, offset=offset,
+                    path=path, index=index, offset=offset, uncompressed=uncompressed,
                 )
             yield index, offset, data
             index += 1
@@ -332,9 +338,12 @@ def iter_framed(
     except RecordError as exc:
         if exc.index is not None:  # raised above, with its place
             raise
-        # From the stream below (a damaged or cut compressed stream): add the place.
+        # From the stream below (a damaged or cut compressed stream): add the place. A
+        # fault after the data is one after the last record only if the data ended where
+        # record `index` would start; else that record is cut.
         raise type(exc)(exc.reason, path=path if path is not None else exc.path,
-                        index=index, offset=offset) from exc
+                        index=index, offset=offset, uncompressed=uncompressed,
+                        at_end=exc.at_end and exc.offset == offset) from exc
 
 
 def iter_records(

@@ -53,7 +53,7 @@ def read_framed(path: PathArg, compression: str | None = None, verify: bool = Tr
                 crc_fn: CrcFn = crc32c, max_record_size: int = DEFAULT_MAX_RECORD_SIZE
                 ) -> Iterator[tuple[int, int, bytes]]:
     """Yield ``(index, offset, data)`` of each record of one TFRecord file; ``offset`` is
-    the record's place in the (uncompressed) stream.
+    the record's place in the (uncompressed) stream, as errors say.
 
     Args:
         path: the file (a local path or a URL).
@@ -65,7 +65,8 @@ def read_framed(path: PathArg, compression: str | None = None, verify: bool = Tr
             reading it.
     Raises:
         CorruptRecordError: a CRC does not match, a length over ``max_record_size``, or
-            a damaged compressed stream (each names file, record index, offset).
+            a damaged compressed stream (each names file, record index, offset; one
+            after the last record has ``at_end``: see ``RecordError``).
         CompressionMismatchError: ``compression`` "gzip" or "zlib" given, and the file
             is compressed otherwise, or not at all (a ZLIB reader does not take a GZIP
             file, as in TensorFlow).
@@ -78,7 +79,8 @@ def read_framed(path: PathArg, compression: str | None = None, verify: bool = Tr
     with _compression.open_file(name, "r", comp) as f:
         size = _known_size(f) if comp == "none" else None
         yield from iter_framed(f, verify=verify, path=name, crc_fn=crc_fn,
-                               max_record_size=max_record_size, size=size)
+                               max_record_size=max_record_size, size=size,
+                               uncompressed=comp != "none")
 
 
 def read_records(path: PathArg, compression: str | None = None, verify: bool = True,
@@ -138,9 +140,11 @@ def type_problems(item: dict[str, Any]) -> list[str]:
     return problems
 
 
-def decode_record(data: bytes, path: str, index: int, offset: int) -> dict[str, Any]:
+def decode_record(data: bytes, path: str, index: int, offset: int, *,
+                  uncompressed: bool = False) -> dict[str, Any]:
     """A record of a file as an item dict (``decode_example``) whose values have the
-    types this package reads.
+    types this package reads. ``uncompressed``: ``offset`` is one of a compressed
+    file's uncompressed stream.
 
     Raises:
         RecordDecodeError: not an Example, or a key of the wrong type (see
@@ -149,10 +153,12 @@ def decode_record(data: bytes, path: str, index: int, offset: int) -> dict[str, 
     try:
         item = decode_example(data)
     except ExampleDecodeError as exc:
-        raise RecordDecodeError(str(exc), path=path, index=index, offset=offset) from exc
+        raise RecordDecodeError(str(exc), path=path, index=index, offset=offset,
+                                uncompressed=uncompressed) from exc
     problems = type_problems(item)
     if problems:
-        raise RecordDecodeError("; ".join(problems), path=path, index=index, offset=offset)
+        raise RecordDecodeError("; ".join(problems), path=path, index=index, offset=offset,
+                                uncompressed=uncompressed)
     return item
 
 

@@ -14,8 +14,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
+from . import compression as _compression
 from . import journal, plural, sharding, storage
-from .errors import ExampleDecodeError, RecordError, reason
+from .errors import ExampleDecodeError, RecordError, reason, record_place
 from .features import GROUPS, Features, features
 from .framing import DEFAULT_MAX_RECORD_SIZE
 from .parallel import in_order
@@ -28,7 +29,9 @@ MANIFEST_SUFFIX = sharding.MANIFEST_SUFFIX  # (and sharding.OLD_MANIFEST_SUFFIX,
 
 @dataclass
 class FileProblem:
-    """What verify found wrong in a file, and where (record index, byte offset).
+    """What verify found wrong in a file, and where (record index, byte offset; with
+    ``uncompressed``, an offset of a compressed file's uncompressed stream; with
+    ``at_end``, a fault after the last record, ``index`` then the number of records).
 
     Not ``validate.Problem``, an item's annotation problem."""
 
@@ -36,14 +39,13 @@ class FileProblem:
     index: int | None
     offset: int | None
     message: str
+    uncompressed: bool = False
+    at_end: bool = False
 
     def __str__(self) -> str:
-        where = [self.file]
-        if self.index is not None:
-            where.append(f"record {self.index}")
-        if self.offset is not None:
-            where.append(f"byte offset {self.offset}")
-        return f"{', '.join(where)}: {self.message}"
+        where = record_place(self.file, self.index, self.offset,
+                             uncompressed=self.uncompressed, at_end=self.at_end)
+        return f"{where}: {self.message}"
 
 
 @dataclass
@@ -414,21 +416,26 @@ def _verify_one(path: str, pool: concurrent.futures.Executor, threads: int,
                 max_record_size: int = DEFAULT_MAX_RECORD_SIZE) -> int | None:
     """Verify one file; returns its record count, or None when it could not be read whole."""
     count = 0
+    uncompressed = False  # offsets are of a compressed file's uncompressed stream
 
     def records() -> Iterator[tuple[int, int, _Job]]:
-        nonlocal count
-        for index, offset, data in read_framed(path, compression,
-                                               max_record_size=max_record_size):
+        nonlocal count, uncompressed
+        comp = (_compression.normalize(compression) if compression is not None
+                else _compression.detect(path))
+        uncompressed = comp != "none"
+        for index, offset, data in read_framed(path, comp, max_record_size=max_record_size):
             count += 1
             try:
                 feats = features(data, _VERIFY_KEYS)
             except ExampleDecodeError as exc:
-                report.problems.append(FileProblem(path, index, offset, str(exc)))
+                report.problems.append(FileProblem(path, index, offset, str(exc),
+                                                   uncompressed))
                 continue
             shape = feats.shape()
             for message in [*_check_scalars(shape), *_check_lengths(feats, shape),
                             *_check_finite(feats)]:
-                report.problems.append(FileProblem(path, index, offset, message))
+                report.problems.append(FileProblem(path, index, offset, message,
+                                                   uncompressed))
             if not decode_images:
                 continue
             h = feats.first("image/height") if shape.get("image/height", (None,))[0] == INT64 \
@@ -450,9 +457,11 @@ def _verify_one(path: str, pool: concurrent.futures.Executor, threads: int,
                 cost=lambda job: job[2].size, budget=_PENDING_BYTES):
             report.images += has_image
             for message in messages:
-                report.problems.append(FileProblem(path, index, offset, message))
+                report.problems.append(FileProblem(path, index, offset, message,
+                                                   uncompressed))
     except RecordError as exc:
-        report.problems.append(FileProblem(path, exc.index, exc.offset, exc.reason))
+        report.problems.append(FileProblem(path, exc.index, exc.offset, exc.reason,
+                                           exc.uncompressed, exc.at_end))
         report.records += count
         return None
     except OSError as exc:

@@ -78,19 +78,22 @@ def shard_files(paths: Paths) -> list[str]:
 
 class _Shared:
     """What a dataset shares with its DataLoader worker processes, persistent ones too:
-    the epoch (written by the training loop) and the count of damaged records skipped
-    (written by the workers, each in a slot of its own, so no lock is needed: a lock
-    made in one multiprocessing context cannot go to workers of another).
+    the epoch (written by the training loop) and the counts of damaged records skipped
+    and of damaged stream ends passed (written by the workers, each in a slot of its
+    own, so no lock is needed: a lock made in one multiprocessing context cannot go to
+    workers of another).
 
     The numbers live in shared memory (``multiprocessing.RawArray``), which forked
     workers inherit and spawned ones are handed. Pickled at any other time, they become
     a copy of their own.
     """
 
-    SLOTS = 256  # skipped counts (after the epoch): the making process, then worker id % 255
+    # After the epoch, per count: the making process's slot, then one per worker id % 255.
+    SLOTS = 256
+    SKIPPED, STREAM_FAULTS = 0, 1
 
     def __init__(self, values: list[int] | None = None) -> None:
-        self._values: Any = multiprocessing.RawArray("q", values or [0] * (1 + self.SLOTS))
+        self._values: Any = multiprocessing.RawArray("q", values or [0] * (1 + 2 * self.SLOTS))
 
     @property
     def epoch(self) -> int:
@@ -104,13 +107,14 @@ class _Shared:
                              "workers share: give an epoch in [-2**63, 2**63)")
         self._values[0] = value
 
-    def count_skipped(self, worker: int | None) -> None:
-        slot = 1 if worker is None else 2 + worker % (self.SLOTS - 1)
-        self._values[slot] += 1
+    def add(self, count: int, worker: int | None) -> None:
+        """One more to ``count`` (SKIPPED, STREAM_FAULTS), in ``worker``'s slot."""
+        first = 1 + count * self.SLOTS
+        self._values[first if worker is None else first + 1 + worker % (self.SLOTS - 1)] += 1
 
-    @property
-    def skipped(self) -> int:
-        return int(sum(self._values[1:]))
+    def total(self, count: int) -> int:
+        first = 1 + count * self.SLOTS
+        return int(sum(self._values[first:first + self.SLOTS]))
 
     def __getstate__(self) -> dict[str, Any]:
         if _mp_context.get_spawning_popen() is not None:  # starting a worker process
@@ -155,10 +159,12 @@ class _Samples:
         self.tensors = tensors
         self.transform = transform
 
-    def __call__(self, path: str, index: int, offset: int, data: bytes) -> Any:
-        sample: Any = decode_record(data, path, index, offset)
+    def __call__(self, path: str, index: int, offset: int, data: bytes,
+                 uncompressed: bool = False) -> Any:
+        sample: Any = decode_record(data, path, index, offset, uncompressed=uncompressed)
         if self.decode_images:
-            sample = training_sample(sample, path, index, offset, self.channels_first)
+            sample = training_sample(sample, path, index, offset, self.channels_first,
+                                     uncompressed=uncompressed)
             if self.tensors:
                 sample = _as_tensors(sample)
         return sample if self.transform is None else self.transform(sample)
@@ -249,7 +255,14 @@ class TFRecordDataset(IterableDataset):
     def skipped(self) -> int:
         """Damaged records skipped so far by this process and its DataLoader workers
         (with ``skip_damaged=True``)."""
-        return self._shared.skipped
+        return self._shared.total(_Shared.SKIPPED)
+
+    @property
+    def stream_faults(self) -> int:
+        """Compressed streams found damaged or cut after their last record, so far (with
+        ``skip_damaged=True``): their trailer does not match, but every record came out
+        whole and passed its own CRCs, so none is lost or counted in :attr:`skipped`."""
+        return self._shared.total(_Shared.STREAM_FAULTS)
 
     def rank_and_world_size(self) -> tuple[int, int]:
         """The (rank, world size) this process reads as, now: the ``rank`` and
@@ -277,18 +290,25 @@ class TFRecordDataset(IterableDataset):
             state["_parent_ranks"] = self.rank_and_world_size()
         return state
 
-    def _read_shard(self, i: int) -> Iterator[tuple[str, int, int, bytes] | Damage]:
+    def _read_shard(self, i: int) -> Iterator[tuple[str, int, int, bytes, bool] | Damage]:
         path = self.files[i]
-        for record in records(path, self.compression, self.max_record_size):
-            yield record if isinstance(record, Damage) else (path, *record)
+        comp = self.compression or _compression.detect(path)
+        for record in records(path, comp, self.max_record_size):
+            yield record if isinstance(record, Damage) else (path, *record, comp != "none")
 
-    def _damaged(self, error: Exception, rest_lost: bool = False) -> None:
+    def _damaged(self, error: Exception, rest_lost: bool = False,
+                 record_lost: bool = True) -> None:
         if not self.skip_damaged:
             raise error
         worker = get_worker_info()
-        self._shared.count_skipped(None if worker is None else worker.id)
-        logger.warning("skipped a damaged record: %s%s", error,
-                       " (nothing after it in that file can be read)" if rest_lost else "")
+        if record_lost:
+            self._shared.add(_Shared.SKIPPED, None if worker is None else worker.id)
+            logger.warning("skipped a damaged record: %s%s", error,
+                           " (nothing after it in that file can be read)" if rest_lost else "")
+        else:
+            self._shared.add(_Shared.STREAM_FAULTS, None if worker is None else worker.id)
+            logger.warning("passed the damaged end of a compressed stream: %s (every record "
+                           "before it came out whole and passed its CRCs: none is lost)", error)
 
     def __iter__(self) -> Iterator[Any]:
         worker = get_worker_info()
@@ -305,7 +325,7 @@ class TFRecordDataset(IterableDataset):
         make = self._samples
         for record in stream:
             if isinstance(record, Damage):
-                self._damaged(record.error, record.rest_lost)
+                self._damaged(record.error, record.rest_lost, record.record_lost)
                 continue
             try:
                 sample = make(*record)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ImageError, RecordDecodeError, reason
+from ..errors import ImageError, RecordDecodeError, reason, record_place
 from ..maskpng import png_size
 from ..reader import decode_image, image_decode_errors
 
@@ -140,22 +140,25 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def training_sample(item: dict[str, Any], path: str, index: int, offset: int,
-                    channels_first: bool = False) -> dict[str, Any]:
+                    channels_first: bool = False, *,
+                    uncompressed: bool = False) -> dict[str, Any]:
     """The training arrays of a decoded record (see the module docstring).
 
     Args:
         item: the record as ``decode_example`` gives it.
         path, index, offset: where the record is, for error messages.
         channels_first: the image as [3, H, W] instead of [H, W, 3].
+        uncompressed: ``offset`` is one of a compressed file's uncompressed stream.
     Raises:
         RecordDecodeError: no image, box lists of different lengths, masks that do not
             fit the image or the boxes (names file, record and key).
         ImageError: the image or a mask does not decode (names file, record and key).
     """
-    where = f"{path}, record {index}, byte offset {offset}"
+    where = record_place(path, index, offset, uncompressed=uncompressed)
 
     def fail(message: str) -> RecordDecodeError:
-        return RecordDecodeError(message, path=path, index=index, offset=offset)
+        return RecordDecodeError(message, path=path, index=index, offset=offset,
+                                 uncompressed=uncompressed)
 
     encoded = item.get("encoded")
     if not isinstance(encoded, bytes) or not encoded:
