@@ -638,18 +638,24 @@ def _docs_script() -> str:
     return text[start + len("```python\n"):text.index("\n```", start)]
 
 
-def _demo_shards(workdir: Path) -> None:
-    dataset = json.loads((DEMO / "dataset.json").read_text())
+def _demo_items() -> list[dict[str, Any]]:
+    return list(json.loads((DEMO / "dataset.json").read_text()))
+
+
+def _demo_shards(workdir: Path, dataset: list[dict[str, Any]] | None = None,
+                 shards: int = 2) -> None:
+    """Shards of the demo dataset, or of these of its items, in out/."""
+    dataset = _demo_items() if dataset is None else dataset
     for item in dataset:
         item["filename"] = str(ROOT / item["filename"])
     (workdir / "dataset.json").write_text(json.dumps(dataset))
     assert main(["--dataset_path", "dataset.json", "--prefix", "train", "--output_dir", "out",
-                 "--shards", "2", "--threads", "2", "--store_images"]) == 0
+                 "--shards", str(shards), "--threads", "2", "--store_images"]) == 0
 
 
-@pytest.mark.parametrize("ranks", [1, 2])
-def test_the_training_loop_of_the_docs_runs(workdir: Path, ranks: int) -> None:
-    _demo_shards(workdir)
+def _run_docs_training(ranks: int) -> list[tuple[int, int, int, int, str]]:
+    """Run the docs' train.py on ``ranks`` ranks; its (rank, epoch, images, boxes, mean
+    loss) reports."""
     Path("train.py").write_text(_docs_script())
     launch = ([sys.executable] if ranks == 1 else
               [sys.executable, "-m", "torch.distributed.run", "--standalone",
@@ -657,10 +663,35 @@ def test_the_training_loop_of_the_docs_runs(workdir: Path, ranks: int) -> None:
     done = subprocess.run([*launch, "train.py"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     # The ranks share one pipe, so their lines may come interleaved: find each report.
-    reports = re.findall(r"rank (\d+) epoch (\d+): (\d+) images", done.stdout)
+    reports = re.findall(r"rank (\d+) epoch (\d+): (\d+) images, (\d+) boxes, "
+                         r"mean loss (\S+)", done.stdout)
+    assert len(reports) == 3 * ranks, done.stdout
+    return [(int(r), int(e), int(n), int(b), loss) for r, e, n, b, loss in reports]
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_the_training_loop_of_the_docs_runs(workdir: Path, ranks: int) -> None:
+    _demo_shards(workdir)
+    reports = _run_docs_training(ranks)
     for epoch in range(3):
-        seen = [int(n) for _, e, n in reports if int(e) == epoch]
-        assert len(seen) == ranks and sum(seen) == 5  # the 5 demo photos, once each
+        seen = [(n, b) for _, e, n, b, _ in reports if e == epoch]
+        assert len(seen) == ranks
+        assert sum(n for n, _ in seen) == 5  # the 5 demo photos, once each
+        assert sum(b for _, b in seen) == 12  # and their 12 boxes
+    if ranks == 1:  # the loss comes down from about ln(4), the 4 classes' guess
+        losses = [float(loss) for *_, loss in sorted(reports, key=lambda r: r[1])]
+        assert 1.0 < losses[0] < 2.5 and losses[0] > losses[1] > losses[2], losses
+
+
+def test_the_training_loop_of_the_docs_runs_with_fewer_photos_than_ranks_and_no_box(
+        workdir: Path) -> None:
+    cat = _demo_items()[1]
+    del cat["object"]  # a photo without boxes
+    _demo_shards(workdir, [cat], shards=1)
+    reports = _run_docs_training(2)
+    for epoch in range(3):  # one rank reads the photo, the other nothing
+        assert sorted((n, b, loss == "none") for _, e, n, b, loss in reports
+                      if e == epoch) == [(0, 0, True), (1, 0, False)]
 
 
 def test_the_random_access_example_of_the_docs_runs(workdir: Path) -> None:
