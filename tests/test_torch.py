@@ -613,13 +613,44 @@ def test_random_access_refuses_compressed_shards(workdir: Path) -> None:
         IndexedTFRecordDataset("out/train-*")
 
 
-def test_random_access_to_a_damaged_record_names_it(workdir: Path) -> None:
-    [path] = write_shards(workdir / "out", [5])
-    dataset = IndexedTFRecordDataset("out/train-*")
+def test_random_access_to_a_damaged_record_names_it_and_says_what_to_do(
+        workdir: Path) -> None:
+    write_shards(workdir / "out", [3])
+    [path] = write_shards(workdir / "out", [5], prefix="val")
+    dataset = IndexedTFRecordDataset(["out/train-*", "out/val-*"])
     _damage(path, 2)
-    assert dataset[1]["id"] == "1"
-    with pytest.raises(CorruptRecordError, match="out/train-00000-of-00001, record 2"):
-        dataset[2]
+    assert dataset[4]["id"] == "1"
+    with pytest.raises(CorruptRecordError) as raised:
+        dataset[5]
+    offset = [at for _, at, _ in read_framed(path, verify=False)][2]
+    shard = "out/val-00000-of-00001"
+    assert str(raised.value).startswith(
+        f"{shard}, record 2, byte offset {offset}: data CRC mismatch")
+    assert str(raised.value).endswith(
+        f", read as dataset[5]. To list every damaged record: python -m tfrecord_lite "
+        f"verify {shard}; if the shard was rewritten after its index, rebuild the index: "
+        f"python -m tfrecord_lite index {shard}; to train past damaged records, read the "
+        "shards with TFRecordDataset(..., skip_damaged=True), which skips and counts them")
+    assert (raised.value.path, raised.value.index) == (shard, 2)
+    path.write_bytes(path.read_bytes()[:offset + 5])  # cut inside record 2
+    with pytest.raises(IndexFileError, match=rf"^{shard}: index entry 2: .*, read as "
+                                             r"dataset\[-3\]\. To list every damaged record"):
+        dataset[-3]
+
+
+def test_an_index_is_not_written_for_a_damaged_shard_and_the_error_says_what_to_do(
+        workdir: Path) -> None:
+    [path] = write_shards(workdir / "out", [4])
+    _damage(path, 1)
+    with pytest.raises(CorruptRecordError) as raised:
+        IndexedTFRecordDataset("out/train-*")
+    shard = "out/train-00000-of-00001"
+    assert str(raised.value).startswith(f"{shard}, record 1, byte offset ")
+    assert str(raised.value).endswith(
+        "(the data is damaged), met while writing the index. To list every damaged record: "
+        f"python -m tfrecord_lite verify {shard}; to train past damaged records, read the "
+        "shards with TFRecordDataset(..., skip_damaged=True), which skips and counts them")
+    assert sorted(p.name for p in (workdir / "out").iterdir()) == [path.name]
 
 
 # -- the package ---------------------------------------------------------------------------

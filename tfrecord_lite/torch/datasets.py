@@ -373,6 +373,11 @@ def _index_of(path: str, build: bool, max_record_size: int) -> np.ndarray:
     try:
         write_index(path, part, max_record_size=max_record_size)
         os.replace(part, target)
+    except RecordError as exc:  # a damaged shard has no index: nothing is left written
+        storage.remove_quietly(part)
+        raise type(exc)(f"{exc.reason}, met while writing the index. "
+                        f"{_what_to_do(path, indexed=False)}", path=exc.path,
+                        index=exc.index, offset=exc.offset) from exc
     except OSError as exc:
         storage.remove_quietly(part)
         raise IndexFileError(f"{problem}, and it cannot be written here "
@@ -398,6 +403,13 @@ class IndexedTFRecordDataset(Dataset):
         FileNotFoundError: a path or pattern that names no file.
         IndexFileError: a compressed shard or a URL; an index that is missing or stale
             and may not (or cannot) be written.
+        CorruptRecordError, TruncatedRecordError: a damaged shard whose index is to be
+            written (saying what to do, as below).
+
+    ``dataset[i]`` raises ``CorruptRecordError`` or ``TruncatedRecordError`` for a
+    damaged record, and ``IndexFileError`` for an index entry past the end of a cut
+    shard, naming the file, the record number in it and ``i``, and saying what to do:
+    verify the shard, rebuild its index, or read with ``TFRecordDataset(skip_damaged=True)``.
     """
 
     def __init__(self, paths: Paths, *, decode_images: bool = False,
@@ -436,9 +448,25 @@ class IndexedTFRecordDataset(Dataset):
     def __getitem__(self, i: int) -> Any:
         shard, number = self._locate(i)
         path, index = self.files[shard], self._indexes[shard]
-        data = read_record_at(path, number, cast("list[tuple[int, int]]", index),
-                              max_record_size=self.max_record_size)
+        try:
+            data = read_record_at(path, number, cast("list[tuple[int, int]]", index),
+                                  max_record_size=self.max_record_size)
+        except RecordError as exc:
+            raise type(exc)(f"{exc.reason}, read as dataset[{i}]. {_what_to_do(path)}",
+                            path=exc.path, index=exc.index, offset=exc.offset) from exc
+        except IndexFileError as exc:  # an entry past the end: the shard was cut or rewritten
+            raise IndexFileError(f"{exc}, read as dataset[{i}]. {_what_to_do(path)}") from exc
         return self._samples(path, number, int(index[number][0]), data)
+
+
+def _what_to_do(path: str, indexed: bool = True) -> str:
+    """What to do about a damaged record of ``path``, met through its index or (not
+    ``indexed``) while writing the index."""
+    rebuild = (f"if the shard was rewritten after its index, rebuild the index: python -m "
+               f"tfrecord_lite index {path}; " if indexed else "")
+    return (f"To list every damaged record: python -m tfrecord_lite verify {path}; "
+            f"{rebuild}to train past damaged records, read the shards with "
+            "TFRecordDataset(..., skip_damaged=True), which skips and counts them")
 
 
 def collate(batch: list[Any], stack_images: bool = True) -> Any:
