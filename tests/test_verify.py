@@ -131,6 +131,24 @@ def test_offsets_in_compressed_files_are_named_as_those_of_the_uncompressed_stre
                for p in problems), problems
 
 
+def test_verify_json_says_which_offsets_are_of_the_uncompressed_stream(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    with TFRecordWriter("g", compression="gzip") as w:
+        for i in range(2):
+            w.write(encode_example({"filename": "f", "id": i}, ImageFields(b"x", 1, 1)))
+    data = bytearray(Path("g").read_bytes())
+    data[-1] ^= 0x01  # the size in the gzip trailer
+    Path("g").write_bytes(bytes(data))
+    capsys.readouterr()
+    assert main(["verify", "--json", "--no-decode", "g"]) == 1
+    [problem] = json.loads(capsys.readouterr().out)["problems"]
+    assert {k: problem[k] for k in ("file", "index", "uncompressed", "at_end")} == {
+        "file": "g", "index": 2, "uncompressed": True, "at_end": True}
+    assert problem["message"].startswith("the gzip stream is damaged (its trailer gives ")
+
+
 def test_stats_checks(tmp_path: Path) -> None:
     def item(i: int, **bbox: Any) -> dict[str, Any]:
         box = {"xmin": [0.1], "xmax": [0.5], "ymin": [0.1], "ymax": [0.5], "label": [1]}
