@@ -695,7 +695,7 @@ def _run_docs_training(ranks: int) -> list[tuple[int, int, int, int, str]]:
     assert done.returncode == 0, done.stdout + done.stderr
     # The ranks share one pipe, so their lines may come interleaved: find each report.
     reports = re.findall(r"rank (\d+) epoch (\d+): (\d+) images, (\d+) boxes, "
-                         r"mean loss (\S+)", done.stdout)
+                         r"mean loss (none|\d+\.\d{3})", done.stdout)
     assert len(reports) == 3 * ranks, done.stdout
     return [(int(r), int(e), int(n), int(b), loss) for r, e, n, b, loss in reports]
 
