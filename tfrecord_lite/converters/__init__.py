@@ -217,9 +217,12 @@ def wrong_file(path: str, why: str, expected: str) -> str:
 
 
 def why(exc: BaseException) -> str:
-    """What went wrong reading a file, in a few words (an ``OSError``: its reason)."""
+    """What went wrong reading a file, in a few words (an ``OSError``: its reason; a
+    ``UnicodeDecodeError``: the file is not UTF-8 text, and where)."""
     if isinstance(exc, OSError):
         return confined.describe(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text ({exc.reason} at byte {exc.start})"
     return str(exc)
 
 

@@ -45,8 +45,10 @@ class CaltechConverter(Converter):
 
     def _rows(self, ann: str, record: bool = True) -> list[list[str]] | None:
         """The object lines of a bbGt file, split; None (reported when ``record``) when
-        the file is larger than ``IMAGE_FILE_BYTES`` or has a line longer than
-        ``LINE_CHARS``: its image is left out."""
+        the file cannot be read as a whole: it is larger than ``IMAGE_FILE_BYTES``, has a
+        line longer than ``LINE_CHARS``, is not UTF-8 or has no ``% bbGt`` header. Its
+        image is then left out, under every validation mode: none of its annotations can
+        be trusted, and keeping it would make it a background image."""
         try:
             with self.open(ann) as f:
                 lines = annotation_lines(f, ann, "an annotation file")
@@ -56,12 +58,13 @@ class CaltechConverter(Converter):
             return None
         except (OSError, UnicodeDecodeError) as exc:
             if record:
-                self.problem(ann, f"cannot read: {why(exc)}")
-            return []
+                self.problem(ann, f"cannot read: {why(exc)}: the image is left out")
+            return None
         if not lines or not lines[0].startswith("% bbGt"):
             if record:
-                self.problem(ann, "not a bbGt file (the first line must be '% bbGt ...')")
-            return []
+                self.problem(ann, "not a bbGt file (the first line must be '% bbGt ...'): "
+                                  "the image is left out")
+            return None
         return [line.split() for line in lines[1:] if line.strip()]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:

@@ -105,18 +105,31 @@ class VocConverter(Converter):
         self.labels = list(label_names)
         self.label_of = {name: i + label_offset for i, name in enumerate(self.labels)}
 
+    def _xml_path(self, image_id: str) -> str:
+        return os.path.join(self.root, "Annotations", f"{image_id}.xml")
+
     def _parse(self, image_id: str) -> ET.Element | None:
-        path = os.path.join(self.root, "Annotations", f"{image_id}.xml")
-        if self.segmentation and not os.path.exists(path):
+        """An image's annotation XML; None when there is none (with ``segmentation``: an
+        image with its label image only) or it cannot be read as a whole (reported: too
+        large, not XML, or its root element is not ``<annotation>``)."""
+        path = self._xml_path(image_id)
+        if self.segmentation and not os.path.lexists(path):
             return None  # an image with its label image only: no boxes
+        where = f"image {image_id!r}"
         try:
             with self.open(path) as f:
-                return parse_xml(read_capped(f, IMAGE_FILE_BYTES, path, "an annotation file"))
+                tree = parse_xml(read_capped(f, IMAGE_FILE_BYTES, path, "an annotation file"))
         except DatasetError as exc:  # too large
-            self.problem(f"image {image_id!r}", str(exc))
+            self.problem(where, f"{exc}: the image is left out")
+            return None
         except (OSError, ValueError, ET.ParseError) as exc:  # ValueError: a NUL in the id
-            self.problem(f"image {image_id!r}", f"cannot read {path}: {why(exc)}")
-        return None
+            self.problem(where, f"cannot read {path}: {why(exc)}: the image is left out")
+            return None
+        if tree.tag != "annotation":
+            self.problem(where, f"{path}: not a VOC annotation (its root element is "
+                                f"<{tree.tag[:40]}>, not <annotation>): the image is left out")
+            return None
+        return tree
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for image_id in self.ids:
@@ -130,8 +143,9 @@ class VocConverter(Converter):
     def _item(self, image_id: str) -> dict[str, Any] | None:
         where = f"image {image_id!r}"
         tree = self._parse(image_id)
-        if tree is None and not self.segmentation:
-            return None
+        if tree is None and (not self.segmentation
+                             or os.path.lexists(self._xml_path(image_id))):
+            return None  # no XML, or one that cannot be read (reported)
         item: dict[str, Any] = {}
         if self.segmentation:
             label_image = os.path.join(self.root, "SegmentationClass", f"{image_id}.png")

@@ -348,8 +348,9 @@ class YoloConverter(Converter):
                  ) -> dict[str, Any] | None:
         """The objects of a label file; with ``size`` (the image's width and height),
         each polygon's mask in pixels too (None for a box line: it has no mask). None (a
-        problem reported) when the file is larger than ``IMAGE_FILE_BYTES`` or has a line
-        longer than ``LINE_CHARS``: the image is left out."""
+        problem reported) when the file cannot be read as a whole (it cannot be opened, is
+        not UTF-8, is larger than ``IMAGE_FILE_BYTES`` or has a line longer than
+        ``LINE_CHARS``): the image is left out, under every validation mode."""
         objects = empty_objects()
         if size is not None:
             objects["mask"] = []
@@ -359,9 +360,9 @@ class YoloConverter(Converter):
         except FileNotFoundError:
             self.report["images without a label file"] += 1
             return objects
-        except (OSError, UnicodeDecodeError) as exc:
-            self.reject(labels, f"cannot read: {why(exc)}")
-            return objects
+        except (OSError, UnicodeDecodeError) as exc:  # none of its lines can be read
+            self.problem(labels, f"cannot read: {why(exc)}: the image is left out")
+            return None
         except DatasetError as exc:  # too large
             self.problem(str(exc), "the image is left out")
             return None
