@@ -111,11 +111,38 @@ def load_yaml(path: str) -> Any:
         raise DatasetError(f"{path}: nested too deeply to be a data.yaml") from exc
 
 
+def _yaml_value(value: Any) -> str:
+    """A YAML value in a message, as YAML writes it: true, null, 1.5, or its kind."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float)):
+        return repr(value) if len(repr(value)) <= 40 else "a huge number"
+    return {list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
+
+
+def _name_text(value: Any, entry: str, where: str) -> str:
+    """A class name from ``names``: a string, as it is.
+
+    Raises:
+        DatasetError: anything else (YAML reads unquoted ``on``/``no`` as true/false,
+            ``~`` as null, ``007`` as 7): names the file and the entry, and says to quote.
+    """
+    if isinstance(value, str):
+        return value
+    raise DatasetError(f"{where}: {entry} is {_yaml_value(value)}, not a class name: YAML "
+                       "reads an unquoted on, off, yes or no as true or false, ~ as null "
+                       "and digits as a number; quote the name (\"on\", \"007\") to keep "
+                       "it as text")
+
+
 def class_names(names: Any, nc: Any, where: str) -> list[str]:
     """``names`` (a list or an ``{id: name}`` map covering 0..K-1) -> names by id.
 
     Raises:
-        DatasetError: the names are missing, not a list or map, or leave ids out.
+        DatasetError: the names are missing, not a list or map, leave ids out, or are
+            not strings (see ``_name_text``).
     """
     if names is None:
         if isinstance(nc, int) and not isinstance(nc, bool) and 0 < nc <= MAX_CLASSES:
@@ -127,15 +154,17 @@ def class_names(names: Any, nc: Any, where: str) -> list[str]:
                            "{id: name} map)")
     if isinstance(names, dict):
         try:
-            by_id = {int(k): str(v) for k, v in names.items()}
+            ids = [int(k) for k in names]
         except (TypeError, ValueError, OverflowError) as exc:
             raise DatasetError(f"{where}: 'names' keys must be class ids 0, 1, ...") from exc
+        by_id = {i: _name_text(v, f"names[{k!r}]", where)
+                 for i, (k, v) in zip(ids, names.items())}
         if sorted(by_id) != list(range(len(by_id))):
             raise DatasetError(f"{where}: 'names' must give every class id from 0 to "
                                f"{len(by_id) - 1}; it has {sorted(by_id)}")
         result = [by_id[i] for i in range(len(by_id))]
     elif isinstance(names, list):
-        result = [str(n) for n in names]
+        result = [_name_text(n, f"names[{i}]", where) for i, n in enumerate(names)]
     else:
         raise DatasetError(f"{where}: 'names' must be a list or an {{id: name}} map, "
                            f"not {type(names).__name__}")
