@@ -39,11 +39,30 @@ def label_map_pbtxt(labels: list[str], offset: int = 1) -> str:
                          "background")
     lines = []
     for i, name in enumerate(labels):
-        # A name that is not text (a folder name of undecodable bytes) keeps its escapes.
-        name = name.encode("utf-8", "backslashreplace").decode("utf-8")
-        escaped = name.replace("\\", "\\\\").replace("'", "\\'")
-        lines.append(f"item {{\n  id: {i + offset}\n  name: '{escaped}'\n}}")
+        lines.append(f"item {{\n  id: {i + offset}\n  name: '{pbtxt_string(name)}'\n}}")
     return "\n".join(lines) + "\n"
+
+
+_PBTXT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "'": "\\'", '"': '\\"',
+                  "\\": "\\\\"}
+
+
+def pbtxt_string(name: str) -> str:
+    """A name as the inside of a quoted string of protobuf's text format, escaped as
+    protobuf's own writer escapes it: ``\\n``, ``\\r``, ``\\t``, ``\\'``, ``\\"``,
+    ``\\\\``, other control characters as three octal digits; other characters as they
+    are (the file is UTF-8). A name that is not text (a folder name of undecodable bytes)
+    keeps its escapes as text (``\\udcff``)."""
+    name = name.encode("utf-8", "backslashreplace").decode("utf-8")
+    out = []
+    for ch in name:
+        if ch in _PBTXT_ESCAPES:
+            out.append(_PBTXT_ESCAPES[ch])
+        elif ch < " " or ch == "\x7f":
+            out.append(f"\\{ord(ch):03o}")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def files(labels: list[str], offset: int) -> dict[str, str]:
