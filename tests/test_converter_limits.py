@@ -166,7 +166,7 @@ def test_csv_lines_over_the_limit_or_not_utf8_fail_their_row_alone(
     assert "train_labels.csv:3: a line longer than 64 KiB, the most a line may hold: the " \
            "row is left out" in err
     assert "train_labels.csv:6: not UTF-8 text: the row is left out" in err
-    assert _ids(Path("out")) == ["astronaut.jpg", "camera.png"]
+    assert _ids(Path("out")) == ["astronaut.jpg"]  # camera.png: its line 7 does not parse
 
 
 @pytest.mark.parametrize("line, message", [

@@ -49,7 +49,8 @@ def test_csv_groups_normalizes_and_reports(tmp_path: Path) -> None:
     conv = OdCsvConverter(str(csv_file), str(tmp_path / "images"))
     items = list(conv)
     assert conv.labels == ["camera", "cup", "person", "rocket"]
-    assert [i["id"] for i in items] == ["astronaut.jpg", "coffee.jpg", "camera.png"]
+    # camera.png is left out: its line 7 does not parse (see the lenient run below).
+    assert [i["id"] for i in items] == ["astronaut.jpg", "coffee.jpg"]
     astronaut = items[0]
     assert (astronaut["width"], astronaut["height"]) == (512, 512)
     assert astronaut["filename"] == str(tmp_path / "images" / "astronaut.jpg")
@@ -61,16 +62,22 @@ def test_csv_groups_normalizes_and_reports(tmp_path: Path) -> None:
     assert obj["bbox"]["ymin"] == pytest.approx([0.2, 0.0])
     assert obj["bbox"]["ymax"] == pytest.approx([1.0, 0.25])
     assert items[1]["object"]["bbox"]["xmin"] == [0.1]
-    assert items[2]["object"]["bbox"]["text"] == ["camera"]
     assert conv.report["boxes clipped at the image edge"] == 1
     assert conv.report["boxes dropped (zero or negative size)"] == 1
-    assert conv.report["images skipped"] == 1 and conv.report["boxes"] == 4
+    assert conv.report["images skipped"] == 2 and conv.report["boxes"] == 3
+    assert conv.report["images left out (rejected annotations)"] == 1
     assert conv.problems == [
-        f"{csv_file}:7: xmax: not a number: 'ten'",
         f"{csv_file}:8: expected 8 fields (filename,width,height,class,xmin,ymin,xmax,ymax),"
         " got 7",
         f"{csv_file}:6: image 'rocket.jpg': the CSV says 640x480, the image is 640x427",
+        f"{csv_file}:7: image 'camera.png': xmax: not a number: 'ten': the image is left out",
     ]
+    lenient = OdCsvConverter(str(csv_file), str(tmp_path / "images"))
+    lenient.keep_rejected = True
+    items = list(lenient)
+    assert [i["id"] for i in items] == ["astronaut.jpg", "coffee.jpg", "camera.png"]
+    assert items[2]["object"]["bbox"]["text"] == ["camera"]
+    assert lenient.report["annotations dropped (--validation lenient)"] == 1
 
 
 def test_csv_column_order_from_the_header_and_label_names(tmp_path: Path) -> None:
@@ -104,7 +111,8 @@ def test_cli_relative_paths_shards_and_label_maps(tmp_path: Path,
     make_csv(tmp_path / "pets")
     monkeypatch.chdir(tmp_path)
     status = main(["from-csv", "pets/train_labels.csv", "--images", "pets/images",
-                   "--prefix", "train", "--output_dir", "out", "--shards", "2", "-q"])
+                   "--prefix", "train", "--output_dir", "out", "--shards", "2", "-q",
+                   "--validation", "lenient"])
     assert status == 1  # three bad rows, reported; the other images written
     err = capsys.readouterr().err
     assert "pets/train_labels.csv:6: image 'rocket.jpg': the CSV says 640x480" in err

@@ -33,13 +33,16 @@ BOX = ("xmin", "ymin", "xmax", "ymax")
 
 
 class Row:
-    """One CSV row: its line, class, pixel box and the size the CSV gives (or None)."""
+    """One CSV row: its line, class, pixel box and the size the CSV gives (or None); or,
+    for a row of an image that cannot be converted, ``error`` (why: it is rejected when
+    the image is converted)."""
 
-    __slots__ = ("line", "name", "box", "size")
+    __slots__ = ("line", "name", "box", "size", "error")
 
     def __init__(self, line: int, name: str, box: tuple[float, float, float, float] | None,
-                 size: tuple[float, float] | None) -> None:
+                 size: tuple[float, float] | None, error: str | None = None) -> None:
         self.line, self.name, self.box, self.size = line, name, box, size
+        self.error = error
 
 
 class OdCsvConverter(Converter):
@@ -70,6 +73,7 @@ class OdCsvConverter(Converter):
         self.csv_file = csv_file
         self.images_dir = images_dir
         self.rows: dict[str, list[Row]] = {}
+        self._at_end = False  # the CSV's last line has been read
         try:
             with read_dataset_file(csv_file) as raw, io.TextIOWrapper(
                     raw, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
@@ -94,6 +98,7 @@ class OdCsvConverter(Converter):
                                f"missing: {', '.join(missing)}")
         at = {name: columns.index(name) for name in REQUIRED + OPTIONAL if name in columns}
         while True:
+            start = reader.line_num + 1
             try:
                 fields = next(reader)
             except StopIteration:
@@ -104,6 +109,12 @@ class OdCsvConverter(Converter):
             if not any(f.strip() for f in fields):
                 continue
             where = f"{self.csv_file}:{reader.line_num}"
+            if len(fields) != len(columns) and self._at_end and reader.line_num > start:
+                self.problem(f"{self.csv_file}:{start}",
+                             f"a quote opened on line {start} is never closed: lines "
+                             f"{start} to {reader.line_num} (the end of the file) are read "
+                             "as one field and left out")
+                continue
             if len(fields) != len(columns):
                 self.problem(where, f"expected {len(columns)} fields "
                                     f"({','.join(columns)}), got {len(fields)}")
@@ -141,6 +152,7 @@ class OdCsvConverter(Converter):
                 yield "\n"
                 continue
             yield line
+        self._at_end = True
 
     def _row(self, value: dict[str, str], line: int, where: str) -> Row | None:
         if not value["filename"]:
@@ -153,11 +165,13 @@ class OdCsvConverter(Converter):
             try:
                 numbers[name] = float(value[name])
             except ValueError:
-                self.problem(where, f"{name}: not a number: {value[name][:40]!r}")
-                return None
+                return Row(line, "", None, None,
+                           error=f"{name}: not a number: {value[name][:40]!r}")
             if not math.isfinite(numbers[name]):
-                self.problem(where, f"{name}: not a finite number: {value[name][:40]!r}")
-                return None
+                return Row(line, "", None, None,
+                           error=f"{name}: not a finite number: {value[name][:40]!r}")
+        if not value["class"]:
+            return Row(line, "", None, None, error="the class name is empty")
         size = None
         if "width" in numbers and "height" in numbers:
             size = (numbers["width"], numbers["height"])
@@ -188,9 +202,12 @@ class OdCsvConverter(Converter):
                 return None
         objects = empty_objects()
         for row in rows:
+            where = f"{self.csv_file}:{row.line}"
+            if row.error is not None:
+                self.reject(where, f"image {file_name!r}: {row.error}")
+                continue
             if row.box is None:
                 continue
-            where = f"{self.csv_file}:{row.line}"
             label = self.label_of.get(row.name)
             if label is None:
                 self.leave_out(where, f"class {row.name!r} is not in the label map")
