@@ -253,9 +253,14 @@ class CocoConverter(Converter):
         area = _number(ann.get("area", w * h))
         if area is None or area < 0:
             return f"area must be a finite number >= 0, not {_shown(ann.get('area', w * h))}"
+        if ann.get("iscrowd", 0) not in (0, 1):
+            return f"iscrowd must be 0 or 1, not {_shown(ann['iscrowd'])}"
         keypoints = _numbers(ann.get("keypoints") or [])
         if keypoints is None:
             return "keypoints must be a list of numbers (x, y, v triplets)"
+        if len(keypoints) % 3:
+            return (f"keypoints must be x, y, v triplets: {len(keypoints)} numbers is not a "
+                    "multiple of 3")
         points = [(keypoints[k] / width, keypoints[k + 1] / height, int(keypoints[k + 2]))
                   for k in range(0, len(keypoints) - 2, 3)]
         return x, y, w, h, area, points
@@ -315,7 +320,7 @@ class CocoConverter(Converter):
             add_box(objects, box, label, self.category_name[ann["category_id"]])
             objects["id"].append(str(ann.get("id", "")))
             objects["area"].append(area / (width * height))
-            objects["is_crowd"].append(int(bool(ann.get("iscrowd", 0))))
+            objects["is_crowd"].append(int(ann.get("iscrowd", 0)))
             if self.include_masks:
                 # Checked and drawn when the item is written (a bad one fails its image,
                 # naming the object), in the worker that writes it.

@@ -176,6 +176,10 @@ class VocConverter(Converter):
         objects["difficult"], objects["truncated"] = [], []
         for n, obj in enumerate(tree.iter("object")):
             name = _text(obj, "name")
+            if not name:
+                self.reject(where, f"object {n}: no class name (its <name> is empty or "
+                                   "missing)")
+                continue
             if name not in self.label_of:
                 self.leave_out(where, f"object {n}: class {name!r} is not in the label map")
                 continue
