@@ -119,7 +119,9 @@ def _yaml_value(value: Any) -> str:
         return "null"
     if isinstance(value, (int, float)):
         return repr(value) if len(repr(value)) <= 40 else "a huge number"
-    return {list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
+    if isinstance(value, list):
+        return "a list"
+    return "a mapping" if isinstance(value, dict) else type(value).__name__
 
 
 def _name_text(value: Any, entry: str, where: str) -> str:
