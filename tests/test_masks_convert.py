@@ -207,6 +207,42 @@ def test_from_voc_segmentation_stores_each_label_image_as_class_ids(
     assert main(["verify", "out/train-*"]) == 0
 
 
+def test_from_voc_segmentation_labels_boxes_with_the_label_images_class_ids(
+        work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a split holding only cats and dogs: the label images say 8 and 12, as must the boxes
+    root = work / "VOC2012"
+    _image(root / "JPEGImages" / "a.jpg", 64, 48)
+    ids = np.zeros((48, 64), np.uint8)
+    ids[5:30, 10:40], ids[32:45, 2:20] = 8, 12
+    (root / "SegmentationClass").mkdir(parents=True)
+    (root / "SegmentationClass" / "a.png").write_bytes(_palette(ids))
+    objects = "".join(
+        f"<object><name>{name}</name><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}"
+        f"</xmax><ymax>{y1}</ymax></bndbox></object>"
+        for name, (x0, y0, x1, y1) in (("cat", (10, 5, 40, 30)), ("dog", (2, 32, 20, 45))))
+    (root / "Annotations").mkdir()
+    (root / "Annotations" / "a.xml").write_text(
+        "<annotation><filename>a.jpg</filename><size><width>64</width><height>48</height>"
+        f"</size>{objects}</annotation>")
+    (root / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (root / "ImageSets" / "Segmentation" / "train.txt").write_text("a\n")
+    assert main(["from-voc", "VOC2012", "--segmentation", "--prefix", "train",
+                 "--output_dir", "out"]) == 0
+    (record,) = _records("out/train-*")
+    labels = record["object"]["bbox"]["label"]
+    assert labels == [8, 12]
+    assert [int(record["class_ids"][y, x]) for x, y in ((20, 10), (10, 40))] == labels
+    label_map = json.loads(Path("out/label_map.json").read_text())
+    assert len(label_map) == 20 and "note:" not in capsys.readouterr().err
+    # a class VOC does not have: the ids are the sorted names', and a note says so
+    xml = root / "Annotations" / "a.xml"
+    xml.write_text(xml.read_text().replace("<name>dog</name>", "<name>unicorn</name>"))
+    assert main(["from-voc", "VOC2012", "--segmentation", "--prefix", "other",
+                 "--output_dir", "out2"]) == 0
+    err = capsys.readouterr().err
+    assert "note: classes that are not VOC's (unicorn)" in err and "--label-map" in err
+
+
 # -- from-segmentation ---------------------------------------------------------------------
 
 def _pairs(work: Path) -> None:

@@ -276,6 +276,8 @@ def _run_convert(args: argparse.Namespace) -> int:
     classes = f"{count(len(converter.labels), 'classes')}; " if converter.label_map else ""
     if not args.quiet:  # -q: errors only (the problems below)
         print(f"{args.command}: {classes}{counts}", file=sys.stderr)
+        for note in converter.notes:
+            print(f"  note: {note}", file=sys.stderr)
     for problem in converter.problems[:SHOWN_FAILURES]:
         print(f"  problem: {problem}", file=sys.stderr)
     if len(converter.problems) > SHOWN_FAILURES:

@@ -9,7 +9,8 @@ Each converter is an iterable of items (nested dicts, as ``create()`` takes) wit
 * ``report``: counts of what was dropped, clipped or skipped (a ``Counter``);
 * ``problems``: one message per bad annotation or skipped image, naming the image and
   the problem (``Problems``: kept in a scratch file, so memory does not grow with
-  their number; the command line lists them all in the failures file).
+  their number; the command line lists them all in the failures file);
+* ``notes``: what the user should know of the labels, printed once after the counts.
 
 An annotation that cannot be converted (an unknown class, a malformed line) is
 *rejected* (``reject``), never silently dropped: its image is left out, unless
@@ -136,6 +137,7 @@ class Converter:
         self.root_dir = dataset_root
         self.report: collections.Counter[str] = collections.Counter()
         self.problems = Problems()
+        self.notes: list[str] = []  # what a user should know of the labels, said once
         self._rejected = 0  # annotations of the current image rejected so far
         self._left_out = 0  # ... and left out by the label map
 

@@ -62,6 +62,14 @@ def _text(node: ET.Element | None, tag: str) -> str | None:
     return child.text.strip() if child is not None and child.text else None
 
 
+# Pascal VOC's 20 classes in its own order, which is also their sorted order: the palette
+# index of a class in SegmentationClass/ is its position here plus 1 (0 is the
+# background, 255 the boundaries).
+VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
+               "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person",
+               "pottedplant", "sheep", "sofa", "train", "tvmonitor")
+
+
 class VocConverter(Converter):
     """Boxes from VOC's pixel coordinates, normalized; names -> labels (sorted names, or
     the order of ``label_names``); ``difficult`` and ``truncated`` kept; the XML's size
@@ -102,8 +110,29 @@ class VocConverter(Converter):
             label_names = sorted(names)
             self.problems.clear()
             self.report.clear()
+            if segmentation:
+                label_names = self._segmentation_labels(names, label_offset)
         self.labels = list(label_names)
         self.label_of = {name: i + label_offset for i, name in enumerate(self.labels)}
+
+    def _segmentation_labels(self, names: set[str], label_offset: int) -> list[str]:
+        """The label map of a segmentation split, whose label images hold VOC's palette
+        indices: VOC's 20 classes in VOC's order when every class found is one of them,
+        so that a box's label is its class's index in the label images."""
+        if names <= set(VOC_CLASSES):
+            if label_offset != 1:
+                self.notes.append(
+                    f"the label images hold VOC's class ids (aeroplane 1 ... tvmonitor 20), "
+                    f"the boxes' labels start at {label_offset} (--label-offset): the two "
+                    "disagree; --label-offset 1 makes them one")
+            return list(VOC_CLASSES)
+        others = sorted(names - set(VOC_CLASSES))
+        self.notes.append(
+            f"classes that are not VOC's ({', '.join(others[:5])}"
+            f"{', ...' if len(others) > 5 else ''}): the label images are stored as they "
+            "are, and their pixel values are not the ids of label_map.json; give "
+            "--label-map with the label images' classes in their order to make them one")
+        return sorted(names)
 
     def _xml_path(self, image_id: str) -> str:
         return os.path.join(self.root, "Annotations", f"{image_id}.xml")
