@@ -32,8 +32,28 @@ def test_names_that_are_not_text_are_a_usage_error(
     assert main(["from-yolo", "pets", "--prefix", "t", "--output_dir", "out"]) == 2
     err = capsys.readouterr().err
     assert message in err
-    assert 'quote the name ("on", "007") to keep it as text' in err
+    # the hint about YAML's plain scalars only where it applies
+    assert ('quote the name ("on", "007") to keep it as text' in err) == (
+        "a list" not in message and "a mapping" not in message)
     assert "Traceback" not in err and not Path("out").exists()
+
+
+def test_two_classes_of_one_name_are_a_usage_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # with one name for two classes, a --label-map run would store both as one
+    monkeypatch.chdir(tmp_path)
+    make_ultralytics(Path("pets"))
+    yaml_file = Path("pets/data.yaml")
+    yaml_file.write_text(yaml_file.read_text().split("names:")[0] + "names: [cat, 'cat']\n")
+    assert main(["from-yolo", "pets", "--prefix", "t", "--output_dir", "out"]) == 2
+    err = capsys.readouterr().err
+    assert "pets/data.yaml: classes 0 and 1 are both named 'cat'" in err
+    Path("map.json").write_text(json.dumps({"1": "cat", "2": "dog", "3": "cat"}))
+    yaml_file.write_text(yaml_file.read_text().split("names:")[0] + "names: [cat, dog]\n")
+    assert main(["from-yolo", "pets", "--prefix", "t", "--output_dir", "out",
+                 "--label-map", "map.json"]) == 2
+    assert "label map map.json: the class name 'cat' is given twice" in capsys.readouterr().err
 
 
 def test_quoted_names_are_kept_as_text(

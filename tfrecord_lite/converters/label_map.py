@@ -115,10 +115,22 @@ def _names(path: str, data: bytes) -> list[str]:
         except ValueError:
             raise ValueError(f"label map {path}: a key is not a label number; expected "
                              f"{_EXPECTED}") from None
-        return [str(loaded[k]) for k in order]
+        return _distinct(path, [str(loaded[k]) for k in order])
     if isinstance(loaded, list):
-        return [str(name) for name in loaded]
+        return _distinct(path, [str(name) for name in loaded])
     raise ValueError(f"label map {path}: a JSON {type(loaded).__name__}; expected {_EXPECTED}")
+
+
+def _distinct(path: str, names: list[str]) -> list[str]:
+    """``names``, each given once: a name given twice would make two classes one."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"label map {path}: the class name {name!r} is given twice; "
+                             "each class needs a name of its own, or two classes would be "
+                             "stored as one")
+        seen.add(name)
+    return names
 
 
 def check_folder(output_dir: str, prefix: str, labels: list[str], offset: int) -> None:

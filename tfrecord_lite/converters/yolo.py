@@ -133,6 +133,9 @@ def _name_text(value: Any, entry: str, where: str) -> str:
     """
     if isinstance(value, str):
         return value
+    if isinstance(value, (list, dict)):
+        raise DatasetError(f"{where}: {entry} is {_yaml_value(value)}, not a class name: "
+                           "a class name is text")
     raise DatasetError(f"{where}: {entry} is {_yaml_value(value)}, not a class name: YAML "
                        "reads an unquoted on, off, yes or no as true or false, ~ as null "
                        "and digits as a number; quote the name (\"on\", \"007\") to keep "
@@ -172,6 +175,13 @@ def class_names(names: Any, nc: Any, where: str) -> list[str]:
                            f"not {type(names).__name__}")
     if isinstance(nc, int) and nc != len(result):
         raise DatasetError(f"{where}: 'nc' is {nc} but 'names' has {count(len(result), 'classes')}")
+    first: dict[str, int] = {}
+    for class_id, name in enumerate(result):
+        if name in first:
+            raise DatasetError(f"{where}: classes {first[name]} and {class_id} are both named "
+                               f"{name!r}: a label map could not tell them apart; give each "
+                               "class a name of its own")
+        first[name] = class_id
     return result
 
 
