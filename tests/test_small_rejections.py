@@ -23,6 +23,8 @@ def _ids(out: Path) -> list[str]:
     ({"iscrowd": 2}, "iscrowd must be 0 or 1, not 2"),
     ({"keypoints": [50, 20, 2, 60, 30, 1, 70]},
      "keypoints must be x, y, v triplets: 7 numbers is not a multiple of 3"),
+    ({"bbox": [1, 1, -5, 10]},
+     "bbox width and height must be >= 0 (COCO's [x, y, width, height]), not [1, 1, -5, 10]"),
 ])
 def test_coco_annotation_misread_before_is_rejected(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -250,6 +250,9 @@ class CocoConverter(Converter):
         if bbox is None or len(bbox) != 4:
             return "bbox must be [x, y, width, height]: four finite numbers"
         x, y, w, h = bbox
+        if w < 0 or h < 0:
+            return (f"bbox width and height must be >= 0 (COCO's [x, y, width, height]), "
+                    f"not [{x:g}, {y:g}, {w:g}, {h:g}]")
         area = _number(ann.get("area", w * h))
         if area is None or area < 0:
             return f"area must be a finite number >= 0, not {_shown(ann.get('area', w * h))}"
