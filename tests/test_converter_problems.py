@@ -5,6 +5,7 @@ run's files (shards, manifest, failures file, label maps) as they were."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,24 @@ def test_coco_image_whose_size_disagrees_with_the_json_is_left_out_named(
             "the image is left out") in err
     ids = [e.get("where") for e in json.loads(Path("out/t.failures.json").read_text())]
     assert "image id 2" in ids
+
+
+def test_a_run_whose_every_image_was_left_out_says_so_not_that_the_dataset_is_empty(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.chdir(tmp_path)
+    _image(Path("a.jpg"), width=10, height=10)
+    Path("u.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 9, "bbox": [1, 1, 2, 2]}],
+        "categories": [{"id": 1, "name": "x"}]}))
+    caplog.set_level(logging.INFO, logger="tfrecord_lite")
+    assert main(["from-coco", "u.json", "--images", ".", "--prefix", "u",
+                 "--output_dir", "out"]) == 1
+    err = capsys.readouterr().err
+    assert ("wrote no record (0 items given: 1 problem with the dataset's files left every "
+            "image out)") in caplog.text
+    assert "nothing was written: every image was left out for the problems below" in err
+    assert "the dataset holds no items" not in err
+    assert "unknown category_id 9: the image is left out" in err

@@ -218,7 +218,11 @@ class JobSummary:
                 f"{_human_bytes(self.bytes)}) in {self.output_directory} in "
                 f"{self.seconds:.1f} s ({plural.count(round(rate), 'items')}/s)"]
         else:
-            lines = [f"wrote no record ({plural.count(self.total, 'items')} given): nothing "
+            given = f"{plural.count(self.total, 'items')} given"
+            if not self.total and self.problems:
+                given += (f": {plural.count(self.problems, 'problems')} with the dataset's "
+                          "files left every image out")
+            lines = [f"wrote no record ({given}): nothing "
                      f"was published, and what {self.output_directory} held of "
                      f"{self.name!r} is as it was"]
         if self.resumed_shards:

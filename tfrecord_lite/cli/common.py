@@ -378,7 +378,9 @@ def run_job(args: argparse.Namespace, dataset: Any,
               f"(validation: {args.validation}):", file=sys.stderr)
         print_problems("warnings", summary.warnings, None)
     if not summary.published:
-        what = "every item failed" if summary.total else "the dataset holds no items"
+        what = ("every item failed" if summary.total else
+                "every image was left out for the problems below" if summary.problems else
+                "the dataset holds no items")
         print(f"nothing was written: {what}. No shard was published, and {args.output_dir} "
               f"keeps what it held of {args.prefix!r} (an earlier run's shards and manifest, "
               "if any, with their failures file); this run's failures are listed in "
