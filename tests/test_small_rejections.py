@@ -56,4 +56,6 @@ def test_voc_object_without_a_name_is_rejected_named(
     assert ("image '2007_000002': object 0: no class name (its <name> is empty or missing): "
             "the image is left out") in err
     assert "class None" not in err
+    assert "1 image left out (rejected annotations)" in err
+    assert "skipped" not in err  # the image left out is counted once
     assert _ids(Path("out")) == ["2007_000001"]

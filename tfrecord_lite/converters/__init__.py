@@ -140,6 +140,7 @@ class Converter:
         self.notes: list[str] = []  # what a user should know of the labels, said once
         self._rejected = 0  # annotations of the current image rejected so far
         self._left_out = 0  # ... and left out by the label map
+        self._counted_out = False  # keeps_image counted the image it left out
 
     def open(self, path: str) -> IO[bytes]:
         """Open a file of an image (the image, its labels or annotation) for reading:
@@ -191,7 +192,16 @@ class Converter:
             self.report["annotations dropped (--validation lenient)"] += rejected
             return True, rejected + left_out
         self.report["images left out (rejected annotations)"] += 1
+        self._counted_out = True
         return False, rejected
+
+    def count_skipped(self) -> None:
+        """Count an image that gave no item as skipped, unless ``keeps_image`` just
+        counted it as left out: each image is counted once."""
+        if self._counted_out:
+            self._counted_out = False
+        else:
+            self.report["images skipped"] += 1
 
     def use_labels(self, found: list[str], given: list[str] | None) -> None:
         """Set ``labels`` and ``label_of`` (name -> stored label): the names ``given``

@@ -109,7 +109,7 @@ class CaltechConverter(Converter):
                 objects["is_crowd"].append(int(len(row) > 10 and row[10] == "1"))
             kept, rejected = self.keeps_image()
             if not kept:
-                self.report["images skipped"] += 1
+                self.count_skipped()
                 continue
             if objects["count"] == 0 and rejected:
                 self.report["images whose every annotation was dropped (kept)"] += 1

@@ -182,7 +182,7 @@ class OdCsvConverter(Converter):
         for file_name, rows in self.rows.items():
             item = self._item(file_name, rows)
             if item is None:
-                self.report["images skipped"] += 1
+                self.count_skipped()
             else:
                 self.report["images"] += 1
                 yield item

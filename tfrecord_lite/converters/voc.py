@@ -164,7 +164,7 @@ class VocConverter(Converter):
         for image_id in self.ids:
             item = self._item(image_id)
             if item is None:
-                self.report["images skipped"] += 1
+                self.count_skipped()
             else:
                 self.report["images"] += 1
                 yield item

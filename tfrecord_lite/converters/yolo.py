@@ -368,7 +368,7 @@ class YoloConverter(Converter):
             objects = self._objects(labels, size)
             kept, rejected = self.keeps_image()
             if objects is None or not kept:  # its label file is refused, or a line
-                self.report["images skipped"] += 1
+                self.count_skipped()
                 continue
             self.report["boxes"] += objects["count"]
             if objects["count"] == 0 and rejected:
