@@ -114,15 +114,35 @@ class OdCsvConverter(Converter):
                              f"a quote opened on line {start} is never closed: lines "
                              f"{start} to {reader.line_num} (the end of the file) are read "
                              "as one field and left out")
+                # each swallowed line's image loses a row: it is rejected with it
+                lines = ",".join(fields).split("\n")
+                for k, line in enumerate(lines):
+                    self._broken_row(line.split(",", 1)[0], start + k,
+                                     f"inside a quote opened on line {start} and never "
+                                     "closed")
                 continue
             if len(fields) != len(columns):
-                self.problem(where, f"expected {len(columns)} fields "
-                                    f"({','.join(columns)}), got {len(fields)}")
+                message = (f"expected {len(columns)} fields ({','.join(columns)}), "
+                           f"got {len(fields)}")
+                if not self._broken_row(fields[0] if fields else "", reader.line_num,
+                                        message):
+                    self.problem(where, message)
                 continue
             value = {name: fields[i].strip() for name, i in at.items()}
             row = self._row(value, reader.line_num, where)
             if row is not None:
                 self.rows.setdefault(value["filename"], []).append(row)
+
+    def _broken_row(self, file_name: str, line: int, message: str) -> bool:
+        """A row that cannot be read, of the image it names (if it names one): the image
+        gets it as a rejected row, so it is not written without that row's box unawares.
+        Returns whether a file name was found."""
+        file_name = file_name.strip().strip('"').strip()
+        if not file_name or file_name.lower() == "filename":
+            return False
+        self.rows.setdefault(file_name, []).append(
+            Row(line, "", None, None, error=message))
+        return True
 
     def _lines(self, f: Any) -> Iterator[str]:
         """The CSV's lines (read with ``errors="surrogateescape"``). A line longer than
