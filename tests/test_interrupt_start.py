@@ -35,3 +35,5 @@ def test_ctrl_c_while_starting_prints_no_traceback(tmp_path: Path, delay: float)
         pytest.skip("the interrupt came before Python had started")
     assert "Traceback" not in err and "Fatal Python error" not in err, err
     assert process.returncode in (0, 130), err  # 0: it finished first
+    if process.returncode == 130:
+        assert "interrupted" in err, err  # said, whenever it came

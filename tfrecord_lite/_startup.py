@@ -1,5 +1,5 @@
-"""Ctrl-C while the command line starts up: a quiet exit (status 130, as a process that
-SIGINT ends), not a traceback from whichever import it interrupted.
+"""Ctrl-C while the command line starts up: a one-line message and exit status 130 (as a
+process that SIGINT ends), not a traceback from whichever import it interrupted.
 
 The package imports this first. It acts only when the process was started as the
 command (``python -m tfrecord_lite``, or the ``tfrecord-lite`` script), never in a
@@ -29,6 +29,7 @@ def _started_as_command() -> bool:
 
 
 def _quiet_exit(signum: int, frame: FrameType | None) -> None:
+    sys.stderr.write("tfrecord-lite: interrupted while starting; nothing was written\n")
     raise SystemExit(EXIT_INTERRUPTED)
 
 
