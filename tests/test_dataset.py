@@ -220,3 +220,23 @@ def test_a_byte_order_mark_is_accepted_in_json_and_json_lines(
                                    + json.dumps(items[1]).encode() + b"\n")
     late = list(open_dataset("late.jsonl"))
     assert isinstance(late[1], ParseFailure) and "BOM" in str(late[1])
+
+
+def test_a_csv_or_json_lines_given_to_create_says_what_reads_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("labels.csv").write_text("filename,width,height,class,xmin,ymin,xmax,ymax\n"
+                                  "a.jpg,64,48,cat,1,1,10,10\n")
+    assert main(["create", "--dataset_path", "labels.csv", "--prefix", "t",
+                 "--output_dir", "out"]) == 2
+    assert ("it looks like the Object Detection API CSV (filename,width,height,class,"
+            "xmin,...): convert it with python -m tfrecord_lite from-csv"
+            in capsys.readouterr().err)
+    Path("items.json").write_text('{"filename": "a.jpg", "id": "1"}\n'
+                                  '{"filename": "b.jpg", "id": "2"}\n')
+    assert main(["create", "--dataset_path", "items.json", "--prefix", "t",
+                 "--output_dir", "out"]) == 2
+    assert ("items.json, line 2 column 1: not valid JSON: Extra data; it holds JSON Lines "
+            "(one item a line): a file named .jsonl is read as such (e.g. items.jsonl)"
+            in capsys.readouterr().err)

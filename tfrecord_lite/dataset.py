@@ -207,7 +207,8 @@ def open_dataset(path: str | os.PathLike[str]) -> list[Any] | JsonLines:
         raise DatasetError(f"cannot read dataset file {path}: {exc.strerror or exc}") from exc
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{path}, line {exc.lineno} column {exc.colno}: {_why(exc)}"
-                           f"{_instead(head, exc.pos)}") from exc
+                           f"{_instead(head, exc.pos, text[:200])}"
+                           f"{_json_lines(text, exc, path)}") from exc
     except (ValueError, RecursionError) as exc:
         at = exc.start if isinstance(exc, UnicodeDecodeError) else None
         raise DatasetError(f"{path}: {_why(exc)}{_instead(head, at)}") from exc
@@ -217,13 +218,33 @@ def open_dataset(path: str | os.PathLike[str]) -> list[Any] | JsonLines:
     return data
 
 
-def _instead(head: bytes, at: int | None) -> str:
+def _json_lines(text: str, exc: json.JSONDecodeError, path: str) -> str:
+    """For a file that is one JSON object a line: say so, and how ``create`` reads it."""
+    if exc.msg != "Extra data" or exc.lineno < 2:
+        return ""
+    try:
+        first = json.loads(text.split("\n", 1)[0])
+    except ValueError:
+        return ""
+    if not isinstance(first, dict):
+        return ""
+    stem = path[:-5] if path.endswith(".json") else path
+    return (f"; it holds JSON Lines (one item a line): a file named .jsonl is read as such "
+            f"(e.g. {stem}.jsonl)")
+
+
+def _instead(head: bytes, at: int | None, start: str = "") -> str:
     """For a dataset file that does not parse from its start (``at``, the place of the
-    error): what its first bytes look like, and what was expected ("" for a JSON file
-    damaged further on)."""
+    error): what its first bytes look like (``start``: its text's start, when it is text),
+    and what was expected ("" for a JSON file damaged further on)."""
     if at is None or at > len(BOM):
         return ""
     what = looks_like(head)
+    first_line = start.split("\n", 1)[0].lower()
+    if "filename" in first_line and "xmin" in first_line and "," in first_line:
+        return ("; it looks like the Object Detection API CSV (filename,width,height,class,"
+                "xmin,...): convert it with python -m tfrecord_lite from-csv FILE --images "
+                "IMAGE_DIR --prefix NAME --output_dir DIR")
     seems = f"; it looks like {what}" if what not in (None, "JSON text") else ""
     return (f"{seems}; expected a JSON list of items (or JSON Lines, one item per line, "
             "in a .jsonl file)")
