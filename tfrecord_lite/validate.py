@@ -210,8 +210,6 @@ def _looks_clean(item: Mapping[str, Any]) -> bool:
             lows, highs = bbox.get(low), bbox.get(high)
             if lows and highs and any(map(float.__gt__, map(float, lows), highs)):
                 return False
-    if lengths[0] and lengths[1] % lengths[0]:  # not K points for each object
-        return False
     count = obj.get("count")
     return count is None or (type(count) is int and count == lengths[0])
 
@@ -256,7 +254,6 @@ def _value_problems(item: Mapping[str, Any]) -> list[Problem]:
     problems += _check_labels(item)
     problems += _check_ranges(item)
     problems += _check_count(item)
-    problems += _check_points_per_object(item)
     return problems
 
 
@@ -353,20 +350,6 @@ def _check_count(item: Mapping[str, Any]) -> list[Problem]:
         return [Problem("object/count",
                         f"{declared}, but {plural.count(boxes, 'boxes are listed')}")]
     return []
-
-
-def _check_points_per_object(item: Mapping[str, Any]) -> list[Problem]:
-    """Object j holds keypoints j*K to j*K + K - 1: the number of points must be a
-    multiple of the number of objects."""
-    points = max((len(_values(_get(item, p))) for p in PARTS_CORE), default=0)
-    objects = max((len(_values(_get(item, p))) for p in _OBJECT_PATHS), default=0)
-    if not points or not objects or points % objects == 0:
-        return []
-    return [Problem("object/parts",
-                    f"{plural.count(points, 'points')} for "
-                    f"{plural.count(objects, 'objects')}: each object holds the same "
-                    f"number K of points (object j: points j*K to j*K + K - 1), so their "
-                    f"number must be a multiple of {objects}")]
 
 
 def _id_key(item: Any) -> str | None:
