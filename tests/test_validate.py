@@ -481,3 +481,15 @@ def test_the_summary_names_the_validation_mode_given(
         text = captured.out + captured.err
         assert f"validation: {mode})" in text and "object 0: object/mask" in text, text
         assert other not in text.replace("validation is not strict", "")
+
+
+def test_parts_that_are_not_a_multiple_of_the_objects_are_taken(tmp_path: Path) -> None:
+    # the original format's parts need not belong to the boxes: one point beside two
+    # boxes (as the benchmark's photos have it) is written under strict validation
+    item = detection_item(str(tmp_path / "a.jpg"), "1")
+    item["object"]["bbox"] = {"xmin": [0.1, 0.4], "xmax": [0.5, 0.9], "ymin": [0.2, 0.3],
+                              "ymax": [0.6, 0.8], "label": [1, 2], "text": ["a", "b"]}
+    item["object"]["parts"] = {"x": [0.3], "y": [0.4], "v": [2]}
+    item["object"].pop("count", None)
+    assert check_item(item) == []
+    assert find_problems([item]) == []
